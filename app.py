@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""Composition root: parse config once, build both regions' stacks, apply cdk-nag, synth."""
+
+from __future__ import annotations
+
+from aws_cdk import Aspects, App, Environment, Stack, Tags
+from cdk_nag import AwsSolutionsChecks, HIPAASecurityChecks, NIST80053R5Checks
+
+from stacks.api_stack import ApiStack
+from stacks.auth_stack import AuthReplicaStack, AuthStack
+from stacks.config import CONTEXT_KEY, AppConfig
+from stacks.data_stack import DataStack
+from stacks.keys_stack import KeysStack
+from stacks.web_stack import WebStack
+
+
+def build_app(app: App | None = None, *, nag: bool = True) -> App:
+    app = app or App()
+    config = AppConfig.from_context(app.node.try_get_context(CONTEXT_KEY))
+    build_stacks(app, config)
+    if nag:
+        for pack in (AwsSolutionsChecks, NIST80053R5Checks, HIPAASecurityChecks):
+            Aspects.of(app).add(pack(verbose=True, reports=True))
+    return app
+
+
+def build_stacks(app: App, config: AppConfig) -> dict[str, Stack]:
+    primary = Environment(account=config.account, region=config.primary_region)
+    dr = Environment(account=config.account, region=config.dr_region)
+    name = config.prefix
+
+    keys = KeysStack(app, f"{name}-Keys", config=config, env=primary)
+    dr_keys = KeysStack(
+        app, f"{name}-Keys-DR", config=config, primary_key=keys.key, env=dr, cross_region_references=True
+    )
+    data = DataStack(app, f"{name}-Data", config=config, key=keys.key, env=primary)
+    data.add_stack_dependency(dr_keys, "the table's DR replica is encrypted with the replica key")
+    auth = AuthStack(app, f"{name}-Auth", config=config, key=keys.key, env=primary)
+    auth.add_stack_dependency(dr_keys, "the user pool replica needs the key replicated first")
+    api = ApiStack(
+        app,
+        f"{name}-Api",
+        config=config,
+        table_name=data.conversations.table_name,
+        key=keys.key,
+        user_pool_id=auth.user_pool.user_pool_id,
+        user_pool_region=config.primary_region,
+        env=primary,
+    )
+    web = WebStack(app, f"{name}-Web", config=config, env=primary)
+
+    # DR region: the replica pool shares the primary's id; the table replica shares its name.
+    # Without replication (ADR 0001) the DR API trusts the primary pool: tokens issued before an
+    # outage keep working, new sign-ins wait for the primary region.
+    dr_api = ApiStack(
+        app,
+        f"{name}-Api-DR",
+        config=config,
+        table_name=data.conversations.table_name,
+        key=dr_keys.key,
+        user_pool_id=auth.user_pool.user_pool_id,
+        user_pool_region=config.dr_region if config.replicate_user_pool else config.primary_region,
+        env=dr,
+        cross_region_references=True,
+    )
+    dr_api.add_stack_dependency(data, "the table replica is created by the primary Data stack")
+    stacks: dict[str, Stack] = {
+        "keys": keys, "keys-dr": dr_keys, "data": data, "auth": auth, "api": api, "web": web, "api-dr": dr_api,
+    }  # fmt: skip
+    if config.replicate_user_pool:
+        dr_auth = AuthReplicaStack(
+            app,
+            f"{name}-Auth-DR",
+            config=config,
+            user_pool_id=auth.user_pool.user_pool_id,
+            env=dr,
+            cross_region_references=True,
+        )
+        dr_api.add_stack_dependency(dr_auth, "the pool replica must be active before the DR API trusts it")
+        stacks["auth-dr"] = dr_auth
+    for stack in stacks.values():
+        Tags.of(stack).add("app", config.app_name)
+        Tags.of(stack).add("environment", config.env_name)
+    return stacks
+
+
+if __name__ == "__main__":
+    build_app().synth()

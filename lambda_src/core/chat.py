@@ -1,0 +1,95 @@
+"""The chat use case: load own history, ask the model, store the turn."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from core.errors import NotFound
+from core.models import ChatAnswer, ChatRequest, Conversation, Limits, Message, Turn, validate_conversation_id
+from core.ports import ChatModel, ConversationStore
+
+SYSTEM_PROMPT = (
+    "You are Bulwark, a concise and honest assistant. If you do not know, say so. "
+    "Answer in the language of the question."
+)
+_TITLE_CHARS = 80
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class ChatService:
+    def __init__(
+        self,
+        *,
+        store: ConversationStore,
+        model: ChatModel,
+        limits: Limits,
+        deadline_s: float,
+        clock: Callable[[], str] = _now,
+        new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    ) -> None:
+        self._store = store
+        self._model = model
+        self._limits = limits
+        self._deadline_s = deadline_s
+        self._clock = clock
+        self._new_id = new_id
+
+    def answer(self, *, user_id: str, request: ChatRequest, remaining_s: float | None = None) -> ChatAnswer:
+        """Answer one message. `remaining_s` is the Lambda's remaining time, if known."""
+        if request.conversation_id is None:
+            conversation_id, history, turn_count = self._new_id(), [], 0
+            title = request.message.strip().splitlines()[0][:_TITLE_CHARS]
+        else:
+            existing = self._store.get(
+                user_id, request.conversation_id, last_turns=self._limits.max_history_turns
+            )
+            if existing is None:
+                raise NotFound(f"conversation {request.conversation_id} was not found")
+            conversation_id, turn_count, title = existing.conversation_id, existing.turn_count, existing.title
+            history = [
+                message
+                for turn in existing.turns
+                for message in (Message(role="user", text=turn.user), Message(role="assistant", text=turn.assistant))
+            ]
+        deadline = self._deadline_s if remaining_s is None else min(self._deadline_s, remaining_s)
+        reply = self._model.converse(
+            system=SYSTEM_PROMPT,
+            messages=[*history, Message(role="user", text=request.message)],
+            deadline_s=deadline,
+        )
+        turn = Turn(
+            index=turn_count,
+            user=request.message,
+            assistant=reply.text,
+            created_at=self._clock(),
+            target=reply.target,
+            usage=reply.usage,
+        )
+        self._store.append_turn(user_id, conversation_id, expected_turns=turn_count, turn=turn, title=title)
+        return ChatAnswer(
+            conversation_id=conversation_id,
+            answer=reply.text,
+            usage=reply.usage,
+            target=reply.target,
+            turn=turn_count,
+        )
+
+    def list_conversations(self, *, user_id: str) -> list[dict[str, object]]:
+        return [conversation.summary() for conversation in self._store.list(user_id)]
+
+    def get_conversation(self, *, user_id: str, conversation_id: str) -> Conversation:
+        validate_conversation_id(conversation_id)
+        conversation = self._store.get(user_id, conversation_id)
+        if conversation is None:
+            raise NotFound(f"conversation {conversation_id} was not found")
+        return conversation
+
+    def delete_conversation(self, *, user_id: str, conversation_id: str) -> None:
+        validate_conversation_id(conversation_id)
+        if not self._store.delete(user_id, conversation_id):
+            raise NotFound(f"conversation {conversation_id} was not found")

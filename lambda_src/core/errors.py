@@ -1,0 +1,49 @@
+"""Domain errors. Handlers map them to HTTP in one place; adapters raise them, never ClientError."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base class: `status` is the HTTP status the API answers with, `message` is for the user."""
+
+    status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidRequest(DomainError):
+    status = 400
+
+
+class PayloadTooLarge(DomainError):
+    status = 413
+
+
+class Unauthorized(DomainError):
+    status = 401
+
+
+class NotFound(DomainError):
+    status = 404
+
+
+class Conflict(DomainError):
+    status = 409
+
+
+class ModelUnavailable(DomainError):
+    """No model target could answer in time; the caller may retry after `retry_after` seconds."""
+
+    status = 503
+
+    def __init__(self, message: str, *, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ModelRejected(DomainError):
+    """The model refused the request as invalid (e.g. context window exceeded): not retryable."""
+
+    status = 400

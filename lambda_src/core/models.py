@@ -1,0 +1,168 @@
+"""Value objects of the chat domain. Pure: no AWS imports."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from core.errors import InvalidRequest, PayloadTooLarge
+
+Role = Literal["user", "assistant"]
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Limits:
+    max_message_chars: int
+    max_history_turns: int
+    max_body_bytes: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Message:
+    role: Role
+    text: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChatRequest:
+    message: str
+    conversation_id: str | None = None
+
+    @classmethod
+    def parse(cls, body: Any, limits: Limits) -> ChatRequest:
+        """Validate a decoded JSON body; every failure names the field and what is allowed."""
+        if not isinstance(body, dict):
+            raise InvalidRequest('the request body must be a JSON object such as {"message": "Hello"}')
+        unknown = sorted(set(body) - {"message", "conversation_id"})
+        if unknown:
+            raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}; allowed: message, conversation_id")
+        message = body.get("message")
+        if message is None:
+            raise InvalidRequest("message is required: send the text to ask as a string")
+        if not isinstance(message, str):
+            raise InvalidRequest(f"message must be a string, got {_json_type(message)}")
+        if not message.strip():
+            raise InvalidRequest("message must not be empty")
+        if len(message) > limits.max_message_chars:
+            raise PayloadTooLarge(
+                f"message is {len(message)} characters; the limit is {limits.max_message_chars}. "
+                "Shorten it or split it over several messages."
+            )
+        conversation_id = body.get("conversation_id")
+        if conversation_id is not None:
+            validate_conversation_id(conversation_id)
+        return cls(message=message, conversation_id=conversation_id)
+
+
+def validate_conversation_id(value: Any) -> str:
+    if not isinstance(value, str):
+        raise InvalidRequest(f"conversation_id must be a string, got {_json_type(value)}")
+    if not _UUID.match(value):
+        raise InvalidRequest("conversation_id must be a lowercase UUID as returned by POST /chat")
+    return value
+
+
+def _json_type(value: Any) -> str:
+    names = {bool: "a boolean", int: "a number", float: "a number", list: "an array", dict: "an object"}
+    return names.get(type(value), type(value).__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TargetRef:
+    """Which model target produced an answer."""
+
+    model_id: str
+    region: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelReply:
+    text: str
+    usage: Usage
+    target: TargetRef
+    stop_reason: str = "end_turn"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Turn:
+    index: int
+    user: str
+    assistant: str
+    created_at: str
+    target: TargetRef
+    usage: Usage
+
+
+@dataclass(frozen=True, kw_only=True)
+class Conversation:
+    conversation_id: str
+    title: str
+    created_at: str
+    updated_at: str
+    turn_count: int
+    turns: tuple[Turn, ...] = field(default_factory=tuple)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "conversation_id": self.conversation_id,
+            "title": self.title,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "turn_count": self.turn_count,
+        }
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            **self.summary(),
+            "turns": [
+                {
+                    "index": turn.index,
+                    "user": turn.user,
+                    "assistant": turn.assistant,
+                    "created_at": turn.created_at,
+                    "target": {"model_id": turn.target.model_id, "region": turn.target.region},
+                    "usage": _usage(turn.usage),
+                }
+                for turn in self.turns
+            ],
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChatAnswer:
+    conversation_id: str
+    answer: str
+    usage: Usage
+    target: TargetRef
+    turn: int
+    degraded: bool = False
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "conversation_id": self.conversation_id,
+            "answer": self.answer,
+            "usage": _usage(self.usage),
+            "target": {"model_id": self.target.model_id, "region": self.target.region},
+            "turn": self.turn,
+            "degraded": self.degraded,
+        }
+
+
+def _usage(usage: Usage) -> dict[str, int]:
+    return {
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "total_tokens": usage.total_tokens,
+    }

@@ -1,0 +1,35 @@
+"""Ports: what the core needs from the outside world. Adapters implement them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from core.models import Conversation, Message, ModelReply, TargetRef, Turn
+
+
+class ConversationStore(Protocol):
+    def get(self, user_id: str, conversation_id: str, *, last_turns: int | None = None) -> Conversation | None:
+        """The conversation with (up to) its last turns in order, or None if this user has none by that id."""
+        ...
+
+    def list(self, user_id: str) -> list[Conversation]: ...
+
+    def append_turn(
+        self, user_id: str, conversation_id: str, *, expected_turns: int, turn: Turn, title: str
+    ) -> None:
+        """Store `turn` as turn number `expected_turns`; raises Conflict if another write got there first."""
+        ...
+
+    def delete(self, user_id: str, conversation_id: str) -> bool:
+        """True if something was deleted."""
+        ...
+
+
+class ChatModel(Protocol):
+    @property
+    def target(self) -> TargetRef: ...
+
+    def converse(self, *, system: str, messages: Sequence[Message], deadline_s: float) -> ModelReply:
+        """One model call that returns before `deadline_s` seconds pass, or raises a domain error."""
+        ...

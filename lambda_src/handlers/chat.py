@@ -1,0 +1,135 @@
+"""API Lambda: POST /chat and the caller's own /conversations."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from adapters.bedrock import BedrockConverseModel, client_config
+from adapters.dynamodb import DynamoConversationStore
+from core.chat import ChatService
+from core.errors import DomainError, InvalidRequest, ModelUnavailable, PayloadTooLarge, Unauthorized
+from core.models import ChatRequest
+from handlers.settings import Settings
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+app = APIGatewayRestResolver(cors=CORSConfig(allow_origin="*", max_age=3600))
+
+
+def build_chat_service(settings: Settings, *, dynamodb: Any = None, bedrock: Any = None) -> ChatService:
+    """Composition root: wire the adapters into the core once per cold start.
+
+    Clients may be passed in (tests, the local sandbox); by default they are boto3's, configured here.
+    """
+    first = settings.targets[0]
+    model = BedrockConverseModel(
+        client=bedrock or boto3.client("bedrock-runtime", region_name=first.region, config=client_config()),
+        model_id=first.model_id,
+        region=first.region,
+        max_tokens=first.max_tokens,
+    )
+    store = DynamoConversationStore(client=dynamodb or boto3.client("dynamodb"), table_name=settings.table_name)
+    return ChatService(store=store, model=model, limits=settings.limits, deadline_s=settings.deadline_s)
+
+
+settings = Settings.from_env()
+service = build_chat_service(settings)
+
+
+def current_user() -> str:
+    """The caller's Cognito `sub`, set by the API Gateway authorizer; never taken from the body."""
+    authorizer = app.current_event.request_context.authorizer
+    claims = (authorizer.raw_event.get("claims") if authorizer else None) or {}
+    sub = claims.get("sub") if isinstance(claims, dict) else None
+    if not sub:
+        raise Unauthorized("sign in first: the request carries no verified user identity")
+    return str(sub)
+
+
+def json_body() -> Any:
+    raw = app.current_event.decoded_body or ""
+    size = len(raw.encode("utf-8"))
+    if size > settings.limits.max_body_bytes:
+        raise PayloadTooLarge(f"the request body is {size} bytes; the limit is {settings.limits.max_body_bytes}")
+    if not raw.strip():
+        raise InvalidRequest('the request body is empty; send JSON such as {"message": "Hello"}')
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise InvalidRequest(
+            f"the request body is not valid JSON ({error.msg} at line {error.lineno} column {error.colno})"
+        ) from error
+
+
+@app.post("/chat")
+@tracer.capture_method
+def chat() -> dict[str, Any]:
+    user = current_user()
+    request = ChatRequest.parse(json_body(), settings.limits)
+    remaining_ms = app.lambda_context.get_remaining_time_in_millis()
+    answer = service.answer(user_id=user, request=request, remaining_s=remaining_ms / 1000 - 1.0)
+    metrics.add_metric(name="ChatAnswered", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="OutputTokens", unit=MetricUnit.Count, value=answer.usage.output_tokens)
+    return answer.to_api()
+
+
+@app.get("/conversations")
+@tracer.capture_method
+def list_conversations() -> dict[str, Any]:
+    return {"conversations": service.list_conversations(user_id=current_user())}
+
+
+@app.get("/conversations/<conversation_id>")
+@tracer.capture_method
+def get_conversation(conversation_id: str) -> dict[str, Any]:
+    return service.get_conversation(user_id=current_user(), conversation_id=conversation_id).to_api()
+
+
+@app.delete("/conversations/<conversation_id>")
+@tracer.capture_method
+def delete_conversation(conversation_id: str) -> Response[str]:
+    service.delete_conversation(user_id=current_user(), conversation_id=conversation_id)
+    return Response(status_code=204, content_type=content_types.APPLICATION_JSON, body="")
+
+
+@app.exception_handler(DomainError)
+def domain_error(error: DomainError) -> Response[str]:
+    headers: dict[str, str] = {}
+    if isinstance(error, ModelUnavailable):
+        headers["Retry-After"] = str(error.retry_after)
+        metrics.add_metric(name="ModelUnavailable", unit=MetricUnit.Count, value=1)
+    log = logger.warning if error.status >= 500 else logger.info
+    log("request refused", extra={"status": error.status, "reason": error.message})
+    return Response(
+        status_code=error.status,
+        content_type=content_types.APPLICATION_JSON,
+        body=json.dumps({"message": error.message}),
+        headers=headers,
+    )
+
+
+@app.exception_handler(Exception)
+def unexpected_error(error: Exception) -> Response[str]:
+    logger.exception("unhandled error")
+    request_id = app.current_event.request_context.request_id
+    return Response(
+        status_code=500,
+        content_type=content_types.APPLICATION_JSON,
+        body=json.dumps({"message": f"internal error; quote reference {request_id} when reporting it"}),
+    )
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,45 @@
+"""Runtime settings from the environment the stack sets; read once per cold start."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from core.models import Limits
+
+
+@dataclass(frozen=True, kw_only=True)
+class TargetSetting:
+    model_id: str
+    region: str
+    max_tokens: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    table_name: str
+    targets: tuple[TargetSetting, ...]
+    limits: Limits
+    deadline_s: float
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        targets = tuple(
+            TargetSetting(model_id=t["model_id"], region=t["region"], max_tokens=int(t["max_tokens"]))
+            for t in json.loads(env["MODEL_TARGETS"])
+        )
+        if not targets:
+            raise ValueError("MODEL_TARGETS must list at least one target")
+        return cls(
+            table_name=env["TABLE_NAME"],
+            targets=targets,
+            limits=Limits(
+                max_message_chars=int(env.get("MAX_MESSAGE_CHARS", "8000")),
+                max_history_turns=int(env.get("MAX_HISTORY_TURNS", "20")),
+                max_body_bytes=int(env.get("MAX_BODY_BYTES", "65536")),
+            ),
+            deadline_s=float(env.get("DEADLINE_SECONDS", "25")),
+        )

@@ -1,0 +1,407 @@
+"""The regional API: REST API + WAF + the chat Lambda. Deployed identically in both regions."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_cdk import ArnFormat, CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_cognito as cognito
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_wafv2 as wafv2
+from constructs import Construct
+
+from stacks.auth_stack import user_pool_arn_in
+from stacks.config import AppConfig, ModelTarget
+from stacks.constructs.nag import suppress
+from stacks.constructs.python_function import PythonFunction, lambda_code, log_retention
+
+_UUID_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+# The sync path must answer before API Gateway's 29 s integration timeout.
+CHAT_TIMEOUT = Duration.seconds(28)
+CHAT_DEADLINE_SECONDS = 25
+
+
+def ordered_targets(config: AppConfig, region: str) -> tuple[ModelTarget, ...]:
+    """The failover chain as seen from `region`: targets in the local region first, order kept."""
+    return tuple(sorted(config.models, key=lambda target: target.region != region))
+
+
+def model_resource_arns(stack: Stack, targets: tuple[ModelTarget, ...]) -> list[str]:
+    """Exact ARNs the chat Lambda may invoke: each profile and every model it can route to."""
+    arns: list[str] = []
+    for target in targets:
+        if target.kind == "provisioned":
+            arns.append(target.model_id)
+            continue
+        if target.kind == "system-profile":
+            arns.append(
+                stack.format_arn(
+                    service="bedrock",
+                    region=target.region,
+                    resource="inference-profile",
+                    resource_name=target.model_id,
+                    arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+                )
+            )
+        for region in target.destination_regions():
+            arns.append(
+                stack.format_arn(
+                    service="bedrock",
+                    region="" if region == "*" else region,
+                    account="",
+                    resource="foundation-model",
+                    resource_name=target.foundation_model_id,
+                    arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+                )
+            )
+    return list(dict.fromkeys(arns))
+
+
+class ApiStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: AppConfig,
+        table_name: str,
+        key: kms.IKey,
+        user_pool_id: str,
+        user_pool_region: str,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        region = self.region
+        # Imported by name so both regions address their local replica with the same code.
+        table = dynamodb.TableV2.from_table_attributes(
+            self, "Conversations", table_name=table_name, encryption_key=key
+        )
+        user_pool = cognito.UserPool.from_user_pool_arn(
+            self, "Users", user_pool_arn_in(self, user_pool_id=user_pool_id, region=user_pool_region)
+        )
+        retention = log_retention(config.log_retention_days)
+        targets = ordered_targets(config, region)
+
+        # --- compute -------------------------------------------------------------------------
+        chat = PythonFunction(
+            self,
+            "Chat",
+            handler="handlers.chat.handler",
+            service_name="chat",
+            code=lambda_code(),
+            log_key=key,
+            log_retention=retention,
+            reserved_concurrency=config.reserved_concurrency(region),
+            timeout=CHAT_TIMEOUT,
+            environment={
+                "TABLE_NAME": table.table_name,
+                "MODEL_TARGETS": json.dumps([target.to_runtime() for target in targets]),
+                "MAX_MESSAGE_CHARS": str(config.limits.max_message_chars),
+                "MAX_HISTORY_TURNS": str(config.limits.max_history_turns),
+                "MAX_BODY_BYTES": str(config.limits.max_body_bytes),
+                "DEADLINE_SECONDS": str(CHAT_DEADLINE_SECONDS),
+            },
+        )
+        self.chat_function = chat.function
+        # Exact actions on exactly this table (no index wildcard) and its key (no action wildcard).
+        chat.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="OwnConversationsTable",
+                actions=[
+                    "dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                    "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:ConditionCheckItem",
+                ],
+                resources=[table.table_arn],
+            )
+        )  # fmt: skip
+        chat.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="TableKey",
+                actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
+                resources=[key.key_arn],
+            )
+        )
+        suppress(
+            chat.role,
+            "CDK writes a role's grants into one inline policy attached only to this role; a separate "
+            "managed policy would hold the same statements and be reusable where it must not be.",
+            "NIST.800.53.R5-IAMNoInlinePolicy",
+            "HIPAA.Security-IAMNoInlinePolicy",
+            children=True,
+        )
+        suppress(
+            chat.function,
+            "The bundle's pinned wheels are built and tested for CPython 3.13 (DESIGN: Lambda runs 3.12 "
+            "or 3.13); moving to a newer runtime is a deliberate upgrade with the dependency pins.",
+            "AwsSolutions-L1",
+        )
+        chat.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="InvokeConfiguredModels",
+                actions=["bedrock:InvokeModel"],
+                resources=model_resource_arns(self, targets),
+            )
+        )
+
+        # --- API -----------------------------------------------------------------------------
+        access_logs = logs.LogGroup(
+            self, "AccessLogs", retention=retention, encryption_key=key, removal_policy=RemovalPolicy.RETAIN
+        )
+        self.api = apigw.RestApi(
+            self,
+            "Api",
+            description=f"{config.prefix} API ({region})",
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            cloud_watch_role=True,
+            cloud_watch_role_removal_policy=RemovalPolicy.RETAIN,
+            deploy_options=apigw.StageOptions(
+                stage_name="v1",
+                throttling_rate_limit=config.throttling.rate_limit,
+                throttling_burst_limit=config.throttling.burst_limit,
+                access_log_destination=apigw.LogGroupLogDestination(access_logs),
+                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
+                    caller=False,
+                    http_method=True,
+                    ip=True,
+                    protocol=True,
+                    request_time=True,
+                    resource_path=True,
+                    response_length=True,
+                    status=True,
+                    user=True,
+                ),
+                logging_level=apigw.MethodLoggingLevel.ERROR,
+                data_trace_enabled=False,  # never log prompts or answers
+                tracing_enabled=True,
+                metrics_enabled=True,
+            ),
+            default_cors_preflight_options=apigw.CorsOptions(
+                allow_origins=apigw.Cors.ALL_ORIGINS,
+                allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+                allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+                max_age=Duration.hours(1),
+            ),
+        )
+        self._gateway_responses()
+        role = self.api.node.try_find_child("CloudWatchRole")
+        if role is not None:
+            suppress(
+                role,
+                "API Gateway's account-level logging role uses the AWS managed policy "
+                "AmazonAPIGatewayPushToCloudWatchLogs, the documented way to enable execution logs.",
+                "AwsSolutions-IAM4",
+                applies_to=[
+                    "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+                ],
+                children=True,
+            )
+
+        authorizer = apigw.CognitoUserPoolsAuthorizer(self, "Authorizer", cognito_user_pools=[user_pool])
+        auth = {"authorizer": authorizer, "authorization_type": apigw.AuthorizationType.COGNITO}
+        integration = apigw.LambdaIntegration(chat.function, proxy=True)
+        validator = self.api.add_request_validator(
+            "Validator", validate_request_body=True, validate_request_parameters=True
+        )
+        chat_model = self.api.add_model(
+            "ChatRequest",
+            content_type="application/json",
+            schema=apigw.JsonSchema(
+                schema=apigw.JsonSchemaVersion.DRAFT4,
+                title="ChatRequest",
+                type=apigw.JsonSchemaType.OBJECT,
+                required=["message"],
+                additional_properties=False,
+                properties={
+                    "message": apigw.JsonSchema(
+                        type=apigw.JsonSchemaType.STRING,
+                        min_length=1,
+                        max_length=config.limits.max_message_chars,
+                    ),
+                    "conversation_id": apigw.JsonSchema(type=apigw.JsonSchemaType.STRING, pattern=_UUID_PATTERN),
+                },
+            ),
+        )
+
+        root = self.api.root
+        root.add_resource("chat").add_method(
+            "POST",
+            integration,
+            request_validator=validator,
+            request_models={"application/json": chat_model},
+            **auth,
+        )
+        conversations = root.add_resource("conversations")
+        conversations.add_method("GET", integration, **auth)
+        conversation = conversations.add_resource("{conversation_id}")
+        conversation.add_method("GET", integration, **auth)
+        conversation.add_method("DELETE", integration, **auth)
+
+        health = root.add_resource("health").add_method(
+            "GET",
+            apigw.MockIntegration(
+                request_templates={"application/json": '{"statusCode": 200}'},
+                integration_responses=[
+                    apigw.IntegrationResponse(
+                        status_code="200",
+                        response_templates={
+                            "application/json": json.dumps({"status": "ok", "region": region})
+                        },
+                    )
+                ],
+            ),
+            method_responses=[apigw.MethodResponse(status_code="200")],
+            authorization_type=apigw.AuthorizationType.NONE,
+        )
+        suppress(
+            health,
+            "Public health probe for failover routing (Route 53 / the web client); it is a mock "
+            "integration that returns only the region name and touches no data.",
+            "AwsSolutions-APIG4",
+            "AwsSolutions-COG4",
+        )
+        for method in self.api.methods:
+            if method.http_method == "OPTIONS":
+                suppress(
+                    method,
+                    "CORS preflight must be answered without credentials (browsers send no token on OPTIONS).",
+                    "AwsSolutions-APIG4",
+                    "AwsSolutions-COG4",
+                )
+        self._stage_suppressions()
+        self._web_acl(config, key)
+
+        CfnOutput(self, "ApiUrl", value=self.api.url)
+        CfnOutput(self, "HealthUrl", value=self.api.url_for_path("/health"))
+
+    def _gateway_responses(self) -> None:
+        """Errors API Gateway itself raises still answer JSON with a message a user can act on."""
+        cors = {"Access-Control-Allow-Origin": "'*'"}
+        responses = {
+            "BadRequestBody": (apigw.ResponseType.BAD_REQUEST_BODY, "400",
+                               '{"message": "invalid request body: $context.error.validationErrorString"}', {}),
+            "Unauthorized": (apigw.ResponseType.UNAUTHORIZED, "401",
+                             '{"message": "sign in first: the Authorization header is missing or its token is invalid or expired"}', {}),
+            "AccessDenied": (apigw.ResponseType.ACCESS_DENIED, "403",
+                             '{"message": "your token is not allowed to call this route"}', {}),
+            "Throttled": (apigw.ResponseType.THROTTLED, "429",
+                          '{"message": "too many requests: retry after the number of seconds in Retry-After"}',
+                          {"Retry-After": "'1'"}),
+            "WafFiltered": (apigw.ResponseType.WAF_FILTERED, "403",
+                            '{"message": "request blocked by the web application firewall"}', {}),
+            "TooLarge": (apigw.ResponseType.REQUEST_TOO_LARGE, "413",
+                         '{"message": "request body too large"}', {}),
+            "MissingAuthToken": (apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN, "404",
+                                 '{"message": "no such route: check the method and path"}', {}),
+        }  # fmt: skip
+        for name, (kind, status, template, headers) in responses.items():
+            self.api.add_gateway_response(
+                name,
+                type=kind,
+                status_code=status,
+                response_headers={**cors, **headers},
+                templates={"application/json": template},
+            )
+
+    def _stage_suppressions(self) -> None:
+        stage = self.api.deployment_stage
+        suppress(
+            stage,
+            "Responses are per-user conversation data that must never be served from a shared cache; "
+            "each call is authorized and answered fresh.",
+            "NIST.800.53.R5-APIGWCacheEnabledAndEncrypted",
+            "HIPAA.Security-APIGWCacheEnabledAndEncrypted",
+        )
+        suppress(
+            stage,
+            "The API's only backend is Lambda via AWS_PROXY integration, which does not use backend "
+            "client certificates; callers are authenticated with Cognito JWTs.",
+            "NIST.800.53.R5-APIGWSSLEnabled",
+            "HIPAA.Security-APIGWSSLEnabled",
+        )
+
+    def _web_acl(self, config: AppConfig, key: kms.IKey) -> None:
+        def managed(name: str, priority: int, excluded: tuple[str, ...] = ()) -> wafv2.CfnWebACL.RuleProperty:
+            return wafv2.CfnWebACL.RuleProperty(
+                name=name,
+                priority=priority,
+                override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
+                statement=wafv2.CfnWebACL.StatementProperty(
+                    managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
+                        vendor_name="AWS",
+                        name=name,
+                        rule_action_overrides=[
+                            wafv2.CfnWebACL.RuleActionOverrideProperty(
+                                name=rule, action_to_use=wafv2.CfnWebACL.RuleActionProperty(count={})
+                            )
+                            for rule in excluded
+                        ]
+                        or None,
+                    )
+                ),
+                visibility_config=_visibility(name),
+            )
+
+        acl = wafv2.CfnWebACL(
+            self,
+            "WebAcl",
+            scope="REGIONAL",
+            default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
+            visibility_config=_visibility("api"),
+            rules=[
+                wafv2.CfnWebACL.RuleProperty(
+                    name="RatePerIp",
+                    priority=0,
+                    action=wafv2.CfnWebACL.RuleActionProperty(block={}),
+                    statement=wafv2.CfnWebACL.StatementProperty(
+                        rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
+                            aggregate_key_type="IP",
+                            limit=config.throttling.waf_rate_limit_per_5min,
+                            evaluation_window_sec=300,
+                        )
+                    ),
+                    visibility_config=_visibility("RatePerIp"),
+                ),
+                managed("AWSManagedRulesAmazonIpReputationList", 1),
+                # The body-size rule blocks bodies over 8 KB; our own limit (max_body_bytes) is
+                # enforced by the handler with a clear 413, so that rule only counts.
+                managed("AWSManagedRulesCommonRuleSet", 2, excluded=("SizeRestrictions_BODY",)),
+                managed("AWSManagedRulesKnownBadInputsRuleSet", 3),
+            ],
+        )
+        wafv2.CfnWebACLAssociation(
+            self, "WebAclAssociation", resource_arn=self.api.deployment_stage.stage_arn, web_acl_arn=acl.attr_arn
+        )
+        # WAF requires its log group's name to start with aws-waf-logs-.
+        waf_logs = logs.LogGroup(
+            self,
+            "WafLogs",
+            log_group_name=f"aws-waf-logs-{self.stack_name}",
+            retention=log_retention(config.log_retention_days),
+            encryption_key=key,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        wafv2.CfnLoggingConfiguration(
+            self,
+            "WafLogging",
+            resource_arn=acl.attr_arn,
+            log_destination_configs=[
+                self.format_arn(
+                    service="logs",
+                    resource="log-group",
+                    resource_name=waf_logs.log_group_name,
+                    arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                )
+            ],
+        )
+
+
+def _visibility(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
+    return wafv2.CfnWebACL.VisibilityConfigProperty(
+        cloud_watch_metrics_enabled=True, metric_name=name, sampled_requests_enabled=True
+    )

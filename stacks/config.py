@@ -1,0 +1,281 @@
+"""Typed deployment configuration, parsed once from cdk.json context.
+
+Every stack and construct receives these frozen objects; none of them reads context itself.
+A bad value fails synth with a sentence naming the key and the allowed values.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+CONTEXT_KEY = "bulwark"
+
+_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,19}$")
+_FOUNDATION_MODEL = re.compile(r"^[a-z0-9-]+\.[A-Za-z0-9.:_-]+$")
+_PROFILE_PREFIXES = ("us.", "eu.", "apac.", "global.", "us-gov.", "jp.", "au.", "ca.")
+_PROVISIONED_ARN = re.compile(
+    r"^arn:aws[a-z-]*:bedrock:(?P<region>[a-z0-9-]+):\d{12}:provisioned-model/[a-z0-9]+$"
+)
+
+# Where each system inference profile prefix may route requests. IAM must allow the
+# foundation model in every destination region, so this table is the source of truth.
+INFERENCE_PROFILE_DESTINATIONS: dict[str, tuple[str, ...]] = {
+    "us": ("us-east-1", "us-east-2", "us-west-2"),
+    "eu": ("eu-central-1", "eu-west-1", "eu-west-3", "eu-north-1"),
+    "apac": ("ap-northeast-1", "ap-northeast-2", "ap-south-1", "ap-southeast-1", "ap-southeast-2"),
+}
+
+
+class ConfigError(ValueError):
+    """A context value is missing or invalid; the message names the key."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelTarget:
+    """One step of the failover chain."""
+
+    model_id: str  # foundation model id, system inference profile id, or provisioned model ARN
+    region: str
+    max_tokens: int = 1024
+
+    def __post_init__(self) -> None:
+        if not _REGION.match(self.region):
+            raise ConfigError(f"models[].region must be an AWS region such as us-east-1, got {self.region!r}")
+        if not 1 <= self.max_tokens <= 64000:
+            raise ConfigError(f"models[].max_tokens must be between 1 and 64000, got {self.max_tokens}")
+        if self.kind == "provisioned":
+            match = _PROVISIONED_ARN.match(self.model_id)
+            if match is None or match["region"] != self.region:
+                raise ConfigError(
+                    "models[].model_id: a provisioned model ARN must look like "
+                    "arn:aws:bedrock:<region>:<account>:provisioned-model/<id> and its region must equal "
+                    f"models[].region ({self.region}), got {self.model_id!r}"
+                )
+        elif not _FOUNDATION_MODEL.match(self.model_id):
+            raise ConfigError(
+                "models[].model_id must be a foundation model id (e.g. amazon.nova-lite-v1:0), a system "
+                "inference profile id (e.g. us.amazon.nova-lite-v1:0) or a provisioned model ARN, "
+                f"got {self.model_id!r}"
+            )
+        if self.kind == "system-profile":
+            scope = self.model_id.split(".", 1)[0]
+            if scope != "global" and scope in INFERENCE_PROFILE_DESTINATIONS:
+                if self.region not in INFERENCE_PROFILE_DESTINATIONS[scope]:
+                    raise ConfigError(
+                        f"models[].region {self.region} cannot call the {scope}. inference profile "
+                        f"{self.model_id}; allowed regions: {', '.join(INFERENCE_PROFILE_DESTINATIONS[scope])}"
+                    )
+
+    @property
+    def kind(self) -> str:
+        if self.model_id.startswith("arn:"):
+            return "provisioned"
+        if self.model_id.startswith(_PROFILE_PREFIXES):
+            return "system-profile"
+        return "foundation-model"
+
+    @property
+    def foundation_model_id(self) -> str | None:
+        """The underlying model id (profile prefix stripped); None for provisioned ARNs."""
+        if self.kind == "provisioned":
+            return None
+        if self.kind == "system-profile":
+            return self.model_id.split(".", 1)[1]
+        return self.model_id
+
+    def destination_regions(self) -> tuple[str, ...]:
+        """Regions where the foundation model may run when called through this target."""
+        if self.kind != "system-profile":
+            return (self.region,)
+        scope = self.model_id.split(".", 1)[0]
+        if scope == "global":
+            return ("*",)  # global profiles route to any commercial region
+        return INFERENCE_PROFILE_DESTINATIONS.get(scope, (self.region,))
+
+    def to_runtime(self) -> dict[str, Any]:
+        """The shape the Lambda reads from its MODEL_TARGETS environment variable."""
+        return {"model_id": self.model_id, "region": self.region, "max_tokens": self.max_tokens}
+
+
+@dataclass(frozen=True, kw_only=True)
+class RequestLimits:
+    max_message_chars: int = 8000
+    max_history_turns: int = 20
+    max_body_bytes: int = 65536
+
+    def __post_init__(self) -> None:
+        _check_range("limits.max_message_chars", self.max_message_chars, 1, 100_000)
+        _check_range("limits.max_history_turns", self.max_history_turns, 0, 200)
+        _check_range("limits.max_body_bytes", self.max_body_bytes, 1024, 6 * 1024 * 1024)
+        if self.max_body_bytes < self.max_message_chars:
+            raise ConfigError(
+                "limits.max_body_bytes must be at least limits.max_message_chars "
+                f"({self.max_message_chars}), got {self.max_body_bytes}"
+            )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApiThrottling:
+    rate_limit: float = 50.0  # steady requests per second for the stage
+    burst_limit: int = 100
+    waf_rate_limit_per_5min: int = 1000  # per client IP
+
+    def __post_init__(self) -> None:
+        _check_range("throttling.rate_limit", self.rate_limit, 1, 10_000)
+        _check_range("throttling.burst_limit", self.burst_limit, 1, 5_000)
+        _check_range("throttling.waf_rate_limit_per_5min", self.waf_rate_limit_per_5min, 10, 2_000_000_000)
+        if self.burst_limit < self.rate_limit:
+            raise ConfigError(
+                f"throttling.burst_limit ({self.burst_limit}) must be at least throttling.rate_limit "
+                f"({self.rate_limit})"
+            )
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppConfig:
+    app_name: str = "Bulwark"
+    env_name: str = "dev"
+    primary_region: str = "us-east-1"
+    dr_region: str = "us-west-2"
+    account: str | None = None
+    models: tuple[ModelTarget, ...] = field(default_factory=tuple)
+    limits: RequestLimits = field(default_factory=RequestLimits)
+    throttling: ApiThrottling = field(default_factory=ApiThrottling)
+    chat_reserved_concurrency: int = 20
+    dr_chat_reserved_concurrency: int = 5
+    replicate_user_pool: bool = True
+    log_retention_days: int = 365
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.app_name):
+            raise ConfigError(f"app_name must be 1-20 letters or digits starting with a letter, got {self.app_name!r}")
+        if not _NAME.match(self.env_name):
+            raise ConfigError(f"env_name must be 1-20 letters or digits starting with a letter, got {self.env_name!r}")
+        for key in ("primary_region", "dr_region"):
+            if not _REGION.match(getattr(self, key)):
+                raise ConfigError(f"{key} must be an AWS region such as us-east-1, got {getattr(self, key)!r}")
+        if self.primary_region == self.dr_region:
+            raise ConfigError(f"dr_region must differ from primary_region ({self.primary_region})")
+        if self.account is not None and not re.fullmatch(r"\d{12}", self.account):
+            raise ConfigError(f"account must be a 12-digit AWS account id, got {self.account!r}")
+        if not self.models:
+            raise ConfigError("models must list at least one target (model_id, region, max_tokens)")
+        _check_range("chat_reserved_concurrency", self.chat_reserved_concurrency, 1, 1000)
+        _check_range("dr_chat_reserved_concurrency", self.dr_chat_reserved_concurrency, 1, 1000)
+        if self.log_retention_days not in _LOG_RETENTION_DAYS:
+            raise ConfigError(
+                f"log_retention_days must be one of {sorted(_LOG_RETENTION_DAYS)}, got {self.log_retention_days}"
+            )
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.app_name}-{self.env_name}"
+
+    @property
+    def regions(self) -> tuple[str, str]:
+        return (self.primary_region, self.dr_region)
+
+    def reserved_concurrency(self, region: str) -> int:
+        return self.chat_reserved_concurrency if region == self.primary_region else self.dr_chat_reserved_concurrency
+
+    @classmethod
+    def from_context(cls, raw: Mapping[str, Any] | None) -> AppConfig:
+        """Build and validate the config from the `bulwark` context object."""
+        if raw is None:
+            raise ConfigError(f"context key {CONTEXT_KEY!r} is missing from cdk.json")
+        if not isinstance(raw, Mapping):
+            raise ConfigError(f"context key {CONTEXT_KEY!r} must be an object, got {type(raw).__name__}")
+        known = {
+            "app_name", "env_name", "primary_region", "dr_region", "account", "models", "limits",
+            "throttling", "chat_reserved_concurrency", "dr_chat_reserved_concurrency",
+            "replicate_user_pool", "log_retention_days",
+        }  # fmt: skip
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ConfigError(f"unknown keys in {CONTEXT_KEY}: {', '.join(unknown)}; allowed: {', '.join(sorted(known))}")
+        values: dict[str, Any] = {}
+        for key in ("app_name", "env_name", "primary_region", "dr_region"):
+            if key in raw:
+                values[key] = _typed(key, raw[key], str)
+        if raw.get("account") is not None:
+            values["account"] = _typed("account", str(raw["account"]), str)
+        for key in ("chat_reserved_concurrency", "dr_chat_reserved_concurrency", "log_retention_days"):
+            if key in raw:
+                values[key] = _typed(key, raw[key], int)
+        if "replicate_user_pool" in raw:
+            values["replicate_user_pool"] = _typed("replicate_user_pool", raw["replicate_user_pool"], bool)
+        values["models"] = _parse_models(raw.get("models"))
+        if "limits" in raw:
+            values["limits"] = RequestLimits(**_section("limits", raw["limits"], RequestLimits, int))
+        if "throttling" in raw:
+            values["throttling"] = ApiThrottling(**_section("throttling", raw["throttling"], ApiThrottling, (int, float)))
+        return cls(**values)
+
+
+# The retention periods CloudWatch Logs accepts.
+_LOG_RETENTION_DAYS = {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653}
+
+
+def _check_range(key: str, value: float, low: float, high: float) -> None:
+    if not low <= value <= high:
+        raise ConfigError(f"{key} must be between {low} and {high}, got {value}")
+
+
+def _typed(key: str, value: Any, kind: type | tuple[type, ...]) -> Any:
+    # bool is an int in Python; a JSON true must not pass as a number.
+    if isinstance(value, bool) and kind is not bool:
+        raise ConfigError(f"{key} must be {_kind_name(kind)}, got a boolean")
+    if not isinstance(value, kind):
+        raise ConfigError(f"{key} must be {_kind_name(kind)}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    names = {str: "a string", int: "a whole number", float: "a number", bool: "true or false"}
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+def _section(name: str, raw: Any, cls: type, kind: type | tuple[type, ...]) -> dict[str, Any]:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{name} must be an object, got {type(raw).__name__}")
+    allowed = set(cls.__dataclass_fields__)
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise ConfigError(f"unknown keys in {name}: {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+    return {key: _typed(f"{name}.{key}", value, kind) for key, value in raw.items()}
+
+
+def _parse_models(raw: Any) -> tuple[ModelTarget, ...]:
+    if raw is None:
+        raise ConfigError("models must list at least one target (model_id, region, max_tokens)")
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError("models must be a non-empty list of {model_id, region, max_tokens} objects")
+    targets = []
+    for index, item in enumerate(raw):
+        if not isinstance(item, Mapping):
+            raise ConfigError(f"models[{index}] must be an object with model_id, region and max_tokens")
+        unknown = sorted(set(item) - {"model_id", "region", "max_tokens"})
+        if unknown:
+            raise ConfigError(f"unknown keys in models[{index}]: {', '.join(unknown)}; allowed: max_tokens, model_id, region")
+        for required in ("model_id", "region"):
+            if required not in item:
+                raise ConfigError(f"models[{index}].{required} is required")
+        targets.append(
+            ModelTarget(
+                model_id=_typed(f"models[{index}].model_id", item["model_id"], str),
+                region=_typed(f"models[{index}].region", item["region"], str),
+                max_tokens=_typed(f"models[{index}].max_tokens", item.get("max_tokens", 1024), int),
+            )
+        )
+    seen = set()
+    for target in targets:
+        key = (target.model_id, target.region)
+        if key in seen:
+            raise ConfigError(f"models lists {target.model_id} in {target.region} twice; each target must be unique")
+        seen.add(key)
+    return tuple(targets)

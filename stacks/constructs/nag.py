@@ -1,0 +1,39 @@
+"""cdk-nag helpers: suppressions always carry a reason and sit next to their resource."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from cdk_nag import NagPackSuppression, NagSuppressions
+from constructs import IConstruct
+
+# The three packs this project applies; rule ids differ only by prefix where a rule is shared.
+PACK_PREFIXES = ("AwsSolutions", "NIST.800.53.R5", "HIPAA.Security")
+
+
+def suppress(
+    construct: IConstruct,
+    reason: str,
+    *rules: str,
+    applies_to: Iterable[str] | None = None,
+    children: bool = False,
+) -> None:
+    """Suppress `rules` (full ids, e.g. "AwsSolutions-IAM5") on one construct with one reason."""
+    NagSuppressions.add_resource_suppressions(
+        construct,
+        [
+            NagPackSuppression(id=rule, reason=reason, applies_to=list(applies_to) if applies_to else None)
+            for rule in rules
+        ],
+        apply_to_children=children,
+    )
+
+
+def suppress_path(stack: IConstruct, path: str, reason: str, *rules: str, children: bool = True) -> None:
+    """Suppress on a construct CDK creates internally (custom resource providers), found by path."""
+    NagSuppressions.add_resource_suppressions_by_path(
+        stack,  # type: ignore[arg-type]
+        path,
+        [NagPackSuppression(id=rule, reason=reason) for rule in rules],
+        apply_to_children=children,
+    )

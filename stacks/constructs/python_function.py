@@ -1,0 +1,171 @@
+"""The one Lambda factory: Python runtime, Powertools wiring, X-Ray, logs, local bundling."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jsii
+from aws_cdk import BundlingOptions, DockerImage, Duration, ILocalBundling, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from cdk_nag import NagSuppressions
+from constructs import Construct
+
+LAMBDA_SRC = Path(__file__).resolve().parents[2] / "lambda_src"
+RUNTIME = lambda_.Runtime.PYTHON_3_13
+_PY_VERSION = "3.13"
+# Source trees that belong in the bundle; tests, caches and the requirements file stay out.
+_CODE_PACKAGES = ("core", "adapters", "handlers")
+
+
+_RETENTION = {
+    1: logs.RetentionDays.ONE_DAY, 3: logs.RetentionDays.THREE_DAYS, 5: logs.RetentionDays.FIVE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK, 14: logs.RetentionDays.TWO_WEEKS, 30: logs.RetentionDays.ONE_MONTH,
+    60: logs.RetentionDays.TWO_MONTHS, 90: logs.RetentionDays.THREE_MONTHS, 120: logs.RetentionDays.FOUR_MONTHS,
+    150: logs.RetentionDays.FIVE_MONTHS, 180: logs.RetentionDays.SIX_MONTHS, 365: logs.RetentionDays.ONE_YEAR,
+    400: logs.RetentionDays.THIRTEEN_MONTHS, 545: logs.RetentionDays.EIGHTEEN_MONTHS,
+    731: logs.RetentionDays.TWO_YEARS, 1096: logs.RetentionDays.THREE_YEARS, 1827: logs.RetentionDays.FIVE_YEARS,
+    2192: logs.RetentionDays.SIX_YEARS, 2557: logs.RetentionDays.SEVEN_YEARS, 2922: logs.RetentionDays.EIGHT_YEARS,
+    3288: logs.RetentionDays.NINE_YEARS, 3653: logs.RetentionDays.TEN_YEARS,
+}  # fmt: skip
+
+
+def log_retention(days: int) -> logs.RetentionDays:
+    """The CDK enum for a retention the config has already validated."""
+    return _RETENTION[days]
+
+
+@jsii.implements(ILocalBundling)
+class PipLocalBundling:
+    """Bundle without Docker: pip installs manylinux wheels for the Lambda runtime, then the code."""
+
+    def try_bundle(self, output_dir: str, *, image: DockerImage, **_: object) -> bool:  # noqa: ARG002
+        out = Path(output_dir)
+        subprocess.run(
+            [
+                sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                "--requirement", str(LAMBDA_SRC / "requirements.txt"),
+                "--target", str(out),
+                "--platform", "manylinux2014_x86_64", "--implementation", "cp",
+                "--python-version", _PY_VERSION, "--only-binary=:all:", "--upgrade",
+            ],
+            check=True,
+        )  # fmt: skip
+        for package in _CODE_PACKAGES:
+            shutil.copytree(
+                LAMBDA_SRC / package, out / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+            )
+        return True
+
+
+def lambda_code() -> lambda_.Code:
+    """The shared code asset: one bundle serves every function (handlers differ)."""
+    return lambda_.Code.from_asset(
+        str(LAMBDA_SRC),
+        exclude=["**/__pycache__", "**/*.pyc"],
+        bundling=BundlingOptions(
+            image=RUNTIME.bundling_image,
+            local=PipLocalBundling(),
+            command=["bash", "-c", "echo 'local bundling is required (no Docker here)' && exit 1"],
+        ),
+    )
+
+
+class PythonFunction(Construct):
+    """A Lambda with the house defaults: arm-free x86_64, tracing, JSON logs, encrypted log group."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        handler: str,
+        service_name: str,
+        environment: dict[str, str],
+        code: lambda_.Code,
+        log_key: kms.IKey,
+        log_retention: logs.RetentionDays,
+        reserved_concurrency: int,
+        timeout: Duration,
+        memory_size: int = 1024,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.log_group = logs.LogGroup(
+            self,
+            "Logs",
+            retention=log_retention,
+            encryption_key=log_key,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{service_name} Lambda execution role",
+        )
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            runtime=RUNTIME,
+            architecture=lambda_.Architecture.X86_64,
+            handler=handler,
+            code=code,
+            role=self.role,
+            timeout=timeout,
+            memory_size=memory_size,
+            reserved_concurrent_executions=reserved_concurrency,
+            tracing=lambda_.Tracing.ACTIVE,
+            log_group=self.log_group,
+            logging_format=lambda_.LoggingFormat.JSON,
+            environment={
+                "POWERTOOLS_SERVICE_NAME": service_name,
+                "POWERTOOLS_METRICS_NAMESPACE": "Bulwark",
+                "POWERTOOLS_LOG_LEVEL": "INFO",
+                **environment,
+            },
+        )
+        # The role may write only to its own log group (no AWSLambdaBasicExecutionRole wildcard).
+        self.log_group.grant_write(self.role)
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
+                resources=["*"],
+            )
+        )
+        NagSuppressions.add_resource_suppressions(
+            self.role,
+            [
+                {
+                    "id": "AwsSolutions-IAM5",
+                    "reason": "X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level "
+                    "permissions; the Resource must be '*'.",
+                    "appliesTo": ["Resource::*"],
+                },
+            ],
+            apply_to_children=True,
+        )
+        NagSuppressions.add_resource_suppressions(
+            self.function,
+            [
+                {
+                    "id": rule,
+                    "reason": "The function calls only public AWS APIs (Bedrock, DynamoDB) over TLS with IAM "
+                    "auth and reaches no private resource; a VPC would add NAT/endpoint cost and cold-start "
+                    "latency without narrowing its access.",
+                }
+                for rule in ("NIST.800.53.R5-LambdaInsideVPC", "HIPAA.Security-LambdaInsideVPC")
+            ]
+            + [
+                {
+                    "id": rule,
+                    "reason": "Invoked synchronously by API Gateway: a failed request is returned to the caller "
+                    "as an HTTP error, so there is no event to park in a DLQ.",
+                }
+                for rule in ("NIST.800.53.R5-LambdaDLQ", "HIPAA.Security-LambdaDLQ")
+            ],
+        )

@@ -1,0 +1,279 @@
+"""The chat API Lambda, end to end in-process: moto DynamoDB, a botocore Stubber for Bedrock."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import ANY, Stubber
+from moto import mock_aws
+
+from handlers import chat as chat_handler
+from handlers.settings import Settings
+from tests.unit.dynamo_table import create_conversations_table
+
+ALICE = "11111111-aaaa-4aaa-8aaa-111111111111"
+BOB = "22222222-bbbb-4bbb-8bbb-222222222222"
+MODEL_ID = "us.amazon.nova-lite-v1:0"
+
+
+@dataclass
+class FakeContext:
+    function_name: str = "chat"
+    memory_limit_in_mb: int = 1024
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:chat"
+    aws_request_id: str = "req-1"
+    remaining_ms: int = 28_000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+def api_event(method: str, path: str, *, body: str | None = None, sub: str | None = ALICE) -> dict[str, Any]:
+    """An API Gateway REST proxy event as the Cognito authorizer hands it to Lambda."""
+    authorizer = {"claims": {"sub": sub, "email": "user@example.com"}} if sub else None
+    path_params = None
+    parts = path.strip("/").split("/")
+    resource = path
+    if len(parts) == 2 and parts[0] == "conversations":
+        path_params = {"conversation_id": parts[1]}
+        resource = "/conversations/{conversation_id}"
+    return {
+        "resource": resource,
+        "path": path,
+        "httpMethod": method,
+        "headers": {"Content-Type": "application/json"},
+        "multiValueHeaders": {"Content-Type": ["application/json"]},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": path_params,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": resource,
+            "httpMethod": method,
+            "path": f"/v1{path}",
+            "stage": "v1",
+            "requestId": f"req-{uuid.uuid4()}",
+            "identity": {"sourceIp": "127.0.0.1"},
+            "authorizer": authorizer,
+        },
+        "body": body,
+        "isBase64Encoded": False,
+    }
+
+
+class Api:
+    """Calls the real handler and keeps the Bedrock stubber at hand."""
+
+    def __init__(self, stubber: Stubber, dynamodb: Any) -> None:
+        self.bedrock = stubber
+        self.dynamodb = dynamodb
+
+    def call(self, method: str, path: str, *, body: Any = None, raw: str | None = None, sub: str | None = ALICE):
+        text = raw if raw is not None else (json.dumps(body) if body is not None else None)
+        response = chat_handler.handler(api_event(method, path, body=text, sub=sub), FakeContext())
+        payload = json.loads(response["body"]) if response.get("body") else None
+        headers = dict(response.get("headers") or {})
+        for name, values in (response.get("multiValueHeaders") or {}).items():
+            headers[name] = values[-1]
+        return response["statusCode"], payload, headers
+
+    def expect_model(self, answer: str, *, messages: Any = ANY, input_tokens: int = 12, output_tokens: int = 7):
+        self.bedrock.add_response(
+            "converse",
+            {
+                "output": {"message": {"role": "assistant", "content": [{"text": answer}]}},
+                "stopReason": "end_turn",
+                "usage": {"inputTokens": input_tokens, "outputTokens": output_tokens, "totalTokens": 19},
+                "metrics": {"latencyMs": 42},
+            },
+            {
+                "modelId": MODEL_ID,
+                "system": ANY,
+                "messages": messages,
+                "inferenceConfig": {"maxTokens": 512},
+            },
+        )
+
+
+@pytest.fixture
+def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
+    with mock_aws():
+        settings = Settings.from_env()
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        create_conversations_table(dynamodb, settings.table_name)
+        bedrock = boto3.client("bedrock-runtime", region_name="us-east-1")
+        with Stubber(bedrock) as stubber:
+            service = chat_handler.build_chat_service(settings, dynamodb=dynamodb, bedrock=bedrock)
+            monkeypatch.setattr(chat_handler, "service", service)
+            yield Api(stubber, dynamodb)
+            stubber.assert_no_pending_responses()
+
+
+def test_a_normal_turn_answers_and_is_stored(api: Api) -> None:
+    api.expect_model("Paris is the capital of France.")
+
+    status, body, _ = api.call("POST", "/chat", body={"message": "What is the capital of France?"})
+
+    assert status == 200
+    assert body["answer"] == "Paris is the capital of France."
+    assert body["usage"] == {"input_tokens": 12, "output_tokens": 7, "total_tokens": 19}
+    assert body["target"] == {"model_id": MODEL_ID, "region": "us-east-1"}
+    assert body["turn"] == 0 and body["degraded"] is False
+    uuid.UUID(body["conversation_id"])
+    status, stored, _ = api.call("GET", f"/conversations/{body['conversation_id']}")
+    assert status == 200
+    assert stored["turn_count"] == 1
+    assert stored["title"] == "What is the capital of France?"
+    assert [(t["user"], t["assistant"]) for t in stored["turns"]] == [
+        ("What is the capital of France?", "Paris is the capital of France.")
+    ]
+
+
+def test_history_is_carried_into_the_next_call(api: Api) -> None:
+    api.expect_model("Hello Ada.")
+    _, first, _ = api.call("POST", "/chat", body={"message": "My name is Ada."})
+    conversation_id = first["conversation_id"]
+    api.expect_model(
+        "Your name is Ada.",
+        messages=[
+            {"role": "user", "content": [{"text": "My name is Ada."}]},
+            {"role": "assistant", "content": [{"text": "Hello Ada."}]},
+            {"role": "user", "content": [{"text": "What is my name?"}]},
+        ],
+    )
+
+    status, second, _ = api.call(
+        "POST", "/chat", body={"message": "What is my name?", "conversation_id": conversation_id}
+    )
+
+    assert status == 200
+    assert second["conversation_id"] == conversation_id
+    assert second["turn"] == 1
+    _, listing, _ = api.call("GET", "/conversations")
+    assert [c["turn_count"] for c in listing["conversations"]] == [2]
+
+
+def test_history_sent_to_the_model_is_capped_at_the_configured_turns(api: Api) -> None:
+    api.expect_model("a0")
+    _, first, _ = api.call("POST", "/chat", body={"message": "q0"})
+    cid = first["conversation_id"]
+    for i in range(1, 4):
+        api.expect_model(f"a{i}")
+        api.call("POST", "/chat", body={"message": f"q{i}", "conversation_id": cid})
+    # MAX_HISTORY_TURNS=3: only turns 1..3 go with the fifth question.
+    expected = [
+        {"role": role, "content": [{"text": f"{prefix}{i}"}]}
+        for i in range(1, 4)
+        for role, prefix in (("user", "q"), ("assistant", "a"))
+    ] + [{"role": "user", "content": [{"text": "q4"}]}]
+    api.expect_model("a4", messages=expected)
+
+    status, body, _ = api.call("POST", "/chat", body={"message": "q4", "conversation_id": cid})
+
+    assert status == 200 and body["turn"] == 4
+
+
+@pytest.mark.parametrize(
+    ("raw", "status", "fragment"),
+    [
+        ('{"message": "hi"', 400, "not valid JSON"),
+        ("", 400, "body is empty"),
+        ("[1, 2]", 400, "must be a JSON object"),
+        ("{}", 400, "message is required"),
+        ('{"message": 42}', 400, "message must be a string, got a number"),
+        ('{"message": "   "}', 400, "must not be empty"),
+        ('{"message": "hi", "conversation_id": 7}', 400, "conversation_id must be a string"),
+        ('{"message": "hi", "conversation_id": "not-a-uuid"}', 400, "conversation_id must be a lowercase UUID"),
+        ('{"message": "hi", "extra": true}', 400, "unknown field(s): extra"),
+        (json.dumps({"message": "x" * 201}), 413, "the limit is 200"),
+        (json.dumps({"message": "x" * 3000}), 413, "the limit is 2048"),
+    ],
+)
+def test_bad_input_gets_a_4xx_with_a_clear_message(api: Api, raw: str, status: int, fragment: str) -> None:
+    got, body, _ = api.call("POST", "/chat", raw=raw)
+
+    assert got == status
+    assert fragment in body["message"]
+
+
+def test_unknown_conversation_is_404(api: Api) -> None:
+    missing = str(uuid.uuid4())
+
+    status, body, _ = api.call("POST", "/chat", body={"message": "hi", "conversation_id": missing})
+
+    assert status == 404
+    assert missing in body["message"]
+
+
+def test_another_users_conversation_is_404_on_every_route(api: Api) -> None:
+    api.expect_model("secret answer")
+    _, alice, _ = api.call("POST", "/chat", body={"message": "alice's secret"})
+    cid = alice["conversation_id"]
+
+    assert api.call("POST", "/chat", body={"message": "hi", "conversation_id": cid}, sub=BOB)[0] == 404
+    assert api.call("GET", f"/conversations/{cid}", sub=BOB)[0] == 404
+    assert api.call("DELETE", f"/conversations/{cid}", sub=BOB)[0] == 404
+    assert api.call("GET", "/conversations", sub=BOB)[1] == {"conversations": []}
+    # Alice's data is untouched by Bob's attempts.
+    assert api.call("GET", f"/conversations/{cid}")[1]["turn_count"] == 1
+
+
+def test_missing_authorizer_claim_is_401(api: Api) -> None:
+    status, body, _ = api.call("POST", "/chat", body={"message": "hi"}, sub=None)
+
+    assert status == 401
+    assert "sign in" in body["message"]
+
+
+def test_delete_removes_the_conversation_and_its_turns(api: Api) -> None:
+    api.expect_model("one")
+    _, first, _ = api.call("POST", "/chat", body={"message": "first"})
+    cid = first["conversation_id"]
+
+    status, _, _ = api.call("DELETE", f"/conversations/{cid}")
+
+    assert status == 204
+    assert api.call("GET", f"/conversations/{cid}")[0] == 404
+    left = api.dynamodb.scan(TableName="conversations-test")["Items"]
+    assert left == []
+
+
+def test_malformed_conversation_id_in_path_is_400(api: Api) -> None:
+    status, body, _ = api.call("GET", "/conversations/DROP-TABLE")
+
+    assert status == 400
+    assert "UUID" in body["message"]
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "fragment"),
+    [
+        ("ThrottlingException", 503, "busy"),
+        ("ServiceUnavailableException", 503, "busy"),
+        ("AccessDeniedException", 503, "operators"),
+        ("ValidationException", 400, "rejected"),
+    ],
+)
+def test_model_errors_map_to_clear_responses_and_store_nothing(api: Api, code: str, status: int, fragment: str) -> None:
+    # The Stubber answers before botocore's retry handler runs, so one stubbed error is one call.
+    api.bedrock.add_client_error("converse", service_error_code=code, service_message="boom", http_status_code=400)
+
+    got, body, headers = api.call("POST", "/chat", body={"message": "hi"})
+
+    assert got == status
+    assert fragment in body["message"]
+    if status == 503:
+        assert int(headers["Retry-After"]) > 0
+    assert api.dynamodb.scan(TableName="conversations-test")["Items"] == []
+
+
+def test_unknown_route_is_404_not_5xx(api: Api) -> None:
+    status, _, _ = api.call("GET", "/nope")
+
+    assert status == 404
