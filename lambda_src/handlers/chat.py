@@ -117,6 +117,15 @@ def domain_error(error: DomainError) -> Response[str]:
     )
 
 
+@app.not_found
+def not_found(_: Exception) -> Response[str]:
+    return Response(
+        status_code=404,
+        content_type=content_types.APPLICATION_JSON,
+        body=json.dumps({"message": "no such route: check the method and path"}),
+    )
+
+
 @app.exception_handler(Exception)
 def unexpected_error(error: Exception) -> Response[str]:
     logger.exception("unhandled error")

@@ -1,0 +1,260 @@
+"""What each stack must contain, in both regions."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from aws_cdk import App
+from aws_cdk.assertions import Match, Template
+
+from app import build_app
+from stacks.api_stack import model_resource_arns, ordered_targets
+from stacks.config import AppConfig, ModelTarget
+from tests.infra.conftest import Synth, cdk_context
+
+API_STACKS = ("Bulwark-dev-Api", "Bulwark-dev-Api-DR")
+
+
+def _resolved_arns(template: Template) -> list[str]:
+    """The Bedrock statement's resources, with CloudFormation joins flattened to readable strings."""
+    policies = template.find_resources("AWS::IAM::Policy")
+    for policy in policies.values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if statement.get("Sid") == "InvokeConfiguredModels":
+                return [_flatten(resource) for resource in statement["Resource"]]
+    raise AssertionError("no InvokeConfiguredModels statement")
+
+
+def _flatten(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if "Fn::Join" in value:
+        return "".join(_flatten(part) for part in value["Fn::Join"][1])
+    if "Ref" in value:
+        return "${" + value["Ref"] + "}"
+    raise AssertionError(f"unexpected token {value}")
+
+
+def test_both_regions_get_keys_api_and_chat_lambda(synth: Synth) -> None:
+    regions = {name: stack.region for name, stack in synth.stacks.items()}
+    assert regions == {
+        "Bulwark-dev-Keys": "us-east-1",
+        "Bulwark-dev-Data": "us-east-1",
+        "Bulwark-dev-Auth": "us-east-1",
+        "Bulwark-dev-Api": "us-east-1",
+        "Bulwark-dev-Web": "us-east-1",
+        "Bulwark-dev-Keys-DR": "us-west-2",
+        "Bulwark-dev-Auth-DR": "us-west-2",
+        "Bulwark-dev-Api-DR": "us-west-2",
+    }
+    for name in API_STACKS:
+        template = synth.template(name)
+        template.resource_count_is("AWS::ApiGateway::RestApi", 1)
+        template.has_resource_properties(
+            "AWS::Lambda::Function",
+            {
+                "Handler": "handlers.chat.handler",
+                "Runtime": "python3.13",
+                "TracingConfig": {"Mode": "Active"},
+                "Timeout": 28,
+                "LoggingConfig": Match.object_like({"LogFormat": "JSON"}),
+                "Environment": {"Variables": Match.object_like({"POWERTOOLS_SERVICE_NAME": "chat"})},
+            },
+        )
+        template.has_resource_properties("AWS::WAFv2::WebACL", {"Scope": "REGIONAL"})
+        template.resource_count_is("AWS::WAFv2::WebACLAssociation", 1)
+        template.has_resource_properties("AWS::WAFv2::LoggingConfiguration", Match.any_value())
+
+
+def test_reserved_concurrency_comes_from_config_per_region(synth: Synth) -> None:
+    synth.template("Bulwark-dev-Api").has_resource_properties(
+        "AWS::Lambda::Function", {"Handler": "handlers.chat.handler", "ReservedConcurrentExecutions": 20}
+    )
+    synth.template("Bulwark-dev-Api-DR").has_resource_properties(
+        "AWS::Lambda::Function", {"Handler": "handlers.chat.handler", "ReservedConcurrentExecutions": 5}
+    )
+
+
+def test_the_table_is_global_with_a_dr_replica_pitr_protection_and_retention(synth: Synth) -> None:
+    template = synth.template("Bulwark-dev-Data")
+    tables = template.find_resources("AWS::DynamoDB::GlobalTable")
+    assert len(tables) == 1
+    (table,) = tables.values()
+    assert table["DeletionPolicy"] == "Retain" and table["UpdateReplacePolicy"] == "Retain"
+    props = table["Properties"]
+    assert props["SSESpecification"] == {"SSEEnabled": True, "SSEType": "KMS"}
+    replicas = {r["Region"]: r for r in props["Replicas"]}
+    assert set(replicas) == {"us-east-1", "us-west-2"}
+    for replica in replicas.values():
+        assert replica["DeletionProtectionEnabled"] is True
+        assert replica["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+        assert "KMSMasterKeyId" in replica["SSESpecification"]
+    template.has_resource_properties("AWS::Backup::BackupSelection", Match.any_value())
+
+
+def test_table_keys_match_what_the_handler_tests_create(synth: Synth) -> None:
+    from tests.unit.dynamo_table import create_conversations_table
+
+    class Capture:
+        def create_table(self, **kwargs: Any) -> None:
+            self.kwargs = kwargs
+
+    capture = Capture()
+    create_conversations_table(capture, "t")
+    (table,) = synth.template("Bulwark-dev-Data").find_resources("AWS::DynamoDB::GlobalTable").values()
+    assert table["Properties"]["KeySchema"] == capture.kwargs["KeySchema"]
+    assert table["Properties"]["AttributeDefinitions"] == capture.kwargs["AttributeDefinitions"]
+
+
+@pytest.mark.parametrize("name", API_STACKS)
+def test_every_route_but_health_and_preflight_requires_cognito(synth: Synth, name: str) -> None:
+    template = synth.template(name)
+    methods = template.find_resources("AWS::ApiGateway::Method")
+    resources = template.find_resources("AWS::ApiGateway::Resource")
+    paths = {logical: res["Properties"]["PathPart"] for logical, res in resources.items()}
+    seen = set()
+    for method in methods.values():
+        props = method["Properties"]
+        ref = props["ResourceId"].get("Ref")
+        path = paths.get(ref, "/") if ref else "/"
+        verb = props["HttpMethod"]
+        seen.add((path, verb))
+        if verb == "OPTIONS" or path == "health":
+            assert props["AuthorizationType"] == "NONE"
+        else:
+            assert props["AuthorizationType"] == "COGNITO_USER_POOLS", (path, verb)
+            assert "Ref" in props["AuthorizerId"]
+    assert {("chat", "POST"), ("conversations", "GET"), ("{conversation_id}", "GET"),
+            ("{conversation_id}", "DELETE"), ("health", "GET")} <= seen  # fmt: skip
+
+
+@pytest.mark.parametrize("name", API_STACKS)
+def test_chat_requests_are_validated_and_stage_is_throttled(synth: Synth, name: str) -> None:
+    template = synth.template(name)
+    template.has_resource_properties(
+        "AWS::ApiGateway::RequestValidator", {"ValidateRequestBody": True, "ValidateRequestParameters": True}
+    )
+    template.has_resource_properties(
+        "AWS::ApiGateway::Model",
+        {"Schema": Match.object_like({"required": ["message"], "additionalProperties": False})},
+    )
+    template.has_resource_properties(
+        "AWS::ApiGateway::Stage",
+        {
+            "MethodSettings": [Match.object_like({"ThrottlingRateLimit": 50, "ThrottlingBurstLimit": 100})],
+            "AccessLogSetting": Match.object_like({"DestinationArn": Match.any_value()}),
+            "TracingEnabled": True,
+        },
+    )
+
+
+def test_dr_api_trusts_the_replica_pool_in_its_own_region(synth: Synth) -> None:
+    template = synth.template("Bulwark-dev-Api-DR")
+    (authorizer,) = template.find_resources("AWS::ApiGateway::Authorizer").values()
+    arn = json.dumps(authorizer["Properties"]["ProviderARNs"])
+    assert "cognito-idp:us-west-2:" in arn
+    synth.template("Bulwark-dev-Auth").has_resource_properties(
+        "AWS::Cognito::UserPoolReplica", {"RegionName": "us-west-2"}
+    )
+    synth.template("Bulwark-dev-Auth").has_resource_properties(
+        "AWS::Cognito::UserPool",
+        {
+            "UserPoolTier": "ESSENTIALS",
+            "KeyConfiguration": Match.object_like({"KeyType": "CUSTOMER_MANAGED_KEY"}),
+            "IssuerConfiguration": {"Type": "UPDATED"},
+            "Policies": {"PasswordPolicy": Match.object_like({"MinimumLength": 12, "RequireSymbols": True})},
+        },
+    )
+    synth.template("Bulwark-dev-Auth-DR").has_resource_properties(
+        "AWS::Cognito::UserPoolRegionalConfigurationAttachment", {"Status": "ACTIVE"}
+    )
+    synth.template("Bulwark-dev-Keys").has_resource_properties(
+        "AWS::KMS::Key", {"MultiRegion": True, "EnableKeyRotation": True}
+    )
+    synth.template("Bulwark-dev-Keys-DR").resource_count_is("AWS::KMS::ReplicaKey", 1)
+
+
+def test_without_pool_replication_the_dr_api_trusts_the_primary_pool() -> None:
+    app = App(context=cdk_context(replicate_user_pool=False))
+    build_app(app, nag=False)
+    stacks = {child.node.id: child for child in app.node.children}
+    assert "Bulwark-dev-Auth-DR" not in stacks
+    template = Template.from_stack(stacks["Bulwark-dev-Api-DR"])  # type: ignore[arg-type]
+    (authorizer,) = template.find_resources("AWS::ApiGateway::Authorizer").values()
+    assert "cognito-idp:us-east-1:" in json.dumps(authorizer["Properties"]["ProviderARNs"])
+
+
+@pytest.mark.parametrize("name", API_STACKS)
+def test_bedrock_permissions_name_exact_model_arns_never_a_wildcard(synth: Synth, name: str) -> None:
+    arns = _resolved_arns(synth.template(name))
+    assert "*" not in arns and all("*" not in arn for arn in arns)
+    region = synth.stacks[name].region
+    assert f"arn:aws:bedrock:{region}:${{AWS::AccountId}}:inference-profile/us.amazon.nova-lite-v1:0" in arns
+    for destination in ("us-east-1", "us-east-2", "us-west-2"):
+        assert f"arn:aws:bedrock:{destination}::foundation-model/amazon.nova-lite-v1:0" in arns
+    template = synth.template(name)
+    template.has_resource_properties(
+        "AWS::IAM::Policy",
+        {"PolicyDocument": {"Statement": Match.array_with([Match.object_like({"Sid": "InvokeConfiguredModels", "Action": "bedrock:InvokeModel"})])}},
+    )
+
+
+def test_chat_role_touches_only_its_own_table_and_key(synth: Synth) -> None:
+    template = synth.template("Bulwark-dev-Api")
+    for policy in template.find_resources("AWS::IAM::Policy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            if any(a.startswith("dynamodb:") for a in actions):
+                assert statement.get("Sid") == "OwnConversationsTable"
+                resources = json.dumps(statement["Resource"])
+                assert "index" not in resources and "*" not in resources
+                assert "Fn::ImportValue" in resources  # the Data stack's table, by reference
+
+
+def test_provisioned_and_foundation_targets_get_exactly_their_arns() -> None:
+    config = AppConfig(
+        models=(
+            ModelTarget(model_id="arn:aws:bedrock:us-west-2:123456789012:provisioned-model/abc123", region="us-west-2"),
+            ModelTarget(model_id="amazon.nova-pro-v1:0", region="us-east-1"),
+        )
+    )
+    from aws_cdk import Stack
+
+    stack = Stack(App(), "S", env={"region": "us-east-1", "account": "123456789012"})
+    targets = ordered_targets(config, "us-east-1")
+    assert [t.region for t in targets] == ["us-east-1", "us-west-2"]
+    arns = [stack.resolve(arn) for arn in model_resource_arns(stack, targets)]
+    flat = [_flatten(a) for a in arns]
+    assert flat == [
+        "arn:${AWS::Partition}:bedrock:us-east-1::foundation-model/amazon.nova-pro-v1:0",
+        "arn:aws:bedrock:us-west-2:123456789012:provisioned-model/abc123",
+    ]
+
+
+def test_web_bucket_is_private_versioned_tls_only_behind_cloudfront_oac(synth: Synth) -> None:
+    template = synth.template("Bulwark-dev-Web")
+    template.has_resource_properties(
+        "AWS::S3::Bucket",
+        {
+            "VersioningConfiguration": {"Status": "Enabled"},
+            "PublicAccessBlockConfiguration": {
+                "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True,
+            },
+            "LoggingConfiguration": Match.any_value(),
+        },
+    )  # fmt: skip
+    template.has_resource_properties(
+        "AWS::S3::BucketPolicy",
+        {"PolicyDocument": {"Statement": Match.array_with([Match.object_like({"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}})])}},
+    )
+    template.resource_count_is("AWS::CloudFront::OriginAccessControl", 1)
+    template.has_resource_properties(
+        "AWS::CloudFront::Distribution",
+        {"DistributionConfig": Match.object_like({"DefaultCacheBehavior": Match.object_like({"ViewerProtocolPolicy": "https-only"})})},
+    )
+    template.has_resource_properties(
+        "AWS::CloudFront::ResponseHeadersPolicy",
+        {"ResponseHeadersPolicyConfig": Match.object_like({"SecurityHeadersConfig": Match.object_like({"StrictTransportSecurity": Match.any_value(), "ContentSecurityPolicy": Match.any_value()})})},
+    )

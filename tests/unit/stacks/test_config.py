@@ -1,0 +1,99 @@
+"""cdk.json context -> AppConfig: good values parse, every bad one names its key."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stacks.config import AppConfig, ConfigError, ModelTarget
+
+ROOT = Path(__file__).resolve().parents[3]
+BASE = json.loads((ROOT / "cdk.json").read_text())["context"]["bulwark"]
+
+
+def with_(**changes: Any) -> dict[str, Any]:
+    raw = copy.deepcopy(BASE)
+    raw.update(changes)
+    return raw
+
+
+def test_the_shipped_cdk_json_parses_into_typed_config() -> None:
+    config = AppConfig.from_context(BASE)
+
+    assert config.primary_region == "us-east-1" and config.dr_region == "us-west-2"
+    assert config.models[0] == ModelTarget(model_id="us.amazon.nova-lite-v1:0", region="us-east-1", max_tokens=1024)
+    assert config.models[0].kind == "system-profile"
+    assert config.models[0].foundation_model_id == "amazon.nova-lite-v1:0"
+    assert config.limits.max_message_chars == 8000
+    assert config.throttling.burst_limit == 100
+    assert config.reserved_concurrency("us-west-2") == 5
+
+
+def test_defaults_apply_when_optional_keys_are_absent() -> None:
+    config = AppConfig.from_context({"models": [{"model_id": "amazon.nova-lite-v1:0", "region": "us-east-1"}]})
+
+    assert (config.app_name, config.env_name) == ("Bulwark", "dev")
+    assert config.regions == ("us-east-1", "us-west-2")
+    assert config.models[0].max_tokens == 1024 and config.models[0].kind == "foundation-model"
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (None, "context key 'bulwark' is missing"),
+        ([], "must be an object"),
+        (with_(colour="blue"), "unknown keys in bulwark: colour"),
+        (with_(app_name="my app"), "app_name must be 1-20 letters or digits"),
+        (with_(env_name=""), "env_name must be 1-20 letters or digits"),
+        (with_(primary_region="mars-1"), "primary_region must be an AWS region"),
+        (with_(dr_region="us-east-1"), "dr_region must differ from primary_region"),
+        (with_(account="12345"), "account must be a 12-digit AWS account id"),
+        (with_(models=[]), "models must be a non-empty list"),
+        (with_(models="us.amazon.nova-lite-v1:0"), "models must be a non-empty list"),
+        (with_(models=[{"region": "us-east-1"}]), "models[0].model_id is required"),
+        (with_(models=[{"model_id": "x.y", "region": "us-east-1", "temperature": 1}]), "unknown keys in models[0]: temperature"),
+        (with_(models=[{"model_id": "nova", "region": "us-east-1"}]), "models[].model_id must be a foundation model id"),
+        (with_(models=[{"model_id": "amazon.nova-lite-v1:0", "region": "us-east-1", "max_tokens": 0}]), "max_tokens must be between 1 and 64000"),
+        (with_(models=[{"model_id": "amazon.nova-lite-v1:0", "region": "us-east-1", "max_tokens": "big"}]), "models[0].max_tokens must be a whole number"),
+        (with_(models=[{"model_id": "eu.amazon.nova-lite-v1:0", "region": "us-east-1"}]), "cannot call the eu. inference profile"),
+        (with_(models=[{"model_id": "arn:aws:bedrock:us-east-1:123456789012:provisioned-model/abc", "region": "us-west-2"}]), "its region must equal"),
+        (with_(models=[{"model_id": "amazon.nova-lite-v1:0", "region": "us-east-1"}] * 2), "twice"),
+        (with_(limits={"max_message_chars": 0}), "limits.max_message_chars must be between 1 and 100000"),
+        (with_(limits={"max_message_chars": "8000"}), "limits.max_message_chars must be a whole number"),
+        (with_(limits={"max_history_turns": True}), "limits.max_history_turns must be a whole number, got a boolean"),
+        (with_(limits={"max_body_bytes": 2000, "max_message_chars": 5000}), "max_body_bytes must be at least"),
+        (with_(limits={"max_chars": 1}), "unknown keys in limits: max_chars"),
+        (with_(throttling={"rate_limit": 0}), "throttling.rate_limit must be between 1 and 10000"),
+        (with_(throttling={"rate_limit": 100, "burst_limit": 10}), "burst_limit (10) must be at least"),
+        (with_(chat_reserved_concurrency=0), "chat_reserved_concurrency must be between 1 and 1000"),
+        (with_(replicate_user_pool="yes"), "replicate_user_pool must be true or false"),
+        (with_(log_retention_days=42), "log_retention_days must be one of"),
+    ],
+)
+def test_invalid_values_fail_with_a_sentence_naming_the_key(raw: Any, message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        AppConfig.from_context(raw)
+
+    assert message in str(error.value)
+
+
+def test_a_bad_cdk_json_fails_synth_with_the_message(tmp_path: Path) -> None:
+    from aws_cdk import App
+
+    from app import build_app
+
+    app = App(context={"bulwark": with_(dr_region="us-east-1")})
+    with pytest.raises(ConfigError, match="dr_region must differ"):
+        build_app(app, nag=False)
+
+
+def test_global_profiles_route_anywhere_and_regional_ones_to_their_geography() -> None:
+    us = ModelTarget(model_id="us.anthropic.claude-sonnet-4-v1:0", region="us-west-2")
+    world = ModelTarget(model_id="global.anthropic.claude-sonnet-4-v1:0", region="eu-west-1")
+
+    assert us.destination_regions() == ("us-east-1", "us-east-2", "us-west-2")
+    assert world.destination_regions() == ("*",)
