@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Aspects, App, Environment, Stack, Tags
+from aws_cdk import App, Aspects, Environment, Stack, Tags
 from cdk_nag import AwsSolutionsChecks, HIPAASecurityChecks, NIST80053R5Checks
 
 from stacks.api_stack import ApiStack

@@ -11,7 +11,6 @@ from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
@@ -79,9 +78,7 @@ class ApiStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         region = self.region
         # Imported by name so both regions address their local replica with the same code.
-        table = dynamodb.TableV2.from_table_attributes(
-            self, "Conversations", table_name=table_name, encryption_key=key
-        )
+        table = dynamodb.TableV2.from_table_attributes(self, "Conversations", table_name=table_name, encryption_key=key)
         user_pool = cognito.UserPool.from_user_pool_arn(
             self, "Users", user_pool_arn_in(self, user_pool_id=user_pool_id, region=user_pool_region)
         )
@@ -249,9 +246,7 @@ class ApiStack(Stack):
                 integration_responses=[
                     apigw.IntegrationResponse(
                         status_code="200",
-                        response_templates={
-                            "application/json": json.dumps({"status": "ok", "region": region})
-                        },
+                        response_templates={"application/json": json.dumps({"status": "ok", "region": region})},
                     )
                 ],
             ),
@@ -286,7 +281,7 @@ class ApiStack(Stack):
             "BadRequestBody": (apigw.ResponseType.BAD_REQUEST_BODY, "400",
                                '{"message": "invalid request body: $context.error.validationErrorString"}', {}),
             "Unauthorized": (apigw.ResponseType.UNAUTHORIZED, "401",
-                             '{"message": "sign in first: the Authorization header is missing or its token is invalid or expired"}', {}),
+                             '{"message": "sign in first: the Authorization header is missing, invalid or expired"}', {}),
             "AccessDenied": (apigw.ResponseType.ACCESS_DENIED, "403",
                              '{"message": "your token is not allowed to call this route"}', {}),
             "Throttled": (apigw.ResponseType.THROTTLED, "429",

@@ -17,9 +17,7 @@ _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,19}$")
 _FOUNDATION_MODEL = re.compile(r"^[a-z0-9-]+\.[A-Za-z0-9.:_-]+$")
 _PROFILE_PREFIXES = ("us.", "eu.", "apac.", "global.", "us-gov.", "jp.", "au.", "ca.")
-_PROVISIONED_ARN = re.compile(
-    r"^arn:aws[a-z-]*:bedrock:(?P<region>[a-z0-9-]+):\d{12}:provisioned-model/[a-z0-9]+$"
-)
+_PROVISIONED_ARN = re.compile(r"^arn:aws[a-z-]*:bedrock:(?P<region>[a-z0-9-]+):\d{12}:provisioned-model/[a-z0-9]+$")
 
 # Where each system inference profile prefix may route requests. IAM must allow the
 # foundation model in every destination region, so this table is the source of truth.
@@ -63,12 +61,12 @@ class ModelTarget:
             )
         if self.kind == "system-profile":
             scope = self.model_id.split(".", 1)[0]
-            if scope != "global" and scope in INFERENCE_PROFILE_DESTINATIONS:
-                if self.region not in INFERENCE_PROFILE_DESTINATIONS[scope]:
-                    raise ConfigError(
-                        f"models[].region {self.region} cannot call the {scope}. inference profile "
-                        f"{self.model_id}; allowed regions: {', '.join(INFERENCE_PROFILE_DESTINATIONS[scope])}"
-                    )
+            allowed = INFERENCE_PROFILE_DESTINATIONS.get(scope)
+            if allowed is not None and self.region not in allowed:
+                raise ConfigError(
+                    f"models[].region {self.region} cannot call the {scope}. inference profile "
+                    f"{self.model_id}; allowed regions: {', '.join(allowed)}"
+                )
 
     @property
     def kind(self) -> str:
@@ -196,7 +194,9 @@ class AppConfig:
         }  # fmt: skip
         unknown = sorted(set(raw) - known)
         if unknown:
-            raise ConfigError(f"unknown keys in {CONTEXT_KEY}: {', '.join(unknown)}; allowed: {', '.join(sorted(known))}")
+            raise ConfigError(
+                f"unknown keys in {CONTEXT_KEY}: {', '.join(unknown)}; allowed: {', '.join(sorted(known))}"
+            )
         values: dict[str, Any] = {}
         for key in ("app_name", "env_name", "primary_region", "dr_region"):
             if key in raw:
@@ -212,12 +212,37 @@ class AppConfig:
         if "limits" in raw:
             values["limits"] = RequestLimits(**_section("limits", raw["limits"], RequestLimits, int))
         if "throttling" in raw:
-            values["throttling"] = ApiThrottling(**_section("throttling", raw["throttling"], ApiThrottling, (int, float)))
+            values["throttling"] = ApiThrottling(
+                **_section("throttling", raw["throttling"], ApiThrottling, (int, float))
+            )
         return cls(**values)
 
 
 # The retention periods CloudWatch Logs accepts.
-_LOG_RETENTION_DAYS = {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653}
+_LOG_RETENTION_DAYS = {
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+}
 
 
 def _check_range(key: str, value: float, low: float, high: float) -> None:
@@ -261,7 +286,9 @@ def _parse_models(raw: Any) -> tuple[ModelTarget, ...]:
             raise ConfigError(f"models[{index}] must be an object with model_id, region and max_tokens")
         unknown = sorted(set(item) - {"model_id", "region", "max_tokens"})
         if unknown:
-            raise ConfigError(f"unknown keys in models[{index}]: {', '.join(unknown)}; allowed: max_tokens, model_id, region")
+            raise ConfigError(
+                f"unknown keys in models[{index}]: {', '.join(unknown)}; allowed: max_tokens, model_id, region"
+            )
         for required in ("model_id", "region"):
             if required not in item:
                 raise ConfigError(f"models[{index}].{required} is required")

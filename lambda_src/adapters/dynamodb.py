@@ -67,9 +67,7 @@ class DynamoConversationStore:
         conversations = [_conversation(raw, ()) for page in self._pages(query) for raw in page]
         return sorted(conversations, key=lambda c: c.updated_at, reverse=True)
 
-    def append_turn(
-        self, user_id: str, conversation_id: str, *, expected_turns: int, turn: Turn, title: str
-    ) -> None:
+    def append_turn(self, user_id: str, conversation_id: str, *, expected_turns: int, turn: Turn, title: str) -> None:
         turn_item = {
             "pk": {"S": user_id},
             "sk": {"S": f"{_turn_prefix(conversation_id)}{turn.index:06d}"},

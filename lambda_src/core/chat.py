@@ -45,9 +45,7 @@ class ChatService:
             conversation_id, history, turn_count = self._new_id(), [], 0
             title = request.message.strip().splitlines()[0][:_TITLE_CHARS]
         else:
-            existing = self._store.get(
-                user_id, request.conversation_id, last_turns=self._limits.max_history_turns
-            )
+            existing = self._store.get(user_id, request.conversation_id, last_turns=self._limits.max_history_turns)
             if existing is None:
                 raise NotFound(f"conversation {request.conversation_id} was not found")
             conversation_id, turn_count, title = existing.conversation_id, existing.turn_count, existing.title

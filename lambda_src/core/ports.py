@@ -15,9 +15,7 @@ class ConversationStore(Protocol):
 
     def list(self, user_id: str) -> list[Conversation]: ...
 
-    def append_turn(
-        self, user_id: str, conversation_id: str, *, expected_turns: int, turn: Turn, title: str
-    ) -> None:
+    def append_turn(self, user_id: str, conversation_id: str, *, expected_turns: int, turn: Turn, title: str) -> None:
         """Store `turn` as turn number `expected_turns`; raises Conflict if another write got there first."""
         ...
 

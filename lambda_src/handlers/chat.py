@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import boto3
+import botocore.session
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
@@ -20,7 +20,7 @@ from core.models import ChatRequest
 from handlers.settings import Settings
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=["botocore"])  # only what we call: Bedrock and DynamoDB
 metrics = Metrics()
 app = APIGatewayRestResolver(cors=CORSConfig(allow_origin="*", max_age=3600))
 
@@ -31,13 +31,18 @@ def build_chat_service(settings: Settings, *, dynamodb: Any = None, bedrock: Any
     Clients may be passed in (tests, the local sandbox); by default they are boto3's, configured here.
     """
     first = settings.targets[0]
+    # botocore directly: boto3's extra layer (resources, s3transfer) costs cold-start time and
+    # buys nothing for two low-level clients. One session, so endpoint data is loaded once.
+    session = botocore.session.get_session()
     model = BedrockConverseModel(
-        client=bedrock or boto3.client("bedrock-runtime", region_name=first.region, config=client_config()),
+        client=bedrock or session.create_client("bedrock-runtime", region_name=first.region, config=client_config()),
         model_id=first.model_id,
         region=first.region,
         max_tokens=first.max_tokens,
     )
-    store = DynamoConversationStore(client=dynamodb or boto3.client("dynamodb"), table_name=settings.table_name)
+    store = DynamoConversationStore(
+        client=dynamodb or session.create_client("dynamodb"), table_name=settings.table_name
+    )
     return ChatService(store=store, model=model, limits=settings.limits, deadline_s=settings.deadline_s)
 
 

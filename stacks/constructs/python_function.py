@@ -16,7 +16,10 @@ from aws_cdk import aws_logs as logs
 from cdk_nag import NagSuppressions
 from constructs import Construct
 
-LAMBDA_SRC = Path(__file__).resolve().parents[2] / "lambda_src"
+ROOT = Path(__file__).resolve().parents[2]
+LAMBDA_SRC = ROOT / "lambda_src"
+# `make install` downloads the runtime wheels here so that synth itself needs no network.
+WHEELHOUSE = ROOT / ".cache" / "wheels"
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 _PY_VERSION = "3.13"
 # Source trees that belong in the bundle; tests, caches and the requirements file stay out.
@@ -44,22 +47,21 @@ def log_retention(days: int) -> logs.RetentionDays:
 class PipLocalBundling:
     """Bundle without Docker: pip installs manylinux wheels for the Lambda runtime, then the code."""
 
-    def try_bundle(self, output_dir: str, *, image: DockerImage, **_: object) -> bool:  # noqa: ARG002
+    def try_bundle(self, output_dir: str, *, image: DockerImage, **_: object) -> bool:
         out = Path(output_dir)
+        offline = ["--no-index", "--find-links", str(WHEELHOUSE)] if WHEELHOUSE.is_dir() else []
         subprocess.run(
             [
                 sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
                 "--requirement", str(LAMBDA_SRC / "requirements.txt"),
                 "--target", str(out),
                 "--platform", "manylinux2014_x86_64", "--implementation", "cp",
-                "--python-version", _PY_VERSION, "--only-binary=:all:", "--upgrade",
+                "--python-version", _PY_VERSION, "--only-binary=:all:", "--upgrade", *offline,
             ],
             check=True,
         )  # fmt: skip
         for package in _CODE_PACKAGES:
-            shutil.copytree(
-                LAMBDA_SRC / package, out / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
-            )
+            shutil.copytree(LAMBDA_SRC / package, out / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         return True
 
 

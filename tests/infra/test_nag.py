@@ -18,7 +18,10 @@ def test_no_unsuppressed_nag_errors_or_warnings(synth: Synth) -> None:
     open_findings = []
     for name, stack in synth.stacks.items():
         annotations = Annotations.from_stack(stack)
-        for level, found in (("error", annotations.find_error("*", _NAG)), ("warning", annotations.find_warning("*", _NAG))):
+        for level, found in (
+            ("error", annotations.find_error("*", _NAG)),
+            ("warning", annotations.find_warning("*", _NAG)),
+        ):
             open_findings += [f"{name} {level} {f.id}: {str(f.entry.data)[:160]}" for f in found]
     assert open_findings == []
 

@@ -197,7 +197,13 @@ def test_bedrock_permissions_name_exact_model_arns_never_a_wildcard(synth: Synth
     template = synth.template(name)
     template.has_resource_properties(
         "AWS::IAM::Policy",
-        {"PolicyDocument": {"Statement": Match.array_with([Match.object_like({"Sid": "InvokeConfiguredModels", "Action": "bedrock:InvokeModel"})])}},
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [Match.object_like({"Sid": "InvokeConfiguredModels", "Action": "bedrock:InvokeModel"})]
+                )
+            }
+        },
     )
 
 
@@ -240,21 +246,42 @@ def test_web_bucket_is_private_versioned_tls_only_behind_cloudfront_oac(synth: S
         {
             "VersioningConfiguration": {"Status": "Enabled"},
             "PublicAccessBlockConfiguration": {
-                "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True,
+                "BlockPublicAcls": True,
+                "BlockPublicPolicy": True,
+                "IgnorePublicAcls": True,
+                "RestrictPublicBuckets": True,
             },
             "LoggingConfiguration": Match.any_value(),
         },
     )  # fmt: skip
     template.has_resource_properties(
         "AWS::S3::BucketPolicy",
-        {"PolicyDocument": {"Statement": Match.array_with([Match.object_like({"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}})])}},
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [Match.object_like({"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}})]
+                )
+            }
+        },
     )
     template.resource_count_is("AWS::CloudFront::OriginAccessControl", 1)
     template.has_resource_properties(
         "AWS::CloudFront::Distribution",
-        {"DistributionConfig": Match.object_like({"DefaultCacheBehavior": Match.object_like({"ViewerProtocolPolicy": "https-only"})})},
+        {
+            "DistributionConfig": Match.object_like(
+                {"DefaultCacheBehavior": Match.object_like({"ViewerProtocolPolicy": "https-only"})}
+            )
+        },
     )
     template.has_resource_properties(
         "AWS::CloudFront::ResponseHeadersPolicy",
-        {"ResponseHeadersPolicyConfig": Match.object_like({"SecurityHeadersConfig": Match.object_like({"StrictTransportSecurity": Match.any_value(), "ContentSecurityPolicy": Match.any_value()})})},
+        {
+            "ResponseHeadersPolicyConfig": Match.object_like(
+                {
+                    "SecurityHeadersConfig": Match.object_like(
+                        {"StrictTransportSecurity": Match.any_value(), "ContentSecurityPolicy": Match.any_value()}
+                    )
+                }
+            )
+        },
     )

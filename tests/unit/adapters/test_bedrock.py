@@ -40,7 +40,11 @@ def test_request_sets_max_tokens_system_and_roles_and_reads_usage() -> None:
     with stub:
         reply = model.converse(
             system="sys",
-            messages=[Message(role="user", text="a"), Message(role="assistant", text="b"), Message(role="user", text="c")],
+            messages=[
+                Message(role="user", text="a"),
+                Message(role="assistant", text="b"),
+                Message(role="user", text="c"),
+            ],
             deadline_s=10,
         )
 
@@ -64,7 +68,9 @@ def test_request_sets_max_tokens_system_and_roles_and_reads_usage() -> None:
         ("ValidationException", ModelRejected, None),
     ],
 )
-def test_each_runtime_error_code_maps_to_its_domain_error(code: str, error: type[Exception], retry_after: int | None) -> None:
+def test_each_runtime_error_code_maps_to_its_domain_error(
+    code: str, error: type[Exception], retry_after: int | None
+) -> None:
     model, stub = make()
     stub.add_client_error("converse", service_error_code=code, service_message="detail")
 

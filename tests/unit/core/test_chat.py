@@ -55,12 +55,16 @@ class EchoModel:
 
     def converse(self, *, system: str, messages: Sequence[Message], deadline_s: float) -> ModelReply:
         self.calls.append((list(messages), deadline_s))
-        return ModelReply(text=f"echo: {messages[-1].text}", usage=Usage(input_tokens=3, output_tokens=2), target=TARGET)
+        return ModelReply(
+            text=f"echo: {messages[-1].text}", usage=Usage(input_tokens=3, output_tokens=2), target=TARGET
+        )
 
 
 def service(store: ConversationStore, model: ChatModel) -> ChatService:
     ids = iter(["c1", "c2", "c3"])
-    return ChatService(store=store, model=model, limits=LIMITS, deadline_s=25, clock=lambda: "t", new_id=lambda: next(ids))
+    return ChatService(
+        store=store, model=model, limits=LIMITS, deadline_s=25, clock=lambda: "t", new_id=lambda: next(ids)
+    )
 
 
 def test_deadline_is_the_smaller_of_the_budget_and_the_lambda_remaining_time() -> None:

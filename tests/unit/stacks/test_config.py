@@ -55,12 +55,34 @@ def test_defaults_apply_when_optional_keys_are_absent() -> None:
         (with_(models=[]), "models must be a non-empty list"),
         (with_(models="us.amazon.nova-lite-v1:0"), "models must be a non-empty list"),
         (with_(models=[{"region": "us-east-1"}]), "models[0].model_id is required"),
-        (with_(models=[{"model_id": "x.y", "region": "us-east-1", "temperature": 1}]), "unknown keys in models[0]: temperature"),
-        (with_(models=[{"model_id": "nova", "region": "us-east-1"}]), "models[].model_id must be a foundation model id"),
-        (with_(models=[{"model_id": "amazon.nova-lite-v1:0", "region": "us-east-1", "max_tokens": 0}]), "max_tokens must be between 1 and 64000"),
-        (with_(models=[{"model_id": "amazon.nova-lite-v1:0", "region": "us-east-1", "max_tokens": "big"}]), "models[0].max_tokens must be a whole number"),
-        (with_(models=[{"model_id": "eu.amazon.nova-lite-v1:0", "region": "us-east-1"}]), "cannot call the eu. inference profile"),
-        (with_(models=[{"model_id": "arn:aws:bedrock:us-east-1:123456789012:provisioned-model/abc", "region": "us-west-2"}]), "its region must equal"),
+        (
+            with_(models=[{"model_id": "x.y", "region": "us-east-1", "temperature": 1}]),
+            "unknown keys in models[0]: temperature",
+        ),
+        (
+            with_(models=[{"model_id": "nova", "region": "us-east-1"}]),
+            "models[].model_id must be a foundation model id",
+        ),
+        (
+            with_(models=[{"model_id": "amazon.nova-lite-v1:0", "region": "us-east-1", "max_tokens": 0}]),
+            "max_tokens must be between 1 and 64000",
+        ),
+        (
+            with_(models=[{"model_id": "amazon.nova-lite-v1:0", "region": "us-east-1", "max_tokens": "big"}]),
+            "models[0].max_tokens must be a whole number",
+        ),
+        (
+            with_(models=[{"model_id": "eu.amazon.nova-lite-v1:0", "region": "us-east-1"}]),
+            "cannot call the eu. inference profile",
+        ),
+        (
+            with_(
+                models=[
+                    {"model_id": "arn:aws:bedrock:us-east-1:123456789012:provisioned-model/abc", "region": "us-west-2"}
+                ]
+            ),
+            "its region must equal",
+        ),
         (with_(models=[{"model_id": "amazon.nova-lite-v1:0", "region": "us-east-1"}] * 2), "twice"),
         (with_(limits={"max_message_chars": 0}), "limits.max_message_chars must be between 1 and 100000"),
         (with_(limits={"max_message_chars": "8000"}), "limits.max_message_chars must be a whole number"),

@@ -1,0 +1,77 @@
+# Bulwark: every target installs what it needs (pinned) into .venv and node_modules first.
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+# This machine's pip config names extra local indexes that may not exist; drop that noise only.
+QUIET_PIP := 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+.DEFAULT_GOAL := synth
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+WHEELS := .cache/wheels
+# Offline, quiet CDK: no notices, no version check, no telemetry, no AWS credentials (no STS calls).
+CDK_ENV := env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN -u AWS_PROFILE \
+	CDK_DISABLE_VERSION_CHECK=1 JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 AWS_EC2_METADATA_DISABLED=true
+CDK := $(CDK_ENV) npx --no-install cdk --no-notices
+
+.PHONY: install synth nag lint test bench deploy diff clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt lambda_src/requirements.txt constraints.txt
+	@echo "==> python venv + pinned dependencies"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt $(QUIET_PIP)
+	@touch $@
+
+# Lambda runtime wheels (manylinux, CPython 3.13), fetched once so synth itself needs no network.
+$(WHEELS)/.fetched: lambda_src/requirements.txt $(VENV)/.installed
+	@echo "==> Lambda runtime wheels (cp313 manylinux)"
+	@mkdir -p $(WHEELS)
+	@$(PY) -m pip download --quiet --disable-pip-version-check -r lambda_src/requirements.txt -d $(WHEELS) \
+		--platform manylinux2014_x86_64 --implementation cp --python-version 3.13 --only-binary=:all: $(QUIET_PIP)
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	@echo "==> pinned CDK CLI (npm ci)"
+	@npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+install: $(VENV)/.installed $(WHEELS)/.fetched node_modules/.installed
+
+synth: install  ## the main job for now: both regions' templates, cdk-nag reports, cfn-lint
+	@echo "==> cdk synth (both regions, all nag packs)"
+	@rm -rf cdk.out
+	@start=$$(date +%s%N); $(CDK) synth --quiet; \
+		echo "    synth took $$(( ($$(date +%s%N) - start) / 1000000 )) ms"
+	@$(MAKE) --no-print-directory nag-report lint-templates
+
+nag: synth  ## alias: the security reviewer's entry point
+
+nag-report:
+	@$(PY) tools/nag_report.py cdk.out
+
+lint-templates:
+	@echo "==> cfn-lint"
+	@$(VENV)/bin/cfn-lint cdk.out/*.template.json --ignore-checks W3005 && echo "    cfn-lint: clean (W3005, the redundant DependsOn CDK emits for its own providers, is ignored)"
+
+lint: $(VENV)/.installed
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
+	@$(VENV)/bin/mypy
+
+test: install  ## the whole suite
+	@echo "==> lint + type check"
+	@$(MAKE) --no-print-directory lint
+	@echo "==> pytest"
+	@$(PY) -m pytest
+
+bench: install
+	@$(PY) bench/cold_start.py
+
+deploy: synth
+	$(CDK_ENV) npx --no-install cdk deploy --all --app cdk.out --require-approval broadening
+
+diff: install
+	$(CDK_ENV) npx --no-install cdk diff --all
+
+clean:
+	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache
