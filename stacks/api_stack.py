@@ -281,7 +281,7 @@ class ApiStack(Stack):
             "BadRequestBody": (apigw.ResponseType.BAD_REQUEST_BODY, "400",
                                '{"message": "invalid request body: $context.error.validationErrorString"}', {}),
             "Unauthorized": (apigw.ResponseType.UNAUTHORIZED, "401",
-                             '{"message": "sign in first: the Authorization header is missing, invalid or expired"}', {}),
+                             '{"message": "sign in first: the Authorization token is missing or has expired"}', {}),
             "AccessDenied": (apigw.ResponseType.ACCESS_DENIED, "403",
                              '{"message": "your token is not allowed to call this route"}', {}),
             "Throttled": (apigw.ResponseType.THROTTLED, "429",
