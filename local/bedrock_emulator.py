@@ -1,0 +1,432 @@
+"""A Bedrock-runtime-compatible HTTP server for loopback, with fault injection.
+
+Unmodified boto3 / langchain-aws clients talk to it through `endpoint_url`. It answers
+Converse (`POST /model/{id}/converse`) and Titan text embeddings v2 (`POST /model/{id}/invoke`),
+honestly and deterministically: answers are extracted from the text it was sent, embeddings are
+hashed bags of words (texts that share words are close). It is a test double and says so: every
+answer carries `"emulated": true` in its metrics.
+
+Faults are set per model id and region (the region is read from the SigV4 credential scope):
+token-bucket quotas (requests and tokens per minute, 429 ThrottlingException), error rates per
+runtime error code, a latency range, hangs past the client's timeout, connection resets and hard
+outages. Change them at run time with `POST /_emulator/faults`; read per-target counters with
+`GET /_emulator/stats`; `POST /_emulator/reset` clears counters and buckets.
+
+    python -m local.bedrock_emulator --port 8089 --config faults.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import random
+import re
+import socket
+import struct
+import threading
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import unquote
+
+# Runtime error codes and the HTTP status Bedrock answers them with.
+ERROR_STATUS = {
+    "ThrottlingException": 429,
+    "ServiceUnavailableException": 503,
+    "InternalServerException": 500,
+    "ModelNotReadyException": 429,
+    "ModelTimeoutException": 408,
+    "ModelErrorException": 424,
+    "ValidationException": 400,
+    "AccessDeniedException": 403,
+    "ResourceNotFoundException": 404,
+}
+_WORD = re.compile(r"[A-Za-z0-9']+")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+_STOP = {
+    "the", "a", "an", "is", "are", "was", "what", "which", "who", "of", "to", "in", "on", "and", "or",
+    "for", "it", "do", "does", "i", "you", "me", "my", "your", "how", "why", "when", "where", "be", "with",
+}  # fmt: skip
+
+
+@dataclass
+class TargetFaults:
+    """Fault settings for one model id (optionally one region)."""
+
+    rpm: float | None = None  # requests per minute (token bucket, burst = one minute's worth)
+    tpm: float | None = None  # input+output tokens per minute
+    errors: dict[str, float] = field(default_factory=dict)  # code -> probability per call
+    latency_ms: tuple[float, float] = (5.0, 20.0)  # uniform range added to every answer
+    hang_s: float = 0.0  # sleep this long before answering (past the client's timeout)
+    reset_rate: float = 0.0  # probability of closing the connection with a TCP reset
+    down: bool = False  # hard outage: every call is ServiceUnavailableException
+    context_window: int = 32000  # input tokens above this are a ValidationException
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any]) -> TargetFaults:
+        unknown = set(raw) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown fault keys: {sorted(unknown)}")
+        for code in raw.get("errors", {}):
+            if code not in ERROR_STATUS:
+                raise ValueError(f"unknown error code {code}; known: {sorted(ERROR_STATUS)}")
+        values = dict(raw)
+        if "latency_ms" in values:
+            low, high = values["latency_ms"]
+            values["latency_ms"] = (float(low), float(high))
+        return cls(**values)
+
+
+class TokenBucket:
+    def __init__(self, per_minute: float) -> None:
+        self.capacity = per_minute
+        self.tokens = per_minute
+        self.rate = per_minute / 60.0
+        self.stamp = time.monotonic()
+
+    def take(self, amount: float) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= amount:
+            self.tokens -= amount
+            return True
+        return False
+
+
+class EmulatorState:
+    """Faults, buckets and counters, shared by the server's threads."""
+
+    def __init__(self, config: dict[str, Any] | None = None) -> None:
+        self._lock = threading.Lock()
+        self.counters: dict[str, Counter[str]] = defaultdict(Counter)
+        self.configure(config or {})
+
+    def reset(self, config: dict[str, Any]) -> None:
+        self.configure(config)
+        with self._lock:
+            self.counters = defaultdict(Counter)
+
+    def configure(self, config: dict[str, Any]) -> None:
+        """Replace the faults (quota buckets restart full); counters are kept."""
+        unknown = set(config) - {"seed", "default", "targets", "guardrail_patterns", "guardrail_message"}
+        if unknown:
+            raise ValueError(f"unknown config keys: {sorted(unknown)}")
+        with self._lock:
+            self.default = TargetFaults.parse(config.get("default", {}))
+            self.targets = {key: TargetFaults.parse(value) for key, value in config.get("targets", {}).items()}
+            self.guardrail = [re.compile(p, re.IGNORECASE) for p in config.get("guardrail_patterns", [])]
+            self.guardrail_message = config.get(
+                "guardrail_message", "Sorry, I can't help with that request: it was blocked by the guardrail."
+            )
+            self.random = random.Random(config.get("seed", 7))
+            self.buckets: dict[tuple[str, str, str], TokenBucket] = {}
+
+    def faults_for(self, model_id: str, region: str) -> TargetFaults:
+        for key in (f"{model_id}@{region}", model_id, f"*@{region}"):
+            if key in self.targets:
+                return self.targets[key]
+        return self.default
+
+    def count(self, model_id: str, region: str, outcome: str) -> None:
+        with self._lock:
+            self.counters[f"{model_id}@{region}"][outcome] += 1
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                key: {"calls": sum(counter.values()), "outcomes": dict(counter)} for key, counter in self.counters.items()
+            }
+
+    def roll(self) -> float:
+        with self._lock:
+            return self.random.random()
+
+    def admit(self, model_id: str, region: str, faults: TargetFaults, tokens: int) -> bool:
+        """Quota check: both buckets must have room, else the call is throttled."""
+        with self._lock:
+            for kind, limit, amount in (("rpm", faults.rpm, 1), ("tpm", faults.tpm, tokens)):
+                if limit is None:
+                    continue
+                bucket = self.buckets.setdefault((model_id, region, kind), TokenBucket(limit))
+                if not bucket.take(amount):
+                    return False
+            return True
+
+
+def count_tokens(text: str) -> int:
+    return max(1, math.ceil(len(_WORD.findall(text)) * 1.3))
+
+
+def _words(text: str) -> set[str]:
+    return {w.lower() for w in _WORD.findall(text)} - _STOP
+
+
+def extractive_answer(question: str, context: list[str]) -> str:
+    """The sentences of the context that share most words with the question, in their order."""
+    wanted = _words(question)
+    sentences = [s.strip() for block in context for s in _SENTENCE.split(block) if s.strip()]
+    scored = [(len(wanted & _words(s)), i, s) for i, s in enumerate(sentences)]
+    best = sorted((item for item in scored if item[0] > 0), key=lambda item: (-item[0], item[1]))[:3]
+    if not best:
+        return f"I don't know: nothing I was given answers \"{question.strip()[:200]}\"."
+    return " ".join(sentence for _, _, sentence in sorted(best, key=lambda item: item[1]))
+
+
+def embedding(text: str, dimensions: int, normalize: bool) -> list[float]:
+    vector = [0.0] * dimensions
+    for word in _WORD.findall(text.lower()):
+        digest = hashlib.sha256(word.encode()).digest()
+        index = int.from_bytes(digest[:4], "big") % dimensions
+        vector[index] += 1.0 if digest[4] % 2 else -1.0
+    if normalize:
+        norm = math.sqrt(sum(v * v for v in vector)) or 1.0
+        vector = [v / norm for v in vector]
+    return vector
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet by default
+        if self.server.verbose:
+            super().log_message(format, *args)
+
+    # --- plumbing -----------------------------------------------------------------------------
+    def _body(self) -> Any:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        return json.loads(raw) if raw else {}
+
+    def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("x-amzn-RequestId", f"emu-{time.monotonic_ns()}")
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _error(self, code: str, message: str) -> None:
+        self._send(ERROR_STATUS[code], {"message": message}, {"x-amzn-ErrorType": f"{code}:http://internal.amazon.com/"})
+
+    def _reset(self) -> None:
+        """Close with RST, as a dropped connection looks to the client."""
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.connection.close()
+        self.close_connection = True
+
+    def _region(self) -> str:
+        match = re.search(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/", self.headers.get("Authorization", ""))
+        return match.group(1) if match else "us-east-1"
+
+    # --- routes -------------------------------------------------------------------------------
+    def do_GET(self) -> None:
+        if self.path == "/_emulator/stats":
+            self._send(200, self.server.state.stats())
+        elif self.path == "/_emulator/health":
+            self._send(200, {"status": "ok"})
+        else:
+            self._send(404, {"message": f"no route {self.path}"})
+
+    def do_POST(self) -> None:
+        state = self.server.state
+        if self.path.startswith("/_emulator/"):
+            body = self._body()
+            try:
+                if self.path == "/_emulator/faults":
+                    state.configure(body)
+                elif self.path == "/_emulator/reset":
+                    state.reset(body or self.server.initial_config)
+                else:
+                    self._send(404, {"message": f"no route {self.path}"})
+                    return
+            except (ValueError, TypeError) as error:
+                self._send(400, {"message": str(error)})
+                return
+            self._send(200, {"status": "ok"})
+            return
+        match = re.fullmatch(r"/model/([^/]+)/(converse|invoke)", self.path)
+        if match is None:
+            self._send(404, {"message": f"no route {self.path}"})
+            return
+        model_id, operation = unquote(match.group(1)), match.group(2)
+        region = self._region()
+        body = self._body()
+        faults = state.faults_for(model_id, region)
+        started = time.monotonic()
+        if faults.down:
+            state.count(model_id, region, "ServiceUnavailableException")
+            self._error("ServiceUnavailableException", "The service is down (emulated outage).")
+            return
+        if faults.reset_rate and state.roll() < faults.reset_rate:
+            state.count(model_id, region, "ConnectionReset")
+            self._reset()
+            return
+        for code, probability in faults.errors.items():
+            if state.roll() < probability:
+                state.count(model_id, region, code)
+                self._error(code, f"Emulated {code}.")
+                return
+        if operation == "invoke":
+            self._invoke(model_id, region, body, faults)
+            return
+        self._converse(model_id, region, body, faults, started)
+
+    def _delay(self, faults: TargetFaults) -> None:
+        low, high = faults.latency_ms
+        time.sleep((low + (high - low) * self.server.state.roll()) / 1000.0)
+        if faults.hang_s:
+            time.sleep(faults.hang_s)
+
+    def _converse(self, model_id: str, region: str, body: dict[str, Any], faults: TargetFaults, started: float) -> None:
+        state = self.server.state
+        messages = body.get("messages") or []
+        if not messages or messages[-1].get("role") != "user":
+            state.count(model_id, region, "ValidationException")
+            self._error("ValidationException", "A conversation must end with a user message.")
+            return
+        texts = [b.get("text", "") for m in messages for b in m.get("content", [])]
+        system = [b.get("text", "") for b in body.get("system") or []]
+        question = "".join(b.get("text", "") for b in messages[-1]["content"])
+        input_tokens = count_tokens(" ".join(system + texts))
+        if input_tokens > faults.context_window:
+            state.count(model_id, region, "ValidationException")
+            self._error(
+                "ValidationException",
+                f"Input is too long for requested model ({input_tokens} tokens > {faults.context_window}).",
+            )
+            return
+        max_tokens = int((body.get("inferenceConfig") or {}).get("maxTokens", 512))
+        if not state.admit(model_id, region, faults, input_tokens + max_tokens):
+            state.count(model_id, region, "ThrottlingException")
+            self._error("ThrottlingException", "Too many requests, please wait before trying again.")
+            return
+        self._delay(faults)
+        guardrail = body.get("guardrailConfig")
+        if guardrail and any(p.search(question) for p in state.guardrail):
+            answer, stop = state.guardrail_message, "guardrail_intervened"
+            state.count(model_id, region, "guardrail_intervened")
+        else:
+            context = system + texts[:-1]
+            answer = extractive_answer(question, context or [question])
+            words = answer.split()
+            stop = "end_turn"
+            if count_tokens(answer) > max_tokens:
+                answer, stop = " ".join(words[: max(1, int(max_tokens / 1.3))]), "max_tokens"
+            state.count(model_id, region, "ok")
+        output_tokens = count_tokens(answer)
+        payload: dict[str, Any] = {
+            "output": {"message": {"role": "assistant", "content": [{"text": answer}]}},
+            "stopReason": stop,
+            "usage": {"inputTokens": input_tokens, "outputTokens": output_tokens, "totalTokens": input_tokens + output_tokens},
+            "metrics": {"latencyMs": int((time.monotonic() - started) * 1000)},
+        }
+        if guardrail and stop == "guardrail_intervened":
+            payload["trace"] = {"guardrail": {"inputAssessment": {"emulated": {"matched": True}}}}
+        self._send(200, payload)
+
+    def _invoke(self, model_id: str, region: str, body: dict[str, Any], faults: TargetFaults) -> None:
+        state = self.server.state
+        text = body.get("inputText")
+        dimensions = int(body.get("dimensions", 1024))
+        if not isinstance(text, str) or not text or dimensions not in (256, 512, 1024):
+            state.count(model_id, region, "ValidationException")
+            self._error("ValidationException", "inputText must be a non-empty string; dimensions 256, 512 or 1024.")
+            return
+        tokens = count_tokens(text)
+        if tokens > 8192:
+            state.count(model_id, region, "ValidationException")
+            self._error("ValidationException", f"Too many input tokens ({tokens} > 8192).")
+            return
+        if not state.admit(model_id, region, faults, tokens):
+            state.count(model_id, region, "ThrottlingException")
+            self._error("ThrottlingException", "Too many requests, please wait before trying again.")
+            return
+        self._delay(faults)
+        state.count(model_id, region, "ok")
+        self._send(
+            200,
+            {"embedding": embedding(text, dimensions, bool(body.get("normalize", True))), "inputTextTokenCount": tokens},
+        )
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], state: EmulatorState, config: dict[str, Any], verbose: bool) -> None:
+        super().__init__(address, _Handler)
+        self.state = state
+        self.initial_config = config
+        self.verbose = verbose
+
+
+class BedrockEmulator:
+    """Run in a thread (tests) or as a process (sandbox). Binds to loopback only."""
+
+    def __init__(self, config: dict[str, Any] | None = None, *, port: int = 0, verbose: bool = False) -> None:
+        self.config = config or {}
+        self.state = EmulatorState(self.config)
+        self._server = _Server(("127.0.0.1", port), self.state, self.config, verbose)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> BedrockEmulator:
+        self._thread = threading.Thread(target=self._server.serve_forever, name="bedrock-emulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def set_faults(self, config: dict[str, Any]) -> None:
+        self.state.configure(config)
+
+    def reset(self, config: dict[str, Any] | None = None) -> None:
+        self.state.reset(config if config is not None else self.config)
+
+    def stats(self) -> dict[str, Any]:
+        return self.state.stats()
+
+    def calls(self, model_id: str, region: str) -> int:
+        return int(self.stats().get(f"{model_id}@{region}", {}).get("calls", 0))
+
+    def __enter__(self) -> BedrockEmulator:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, default=8089)
+    parser.add_argument("--config", help="JSON file with faults (see module docstring)")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args()
+    config = json.loads(open(args.config).read()) if args.config else {}
+    emulator = BedrockEmulator(config, port=args.port, verbose=args.verbose)
+    print(f"bedrock emulator listening on {emulator.url}", flush=True)
+    try:
+        emulator._server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emulator._server.server_close()
+
+
+if __name__ == "__main__":
+    main()
