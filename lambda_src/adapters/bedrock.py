@@ -1,85 +1,103 @@
-"""ChatModel on Amazon Bedrock Converse (boto3 bedrock-runtime)."""
+"""TargetModel on Amazon Bedrock Converse (botocore bedrock-runtime).
+
+botocore's own retries are off (one attempt per call): the gateway is the single retry layer,
+with a budget. Each call's read timeout comes from the gateway; botocore fixes timeouts per
+client, so clients are kept per timeout step and a call uses the largest step that fits.
+"""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from botocore.config import Config
-from botocore.exceptions import ClientError, ConnectionError, ReadTimeoutError
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from core.errors import ModelRejected, ModelUnavailable
+from core.errors import TargetCallError
 from core.models import Message, ModelReply, TargetRef, Usage
 
-logger = logging.getLogger(__name__)
+CONNECT_TIMEOUT_S = 1.0
+# Read-timeout steps (seconds). A call gets the largest step <= the time the gateway allows,
+# so no call outlives its deadline; the smallest step is the floor for very short budgets.
+TIMEOUT_STEPS = (0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 25.0)
 
-# Codes worth a retry later: the caller gets 503 + Retry-After.
-_TRANSIENT = {
-    "ThrottlingException", "ServiceUnavailableException", "InternalServerException",
-    "ModelNotReadyException", "ModelTimeoutException", "ModelErrorException",
-}  # fmt: skip
-# Configuration faults: the target cannot work until an operator fixes access or the id.
-_MISCONFIGURED = {"AccessDeniedException", "ResourceNotFoundException"}
-
-CONNECT_TIMEOUT_S = 2.0
-READ_TIMEOUT_S = 10.0
+ClientFactory = Callable[[Config], Any]
 
 
-def client_config() -> Config:
-    """Explicit timeouts; botocore's standard retry mode is the only retry layer (2 attempts)."""
+def client_config(read_timeout: float) -> Config:
     return Config(
-        connect_timeout=CONNECT_TIMEOUT_S,
-        read_timeout=READ_TIMEOUT_S,
-        retries={"mode": "standard", "max_attempts": 2},
+        connect_timeout=min(CONNECT_TIMEOUT_S, read_timeout),
+        read_timeout=read_timeout,
+        retries={"total_max_attempts": 1},  # the gateway's loop is the only retry layer
         tcp_keepalive=True,
     )
 
 
-class BedrockConverseModel:
-    def __init__(self, *, client: Any, model_id: str, region: str, max_tokens: int) -> None:
-        self._client = client
+def timeout_step(timeout_s: float) -> float:
+    fitting = [step for step in TIMEOUT_STEPS if step <= timeout_s]
+    return fitting[-1] if fitting else TIMEOUT_STEPS[0]
+
+
+class BedrockTarget:
+    def __init__(
+        self,
+        *,
+        client_factory: ClientFactory,
+        model_id: str,
+        region: str,
+        max_tokens: int,
+        guardrail: tuple[str, str] | None = None,
+    ) -> None:
+        self._factory = client_factory
+        self._clients: dict[float, Any] = {}
+        self._lock = threading.Lock()
         self._target = TargetRef(model_id=model_id, region=region)
         self._max_tokens = max_tokens
+        self._guardrail = guardrail
 
     @property
     def target(self) -> TargetRef:
         return self._target
 
-    def converse(self, *, system: str, messages: Sequence[Message], deadline_s: float) -> ModelReply:
-        del deadline_s  # bounded by the client's timeouts until the gateway derives them per attempt
+    def client(self, timeout_s: float) -> Any:
+        step = timeout_step(timeout_s)
+        with self._lock:
+            if step not in self._clients:
+                self._clients[step] = self._factory(client_config(step))
+            return self._clients[step]
+
+    def call(self, *, system: str, messages: Sequence[Message], timeout_s: float) -> ModelReply:
+        request: dict[str, Any] = {
+            "modelId": self._target.model_id,
+            "system": [{"text": system}],
+            "messages": [{"role": m.role, "content": [{"text": m.text}]} for m in messages],
+            "inferenceConfig": {"maxTokens": self._max_tokens},
+        }
+        if self._guardrail is not None:
+            identifier, version = self._guardrail
+            request["guardrailConfig"] = {"guardrailIdentifier": identifier, "guardrailVersion": version}
         try:
-            response = self._client.converse(
-                modelId=self._target.model_id,
-                system=[{"text": system}],
-                messages=[{"role": m.role, "content": [{"text": m.text}]} for m in messages],
-                inferenceConfig={"maxTokens": self._max_tokens},
-            )
+            response = self.client(timeout_s).converse(**request)
         except ClientError as error:
-            raise _translate(error, self._target) from error
-        except (ReadTimeoutError, ConnectionError) as error:
-            raise ModelUnavailable(
-                f"the model {self._target.model_id} did not answer in time; try again shortly", retry_after=5
-            ) from error
+            details = error.response.get("Error", {})
+            raise TargetCallError(details.get("Code", "Unknown"), details.get("Message", "")) from error
+        except (ReadTimeoutError, ConnectTimeoutError) as error:
+            raise TargetCallError("Timeout", str(error)) from error
+        except (ConnectionClosedError, EndpointConnectionError, BotoConnectionError) as error:
+            raise TargetCallError("ConnectionReset", str(error)) from error
         content = response["output"]["message"]["content"]
-        text = "".join(block.get("text", "") for block in content)
         usage = response.get("usage", {})
         return ModelReply(
-            text=text,
+            text="".join(block.get("text", "") for block in content),
             usage=Usage(input_tokens=usage.get("inputTokens", 0), output_tokens=usage.get("outputTokens", 0)),
             target=self._target,
             stop_reason=response.get("stopReason", "end_turn"),
         )
-
-
-def _translate(error: ClientError, target: TargetRef) -> Exception:
-    code = error.response.get("Error", {}).get("Code", "")
-    detail = error.response.get("Error", {}).get("Message", "")
-    if code == "ValidationException":
-        return ModelRejected(f"the model rejected the request: {detail}")
-    if code in _MISCONFIGURED:
-        logger.error("model target misconfigured", extra={"code": code, "model_id": target.model_id})
-        return ModelUnavailable("the model is not available right now; the operators have been alerted", retry_after=30)
-    if code in _TRANSIENT:
-        return ModelUnavailable("the model is busy right now; try again shortly", retry_after=5)
-    return error

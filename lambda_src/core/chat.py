@@ -59,7 +59,19 @@ class ChatService:
             system=SYSTEM_PROMPT,
             messages=[*history, Message(role="user", text=request.message)],
             deadline_s=deadline,
+            scope=user_id,
         )
+        if reply.degraded:
+            # Not stored: a degraded answer must not become history the model later builds on.
+            return ChatAnswer(
+                conversation_id=conversation_id if request.conversation_id else None,
+                answer=reply.text,
+                usage=reply.usage,
+                target=reply.target,
+                turn=None,
+                degraded=True,
+                degraded_reason=reply.degraded_reason,
+            )
         turn = Turn(
             index=turn_count,
             user=request.message,
@@ -75,6 +87,7 @@ class ChatService:
             usage=reply.usage,
             target=reply.target,
             turn=turn_count,
+            guardrail_intervened=reply.guardrail_intervened,
         )
 
     def list_conversations(self, *, user_id: str) -> list[dict[str, object]]:

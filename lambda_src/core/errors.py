@@ -47,3 +47,15 @@ class ModelRejected(DomainError):
     """The model refused the request as invalid (e.g. context window exceeded): not retryable."""
 
     status = 400
+
+
+class TargetCallError(Exception):
+    """One call to one model target failed; `code` is the runtime error code (or a transport one).
+
+    Adapters raise it; the gateway classifies it with `core.resilience.classify`.
+    """
+
+    def __init__(self, code: str, message: str = "") -> None:
+        super().__init__(f"{code}: {message}" if message else code)
+        self.code = code
+        self.detail = message

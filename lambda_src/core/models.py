@@ -93,6 +93,13 @@ class ModelReply:
     usage: Usage
     target: TargetRef
     stop_reason: str = "end_turn"
+    degraded: bool = False
+    degraded_reason: str | None = None
+
+    @property
+    def guardrail_intervened(self) -> bool:
+        """A guardrail intervention is an answer, not an error: returned as is, never cached."""
+        return self.stop_reason == "guardrail_intervened"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -142,22 +149,28 @@ class Conversation:
 
 @dataclass(frozen=True, kw_only=True)
 class ChatAnswer:
-    conversation_id: str
+    conversation_id: str | None  # None when a degraded answer to a new conversation stored nothing
     answer: str
     usage: Usage
     target: TargetRef
-    turn: int
+    turn: int | None
     degraded: bool = False
+    degraded_reason: str | None = None
+    guardrail_intervened: bool = False
 
     def to_api(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "conversation_id": self.conversation_id,
             "answer": self.answer,
             "usage": _usage(self.usage),
             "target": {"model_id": self.target.model_id, "region": self.target.region},
             "turn": self.turn,
             "degraded": self.degraded,
+            "guardrail_intervened": self.guardrail_intervened,
         }
+        if self.degraded:
+            body["degraded_reason"] = self.degraded_reason
+        return body
 
 
 def _usage(usage: Usage) -> dict[str, int]:

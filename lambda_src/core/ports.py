@@ -28,6 +28,34 @@ class ChatModel(Protocol):
     @property
     def target(self) -> TargetRef: ...
 
-    def converse(self, *, system: str, messages: Sequence[Message], deadline_s: float) -> ModelReply:
-        """One model call that returns before `deadline_s` seconds pass, or raises a domain error."""
+    def converse(
+        self, *, system: str, messages: Sequence[Message], deadline_s: float, scope: str = "anonymous"
+    ) -> ModelReply:
+        """An answer within `deadline_s` seconds (possibly degraded), or a domain error for bad input.
+
+        `scope` (the user or tenant) keys any cached answer so it is never shared across scopes.
+        """
+        ...
+
+
+class TargetModel(Protocol):
+    """One model target (model x region): one call, bounded by `timeout_s`."""
+
+    @property
+    def target(self) -> TargetRef: ...
+
+    def call(self, *, system: str, messages: Sequence[Message], timeout_s: float) -> ModelReply:
+        """Raises core.errors.TargetCallError with the runtime error code on failure."""
+        ...
+
+
+class AnswerCache(Protocol):
+    def get(self, key: str) -> str | None: ...
+
+    def put(self, key: str, text: str, ttl_s: int) -> None: ...
+
+
+class GatewayMetrics(Protocol):
+    def record(self, *, event: str, target: TargetRef, detail: str = "", latency_s: float | None = None) -> None:
+        """event: attempt | retry | failover | skipped | breaker | degraded | misconfigured | cache_error."""
         ...

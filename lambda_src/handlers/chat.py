@@ -12,10 +12,13 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from adapters.bedrock import BedrockConverseModel, client_config
+from adapters.answer_cache import DynamoAnswerCache
+from adapters.bedrock import BedrockTarget
 from adapters.dynamodb import DynamoConversationStore
+from adapters.metrics import PowertoolsGatewayMetrics
 from core.chat import ChatService
 from core.errors import DomainError, InvalidRequest, ModelUnavailable, PayloadTooLarge, Unauthorized
+from core.gateway import GatewaySettings, ModelGateway
 from core.models import ChatRequest
 from handlers.settings import Settings
 
@@ -25,25 +28,52 @@ metrics = Metrics()
 app = APIGatewayRestResolver(cors=CORSConfig(allow_origin="*", max_age=3600))
 
 
-def build_chat_service(settings: Settings, *, dynamodb: Any = None, bedrock: Any = None) -> ChatService:
+def build_chat_service(
+    settings: Settings,
+    *,
+    dynamodb: Any = None,
+    bedrock_factory: Any = None,
+    gateway_settings: GatewaySettings | None = None,
+) -> ChatService:
     """Composition root: wire the adapters into the core once per cold start.
 
-    Clients may be passed in (tests, the local sandbox); by default they are boto3's, configured here.
+    Clients may be passed in (tests, the local sandbox); by default they are botocore's, configured
+    here. botocore directly: boto3's extra layer costs cold-start time and buys nothing for
+    low-level clients. One session, so endpoint data is loaded once.
     """
-    first = settings.targets[0]
-    # botocore directly: boto3's extra layer (resources, s3transfer) costs cold-start time and
-    # buys nothing for two low-level clients. One session, so endpoint data is loaded once.
     session = botocore.session.get_session()
-    model = BedrockConverseModel(
-        client=bedrock or session.create_client("bedrock-runtime", region_name=first.region, config=client_config()),
-        model_id=first.model_id,
-        region=first.region,
-        max_tokens=first.max_tokens,
+
+    def factory(region: str) -> Any:
+        if bedrock_factory is not None:
+            return lambda config: bedrock_factory(region, config)
+        return lambda config: session.create_client("bedrock-runtime", region_name=region, config=config)
+
+    targets = [
+        BedrockTarget(
+            client_factory=factory(t.region),
+            model_id=t.model_id,
+            region=t.region,
+            max_tokens=t.max_tokens,
+            guardrail=settings.guardrail,
+        )
+        for t in settings.targets
+    ]
+    dynamodb = dynamodb or session.create_client("dynamodb")
+    cache = (
+        DynamoAnswerCache(client=dynamodb, table_name=settings.cache_table_name) if settings.cache_table_name else None
     )
-    store = DynamoConversationStore(
-        client=dynamodb or session.create_client("dynamodb"), table_name=settings.table_name
+    gateway = ModelGateway(
+        targets=targets,
+        settings=gateway_settings
+        or GatewaySettings(
+            deadline_s=settings.deadline_s,
+            guardrail_version=settings.guardrail[1] if settings.guardrail else "none",
+        ),
+        cache=cache,
+        metrics=PowertoolsGatewayMetrics(),
     )
-    return ChatService(store=store, model=model, limits=settings.limits, deadline_s=settings.deadline_s)
+    store = DynamoConversationStore(client=dynamodb, table_name=settings.table_name)
+    return ChatService(store=store, model=gateway, limits=settings.limits, deadline_s=settings.deadline_s)
 
 
 settings = Settings.from_env()
@@ -82,8 +112,13 @@ def chat() -> dict[str, Any]:
     request = ChatRequest.parse(json_body(), settings.limits)
     remaining_ms = app.lambda_context.get_remaining_time_in_millis()
     answer = service.answer(user_id=user, request=request, remaining_s=remaining_ms / 1000 - 1.0)
-    metrics.add_metric(name="ChatAnswered", unit=MetricUnit.Count, value=1)
-    metrics.add_metric(name="OutputTokens", unit=MetricUnit.Count, value=answer.usage.output_tokens)
+    if answer.degraded:
+        metrics.add_metric(name="ChatDegraded", unit=MetricUnit.Count, value=1)
+        if settings.degraded_status == 503:
+            raise ModelUnavailable(f"no model could answer in time ({answer.degraded_reason})", retry_after=10)
+    else:
+        metrics.add_metric(name="ChatAnswered", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="OutputTokens", unit=MetricUnit.Count, value=answer.usage.output_tokens)
     return answer.to_api()
 
 

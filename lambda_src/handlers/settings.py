@@ -23,6 +23,9 @@ class Settings:
     targets: tuple[TargetSetting, ...]
     limits: Limits
     deadline_s: float
+    cache_table_name: str | None = None
+    guardrail: tuple[str, str] | None = None  # (identifier, version) applied on every call
+    degraded_status: int = 200  # 200: answer with the degraded flag; 503: refuse with Retry-After
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -42,4 +45,7 @@ class Settings:
                 max_body_bytes=int(env.get("MAX_BODY_BYTES", "65536")),
             ),
             deadline_s=float(env.get("DEADLINE_SECONDS", "25")),
+            cache_table_name=env.get("CACHE_TABLE_NAME") or None,
+            guardrail=(env["GUARDRAIL_ID"], env.get("GUARDRAIL_VERSION", "DRAFT")) if env.get("GUARDRAIL_ID") else None,
+            degraded_status=int(env.get("DEGRADED_STATUS", "200")),
         )

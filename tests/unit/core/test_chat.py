@@ -53,7 +53,9 @@ class EchoModel:
     def target(self) -> TargetRef:
         return TARGET
 
-    def converse(self, *, system: str, messages: Sequence[Message], deadline_s: float) -> ModelReply:
+    def converse(
+        self, *, system: str, messages: Sequence[Message], deadline_s: float, scope: str = "anonymous"
+    ) -> ModelReply:
         self.calls.append((list(messages), deadline_s))
         return ModelReply(
             text=f"echo: {messages[-1].text}", usage=Usage(input_tokens=3, output_tokens=2), target=TARGET
