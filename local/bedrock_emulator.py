@@ -30,6 +30,7 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -139,7 +140,8 @@ class EmulatorState:
     def stats(self) -> dict[str, Any]:
         with self._lock:
             return {
-                key: {"calls": sum(counter.values()), "outcomes": dict(counter)} for key, counter in self.counters.items()
+                key: {"calls": sum(counter.values()), "outcomes": dict(counter)}
+                for key, counter in self.counters.items()
             }
 
     def roll(self) -> float:
@@ -171,9 +173,11 @@ def extractive_answer(question: str, context: list[str]) -> str:
     wanted = _words(question)
     sentences = [s.strip() for block in context for s in _SENTENCE.split(block) if s.strip()]
     scored = [(len(wanted & _words(s)), i, s) for i, s in enumerate(sentences)]
-    best = sorted((item for item in scored if item[0] > 0), key=lambda item: (-item[0], item[1]))[:3]
+    top = max((score for score, _, _ in scored), default=0)
+    # Sentences as relevant as the most relevant one (at most three), in document order.
+    best = [item for item in scored if item[0] == top and top > 0][:3]
     if not best:
-        return f"I don't know: nothing I was given answers \"{question.strip()[:200]}\"."
+        return f'I don\'t know: nothing I was given answers "{question.strip()[:200]}".'
     return " ".join(sentence for _, _, sentence in sorted(best, key=lambda item: item[1]))
 
 
@@ -193,7 +197,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet by default
+    def log_message(self, format: str, *args: Any) -> None:
         if self.server.verbose:
             super().log_message(format, *args)
 
@@ -215,7 +219,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _error(self, code: str, message: str) -> None:
-        self._send(ERROR_STATUS[code], {"message": message}, {"x-amzn-ErrorType": f"{code}:http://internal.amazon.com/"})
+        self._send(
+            ERROR_STATUS[code], {"message": message}, {"x-amzn-ErrorType": f"{code}:http://internal.amazon.com/"}
+        )
 
     def _reset(self) -> None:
         """Close with RST, as a dropped connection looks to the client."""
@@ -326,7 +332,11 @@ class _Handler(BaseHTTPRequestHandler):
         payload: dict[str, Any] = {
             "output": {"message": {"role": "assistant", "content": [{"text": answer}]}},
             "stopReason": stop,
-            "usage": {"inputTokens": input_tokens, "outputTokens": output_tokens, "totalTokens": input_tokens + output_tokens},
+            "usage": {
+                "inputTokens": input_tokens,
+                "outputTokens": output_tokens,
+                "totalTokens": input_tokens + output_tokens,
+            },
             "metrics": {"latencyMs": int((time.monotonic() - started) * 1000)},
         }
         if guardrail and stop == "guardrail_intervened":
@@ -354,7 +364,10 @@ class _Handler(BaseHTTPRequestHandler):
         state.count(model_id, region, "ok")
         self._send(
             200,
-            {"embedding": embedding(text, dimensions, bool(body.get("normalize", True))), "inputTextTokenCount": tokens},
+            {
+                "embedding": embedding(text, dimensions, bool(body.get("normalize", True))),
+                "inputTextTokenCount": tokens,
+            },
         )
 
 
@@ -417,7 +430,7 @@ def main() -> None:
     parser.add_argument("--config", help="JSON file with faults (see module docstring)")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
-    config = json.loads(open(args.config).read()) if args.config else {}
+    config = json.loads(Path(args.config).read_text()) if args.config else {}
     emulator = BedrockEmulator(config, port=args.port, verbose=args.verbose)
     print(f"bedrock emulator listening on {emulator.url}", flush=True)
     try:

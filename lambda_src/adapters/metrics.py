@@ -11,7 +11,6 @@ from core.models import TargetRef
 
 
 class PowertoolsGatewayMetrics:
-
     def record(self, *, event: str, target: TargetRef, detail: str = "", latency_s: float | None = None) -> None:
         name = {
             "attempt": "ModelAttempts",

@@ -182,7 +182,9 @@ class ModelGateway:
     def _attempt_timeout(self, target: _Target, permit: Permit, deadline: Deadline, later: int) -> float:
         s = self.settings
         p99 = target.latency.quantile(0.99)
-        adaptive = s.cold_timeout_s if p99 is None else min(max(s.latency_factor * p99, s.min_timeout_s), s.cold_timeout_s)
+        adaptive = (
+            s.cold_timeout_s if p99 is None else min(max(s.latency_factor * p99, s.min_timeout_s), s.cold_timeout_s)
+        )
         if permit.probe:
             adaptive = min(adaptive, s.probe_timeout_s)
         available = deadline.remaining() - s.margin_s
@@ -215,7 +217,7 @@ class ModelGateway:
             return
         try:
             self._cache.put(self._cache_key(scope, messages), reply.text, self.settings.cache_ttl_s)
-        except Exception:  # noqa: BLE001 - the cache is best effort and must never fail an answer
+        except Exception:
             self._emit("cache_error", reply.target)
 
     def _degraded(self, scope: str, messages: Sequence[Message], reason: str) -> ModelReply:
@@ -223,12 +225,16 @@ class ModelGateway:
         if self._cache is not None:
             try:
                 cached = self._cache.get(self._cache_key(scope, messages))
-            except Exception:  # noqa: BLE001 - a broken cache falls through to the canned answer
+            except Exception:
                 cached = None
         if cached is not None:
             self._emit("degraded", CACHE_TARGET, "cache")
             return ModelReply(
-                text=cached, usage=Usage(), target=CACHE_TARGET, degraded=True, degraded_reason=f"cached answer: {reason}"
+                text=cached,
+                usage=Usage(),
+                target=CACHE_TARGET,
+                degraded=True,
+                degraded_reason=f"cached answer: {reason}",
             )
         self._emit("degraded", NONE_TARGET, "canned")
         return ModelReply(
@@ -254,8 +260,5 @@ def _name(target: _Target) -> str:
 
 def _rejection_message(error: TargetCallError) -> str:
     if error.code == "ContextWindowExceeded" or "too long" in error.detail.lower():
-        return (
-            "the conversation is too long for the model: start a new conversation or send a shorter message"
-        )
+        return "the conversation is too long for the model: start a new conversation or send a shorter message"
     return f"the model rejected the request: {error.detail or error.code}"
-
