@@ -70,6 +70,7 @@ class ApiStack(Stack):
         *,
         config: AppConfig,
         table_name: str,
+        cache_table_name: str,
         key: kms.IKey,
         user_pool_id: str,
         user_pool_region: str,
@@ -79,6 +80,9 @@ class ApiStack(Stack):
         region = self.region
         # Imported by name so both regions address their local replica with the same code.
         table = dynamodb.TableV2.from_table_attributes(self, "Conversations", table_name=table_name, encryption_key=key)
+        cache_table = dynamodb.TableV2.from_table_attributes(
+            self, "ResponseCache", table_name=cache_table_name, encryption_key=key
+        )
         user_pool = cognito.UserPool.from_user_pool_arn(
             self, "Users", user_pool_arn_in(self, user_pool_id=user_pool_id, region=user_pool_region)
         )
@@ -103,6 +107,8 @@ class ApiStack(Stack):
                 "MAX_HISTORY_TURNS": str(config.limits.max_history_turns),
                 "MAX_BODY_BYTES": str(config.limits.max_body_bytes),
                 "DEADLINE_SECONDS": str(CHAT_DEADLINE_SECONDS),
+                "CACHE_TABLE_NAME": cache_table_name,
+                "DEGRADED_STATUS": "200",
             },
         )
         self.chat_function = chat.function
@@ -117,6 +123,13 @@ class ApiStack(Stack):
                 resources=[table.table_arn],
             )
         )  # fmt: skip
+        chat.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ResponseCache",
+                actions=["dynamodb:GetItem", "dynamodb:PutItem"],
+                resources=[cache_table.table_arn],
+            )
+        )
         chat.role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="TableKey",

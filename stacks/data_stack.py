@@ -61,6 +61,24 @@ class DataStack(Stack):
             ],
         )
 
+        # Exact-match answers for the degraded path (scoped keys, TTL). Global so a failover
+        # region can still serve what the primary cached.
+        self.response_cache = dynamodb.TableV2(
+            self,
+            "ResponseCache",
+            partition_key=dynamodb.Attribute(name="key", type=dynamodb.AttributeType.STRING),
+            billing=dynamodb.Billing.on_demand(),
+            time_to_live_attribute="expires_at",
+            encryption=dynamodb.TableEncryptionV2.customer_managed_key(
+                key, replica_key_arns={config.dr_region: self.dr_key_arn}
+            ),
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True, recovery_period_in_days=7
+            ),
+            removal_policy=RemovalPolicy.DESTROY,  # derived data: rebuilt by normal traffic
+            replicas=[dynamodb.ReplicaTableProps(region=config.dr_region)],
+        )
+
         # Daily backups kept 35 days, in a vault encrypted with the data key. Cross-region copy
         # into a locked vault belongs to the disaster-recovery work.
         vault = backup.BackupVault(
