@@ -105,12 +105,14 @@ class EmulatorState:
     def __init__(self, config: dict[str, Any] | None = None) -> None:
         self._lock = threading.Lock()
         self.counters: dict[str, Counter[str]] = defaultdict(Counter)
+        self.received: Counter[str] = Counter()
         self.configure(config or {})
 
     def reset(self, config: dict[str, Any]) -> None:
         self.configure(config)
         with self._lock:
             self.counters = defaultdict(Counter)
+            self.received = Counter()
 
     def configure(self, config: dict[str, Any]) -> None:
         """Replace the faults (quota buckets restart full); counters are kept."""
@@ -137,11 +139,16 @@ class EmulatorState:
         with self._lock:
             self.counters[f"{model_id}@{region}"][outcome] += 1
 
+    def arrive(self, model_id: str, region: str) -> None:
+        with self._lock:
+            self.received[f"{model_id}@{region}"] += 1
+
     def stats(self) -> dict[str, Any]:
+        """Calls are counted on arrival (a hanging call counts at once); outcomes when they end."""
         with self._lock:
             return {
-                key: {"calls": sum(counter.values()), "outcomes": dict(counter)}
-                for key, counter in self.counters.items()
+                key: {"calls": calls, "outcomes": dict(self.counters.get(key, {}))}
+                for key, calls in self.received.items()
             }
 
     def roll(self) -> float:
@@ -215,8 +222,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("x-amzn-RequestId", f"emu-{time.monotonic_ns()}")
         for name, value in (headers or {}).items():
             self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
+        try:
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            # The client gave up first (its timeout fired while we hung): that is the point.
+            self.close_connection = True
 
     def _error(self, code: str, message: str) -> None:
         self._send(
@@ -267,6 +278,7 @@ class _Handler(BaseHTTPRequestHandler):
         region = self._region()
         body = self._body()
         faults = state.faults_for(model_id, region)
+        state.arrive(model_id, region)
         started = time.monotonic()
         if faults.down:
             state.count(model_id, region, "ServiceUnavailableException")
@@ -322,7 +334,7 @@ class _Handler(BaseHTTPRequestHandler):
             state.count(model_id, region, "guardrail_intervened")
         else:
             context = system + texts[:-1]
-            answer = extractive_answer(question, context or [question])
+            answer = extractive_answer(question, context)
             words = answer.split()
             stop = "end_turn"
             if count_tokens(answer) > max_tokens:
@@ -374,6 +386,10 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if self.verbose:
+            super().handle_error(request, client_address)
 
     def __init__(self, address: tuple[str, int], state: EmulatorState, config: dict[str, Any], verbose: bool) -> None:
         super().__init__(address, _Handler)

@@ -16,6 +16,7 @@ class PowertoolsGatewayMetrics:
             "attempt": "ModelAttempts",
             "retry": "ModelRetries",
             "failover": "Failovers",
+            "hedge": "Hedges",
             "skipped": "BreakerSkips",
             "breaker": "BreakerTransitions",
             "degraded": "DegradedAnswers",

@@ -3,9 +3,11 @@
 For each request: try targets in order, skipping those whose breaker is open; on a target,
 retry transient errors with jittered backoff while the retry budget and the deadline allow;
 each attempt's timeout is derived from what is left of the deadline and from the target's
-observed latency, so a slow or hanging target cannot hold the user; a half-open probe gets a
-short timeout. When every target fails: a cached answer if one exists (exact match, scoped),
-otherwise an honest degraded answer. Validation errors are never retried anywhere.
+observed latency; a half-open probe gets a short timeout. If the running target has not
+answered within its hedge delay (a few times its observed p95), the next target is started
+alongside it and the first answer wins, so a slow or hanging target cannot hold the user.
+When every target fails: a cached answer if one exists (exact match, scoped), otherwise an
+honest degraded answer. Validation errors are never retried anywhere.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import random
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from core.errors import ModelRejected, TargetCallError
@@ -51,8 +54,12 @@ class GatewaySettings:
     probe_timeout_s: float = 2.0
     reserve_s: float = 3.0  # time kept for the rest of the chain while later targets remain
     max_attempts: int = 3  # per target, first call included
-    backoff_base_s: float = 0.1
+    backoff_base_s: float = 0.05
     backoff_cap_s: float = 1.0
+    hedging: bool = True
+    hedge_after_s: float = 1.5  # before the target has latency samples
+    hedge_factor: float = 3.0  # hedge delay = factor x observed p95 (at least hedge_min_s)
+    hedge_min_s: float = 0.2
     retry_ratio: float = 0.1
     cache_ttl_s: int = 86_400
     prompt_version: str = "v1"
@@ -90,6 +97,9 @@ class ModelGateway:
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._budget = RetryBudget(ratio=self.settings.retry_ratio)
+        # Lanes (one target's attempts) run here so a hedge can start beside a slow one. A lane
+        # left behind by a faster answer ends by its own attempt timeout, inside the deadline.
+        self._pool = ThreadPoolExecutor(max_workers=4 * len(targets), thread_name_prefix="gateway")
         self._targets = [
             _Target(
                 model=model,
@@ -110,31 +120,69 @@ class ModelGateway:
         self, *, system: str, messages: Sequence[Message], deadline_s: float, scope: str = "anonymous"
     ) -> ModelReply:
         deadline = Deadline(min(deadline_s, self.settings.deadline_s), self._clock)
+        queue = list(self._targets)
+        pending: dict[Future[ModelReply], _Target] = {}
         reasons: list[str] = []
-        for index, target in enumerate(self._targets):
-            if deadline.remaining() <= self.settings.margin_s + 0.05:
+
+        def launch() -> _Target | None:
+            while queue:
+                if deadline.remaining() <= self.settings.margin_s + 0.05:
+                    reasons.append("deadline reached")
+                    queue.clear()
+                    return None
+                target = queue.pop(0)
+                permit = target.breaker.allow()
+                if permit is None:
+                    reasons.append(f"{_name(target)}: breaker open")
+                    self._emit("skipped", target.model.target)
+                    continue
+                future = self._pool.submit(self._try_target, target, permit, system, messages, deadline, len(queue))
+                pending[future] = target
+                return target
+            return None
+
+        running = launch()
+        hedge_at = self._clock() + self._hedge_delay(running) if running else 0.0
+        while pending:
+            wait_s = deadline.remaining()
+            if queue and self.settings.hedging:
+                wait_s = min(wait_s, max(0.0, hedge_at - self._clock()))
+            done, _ = wait(pending, timeout=wait_s, return_when=FIRST_COMPLETED)
+            for future in done:
+                target = pending.pop(future)
+                try:
+                    reply = future.result()
+                except TargetCallError as error:
+                    if classify(error.code).action is Action.REJECT:
+                        raise ModelRejected(_rejection_message(error)) from error
+                    reasons.append(f"{_name(target)}: {error.code}")
+                    if queue:
+                        self._emit("failover", target.model.target, error.code)
+                    continue
+                if not reply.guardrail_intervened:
+                    self._remember(scope, messages, reply)
+                return reply
+            if deadline.remaining() <= 0.0:
                 reasons.append("deadline reached")
                 break
-            permit = target.breaker.allow()
-            if permit is None:
-                reasons.append(f"{_name(target)}: breaker open")
-                self._emit("skipped", target.model.target)
-                continue
-            later = len(self._targets) - index - 1
-            try:
-                reply = self._try_target(target, permit, system, messages, deadline, later)
-            except TargetCallError as error:
-                rule = classify(error.code)
-                if rule.action is Action.REJECT:
-                    raise ModelRejected(_rejection_message(error)) from error
-                reasons.append(f"{_name(target)}: {error.code}")
-                if later:
-                    self._emit("failover", target.model.target, error.code)
-                continue
-            if not reply.guardrail_intervened:
-                self._remember(scope, messages, reply)
-            return reply
+            if not pending:
+                running = launch()
+                hedge_at = self._clock() + self._hedge_delay(running) if running else 0.0
+            elif not done and queue and self.settings.hedging and self._clock() >= hedge_at:
+                slow = next(iter(pending.values()))
+                hedge = launch()
+                if hedge is not None:
+                    self._emit("hedge", slow.model.target)
+                    hedge_at = self._clock() + self._hedge_delay(hedge)
         return self._degraded(scope, messages, "; ".join(reasons) or "no target available")
+
+    def _hedge_delay(self, target: _Target | None) -> float:
+        if target is None:
+            return 0.0
+        p95 = target.latency.quantile(0.95)
+        if p95 is None:
+            return self.settings.hedge_after_s
+        return max(self.settings.hedge_min_s, self.settings.hedge_factor * p95)
 
     # --- one target ---------------------------------------------------------------------------
     def _try_target(

@@ -135,14 +135,34 @@ def test_a_probe_into_a_still_dead_target_does_not_hold_the_user(emulator: Bedro
     assert gw.breaker_state(0) is BreakerState.OPEN
 
 
-def test_slow_primary_fails_over_before_the_deadline(emulator: BedrockEmulator) -> None:
+def test_slow_primary_times_out_and_fails_over_before_the_deadline(emulator: BedrockEmulator) -> None:
     emulator.set_faults({"targets": {f"{PRIMARY[0]}@{PRIMARY[1]}": {"hang_s": 30}}})
-    gw = gateway(emulator, PRIMARY, SECONDARY, cold_timeout_s=2.0)
+    gw = gateway(emulator, PRIMARY, SECONDARY, cold_timeout_s=2.0, hedging=False)
 
     reply, took = ask(gw, deadline=5.0)
 
     assert reply.target.region == SECONDARY[1] and not reply.degraded
-    assert 1.5 < took < 3.0
+    assert 1.9 < took < 3.0  # the attempt timeout (2 s), then the secondary
+
+
+def test_slow_primary_is_hedged_and_the_first_answer_wins(emulator: BedrockEmulator) -> None:
+    emulator.set_faults({"targets": {f"{PRIMARY[0]}@{PRIMARY[1]}": {"hang_s": 30}}})
+    gw = gateway(emulator, PRIMARY, SECONDARY, cold_timeout_s=8.0, hedge_after_s=0.4)
+
+    reply, took = ask(gw)
+
+    assert reply.target.region == SECONDARY[1] and not reply.degraded
+    assert 0.4 < took < 1.0
+    assert emulator.calls(*PRIMARY) == 1 and emulator.calls(*SECONDARY) == 1
+
+
+def test_a_healthy_primary_is_not_hedged(emulator: BedrockEmulator) -> None:
+    gw = gateway(emulator, PRIMARY, SECONDARY, hedge_after_s=0.4)
+
+    for _ in range(10):
+        ask(gw)
+
+    assert emulator.calls(*SECONDARY) == 0
 
 
 def test_all_targets_down_gives_the_cached_answer_else_the_degraded_one_in_time(emulator: BedrockEmulator) -> None:

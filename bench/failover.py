@@ -1,0 +1,244 @@
+"""Failover benchmark: the gateway against a naive single-target baseline, on the emulator.
+
+Scenarios (the primary's faults; the secondary stays healthy): healthy, 50 % throttled,
+100 % throttled, down (503), resetting connections, hanging 30 s. Each runs back to back and
+paced (one request every 3 s for a window that crosses the breaker's 30 s open time), through
+  gateway:  ModelGateway over [primary us-east-1, secondary us-west-2], default settings
+  baseline: langchain-aws ChatBedrockConverse on the primary alone, default botocore settings
+Each system gets its own emulator so per-target call counts are its own. Printed: success rate,
+p50/p99 latency, calls to each target per request, and ratios. Also the healthy-path overhead
+of the gateway over a direct boto3 converse call (p50, same emulator, zero injected latency).
+
+    make bench            # full run (about 10 minutes)
+    BENCH_QUICK=1 make bench   # shorter windows, same scenarios
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "lambda_src")]
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "BulwarkBench")
+
+import botocore.session  # noqa: E402
+from botocore.config import Config  # noqa: E402
+
+from adapters.bedrock import BedrockTarget  # noqa: E402
+from core.gateway import ModelGateway  # noqa: E402
+from core.models import Message  # noqa: E402
+from local.bedrock_emulator import BedrockEmulator  # noqa: E402
+
+QUICK = bool(os.environ.get("BENCH_QUICK"))
+PRIMARY = ("us.amazon.nova-lite-v1:0", "us-east-1")
+SECONDARY = ("us.amazon.nova-pro-v1:0", "us-west-2")
+LATENCY = {"latency_ms": [20, 60]}
+SCENARIOS: dict[str, dict[str, Any]] = {
+    "healthy": {},
+    "throttled 50%": {"errors": {"ThrottlingException": 0.5}},
+    "throttled 100%": {"errors": {"ThrottlingException": 1.0}},
+    "down (503)": {"down": True},
+    "resetting": {"reset_rate": 1.0},
+    "hanging 30 s": {"hang_s": 30},
+}
+BACK_TO_BACK = 20 if QUICK else 60
+PACED_EVERY_S = 3.0
+PACED_WINDOW_S = 36.0 if QUICK else 66.0  # crosses the 30 s open window at least once
+BASELINE_SLOW_CAP = 3  # baseline requests per window when each one takes tens of seconds
+SYSTEM = "Paris is the capital of France. Berlin is the capital of Germany."
+QUESTION = [Message(role="user", text="What is the capital of France?")]
+CREDS = {"aws_access_key_id": "bench", "aws_secret_access_key": "bench"}
+
+
+@dataclass
+class Result:
+    latencies: list[float]
+    ok: int
+    requests: int
+    primary_calls: int
+    secondary_calls: int
+
+    def row(self) -> dict[str, float]:
+        ordered = sorted(self.latencies) or [0.0]
+        return {
+            "success": self.ok / max(1, self.requests),
+            "p50": statistics.median(ordered),
+            "p99": ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))],
+            "primary/req": self.primary_calls / max(1, self.requests),
+            "secondary/req": self.secondary_calls / max(1, self.requests),
+        }
+
+
+def emulator_for(faults: dict[str, Any]) -> BedrockEmulator:
+    return BedrockEmulator(
+        {"seed": 11, "default": LATENCY, "targets": {f"{PRIMARY[0]}@{PRIMARY[1]}": {**LATENCY, **faults}}}
+    ).start()
+
+
+def make_gateway(url: str) -> Callable[[], bool]:
+    session = botocore.session.get_session()
+
+    def target(model: tuple[str, str]) -> BedrockTarget:
+        return BedrockTarget(
+            client_factory=lambda config: session.create_client(
+                "bedrock-runtime", region_name=model[1], endpoint_url=url, config=config, **CREDS
+            ),
+            model_id=model[0],
+            region=model[1],
+            max_tokens=256,
+        )
+
+    gateway = ModelGateway(targets=[target(PRIMARY), target(SECONDARY)])
+
+    def ask() -> bool:
+        reply = gateway.converse(system=SYSTEM, messages=QUESTION, deadline_s=25.0, scope="bench")
+        return not reply.degraded
+
+    return ask
+
+
+def make_baseline(url: str) -> Callable[[], bool]:
+    from langchain_aws import ChatBedrockConverse
+
+    model = ChatBedrockConverse(
+        model=PRIMARY[0],
+        region_name=PRIMARY[1],
+        endpoint_url=url,
+        max_tokens=256,
+        **CREDS,  # type: ignore[arg-type]
+    )
+
+    def ask() -> bool:
+        try:
+            model.invoke([("system", SYSTEM), ("human", QUESTION[0].text)])
+            return True
+        except Exception:  # noqa: BLE001 - the baseline's failure is what we measure
+            return False
+
+    return ask
+
+
+def run(ask: Callable[[], bool], emulator: BedrockEmulator, *, paced: bool, cap: int | None = None) -> Result:
+    latencies, ok, requests = [], 0, 0
+    started = time.monotonic()
+    while True:
+        if paced and time.monotonic() - started >= PACED_WINDOW_S:
+            break
+        if not paced and requests >= (cap or BACK_TO_BACK):
+            break
+        if cap is not None and requests >= cap:
+            break
+        begin = time.monotonic()
+        success = ask()
+        took = time.monotonic() - begin
+        latencies.append(took)
+        ok += success
+        requests += 1
+        if paced:
+            time.sleep(max(0.0, PACED_EVERY_S - took))
+    return Result(latencies, ok, requests, emulator.calls(*PRIMARY), emulator.calls(*SECONDARY))
+
+
+def measure(system: str, scenario: str, paced: bool) -> Result:
+    emulator = emulator_for(SCENARIOS[scenario])
+    try:
+        ask = make_gateway(emulator.url) if system == "gateway" else make_baseline(emulator.url)
+        slow = system == "baseline" and scenario in {"hanging 30 s", "throttled 100%", "down (503)", "resetting"}
+        return run(ask, emulator, paced=paced, cap=BASELINE_SLOW_CAP if slow and scenario == "hanging 30 s" else None)
+    finally:
+        emulator.stop()
+
+
+def overhead() -> tuple[float, float]:
+    emulator = BedrockEmulator({"default": {"latency_ms": [0, 0]}}).start()
+    try:
+        session = botocore.session.get_session()
+        direct = session.create_client(
+            "bedrock-runtime",
+            region_name=PRIMARY[1],
+            endpoint_url=emulator.url,
+            config=Config(retries={"total_max_attempts": 1}),
+            **CREDS,
+        )
+        ask = make_gateway(emulator.url)
+        request = {
+            "modelId": PRIMARY[0],
+            "system": [{"text": SYSTEM}],
+            "messages": [{"role": "user", "content": [{"text": QUESTION[0].text}]}],
+            "inferenceConfig": {"maxTokens": 256},
+        }
+        for _ in range(20):  # warm both paths
+            direct.converse(**request)
+            ask()
+        d, g = [], []
+        for _ in range(300):
+            t = time.perf_counter()
+            direct.converse(**request)
+            d.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            ask()
+            g.append(time.perf_counter() - t)
+        return statistics.median(d), statistics.median(g)
+    finally:
+        emulator.stop()
+
+
+def main() -> None:
+    print(f"failover benchmark ({'quick' if QUICK else 'full'}): back-to-back {BACK_TO_BACK} requests; "
+          f"paced 1 per {PACED_EVERY_S:.0f} s for {PACED_WINDOW_S:.0f} s; emulator latency {LATENCY['latency_ms']} ms")  # fmt: skip
+    header = (f"{'scenario':16} {'mode':6} {'system':8} {'ok':>6} {'p50 ms':>8} {'p99 ms':>8} "
+              f"{'prim/req':>8} {'sec/req':>8}")  # fmt: skip
+    print(header)
+    print("-" * len(header))
+    healthy_p99: dict[str, float] = {}
+    verdicts: list[str] = []
+    for scenario in SCENARIOS:
+        for paced in (False, True):
+            mode = "paced" if paced else "b2b"
+            results: dict[str, Result] = {}
+            threads = [
+                threading.Thread(target=lambda s=s: results.__setitem__(s, measure(s, scenario, paced)))
+                for s in ("gateway", "baseline")
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            for system in ("gateway", "baseline"):
+                row = results[system].row()
+                print(f"{scenario:16} {mode:6} {system:8} {row['success']:6.0%} {row['p50'] * 1000:8.0f} "
+                      f"{row['p99'] * 1000:8.0f} {row['primary/req']:8.2f} {row['secondary/req']:8.2f}")  # fmt: skip
+            g, b = results["gateway"].row(), results["baseline"].row()
+            print(f"{'':16} {mode:6} {'ratio':8} {'':6} {g['p50'] / max(b['p50'], 1e-9):8.2f} "
+                  f"{g['p99'] / max(b['p99'], 1e-9):8.2f}   (gateway / baseline)")  # fmt: skip
+            if scenario == "healthy":
+                healthy_p99[mode] = g["p99"]
+            elif scenario == "hanging 30 s":
+                verdicts.append(f"hanging primary {mode}: gateway p99 {g['p99']:.2f} s (goal <= 5 s)")
+            else:
+                goal = 1.2 * healthy_p99[mode] + 0.05
+                verdicts.append(
+                    f"{scenario} {mode}: gateway p99 {g['p99'] * 1000:.0f} ms (goal <= {goal * 1000:.0f} ms)"
+                )
+            if scenario in {"down (503)", "resetting", "hanging 30 s"}:
+                limit = 0.2 if paced else 0.05
+                verdicts.append(f"{scenario} {mode}: primary calls/request {g['primary/req']:.3f} (goal <= {limit})")
+    direct, through = overhead()
+    print()
+    print(f"healthy path overhead: direct boto3 p50 {direct * 1000:.2f} ms, gateway p50 {through * 1000:.2f} ms, "
+          f"overhead {(through - direct) * 1000:.2f} ms (goal <= 5 ms)")  # fmt: skip
+    print()
+    for line in verdicts:
+        print("  " + line)
+
+
+if __name__ == "__main__":
+    main()
