@@ -11,6 +11,7 @@ from stacks.auth_stack import AuthReplicaStack, AuthStack
 from stacks.config import CONTEXT_KEY, AppConfig
 from stacks.data_stack import DataStack
 from stacks.keys_stack import KeysStack
+from stacks.models_stack import ModelsStack
 from stacks.web_stack import WebStack
 
 
@@ -35,6 +36,10 @@ def build_stacks(app: App, config: AppConfig) -> dict[str, Stack]:
     )
     data = DataStack(app, f"{name}-Data", config=config, key=keys.key, env=primary)
     data.add_stack_dependency(dr_keys, "the table's DR replica is encrypted with the replica key")
+    models = {
+        config.primary_region: ModelsStack(app, f"{name}-Models", config=config, env=primary),
+        config.dr_region: ModelsStack(app, f"{name}-Models-DR", config=config, env=dr),
+    }
     auth = AuthStack(app, f"{name}-Auth", config=config, key=keys.key, env=primary)
     auth.add_stack_dependency(dr_keys, "the user pool replica needs the key replicated first")
     api = ApiStack(
@@ -46,7 +51,9 @@ def build_stacks(app: App, config: AppConfig) -> dict[str, Stack]:
         key=keys.key,
         user_pool_id=auth.user_pool.user_pool_id,
         user_pool_region=config.primary_region,
+        models=models,
         env=primary,
+        cross_region_references=True,
     )
     web = WebStack(app, f"{name}-Web", config=config, env=primary)
 
@@ -62,12 +69,14 @@ def build_stacks(app: App, config: AppConfig) -> dict[str, Stack]:
         key=dr_keys.key,
         user_pool_id=auth.user_pool.user_pool_id,
         user_pool_region=config.dr_region if config.replicate_user_pool else config.primary_region,
+        models=models,
         env=dr,
         cross_region_references=True,
     )
     dr_api.add_stack_dependency(data, "the table replica is created by the primary Data stack")
     stacks: dict[str, Stack] = {
         "keys": keys, "keys-dr": dr_keys, "data": data, "auth": auth, "api": api, "web": web, "api-dr": dr_api,
+        "models": models[config.primary_region], "models-dr": models[config.dr_region],
     }  # fmt: skip
     if config.replicate_user_pool:
         dr_auth = AuthReplicaStack(

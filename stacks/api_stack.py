@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from aws_cdk import ArnFormat, CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
@@ -19,6 +23,7 @@ from stacks.auth_stack import user_pool_arn_in
 from stacks.config import AppConfig, ModelTarget
 from stacks.constructs.nag import suppress
 from stacks.constructs.python_function import PythonFunction, lambda_code, log_retention
+from stacks.models_stack import ModelsStack
 
 _UUID_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 # The sync path must answer before API Gateway's 29 s integration timeout.
@@ -31,35 +36,28 @@ def ordered_targets(config: AppConfig, region: str) -> tuple[ModelTarget, ...]:
     return tuple(sorted(config.models, key=lambda target: target.region != region))
 
 
-def model_resource_arns(stack: Stack, targets: tuple[ModelTarget, ...]) -> list[str]:
-    """Exact ARNs the chat Lambda may invoke: each profile and every model it can route to."""
-    arns: list[str] = []
-    for target in targets:
-        if target.kind == "provisioned":
-            arns.append(target.model_id)
-            continue
-        if target.kind == "system-profile":
-            arns.append(
-                stack.format_arn(
-                    service="bedrock",
-                    region=target.region,
-                    resource="inference-profile",
-                    resource_name=target.model_id,
-                    arn_format=ArnFormat.SLASH_RESOURCE_NAME,
-                )
-            )
-        for region in target.destination_regions():
-            arns.append(
-                stack.format_arn(
-                    service="bedrock",
-                    region="" if region == "*" else region,
-                    account="",
-                    resource="foundation-model",
-                    resource_name=target.foundation_model_id,
-                    arn_format=ArnFormat.SLASH_RESOURCE_NAME,
-                )
-            )
-    return list(dict.fromkeys(arns))
+def runtime_targets(
+    config: AppConfig, region: str, models: Mapping[str, ModelsStack]
+) -> tuple[list[dict[str, Any]], list[str], list[str]]:
+    """MODEL_TARGETS for the Lambda, plus the exact model ARNs and guardrail ARNs IAM must allow."""
+    entries: list[dict[str, Any]] = []
+    model_arns: list[str] = []
+    guardrail_arns: list[str] = []
+    for target in ordered_targets(config, region):
+        capacity = models[target.region]
+        invocation = capacity.invocations[target.key]
+        entry: dict[str, Any] = {
+            "model_id": invocation.invoke_id,
+            "region": target.region,
+            "max_tokens": target.max_tokens,
+            "name": target.model_id,
+        }
+        if capacity.guardrail is not None:
+            entry["guardrail_id"], entry["guardrail_version"], arn = capacity.guardrail
+            guardrail_arns.append(arn)
+        entries.append(entry)
+        model_arns.extend(invocation.resource_arns)
+    return entries, list(dict.fromkeys(model_arns)), list(dict.fromkeys(guardrail_arns))
 
 
 class ApiStack(Stack):
@@ -74,6 +72,7 @@ class ApiStack(Stack):
         key: kms.IKey,
         user_pool_id: str,
         user_pool_region: str,
+        models: Mapping[str, ModelsStack],
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -87,7 +86,7 @@ class ApiStack(Stack):
             self, "Users", user_pool_arn_in(self, user_pool_id=user_pool_id, region=user_pool_region)
         )
         retention = log_retention(config.log_retention_days)
-        targets = ordered_targets(config, region)
+        targets, model_arns, guardrail_arns = runtime_targets(config, region, models)
 
         # --- compute -------------------------------------------------------------------------
         chat = PythonFunction(
@@ -102,7 +101,7 @@ class ApiStack(Stack):
             timeout=CHAT_TIMEOUT,
             environment={
                 "TABLE_NAME": table.table_name,
-                "MODEL_TARGETS": json.dumps([target.to_runtime() for target in targets]),
+                "MODEL_TARGETS": json.dumps(targets),
                 "MAX_MESSAGE_CHARS": str(config.limits.max_message_chars),
                 "MAX_HISTORY_TURNS": str(config.limits.max_history_turns),
                 "MAX_BODY_BYTES": str(config.limits.max_body_bytes),
@@ -155,9 +154,13 @@ class ApiStack(Stack):
             iam.PolicyStatement(
                 sid="InvokeConfiguredModels",
                 actions=["bedrock:InvokeModel"],
-                resources=model_resource_arns(self, targets),
+                resources=model_arns,
             )
         )
+        if guardrail_arns:
+            chat.role.add_to_principal_policy(
+                iam.PolicyStatement(sid="ApplyGuardrails", actions=["bedrock:ApplyGuardrail"], resources=guardrail_arns)
+            )
 
         # --- API -----------------------------------------------------------------------------
         access_logs = logs.LogGroup(
@@ -284,8 +287,65 @@ class ApiStack(Stack):
         self._stage_suppressions()
         self._web_acl(config, key)
 
+        self._alarms(config, models, key)
+
         CfnOutput(self, "ApiUrl", value=self.api.url)
         CfnOutput(self, "HealthUrl", value=self.api.url_for_path("/health"))
+
+    def _alarms(self, config: AppConfig, models: Mapping[str, ModelsStack], key: kms.IKey) -> None:
+        """Model health (AWS/Bedrock, per target in this region) and the gateway's own signals."""
+        self.alarm_topic = sns.Topic(self, "Alarms", master_key=key, enforce_ssl=True)
+        action = cw_actions.SnsAction(self.alarm_topic)
+        five_minutes = Duration.minutes(5)
+        alarms: list[cloudwatch.Alarm] = []
+        for index, target in enumerate(config.models):
+            if target.region != self.region:
+                continue
+            model = {"ModelId": models[target.region].invocations[target.key].invoke_id}
+            for name, metric, threshold in (
+                ("Throttles", cloudwatch.Metric(namespace="AWS/Bedrock", metric_name="InvocationThrottles",
+                                                dimensions_map=model, statistic="Sum", period=five_minutes), 10),
+                ("ServerErrors", cloudwatch.Metric(namespace="AWS/Bedrock", metric_name="InvocationServerErrors",
+                                                   dimensions_map=model, statistic="Sum", period=five_minutes), 1),
+                ("LatencyP99", cloudwatch.Metric(namespace="AWS/Bedrock", metric_name="InvocationLatency",
+                                                 dimensions_map=model, statistic="p99", period=five_minutes), 20_000),
+            ):  # fmt: skip
+                alarms.append(
+                    metric.create_alarm(
+                        self,
+                        f"Model{index}{name}",
+                        alarm_description=f"{target.model_id} in {target.region}: {name}",
+                        threshold=threshold,
+                        evaluation_periods=1,
+                        treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                    )
+                )
+        service = {"service": "chat"}
+        for name, metric_name in (("Degraded", "ChatDegraded"), ("ModelUnavailable", "ModelUnavailable")):
+            alarms.append(
+                cloudwatch.Metric(
+                    namespace="Bulwark", metric_name=metric_name, dimensions_map=service, statistic="Sum",
+                    period=five_minutes,
+                ).create_alarm(
+                    self, f"Gateway{name}", alarm_description=f"chat answers {name.lower()} (gateway)",
+                    threshold=1, evaluation_periods=1, treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                )
+            )  # fmt: skip
+        for index, target in enumerate(config.models):
+            runtime_id = models[target.region].invocations[target.key].invoke_id
+            alarms.append(
+                cloudwatch.Metric(
+                    namespace="Bulwark", metric_name="BreakerOpened", statistic="Sum", period=five_minutes,
+                    dimensions_map={**service, "target": f"{runtime_id}@{target.region}"},
+                ).create_alarm(
+                    self, f"Breaker{index}Open", alarm_description=f"breaker opened for {target.key}",
+                    threshold=1, evaluation_periods=1, treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                )
+            )  # fmt: skip
+        for alarm in alarms:
+            alarm.add_alarm_action(action)
+            alarm.add_ok_action(action)
+        CfnOutput(self, "AlarmTopicArn", value=self.alarm_topic.topic_arn)
 
     def _gateway_responses(self) -> None:
         """Errors API Gateway itself raises still answer JSON with a message a user can act on."""

@@ -39,6 +39,10 @@ class ModelTarget:
     model_id: str  # foundation model id, system inference profile id, or provisioned model ARN
     region: str
     max_tokens: int = 1024
+    # Wrap the model in an application inference profile (cost tags, per-app metrics).
+    application_profile: bool = False
+    # Opt-in: create no-commitment provisioned throughput for this foundation model (custom resource).
+    provision_model_units: int | None = None
 
     def __post_init__(self) -> None:
         if not _REGION.match(self.region):
@@ -59,6 +63,20 @@ class ModelTarget:
                 "inference profile id (e.g. us.amazon.nova-lite-v1:0) or a provisioned model ARN, "
                 f"got {self.model_id!r}"
             )
+        if self.application_profile and self.kind == "provisioned":
+            raise ConfigError("models[].application_profile cannot wrap a provisioned model ARN; use it directly")
+        if self.provision_model_units is not None:
+            if self.kind != "foundation-model":
+                raise ConfigError(
+                    "models[].provision_model_units needs a foundation model id (provisioned throughput is "
+                    f"bought per model and region), got {self.kind} {self.model_id!r}"
+                )
+            if self.application_profile:
+                raise ConfigError("models[]: choose application_profile or provision_model_units, not both")
+            if not 1 <= self.provision_model_units <= 100:
+                raise ConfigError(
+                    f"models[].provision_model_units must be between 1 and 100, got {self.provision_model_units}"
+                )
         if self.kind == "system-profile":
             scope = self.model_id.split(".", 1)[0]
             allowed = INFERENCE_PROFILE_DESTINATIONS.get(scope)
@@ -94,9 +112,9 @@ class ModelTarget:
             return ("*",)  # global profiles route to any commercial region
         return INFERENCE_PROFILE_DESTINATIONS.get(scope, (self.region,))
 
-    def to_runtime(self) -> dict[str, Any]:
-        """The shape the Lambda reads from its MODEL_TARGETS environment variable."""
-        return {"model_id": self.model_id, "region": self.region, "max_tokens": self.max_tokens}
+    @property
+    def key(self) -> str:
+        return f"{self.model_id}@{self.region}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -147,6 +165,7 @@ class AppConfig:
     dr_chat_reserved_concurrency: int = 5
     replicate_user_pool: bool = True
     log_retention_days: int = 365
+    guardrail: bool = True  # a Bedrock guardrail (prompt-attack filter) on every Converse call
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.app_name):
@@ -190,7 +209,7 @@ class AppConfig:
         known = {
             "app_name", "env_name", "primary_region", "dr_region", "account", "models", "limits",
             "throttling", "chat_reserved_concurrency", "dr_chat_reserved_concurrency",
-            "replicate_user_pool", "log_retention_days",
+            "replicate_user_pool", "log_retention_days", "guardrail",
         }  # fmt: skip
         unknown = sorted(set(raw) - known)
         if unknown:
@@ -206,8 +225,9 @@ class AppConfig:
         for key in ("chat_reserved_concurrency", "dr_chat_reserved_concurrency", "log_retention_days"):
             if key in raw:
                 values[key] = _typed(key, raw[key], int)
-        if "replicate_user_pool" in raw:
-            values["replicate_user_pool"] = _typed("replicate_user_pool", raw["replicate_user_pool"], bool)
+        for key in ("replicate_user_pool", "guardrail"):
+            if key in raw:
+                values[key] = _typed(key, raw[key], bool)
         values["models"] = _parse_models(raw.get("models"))
         if "limits" in raw:
             values["limits"] = RequestLimits(**_section("limits", raw["limits"], RequestLimits, int))
@@ -284,10 +304,11 @@ def _parse_models(raw: Any) -> tuple[ModelTarget, ...]:
     for index, item in enumerate(raw):
         if not isinstance(item, Mapping):
             raise ConfigError(f"models[{index}] must be an object with model_id, region and max_tokens")
-        unknown = sorted(set(item) - {"model_id", "region", "max_tokens"})
+        allowed = {"model_id", "region", "max_tokens", "application_profile", "provision_model_units"}
+        unknown = sorted(set(item) - allowed)
         if unknown:
             raise ConfigError(
-                f"unknown keys in models[{index}]: {', '.join(unknown)}; allowed: max_tokens, model_id, region"
+                f"unknown keys in models[{index}]: {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
             )
         for required in ("model_id", "region"):
             if required not in item:
@@ -297,6 +318,14 @@ def _parse_models(raw: Any) -> tuple[ModelTarget, ...]:
                 model_id=_typed(f"models[{index}].model_id", item["model_id"], str),
                 region=_typed(f"models[{index}].region", item["region"], str),
                 max_tokens=_typed(f"models[{index}].max_tokens", item.get("max_tokens", 1024), int),
+                application_profile=_typed(
+                    f"models[{index}].application_profile", item.get("application_profile", False), bool
+                ),
+                provision_model_units=(
+                    None
+                    if item.get("provision_model_units") is None
+                    else _typed(f"models[{index}].provision_model_units", item["provision_model_units"], int)
+                ),
             )
         )
     seen = set()

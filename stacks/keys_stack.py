@@ -31,6 +31,13 @@ def _service_statements(region: str) -> list[iam.PolicyStatement]:
             },
         ),
         iam.PolicyStatement(
+            sid="CloudWatchAlarmsToEncryptedTopics",
+            principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+            actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+            resources=["*"],
+            conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
+        ),
+        iam.PolicyStatement(
             sid="CognitoUserPoolUse",
             principals=[iam.ServicePrincipal("cognito-idp.amazonaws.com")],
             actions=["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],

@@ -54,7 +54,7 @@ def build_chat_service(
             model_id=t.model_id,
             region=t.region,
             max_tokens=t.max_tokens,
-            guardrail=settings.guardrail,
+            guardrail=t.guardrail,
         )
         for t in settings.targets
     ]
@@ -67,7 +67,7 @@ def build_chat_service(
         settings=gateway_settings
         or GatewaySettings(
             deadline_s=settings.deadline_s,
-            guardrail_version=settings.guardrail[1] if settings.guardrail else "none",
+            guardrail_version=settings.targets[0].guardrail[1] if settings.targets[0].guardrail else "none",
         ),
         cache=cache,
         metrics=PowertoolsGatewayMetrics(),

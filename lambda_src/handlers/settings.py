@@ -12,9 +12,10 @@ from core.models import Limits
 
 @dataclass(frozen=True, kw_only=True)
 class TargetSetting:
-    model_id: str
+    model_id: str  # what Converse is called with (an id, or an application/provisioned ARN)
     region: str
     max_tokens: int
+    guardrail: tuple[str, str] | None = None  # (identifier, version) in the target's region
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -24,14 +25,18 @@ class Settings:
     limits: Limits
     deadline_s: float
     cache_table_name: str | None = None
-    guardrail: tuple[str, str] | None = None  # (identifier, version) applied on every call
     degraded_status: int = 200  # 200: answer with the degraded flag; 503: refuse with Retry-After
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         targets = tuple(
-            TargetSetting(model_id=t["model_id"], region=t["region"], max_tokens=int(t["max_tokens"]))
+            TargetSetting(
+                model_id=t["model_id"],
+                region=t["region"],
+                max_tokens=int(t["max_tokens"]),
+                guardrail=(t["guardrail_id"], str(t["guardrail_version"])) if t.get("guardrail_id") else None,
+            )
             for t in json.loads(env["MODEL_TARGETS"])
         )
         if not targets:
@@ -46,6 +51,5 @@ class Settings:
             ),
             deadline_s=float(env.get("DEADLINE_SECONDS", "25")),
             cache_table_name=env.get("CACHE_TABLE_NAME") or None,
-            guardrail=(env["GUARDRAIL_ID"], env.get("GUARDRAIL_VERSION", "DRAFT")) if env.get("GUARDRAIL_ID") else None,
             degraded_status=int(env.get("DEGRADED_STATUS", "200")),
         )

@@ -50,6 +50,17 @@ class PipLocalBundling:
     def try_bundle(self, output_dir: str, *, image: DockerImage, **_: object) -> bool:
         out = Path(output_dir)
         offline = ["--no-index", "--find-links", str(WHEELHOUSE)] if WHEELHOUSE.is_dir() else []
+        try:
+            self._pip(out, offline)
+        except subprocess.CalledProcessError as error:
+            hint = " (run `make install` to refresh .cache/wheels)" if offline else ""
+            raise RuntimeError(f"bundling the Lambda dependencies failed{hint}: {error}") from error
+        for package in _CODE_PACKAGES:
+            shutil.copytree(LAMBDA_SRC / package, out / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        return True
+
+    @staticmethod
+    def _pip(out: Path, offline: list[str]) -> None:
         subprocess.run(
             [
                 sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
@@ -60,9 +71,6 @@ class PipLocalBundling:
             ],
             check=True,
         )  # fmt: skip
-        for package in _CODE_PACKAGES:
-            shutil.copytree(LAMBDA_SRC / package, out / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        return True
 
 
 def lambda_code() -> lambda_.Code:

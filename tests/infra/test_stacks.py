@@ -10,8 +10,9 @@ from aws_cdk import App
 from aws_cdk.assertions import Match, Template
 
 from app import build_app
-from stacks.api_stack import model_resource_arns, ordered_targets
+from stacks.api_stack import ordered_targets
 from stacks.config import AppConfig, ModelTarget
+from stacks.models_stack import base_arns
 from tests.infra.conftest import Synth, cdk_context
 
 API_STACKS = ("Bulwark-dev-Api", "Bulwark-dev-Api-DR")
@@ -45,6 +46,8 @@ def test_both_regions_get_keys_api_and_chat_lambda(synth: Synth) -> None:
         "Bulwark-dev-Auth": "us-east-1",
         "Bulwark-dev-Api": "us-east-1",
         "Bulwark-dev-Web": "us-east-1",
+        "Bulwark-dev-Models": "us-east-1",
+        "Bulwark-dev-Models-DR": "us-west-2",
         "Bulwark-dev-Keys-DR": "us-west-2",
         "Bulwark-dev-Auth-DR": "us-west-2",
         "Bulwark-dev-Api-DR": "us-west-2",
@@ -266,7 +269,7 @@ def test_provisioned_and_foundation_targets_get_exactly_their_arns() -> None:
     stack = Stack(App(), "S", env={"region": "us-east-1", "account": "123456789012"})
     targets = ordered_targets(config, "us-east-1")
     assert [t.region for t in targets] == ["us-east-1", "us-west-2"]
-    arns = [stack.resolve(arn) for arn in model_resource_arns(stack, targets)]
+    arns = [stack.resolve(arn) for target in targets for arn in base_arns(stack, target)]
     flat = [_flatten(a) for a in arns]
     assert flat == [
         "arn:${AWS::Partition}:bedrock:us-east-1::foundation-model/amazon.nova-pro-v1:0",
@@ -320,3 +323,86 @@ def test_web_bucket_is_private_versioned_tls_only_behind_cloudfront_oac(synth: S
             )
         },
     )
+
+
+def test_guardrail_exists_per_region_and_the_lambda_may_apply_it(synth: Synth) -> None:
+    for models, api in (("Bulwark-dev-Models", "Bulwark-dev-Api"), ("Bulwark-dev-Models-DR", "Bulwark-dev-Api-DR")):
+        synth.template(models).has_resource_properties(
+            "AWS::Bedrock::Guardrail",
+            {
+                "ContentPolicyConfig": {
+                    "FiltersConfig": [{"Type": "PROMPT_ATTACK", "InputStrength": "HIGH", "OutputStrength": "NONE"}]
+                }
+            },
+        )
+        synth.template(models).resource_count_is("AWS::Bedrock::GuardrailVersion", 1)
+        synth.template(api).has_resource_properties(
+            "AWS::IAM::Policy",
+            {
+                "PolicyDocument": {
+                    "Statement": Match.array_with(
+                        [Match.object_like({"Sid": "ApplyGuardrails", "Action": "bedrock:ApplyGuardrail"})]
+                    )
+                }
+            },
+        )
+
+
+@pytest.mark.parametrize("name", API_STACKS)
+def test_the_lambda_gets_the_whole_chain_local_region_first_with_each_regions_guardrail(
+    synth: Synth, name: str
+) -> None:
+    (function,) = [
+        f for f in synth.template(name).find_resources("AWS::Lambda::Function").values()
+        if f["Properties"].get("Handler") == "handlers.chat.handler"
+    ]  # fmt: skip
+    raw = json.dumps(function["Properties"]["Environment"]["Variables"]["MODEL_TARGETS"])
+    local, other = ("us-east-1", "us-west-2") if name == "Bulwark-dev-Api" else ("us-west-2", "us-east-1")
+    assert raw.index(f'\\"region\\": \\"{local}\\"') < raw.index(f'\\"region\\": \\"{other}\\"')
+    assert raw.count("guardrail_id") == 2
+
+
+@pytest.mark.parametrize("name", API_STACKS)
+def test_alarms_watch_bedrock_and_the_gateway_and_notify_an_encrypted_topic(synth: Synth, name: str) -> None:
+    template = synth.template(name)
+    template.has_resource_properties("AWS::SNS::Topic", {"KmsMasterKeyId": Match.any_value()})
+    for metric in ("InvocationThrottles", "InvocationServerErrors", "InvocationLatency"):
+        template.has_resource_properties(
+            "AWS::CloudWatch::Alarm",
+            {"Namespace": "AWS/Bedrock", "MetricName": metric, "AlarmActions": Match.any_value()},
+        )
+    for metric in ("ChatDegraded", "BreakerOpened", "ModelUnavailable"):
+        template.has_resource_properties("AWS::CloudWatch::Alarm", {"Namespace": "Bulwark", "MetricName": metric})
+
+
+def test_application_profiles_and_opt_in_provisioned_throughput_get_exact_iam() -> None:
+    app = App(
+        context=cdk_context(
+            models=[
+                {"model_id": "us.amazon.nova-lite-v1:0", "region": "us-east-1", "application_profile": True},
+                {"model_id": "amazon.nova-pro-v1:0", "region": "us-west-2", "provision_model_units": 1},
+            ]
+        )
+    )
+    build_app(app, nag=False)
+    stacks = {child.node.id: child for child in app.node.children}
+    models = Template.from_stack(stacks["Bulwark-dev-Models"])  # type: ignore[arg-type]
+    (profile,) = models.find_resources("AWS::Bedrock::ApplicationInferenceProfile").values()
+    assert "inference-profile/us.amazon.nova-lite-v1:0" in json.dumps(profile["Properties"]["ModelSource"])
+    dr_models = Template.from_stack(stacks["Bulwark-dev-Models-DR"])  # type: ignore[arg-type]
+    (custom,) = dr_models.find_resources("Custom::AWS").values()
+    create = json.dumps(custom["Properties"]["Create"])
+    assert "createProvisionedModelThroughput" in create and "commitmentDuration" not in create
+    assert "deleteProvisionedModelThroughput" in json.dumps(custom["Properties"]["Delete"])
+    api = Template.from_stack(stacks["Bulwark-dev-Api"])  # type: ignore[arg-type]
+    arns = json.dumps(_resolved_arns_raw(api))
+    assert "ImportValue" in arns or "Fn::GetAtt" in arns or "Ref" in arns  # created ARNs, by reference
+    assert "foundation-model/amazon.nova-pro-v1:0" in arns
+
+
+def _resolved_arns_raw(template: Template) -> Any:
+    for policy in template.find_resources("AWS::IAM::Policy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if statement.get("Sid") == "InvokeConfiguredModels":
+                return statement["Resource"]
+    raise AssertionError("no InvokeConfiguredModels statement")

@@ -93,6 +93,44 @@ def test_defaults_apply_when_optional_keys_are_absent() -> None:
         (with_(throttling={"rate_limit": 100, "burst_limit": 10}), "burst_limit (10) must be at least"),
         (with_(chat_reserved_concurrency=0), "chat_reserved_concurrency must be between 1 and 1000"),
         (with_(replicate_user_pool="yes"), "replicate_user_pool must be true or false"),
+        (with_(guardrail=1), "guardrail must be true or false"),
+        (
+            with_(models=[{"model_id": "us.amazon.nova-lite-v1:0", "region": "us-east-1", "provision_model_units": 1}]),
+            "provision_model_units needs a foundation model id",
+        ),
+        (
+            with_(models=[{"model_id": "amazon.nova-lite-v1:0", "region": "us-east-1", "provision_model_units": 0}]),
+            "provision_model_units must be between 1 and 100",
+        ),
+        (
+            with_(
+                models=[
+                    {
+                        "model_id": "amazon.nova-lite-v1:0",
+                        "region": "us-east-1",
+                        "provision_model_units": 1,
+                        "application_profile": True,
+                    }
+                ]
+            ),
+            "not both",
+        ),
+        (
+            with_(
+                models=[
+                    {
+                        "model_id": "arn:aws:bedrock:us-east-1:123456789012:provisioned-model/abc",
+                        "region": "us-east-1",
+                        "application_profile": True,
+                    }
+                ]
+            ),
+            "cannot wrap a provisioned",
+        ),
+        (
+            with_(models=[{"model_id": "amazon.nova-lite-v1:0", "region": "us-east-1", "application_profile": "yes"}]),
+            "models[0].application_profile must be true or false",
+        ),
         (with_(log_retention_days=42), "log_retention_days must be one of"),
     ],
 )

@@ -1,0 +1,171 @@
+"""Model capacity in one region: guardrail, application inference profiles, provisioned throughput.
+
+Regional resources, so each region has its own stack; both regions' API stacks read every
+region's outputs (the failover chain crosses regions). IAM is granted on exactly these ARNs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aws_cdk import ArnFormat, CfnOutput, Stack
+from aws_cdk import aws_bedrock as bedrock
+from aws_cdk import aws_iam as iam
+from aws_cdk import custom_resources as cr
+from constructs import Construct
+
+from stacks.config import AppConfig, ModelTarget
+from stacks.constructs.nag import suppress, suppress_path
+
+GUARDRAIL_BLOCKED = "Sorry, I can't help with that request: it was blocked by the content guardrail."
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """How the Lambda calls one target and what IAM must allow for it."""
+
+    invoke_id: str  # modelId passed to Converse (an id, or an ARN token for created capacity)
+    resource_arns: tuple[str, ...]
+
+
+def bedrock_arn(stack: Stack, *, region: str, resource: str, name: str, account: bool = True) -> str:
+    return stack.format_arn(
+        service="bedrock",
+        region=region,
+        account=None if account else "",
+        resource=resource,
+        resource_name=name,
+        arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+    )
+
+
+def base_arns(stack: Stack, target: ModelTarget) -> list[str]:
+    """ARNs a call through this target may touch: the profile and every model it can route to."""
+    if target.kind == "provisioned":
+        return [target.model_id]
+    arns: list[str] = []
+    if target.kind == "system-profile":
+        arns.append(bedrock_arn(stack, region=target.region, resource="inference-profile", name=target.model_id))
+    for region in target.destination_regions():
+        arns.append(
+            bedrock_arn(
+                stack,
+                region="" if region == "*" else region,
+                resource="foundation-model",
+                name=target.foundation_model_id or "",
+                account=False,
+            )
+        )
+    return arns
+
+
+class ModelsStack(Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, config: AppConfig, **kwargs: Any) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.invocations: dict[str, Invocation] = {}  # by ModelTarget.key, for targets in this region
+        self.guardrail: tuple[str, str, str] | None = None  # (id, version, arn)
+        if config.guardrail:
+            guardrail = bedrock.CfnGuardrail(
+                self,
+                "Guardrail",
+                name=f"{self.stack_name}-guardrail",
+                description="Blocks prompt attacks on input; applied on every Converse call.",
+                blocked_input_messaging=GUARDRAIL_BLOCKED,
+                blocked_outputs_messaging=GUARDRAIL_BLOCKED,
+                content_policy_config=bedrock.CfnGuardrail.ContentPolicyConfigProperty(
+                    filters_config=[
+                        bedrock.CfnGuardrail.ContentFilterConfigProperty(
+                            type="PROMPT_ATTACK", input_strength="HIGH", output_strength="NONE"
+                        )
+                    ]
+                ),
+            )
+            version = bedrock.CfnGuardrailVersion(
+                self, "GuardrailVersion", guardrail_identifier=guardrail.attr_guardrail_id, description="v1"
+            )
+            self.guardrail = (guardrail.attr_guardrail_id, version.attr_version, guardrail.attr_guardrail_arn)
+            CfnOutput(self, "GuardrailId", value=guardrail.attr_guardrail_id)
+
+        for index, target in enumerate(config.models):
+            if target.region != self.region:
+                continue
+            arns = base_arns(self, target)
+            invoke_id = target.model_id
+            if target.application_profile:
+                source = arns[0]  # the system profile, or the foundation model in this region
+                profile = bedrock.CfnApplicationInferenceProfile(
+                    self,
+                    f"Profile{index}",
+                    inference_profile_name=f"{self.stack_name}-{index}",
+                    description=f"{config.prefix} {target.model_id} application profile",
+                    model_source=bedrock.CfnApplicationInferenceProfile.InferenceProfileModelSourceProperty(
+                        copy_from=source
+                    ),
+                )
+                invoke_id = profile.attr_inference_profile_arn
+                arns = [profile.attr_inference_profile_arn, *arns]
+            elif target.provision_model_units is not None:
+                invoke_id = self._provisioned(index, target, arns[0])
+                arns = [invoke_id, *arns]
+            self.invocations[target.key] = Invocation(invoke_id=invoke_id, resource_arns=tuple(arns))
+            CfnOutput(self, f"Target{index}", value=invoke_id)
+
+    def _provisioned(self, index: int, target: ModelTarget, model_arn: str) -> str:
+        """No-commitment provisioned throughput (hourly, deletable): CloudFormation has no resource."""
+        provisioned_arns = bedrock_arn(self, region=self.region, resource="provisioned-model", name="*")
+        resource = cr.AwsCustomResource(
+            self,
+            f"Provisioned{index}",
+            on_create=cr.AwsSdkCall(
+                service="Bedrock",
+                action="createProvisionedModelThroughput",
+                parameters={
+                    "modelUnits": target.provision_model_units,
+                    "provisionedModelName": f"{self.stack_name}-{index}",
+                    "modelId": target.model_id,
+                },  # no commitmentDuration: hourly, no commitment, removable at any time
+                physical_resource_id=cr.PhysicalResourceId.from_response("provisionedModelArn"),
+            ),
+            on_delete=cr.AwsSdkCall(
+                service="Bedrock",
+                action="deleteProvisionedModelThroughput",
+                parameters={"provisionedModelId": cr.PhysicalResourceIdReference()},
+            ),
+            policy=cr.AwsCustomResourcePolicy.from_statements(
+                [
+                    iam.PolicyStatement(
+                        actions=["bedrock:CreateProvisionedModelThroughput"],
+                        resources=[model_arn, provisioned_arns],
+                    ),
+                    iam.PolicyStatement(
+                        actions=["bedrock:DeleteProvisionedModelThroughput"], resources=[provisioned_arns]
+                    ),
+                ]
+            ),
+            install_latest_aws_sdk=False,
+        )
+        suppress(
+            resource,
+            "The provisioned model's ARN is assigned by Bedrock at creation, so create/delete can only be "
+            "scoped to this account's provisioned-model/* in this region.",
+            "AwsSolutions-IAM5",
+            "NIST.800.53.R5-IAMNoInlinePolicy",
+            "HIPAA.Security-IAMNoInlinePolicy",
+            children=True,
+        )
+        suppress_path(
+            self,
+            f"/{self.stack_name}/AWS679f53fac002430cb0da5b7982bd2287",
+            "CDK's AwsCustomResource provider runs only at deploy time (create/delete the provisioned "
+            "throughput); its runtime, role and logging are managed by aws-cdk-lib.",
+            "AwsSolutions-IAM4",
+            "AwsSolutions-L1",
+            "NIST.800.53.R5-LambdaConcurrency",
+            "HIPAA.Security-LambdaConcurrency",
+            "NIST.800.53.R5-LambdaDLQ",
+            "HIPAA.Security-LambdaDLQ",
+            "NIST.800.53.R5-LambdaInsideVPC",
+            "HIPAA.Security-LambdaInsideVPC",
+        )
+        return resource.get_response_field("provisionedModelArn")
