@@ -47,7 +47,20 @@ ENV = {
     "POWERTOOLS_SERVICE_NAME": "chat",
     "POWERTOOLS_METRICS_NAMESPACE": "Bulwark",
     "TABLE_NAME": "bench",
-    "MODEL_TARGETS": json.dumps([{"model_id": "us.amazon.nova-lite-v1:0", "region": "us-east-1", "max_tokens": 512}]),
+    # The default chain: the same inference profile from both regions, each with its guardrail.
+    "MODEL_TARGETS": json.dumps(
+        [
+            {
+                "model_id": "us.amazon.nova-lite-v1:0",
+                "region": region,
+                "max_tokens": 1024,
+                "guardrail_id": "gr-bench",
+                "guardrail_version": "1",
+            }
+            for region in ("us-east-1", "us-west-2")
+        ]
+    ),
+    "CACHE_TABLE_NAME": "bench-cache",
 }
 
 

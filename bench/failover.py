@@ -33,7 +33,7 @@ import botocore.session  # noqa: E402
 from botocore.config import Config  # noqa: E402
 
 from adapters.bedrock import BedrockTarget  # noqa: E402
-from core.gateway import ModelGateway  # noqa: E402
+from core.gateway import GatewaySettings, ModelGateway  # noqa: E402
 from core.models import Message  # noqa: E402
 from local.bedrock_emulator import BedrockEmulator  # noqa: E402
 
@@ -89,8 +89,11 @@ def emulator_for(faults: dict[str, Any]) -> BedrockEmulator:
 def make_gateway(url: str) -> Callable[[], bool]:
     session = botocore.session.get_session()
 
+    settings = GatewaySettings()
+
     def target(model: tuple[str, str]) -> BedrockTarget:
         return BedrockTarget(
+            prewarm=(settings.cold_timeout_s, settings.min_timeout_s, settings.probe_timeout_s),
             client_factory=lambda config: session.create_client(
                 "bedrock-runtime", region_name=model[1], endpoint_url=url, config=config, **CREDS
             ),
@@ -99,7 +102,7 @@ def make_gateway(url: str) -> Callable[[], bool]:
             max_tokens=256,
         )
 
-    gateway = ModelGateway(targets=[target(PRIMARY), target(SECONDARY)])
+    gateway = ModelGateway(targets=[target(PRIMARY), target(SECONDARY)], settings=settings)
 
     def ask() -> bool:
         reply = gateway.converse(system=SYSTEM, messages=QUESTION, deadline_s=25.0, scope="bench")

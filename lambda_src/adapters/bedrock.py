@@ -55,6 +55,7 @@ class BedrockTarget:
         region: str,
         max_tokens: int,
         guardrail: tuple[str, str] | None = None,
+        prewarm: Sequence[float] = (),
     ) -> None:
         self._factory = client_factory
         self._clients: dict[float, Any] = {}
@@ -62,6 +63,10 @@ class BedrockTarget:
         self._target = TargetRef(model_id=model_id, region=region)
         self._max_tokens = max_tokens
         self._guardrail = guardrail
+        # Clients for the timeouts the gateway uses most, made now (a few ms at init) rather than
+        # on the first failover, when an incident is already costing the user time.
+        for timeout in prewarm:
+            self.client(timeout)
 
     @property
     def target(self) -> TargetRef:

@@ -42,6 +42,11 @@ def build_chat_service(
     low-level clients. One session, so endpoint data is loaded once.
     """
     session = botocore.session.get_session()
+    gateway_settings = gateway_settings or GatewaySettings(
+        deadline_s=settings.deadline_s,
+        guardrail_version=settings.targets[0].guardrail[1] if settings.targets[0].guardrail else "none",
+    )
+    prewarm = (gateway_settings.cold_timeout_s, gateway_settings.min_timeout_s, gateway_settings.probe_timeout_s)
 
     def factory(region: str) -> Any:
         if bedrock_factory is not None:
@@ -55,6 +60,7 @@ def build_chat_service(
             region=t.region,
             max_tokens=t.max_tokens,
             guardrail=t.guardrail,
+            prewarm=prewarm,
         )
         for t in settings.targets
     ]
@@ -64,11 +70,7 @@ def build_chat_service(
     )
     gateway = ModelGateway(
         targets=targets,
-        settings=gateway_settings
-        or GatewaySettings(
-            deadline_s=settings.deadline_s,
-            guardrail_version=settings.targets[0].guardrail[1] if settings.targets[0].guardrail else "none",
-        ),
+        settings=gateway_settings,
         cache=cache,
         metrics=PowertoolsGatewayMetrics(),
     )
