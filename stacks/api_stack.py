@@ -44,6 +44,13 @@ def runtime_targets(
     model_arns: list[str] = []
     guardrail_arns: list[str] = []
     for target in ordered_targets(config, region):
+        if target.kind == "langchain":
+            # Another provider: no IAM, no guardrail of ours; its package must be in the bundle.
+            entries.append(
+                {"model_id": target.model_id, "region": target.region, "max_tokens": target.max_tokens,
+                 "name": target.model_id, "langchain": dict(target.langchain or {})}
+            )  # fmt: skip
+            continue
         capacity = models[target.region]
         invocation = capacity.invocations[target.key]
         entry: dict[str, Any] = {
@@ -299,7 +306,7 @@ class ApiStack(Stack):
         five_minutes = Duration.minutes(5)
         alarms: list[cloudwatch.Alarm] = []
         for index, target in enumerate(config.models):
-            if target.region != self.region:
+            if target.region != self.region or target.kind == "langchain":
                 continue
             model = {"ModelId": models[target.region].invocations[target.key].invoke_id}
             for name, metric, threshold in (
@@ -332,7 +339,10 @@ class ApiStack(Stack):
                 )
             )  # fmt: skip
         for index, target in enumerate(config.models):
-            runtime_id = models[target.region].invocations[target.key].invoke_id
+            if target.kind == "langchain":
+                runtime_id = target.model_id
+            else:
+                runtime_id = models[target.region].invocations[target.key].invoke_id
             alarms.append(
                 cloudwatch.Metric(
                     namespace="Bulwark", metric_name="BreakerOpened", statistic="Sum", period=five_minutes,

@@ -43,8 +43,19 @@ class ModelTarget:
     application_profile: bool = False
     # Opt-in: create no-commitment provisioned throughput for this foundation model (custom resource).
     provision_model_units: int | None = None
+    # A non-Bedrock secondary: {"class": "package.module:ChatClass", "kwargs": {...}} (LangChain chat model).
+    langchain: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
+        if self.langchain is not None:
+            cls = self.langchain.get("class")
+            if not isinstance(cls, str) or not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", cls):
+                raise ConfigError(f"models[].langchain.class must look like 'package.module:ChatClass', got {cls!r}")
+            if not isinstance(self.langchain.get("kwargs", {}), Mapping):
+                raise ConfigError("models[].langchain.kwargs must be an object of constructor arguments")
+            if set(self.langchain) - {"class", "kwargs"}:
+                raise ConfigError("models[].langchain allows only the keys class and kwargs")
+            return  # model_id is a display name and region a label for external providers
         if not _REGION.match(self.region):
             raise ConfigError(f"models[].region must be an AWS region such as us-east-1, got {self.region!r}")
         if not 1 <= self.max_tokens <= 64000:
@@ -88,6 +99,8 @@ class ModelTarget:
 
     @property
     def kind(self) -> str:
+        if self.langchain is not None:
+            return "langchain"
         if self.model_id.startswith("arn:"):
             return "provisioned"
         if self.model_id.startswith(_PROFILE_PREFIXES):
@@ -304,7 +317,7 @@ def _parse_models(raw: Any) -> tuple[ModelTarget, ...]:
     for index, item in enumerate(raw):
         if not isinstance(item, Mapping):
             raise ConfigError(f"models[{index}] must be an object with model_id, region and max_tokens")
-        allowed = {"model_id", "region", "max_tokens", "application_profile", "provision_model_units"}
+        allowed = {"model_id", "region", "max_tokens", "application_profile", "provision_model_units", "langchain"}
         unknown = sorted(set(item) - allowed)
         if unknown:
             raise ConfigError(
@@ -325,6 +338,11 @@ def _parse_models(raw: Any) -> tuple[ModelTarget, ...]:
                     None
                     if item.get("provision_model_units") is None
                     else _typed(f"models[{index}].provision_model_units", item["provision_model_units"], int)
+                ),
+                langchain=(
+                    None
+                    if item.get("langchain") is None
+                    else _typed(f"models[{index}].langchain", item["langchain"], dict)
                 ),
             )
         )

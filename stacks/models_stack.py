@@ -88,7 +88,7 @@ class ModelsStack(Stack):
             CfnOutput(self, "GuardrailId", value=guardrail.attr_guardrail_id)
 
         for index, target in enumerate(config.models):
-            if target.region != self.region:
+            if target.region != self.region or target.kind == "langchain":
                 continue
             arns = base_arns(self, target)
             invoke_id = target.model_id

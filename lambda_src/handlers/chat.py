@@ -20,6 +20,7 @@ from core.chat import ChatService
 from core.errors import DomainError, InvalidRequest, ModelUnavailable, PayloadTooLarge, Unauthorized
 from core.gateway import GatewaySettings, ModelGateway
 from core.models import ChatRequest
+from core.ports import TargetModel
 from handlers.settings import Settings
 
 logger = Logger()
@@ -53,17 +54,23 @@ def build_chat_service(
             return lambda config: bedrock_factory(region, config)
         return lambda config: session.create_client("bedrock-runtime", region_name=region, config=config)
 
-    targets = [
-        BedrockTarget(
-            client_factory=factory(t.region),
-            model_id=t.model_id,
-            region=t.region,
-            max_tokens=t.max_tokens,
-            guardrail=t.guardrail,
-            prewarm=prewarm,
+    targets: list[TargetModel] = []
+    for t in settings.targets:
+        if t.langchain is not None:
+            from adapters.langchain_target import LangChainTarget, load_chat_model  # only when configured
+
+            targets.append(LangChainTarget(chat_model=load_chat_model(t.langchain), name=t.model_id, region=t.region))
+            continue
+        targets.append(
+            BedrockTarget(
+                client_factory=factory(t.region),
+                model_id=t.model_id,
+                region=t.region,
+                max_tokens=t.max_tokens,
+                guardrail=t.guardrail,
+                prewarm=prewarm,
+            )
         )
-        for t in settings.targets
-    ]
     dynamodb = dynamodb or session.create_client("dynamodb")
     cache = (
         DynamoAnswerCache(client=dynamodb, table_name=settings.cache_table_name) if settings.cache_table_name else None

@@ -16,6 +16,7 @@ class TargetSetting:
     region: str
     max_tokens: int
     guardrail: tuple[str, str] | None = None  # (identifier, version) in the target's region
+    langchain: dict[str, object] | None = None  # {"class": "pkg.module:Class", "kwargs": {...}}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,6 +37,7 @@ class Settings:
                 region=t["region"],
                 max_tokens=int(t["max_tokens"]),
                 guardrail=(t["guardrail_id"], str(t["guardrail_version"])) if t.get("guardrail_id") else None,
+                langchain=t.get("langchain"),
             )
             for t in json.loads(env["MODEL_TARGETS"])
         )

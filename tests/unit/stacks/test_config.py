@@ -157,3 +157,36 @@ def test_global_profiles_route_anywhere_and_regional_ones_to_their_geography() -
 
     assert us.destination_regions() == ("us-east-1", "us-east-2", "us-west-2")
     assert world.destination_regions() == ("*",)
+
+
+def test_a_langchain_secondary_is_accepted_with_a_label_region() -> None:
+    raw = with_(
+        models=[
+            {"model_id": "us.amazon.nova-lite-v1:0", "region": "us-east-1"},
+            {
+                "model_id": "other-provider",
+                "region": "external",
+                "langchain": {"class": "pkg.mod:Chat", "kwargs": {"x": 1}},
+            },
+        ]
+    )
+
+    config = AppConfig.from_context(raw)
+
+    assert config.models[1].kind == "langchain" and config.models[1].langchain == {
+        "class": "pkg.mod:Chat",
+        "kwargs": {"x": 1},
+    }
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"class": "NoColon"}, "must look like 'package.module:ChatClass'"),
+        ({"class": "a.b:C", "kwargs": [1]}, "kwargs must be an object"),
+        ({"class": "a.b:C", "extra": 1}, "only the keys class and kwargs"),
+    ],
+)
+def test_bad_langchain_specs_fail_with_the_key(spec: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        AppConfig.from_context(with_(models=[{"model_id": "x", "region": "external", "langchain": spec}]))
