@@ -64,8 +64,9 @@ test: install  ## the whole suite
 	@echo "==> pytest"
 	@$(PY) -m pytest
 
-bench: install
+bench: install  ## cold start and failover benchmarks (BENCH_QUICK=1 for a short run)
 	@$(PY) bench/cold_start.py
+	@$(PY) bench/failover.py
 
 deploy: synth
 	$(CDK_ENV) npx --no-install cdk deploy --all --app cdk.out --require-approval broadening
