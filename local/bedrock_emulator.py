@@ -58,8 +58,9 @@ _STOP = {
 class TargetFaults:
     """Fault settings for one model id (optionally one region)."""
 
-    rpm: float | None = None  # requests per minute (token bucket, burst = one minute's worth)
+    rpm: float | None = None  # requests per minute (token bucket)
     tpm: float | None = None  # input+output tokens per minute
+    burst_s: float = 60.0  # bucket size in seconds of quota (Bedrock quotas are per minute)
     errors: dict[str, float] = field(default_factory=dict)  # code -> probability per call
     latency_ms: tuple[float, float] = (5.0, 20.0)  # uniform range added to every answer
     hang_s: float = 0.0  # sleep this long before answering (past the client's timeout)
@@ -83,10 +84,10 @@ class TargetFaults:
 
 
 class TokenBucket:
-    def __init__(self, per_minute: float) -> None:
-        self.capacity = per_minute
-        self.tokens = per_minute
+    def __init__(self, per_minute: float, burst_s: float = 60.0) -> None:
         self.rate = per_minute / 60.0
+        self.capacity = max(1.0, self.rate * burst_s)
+        self.tokens = self.capacity
         self.stamp = time.monotonic()
 
     def take(self, amount: float) -> bool:
@@ -161,7 +162,7 @@ class EmulatorState:
             for kind, limit, amount in (("rpm", faults.rpm, 1), ("tpm", faults.tpm, tokens)):
                 if limit is None:
                     continue
-                bucket = self.buckets.setdefault((model_id, region, kind), TokenBucket(limit))
+                bucket = self.buckets.setdefault((model_id, region, kind), TokenBucket(limit, faults.burst_s))
                 if not bucket.take(amount):
                     return False
             return True

@@ -17,6 +17,7 @@ class PowertoolsGatewayMetrics:
             "retry": "ModelRetries",
             "failover": "Failovers",
             "hedge": "Hedges",
+            "shed": "Shed",
             "skipped": "BreakerSkips",
             "breaker": "BreakerTransitions",
             "degraded": "DegradedAnswers",

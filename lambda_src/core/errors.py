@@ -43,6 +43,16 @@ class ModelUnavailable(DomainError):
         self.retry_after = retry_after
 
 
+class Overloaded(DomainError):
+    """Load shedding: every target's breaker is open, so answering now would only fail slowly."""
+
+    status = 503
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class ModelRejected(DomainError):
     """The model refused the request as invalid (e.g. context window exceeded): not retryable."""
 

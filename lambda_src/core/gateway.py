@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
-from core.errors import ModelRejected, TargetCallError
+from core.errors import ModelRejected, Overloaded, TargetCallError
 from core.models import Message, ModelReply, TargetRef, Usage
 from core.ports import AnswerCache, GatewayMetrics, TargetModel
 from core.resilience import (
@@ -142,6 +142,8 @@ class ModelGateway:
             return None
 
         running = launch()
+        if running is None and all("breaker open" in reason for reason in reasons) and reasons:
+            return self._shed(scope, messages, "; ".join(reasons))
         hedge_at = self._clock() + self._hedge_delay(running) if running else 0.0
         while pending:
             wait_s = deadline.remaining()
@@ -249,6 +251,33 @@ class ModelGateway:
         return self._rng.uniform(0, min(self.settings.backoff_cap_s, self.settings.backoff_base_s * 2**attempt))
 
     # --- degraded path ------------------------------------------------------------------------
+    def _shed(self, scope: str, messages: Sequence[Message], reason: str) -> ModelReply:
+        """Every breaker is open: a cached answer if there is one, else refuse at once (no waiting)."""
+        cached = self._cached(scope, messages)
+        if cached is not None:
+            self._emit("degraded", CACHE_TARGET, "cache")
+            return ModelReply(
+                text=cached,
+                usage=Usage(),
+                target=CACHE_TARGET,
+                degraded=True,
+                degraded_reason=f"cached answer: {reason}",
+            )
+        wait_s = min(t.breaker.seconds_until_probe() for t in self._targets)
+        self._emit("shed", NONE_TARGET, "breakers open")
+        raise Overloaded(
+            "every model target is failing right now, so this request was not attempted",
+            retry_after=max(1, round(wait_s)),
+        )
+
+    def _cached(self, scope: str, messages: Sequence[Message]) -> str | None:
+        if self._cache is None:
+            return None
+        try:
+            return self._cache.get(self._cache_key(scope, messages))
+        except Exception:
+            return None
+
     def _cache_key(self, scope: str, messages: Sequence[Message]) -> str:
         question = " ".join(messages[-1].text.lower().split()) if messages else ""
         identity = {

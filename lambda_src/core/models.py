@@ -56,11 +56,12 @@ class ChatRequest:
         return cls(message=message, conversation_id=conversation_id)
 
 
-def validate_conversation_id(value: Any) -> str:
+def validate_conversation_id(value: Any, *, field: str = "conversation_id") -> str:
     if not isinstance(value, str):
-        raise InvalidRequest(f"conversation_id must be a string, got {_json_type(value)}")
+        raise InvalidRequest(f"{field} must be a string, got {_json_type(value)}")
     if not _UUID.match(value):
-        raise InvalidRequest("conversation_id must be a lowercase UUID as returned by POST /chat")
+        source = "POST /chat" if field == "conversation_id" else "POST /jobs"
+        raise InvalidRequest(f"{field} must be a lowercase UUID as returned by {source}")
     return value
 
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from core.models import Conversation, Message, ModelReply, TargetRef, Turn
+
+if TYPE_CHECKING:
+    from core.jobs import Job
 
 
 class ConversationStore(Protocol):
@@ -59,3 +62,27 @@ class GatewayMetrics(Protocol):
     def record(self, *, event: str, target: TargetRef, detail: str = "", latency_s: float | None = None) -> None:
         """event: attempt | retry | failover | hedge | skipped | breaker | degraded | misconfigured | cache_error."""
         ...
+
+
+class JobStore(Protocol):
+    def create(self, job: Job) -> tuple[Job, bool]:
+        """Store `job` unless one with its id exists; return the stored job and whether it is new."""
+        ...
+
+    def get(self, user_id: str, job_id: str) -> Job | None: ...
+
+    def mark_enqueued(self, user_id: str, job_id: str) -> None: ...
+
+    def mark_running(self, user_id: str, job_id: str) -> None: ...
+
+    def finish(self, user_id: str, job_id: str, answer: dict[str, Any], *, ttl_s: int) -> Job | None:
+        """Set done with the answer unless already finished; the finished job, or None if it was."""
+        ...
+
+    def fail(self, user_id: str, job_id: str, reason: str, *, ttl_s: int) -> Job | None:
+        """Set failed with the reason unless already finished."""
+        ...
+
+
+class JobQueue(Protocol):
+    def send(self, body: dict[str, Any], *, delay_s: int = 0) -> None: ...

@@ -138,6 +138,14 @@ class CircuitBreaker:
             self._advance()
             return self._state
 
+    def seconds_until_probe(self) -> float:
+        """0 unless open; then how long until a half-open probe may go through."""
+        with self._lock:
+            self._advance()
+            if self._state is not BreakerState.OPEN:
+                return 0.0
+            return max(0.0, self.settings.open_s - (self._clock() - self._opened_at))
+
     def allow(self) -> Permit | None:
         """A permit to call, or None when the breaker is open (skip this target)."""
         with self._lock:

@@ -5,23 +5,25 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import botocore.session
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from adapters.answer_cache import DynamoAnswerCache
-from adapters.bedrock import BedrockTarget
-from adapters.dynamodb import DynamoConversationStore
-from adapters.metrics import PowertoolsGatewayMetrics
-from core.chat import ChatService
-from core.errors import DomainError, InvalidRequest, ModelUnavailable, PayloadTooLarge, Unauthorized
-from core.gateway import GatewaySettings, ModelGateway
-from core.models import ChatRequest
-from core.ports import TargetModel
+from core.errors import (
+    DomainError,
+    InvalidRequest,
+    ModelUnavailable,
+    NotFound,
+    Overloaded,
+    PayloadTooLarge,
+    Unauthorized,
+)
+from core.jobs import JobService
+from core.models import ChatRequest, validate_conversation_id
 from handlers.settings import Settings
+from handlers.wiring import build_chat_service, build_job_service
 
 logger = Logger()
 tracer = Tracer(patch_modules=["botocore"])  # only what we call: Bedrock and DynamoDB
@@ -29,64 +31,9 @@ metrics = Metrics()
 app = APIGatewayRestResolver(cors=CORSConfig(allow_origin="*", max_age=3600))
 
 
-def build_chat_service(
-    settings: Settings,
-    *,
-    dynamodb: Any = None,
-    bedrock_factory: Any = None,
-    gateway_settings: GatewaySettings | None = None,
-) -> ChatService:
-    """Composition root: wire the adapters into the core once per cold start.
-
-    Clients may be passed in (tests, the local sandbox); by default they are botocore's, configured
-    here. botocore directly: boto3's extra layer costs cold-start time and buys nothing for
-    low-level clients. One session, so endpoint data is loaded once.
-    """
-    session = botocore.session.get_session()
-    gateway_settings = gateway_settings or GatewaySettings(
-        deadline_s=settings.deadline_s,
-        guardrail_version=settings.targets[0].guardrail[1] if settings.targets[0].guardrail else "none",
-    )
-    prewarm = (gateway_settings.cold_timeout_s, gateway_settings.min_timeout_s, gateway_settings.probe_timeout_s)
-
-    def factory(region: str) -> Any:
-        if bedrock_factory is not None:
-            return lambda config: bedrock_factory(region, config)
-        return lambda config: session.create_client("bedrock-runtime", region_name=region, config=config)
-
-    targets: list[TargetModel] = []
-    for t in settings.targets:
-        if t.langchain is not None:
-            from adapters.langchain_target import LangChainTarget, load_chat_model  # only when configured
-
-            targets.append(LangChainTarget(chat_model=load_chat_model(t.langchain), name=t.model_id, region=t.region))
-            continue
-        targets.append(
-            BedrockTarget(
-                client_factory=factory(t.region),
-                model_id=t.model_id,
-                region=t.region,
-                max_tokens=t.max_tokens,
-                guardrail=t.guardrail,
-                prewarm=prewarm,
-            )
-        )
-    dynamodb = dynamodb or session.create_client("dynamodb")
-    cache = (
-        DynamoAnswerCache(client=dynamodb, table_name=settings.cache_table_name) if settings.cache_table_name else None
-    )
-    gateway = ModelGateway(
-        targets=targets,
-        settings=gateway_settings,
-        cache=cache,
-        metrics=PowertoolsGatewayMetrics(),
-    )
-    store = DynamoConversationStore(client=dynamodb, table_name=settings.table_name)
-    return ChatService(store=store, model=gateway, limits=settings.limits, deadline_s=settings.deadline_s)
-
-
 settings = Settings.from_env()
 service = build_chat_service(settings)
+jobs = build_job_service(settings, chat=None)
 
 
 def current_user() -> str:
@@ -116,11 +63,19 @@ def json_body() -> Any:
 
 @app.post("/chat")
 @tracer.capture_method
-def chat() -> dict[str, Any]:
+def chat() -> dict[str, Any] | Response[str]:
     user = current_user()
     request = ChatRequest.parse(json_body(), settings.limits)
     remaining_ms = app.lambda_context.get_remaining_time_in_millis()
-    answer = service.answer(user_id=user, request=request, remaining_s=remaining_ms / 1000 - 1.0)
+    try:
+        answer = service.answer(user_id=user, request=request, remaining_s=remaining_ms / 1000 - 1.0)
+    except Overloaded as error:
+        metrics.add_metric(name="ChatShed", unit=MetricUnit.Count, value=1)
+        if settings.shed_to_jobs and jobs is not None:
+            job, _ = jobs.submit(user_id=user, request=request, idempotency_key=idempotency_key())
+            return _accepted(job.to_api(), note="the model is unavailable right now: your request was queued as a job")
+        hint = " POST the same body to /jobs to have it answered when the model recovers." if jobs else ""
+        raise Overloaded(f"{error.message}.{hint}", retry_after=error.retry_after) from error
     if answer.degraded:
         metrics.add_metric(name="ChatDegraded", unit=MetricUnit.Count, value=1)
         if settings.degraded_status == 503:
@@ -129,6 +84,46 @@ def chat() -> dict[str, Any]:
         metrics.add_metric(name="ChatAnswered", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="OutputTokens", unit=MetricUnit.Count, value=answer.usage.output_tokens)
     return answer.to_api()
+
+
+def idempotency_key() -> str | None:
+    return app.current_event.headers.get("Idempotency-Key") or app.current_event.headers.get("idempotency-key")
+
+
+def _accepted(body: dict[str, Any], *, note: str | None = None, replayed: bool = False) -> Response[str]:
+    payload = {**body, "status_url": f"/jobs/{body['job_id']}"}
+    if note:
+        payload["note"] = note
+    headers = {"Location": f"/jobs/{body['job_id']}"}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return Response(
+        status_code=202, content_type=content_types.APPLICATION_JSON, body=json.dumps(payload), headers=headers
+    )
+
+
+def job_service() -> JobService:
+    if jobs is None:
+        raise NotFound("jobs are not enabled in this deployment")
+    return jobs
+
+
+@app.post("/jobs")
+@tracer.capture_method
+def submit_job() -> Response[str]:
+    user = current_user()
+    request = ChatRequest.parse(json_body(), settings.limits)
+    job, created = job_service().submit(user_id=user, request=request, idempotency_key=idempotency_key())
+    metrics.add_metric(name="JobsSubmitted" if created else "JobsReplayed", unit=MetricUnit.Count, value=1)
+    return _accepted(job.to_api(), replayed=not created)
+
+
+@app.get("/jobs/<job_id>")
+@tracer.capture_method
+def get_job(job_id: str) -> dict[str, Any]:
+    user = current_user()
+    validate_conversation_id(job_id, field="job_id")
+    return job_service().status(user_id=user, job_id=job_id).to_api()
 
 
 @app.get("/conversations")
@@ -153,7 +148,7 @@ def delete_conversation(conversation_id: str) -> Response[str]:
 @app.exception_handler(DomainError)
 def domain_error(error: DomainError) -> Response[str]:
     headers: dict[str, str] = {}
-    if isinstance(error, ModelUnavailable):
+    if isinstance(error, (ModelUnavailable, Overloaded)):
         headers["Retry-After"] = str(error.retry_after)
         metrics.add_metric(name="ModelUnavailable", unit=MetricUnit.Count, value=1)
     log = logger.warning if error.status >= 500 else logger.info

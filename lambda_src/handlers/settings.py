@@ -26,6 +26,15 @@ class Settings:
     limits: Limits
     deadline_s: float
     cache_table_name: str | None = None
+    jobs_table_name: str | None = None
+    jobs_queue_url: str | None = None
+    idempotency_table_name: str | None = None
+    job_max_age_s: float = 3600.0
+    job_deadline_s: float = 90.0
+    job_backoff_s: int = 5  # first requeue delay of a job the model could not answer; doubles
+    breaker_open_s: float = 30.0
+    max_receive_count: int = 4  # the queue's redrive policy; the worker fails the job on the last receive
+    shed_to_jobs: bool = False  # when every breaker is open: accept /chat as a job (202) instead of 503
     degraded_status: int = 200  # 200: answer with the degraded flag; 503: refuse with Retry-After
 
     @classmethod
@@ -53,5 +62,14 @@ class Settings:
             ),
             deadline_s=float(env.get("DEADLINE_SECONDS", "25")),
             cache_table_name=env.get("CACHE_TABLE_NAME") or None,
+            jobs_table_name=env.get("JOBS_TABLE_NAME") or None,
+            jobs_queue_url=env.get("JOBS_QUEUE_URL") or None,
+            idempotency_table_name=env.get("IDEMPOTENCY_TABLE_NAME") or None,
+            job_max_age_s=float(env.get("JOB_MAX_AGE_SECONDS", "3600")),
+            job_deadline_s=float(env.get("JOB_DEADLINE_SECONDS", "90")),
+            shed_to_jobs=env.get("SHED_TO_JOBS", "false").lower() == "true",
+            max_receive_count=int(env.get("MAX_RECEIVE_COUNT", "4")),
+            job_backoff_s=int(env.get("JOB_BACKOFF_SECONDS", "5")),
+            breaker_open_s=float(env.get("BREAKER_OPEN_SECONDS", "30")),
             degraded_status=int(env.get("DEGRADED_STATUS", "200")),
         )

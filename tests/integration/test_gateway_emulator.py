@@ -10,7 +10,7 @@ import botocore.session
 import pytest
 
 from adapters.bedrock import BedrockTarget
-from core.errors import ModelRejected
+from core.errors import ModelRejected, Overloaded
 from core.gateway import DEGRADED_TEXT, GatewaySettings, ModelGateway
 from core.models import Message
 from core.resilience import BreakerSettings, BreakerState
@@ -195,14 +195,20 @@ def test_cache_is_scoped_by_user(emulator: BedrockEmulator) -> None:
     assert reply.text == DEGRADED_TEXT
 
 
-def test_single_target_breaker_still_opens(emulator: BedrockEmulator) -> None:
+def test_single_target_breaker_still_opens_and_then_sheds_at_once(emulator: BedrockEmulator) -> None:
     emulator.set_faults({"default": {"errors": {"ServiceUnavailableException": 1.0}}})
     gw = gateway(emulator, PRIMARY)
 
-    for _ in range(8):
+    for _ in range(5):
         assert ask(gw, deadline=3.0)[0].degraded
     assert gw.breaker_state(0) is BreakerState.OPEN
-    assert emulator.calls(*PRIMARY) <= 6  # 5 to open (no budget yet for retries), then skipped
+    for _ in range(3):
+        started = time.monotonic()
+        with pytest.raises(Overloaded) as shed:
+            ask(gw, deadline=3.0)
+        assert time.monotonic() - started < 0.1  # load shedding answers within 100 ms
+        assert 1 <= shed.value.retry_after <= 30
+    assert emulator.calls(*PRIMARY) == 5  # 5 to open (no budget yet for retries), then skipped
 
 
 def test_validation_exception_is_rejected_without_retry(emulator: BedrockEmulator) -> None:

@@ -1,0 +1,95 @@
+"""Composition root shared by the Lambdas: adapters wired into the core. No side effects on import."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import botocore.session
+
+from adapters.answer_cache import DynamoAnswerCache
+from adapters.bedrock import BedrockTarget
+from adapters.dynamodb import DynamoConversationStore
+from adapters.jobs import DynamoJobStore, SqsJobQueue
+from adapters.metrics import PowertoolsGatewayMetrics
+from core.chat import ChatService
+from core.gateway import GatewaySettings, ModelGateway
+from core.jobs import JobService, JobSettings
+from core.ports import TargetModel
+from core.resilience import BreakerSettings
+from handlers.settings import Settings
+
+
+def build_chat_service(
+    settings: Settings,
+    *,
+    dynamodb: Any = None,
+    bedrock_factory: Any = None,
+    gateway_settings: GatewaySettings | None = None,
+) -> ChatService:
+    """Composition root: wire the adapters into the core once per cold start.
+
+    Clients may be passed in (tests, the local sandbox); by default they are botocore's, configured
+    here. botocore directly: boto3's extra layer costs cold-start time and buys nothing for
+    low-level clients. One session, so endpoint data is loaded once.
+    """
+    session = botocore.session.get_session()
+    gateway_settings = gateway_settings or GatewaySettings(
+        deadline_s=settings.deadline_s,
+        breaker=BreakerSettings(open_s=settings.breaker_open_s),
+        guardrail_version=settings.targets[0].guardrail[1] if settings.targets[0].guardrail else "none",
+    )
+    prewarm = (gateway_settings.cold_timeout_s, gateway_settings.min_timeout_s, gateway_settings.probe_timeout_s)
+
+    def factory(region: str) -> Any:
+        if bedrock_factory is not None:
+            return lambda config: bedrock_factory(region, config)
+        return lambda config: session.create_client("bedrock-runtime", region_name=region, config=config)
+
+    targets: list[TargetModel] = []
+    for t in settings.targets:
+        if t.langchain is not None:
+            from adapters.langchain_target import LangChainTarget, load_chat_model  # only when configured
+
+            targets.append(LangChainTarget(chat_model=load_chat_model(t.langchain), name=t.model_id, region=t.region))
+            continue
+        targets.append(
+            BedrockTarget(
+                client_factory=factory(t.region),
+                model_id=t.model_id,
+                region=t.region,
+                max_tokens=t.max_tokens,
+                guardrail=t.guardrail,
+                prewarm=prewarm,
+            )
+        )
+    dynamodb = dynamodb or session.create_client("dynamodb")
+    cache = (
+        DynamoAnswerCache(client=dynamodb, table_name=settings.cache_table_name) if settings.cache_table_name else None
+    )
+    gateway = ModelGateway(
+        targets=targets,
+        settings=gateway_settings,
+        cache=cache,
+        metrics=PowertoolsGatewayMetrics(),
+    )
+    store = DynamoConversationStore(client=dynamodb, table_name=settings.table_name)
+    return ChatService(store=store, model=gateway, limits=settings.limits, deadline_s=settings.deadline_s)
+
+
+def build_job_service(
+    settings: Settings, *, chat: ChatService | None, dynamodb: Any = None, sqs: Any = None
+) -> JobService | None:
+    """The jobs side (API: submit/status; worker: answer). None where no queue is configured."""
+    if not (settings.jobs_table_name and settings.jobs_queue_url):
+        return None
+    session = botocore.session.get_session()
+    return JobService(
+        store=DynamoJobStore(client=dynamodb or session.create_client("dynamodb"), table_name=settings.jobs_table_name),
+        queue=SqsJobQueue(client=sqs or session.create_client("sqs"), queue_url=settings.jobs_queue_url),
+        chat=chat,
+        settings=JobSettings(
+            max_age_s=settings.job_max_age_s, deadline_s=settings.job_deadline_s, backoff_base_s=settings.job_backoff_s
+        ),
+        clock=time.time,
+    )

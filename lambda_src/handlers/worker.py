@@ -1,0 +1,129 @@
+"""Jobs worker Lambda: SQS batch with partial failures; each job answered once (idempotency).
+
+Per record: answer the job inside Powertools idempotency (keyed by job id), so a redelivery, or a
+crash after the model answered, replays the stored answer instead of calling the model again;
+then write the job's terminal state (conditional, safe to repeat). A job the model cannot answer
+now goes back to the queue as a new, delayed message (its receive count does not grow, so
+throttling never sends it to the DLQ). A record that keeps failing is reported as a batch item
+failure; on its last receive the job is marked failed with the reason, and SQS parks the message
+in the DLQ for `make redrive`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import botocore.session
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from core.gateway import GatewaySettings
+from core.jobs import RetryLater
+from core.resilience import BreakerSettings
+from handlers.settings import Settings
+from handlers.wiring import build_chat_service, build_job_service
+
+logger = Logger()
+tracer = Tracer(patch_modules=["botocore"])
+metrics = Metrics()
+
+Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
+
+
+class PoisonMessage(ValueError):
+    """A record that can never be processed as it is (malformed): it must reach the DLQ."""
+
+
+def parse(record: SQSRecord) -> dict[str, Any]:
+    try:
+        message = json.loads(record.body)
+    except json.JSONDecodeError as error:
+        raise PoisonMessage(f"message body is not JSON: {error.msg}") from error
+    if not isinstance(message, dict) or not {"job_id", "user_id"} <= set(message):
+        raise PoisonMessage("message lacks job_id/user_id")
+    return message
+
+
+def build_handler(settings: Settings, *, dynamodb: Any = None, sqs: Any = None, bedrock_factory: Any = None) -> Handler:
+    """Composition root of the worker; tests and the sandbox pass their own clients."""
+    dynamodb = dynamodb or botocore.session.get_session().create_client("dynamodb")
+    chat = build_chat_service(
+        settings,
+        dynamodb=dynamodb,
+        bedrock_factory=bedrock_factory,
+        gateway_settings=GatewaySettings(
+            deadline_s=settings.job_deadline_s, breaker=BreakerSettings(open_s=settings.breaker_open_s)
+        ),
+    )
+    jobs = build_job_service(settings, chat=chat, dynamodb=dynamodb, sqs=sqs)
+    if jobs is None or not settings.idempotency_table_name:
+        raise RuntimeError("the worker needs JOBS_TABLE_NAME, JOBS_QUEUE_URL and IDEMPOTENCY_TABLE_NAME")
+    config = IdempotencyConfig(
+        event_key_jmespath="job_id",
+        expires_after_seconds=int(settings.job_max_age_s) + 3600,  # outlives any job
+    )
+    persistence = DynamoDBPersistenceLayer(
+        table_name=settings.idempotency_table_name,
+        boto3_client=dynamodb,
+    )
+    processor = BatchProcessor(event_type=EventType.SQS)
+
+    def remaining_seconds() -> float:
+        context = config.lambda_context
+        return context.get_remaining_time_in_millis() / 1000 - 2.0 if context else settings.job_deadline_s
+
+    @idempotent_function(data_keyword_argument="message", config=config, persistence_store=persistence)
+    def answer_job(message: dict[str, Any]) -> dict[str, Any]:
+        return jobs.answer(message, remaining_s=remaining_seconds())
+
+    def record_handler(record: SQSRecord) -> None:
+        message = parse(record)
+        try:
+            try:
+                result = answer_job(message=message)
+            except RetryLater as later:
+                jobs.requeue(message, later.delay_s)
+                metrics.add_metric(name="JobsRequeued", unit=MetricUnit.Count, value=1)
+                logger.info("job requeued", extra={"job_id": message["job_id"], "delay_s": later.delay_s})
+                return
+            jobs.complete(message, result)
+            metrics.add_metric(name=f"Jobs.{result['outcome']}", unit=MetricUnit.Count, value=1)
+        except Exception as error:
+            receives = int(record.attributes.approximate_receive_count or 1)
+            logger.warning("job attempt failed", extra={"job_id": message["job_id"], "receives": receives})
+            if receives >= settings.max_receive_count:
+                jobs.fail(message, f"failed after {receives} attempts: {type(error).__name__}: {error}")
+                metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=1)
+            raise
+
+    def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        config.register_lambda_context(context)
+        return process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
+
+    handle.jobs = jobs  # type: ignore[attr-defined]  # for tests and the sandbox
+    return handle
+
+
+_handle: Handler | None = None
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    global _handle
+    if _handle is None:  # built once per execution environment, on its first batch
+        _handle = build_handler(Settings.from_env())
+    return _handle(event, context)

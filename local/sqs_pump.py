@@ -1,0 +1,141 @@
+"""Delivers SQS messages to a Lambda handler the way an event source mapping does, locally.
+
+Receives batches (up to `batch_size`), builds the SQS event Lambda receives (ApproximateReceiveCount
+included), calls the handler with up to `max_concurrency` batches in flight, deletes the records it
+did not report in `batchItemFailures`, and leaves the failed ones to reappear after the queue's
+visibility timeout, so the queue's own redrive policy moves poison messages to the DLQ.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+@dataclass
+class PumpContext:
+    """The parts of a Lambda context the handlers use."""
+
+    function_name: str = "worker"
+    memory_limit_in_mb: int = 1024
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:000000000000:function:worker"
+    aws_request_id: str = ""
+    timeout_s: float = 120.0
+    started: float = 0.0
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.timeout_s - (time.monotonic() - self.started)) * 1000))
+
+
+class SqsPump:
+    def __init__(
+        self,
+        *,
+        client: Any,
+        queue_url: str,
+        queue_arn: str,
+        handler: Handler,
+        batch_size: int = 1,
+        max_concurrency: int = 2,
+        timeout_s: float = 120.0,
+    ) -> None:
+        self._client = client
+        self._url = queue_url
+        self._arn = queue_arn
+        self._handler = handler
+        self._batch_size = batch_size
+        self._pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="pump")
+        self._slots = threading.Semaphore(max_concurrency)
+        self._timeout_s = timeout_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.invocations = 0
+        self.errors: list[BaseException] = []
+
+    def poll_once(self) -> int:
+        """Receive one batch and hand it to a free slot; the number of records received."""
+        if not self._slots.acquire(timeout=0.5):
+            return 0
+        response = self._client.receive_message(
+            QueueUrl=self._url,
+            MaxNumberOfMessages=self._batch_size,
+            WaitTimeSeconds=0,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        )
+        messages = response.get("Messages", [])
+        if not messages:
+            self._slots.release()
+            return 0
+        self._pool.submit(self._deliver, messages)
+        return len(messages)
+
+    def _deliver(self, messages: list[dict[str, Any]]) -> None:
+        try:
+            event = {"Records": [self._record(m) for m in messages]}
+            context = PumpContext(aws_request_id=str(uuid.uuid4()), timeout_s=self._timeout_s, started=time.monotonic())
+            self.invocations += 1
+            try:
+                result = self._handler(event, context) or {}
+                failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
+            except Exception as error:
+                self.errors.append(error)
+                failed = {m["MessageId"] for m in messages}
+            done = [m for m in messages if m["MessageId"] not in failed]
+            for message in done:
+                self._client.delete_message(QueueUrl=self._url, ReceiptHandle=message["ReceiptHandle"])
+        finally:
+            self._slots.release()
+
+    def _record(self, message: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": message["Body"],
+            "attributes": {
+                "ApproximateReceiveCount": message.get("Attributes", {}).get("ApproximateReceiveCount", "1"),
+                "SentTimestamp": message.get("Attributes", {}).get("SentTimestamp", "0"),
+                "SenderId": "local",
+                "ApproximateFirstReceiveTimestamp": message.get("Attributes", {}).get(
+                    "ApproximateFirstReceiveTimestamp", "0"
+                ),
+            },
+            "messageAttributes": {},
+            "md5OfBody": message.get("MD5OfBody", ""),
+            "eventSource": "aws:sqs",
+            "eventSourceARN": self._arn,
+            "awsRegion": self._arn.split(":")[3] if self._arn.count(":") >= 5 else "us-east-1",
+        }
+
+    def run_until(self, condition: Callable[[], bool], *, timeout_s: float, idle_sleep_s: float = 0.05) -> bool:
+        """Pump until `condition()` holds (True) or the time runs out (False)."""
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end:
+            if condition():
+                return True
+            if self.poll_once() == 0:
+                time.sleep(idle_sleep_s)
+        return condition()
+
+    def start(self) -> SqsPump:
+        def loop() -> None:
+            while not self._stop.is_set():
+                if self.poll_once() == 0:
+                    self._stop.wait(0.2)
+
+        self._thread = threading.Thread(target=loop, name="sqs-pump", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+        self._pool.shutdown(wait=True)

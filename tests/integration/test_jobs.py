@@ -1,0 +1,240 @@
+"""The async jobs path on moto SQS/DynamoDB and the emulator: nothing lost, nothing answered twice."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from handlers import chat as api
+from handlers.wiring import build_job_service
+from tests.jobs_fixtures import MODEL, JobsWorld, jobs_world
+from tests.unit.handlers.test_chat import ALICE, BOB, FakeContext, api_event
+
+
+def call(method: str, path: str, *, body: Any = None, sub: str = ALICE, headers: dict[str, str] | None = None):
+    event = api_event(method, path, body=json.dumps(body) if body is not None else None, sub=sub)
+    if path.startswith("/jobs/"):
+        event["pathParameters"] = {"job_id": path.split("/")[2]}
+        event["resource"] = event["requestContext"]["resourcePath"] = "/jobs/{job_id}"
+    event["headers"] = {**event["headers"], **(headers or {})}
+    response = api.handler(event, FakeContext())
+    merged = dict(response.get("headers") or {})
+    for name, values in (response.get("multiValueHeaders") or {}).items():
+        merged[name] = values[-1]
+    return response["statusCode"], json.loads(response["body"]) if response.get("body") else None, merged
+
+
+@pytest.fixture
+def wire(monkeypatch: pytest.MonkeyPatch):
+    def attach(world: JobsWorld) -> None:
+        monkeypatch.setattr(api, "settings", world.settings)
+        monkeypatch.setattr(
+            api, "jobs", build_job_service(world.settings, chat=None, dynamodb=world.dynamodb, sqs=world.sqs)
+        )
+
+    return attach
+
+
+def statuses(world: JobsWorld, ids: list[str], sub: str = ALICE) -> list[str]:
+    jobs = world.worker.jobs
+    return [jobs.status(user_id=sub, job_id=i).status for i in ids]
+
+
+def test_submit_answers_202_fast_and_status_shows_the_answer_when_done(wire) -> None:
+    with jobs_world() as world:
+        wire(world)
+        started = time.monotonic()
+        status, body, headers = call("POST", "/jobs", body={"message": "What is the capital of France?"})
+        took = time.monotonic() - started
+
+        assert status == 202 and body["status"] == "queued" and headers["Location"] == f"/jobs/{body['job_id']}"
+        assert took < 0.1
+        assert call("GET", f"/jobs/{body['job_id']}")[1]["status"] == "queued"
+
+        assert world.pump().run_until(lambda: statuses(world, [body["job_id"]]) == ["done"], timeout_s=10)
+        status, done, _ = call("GET", f"/jobs/{body['job_id']}")
+        assert status == 200 and done["result"]["answer"] and done["result"]["target"]["model_id"] == MODEL[0]
+
+
+def test_duplicate_submit_with_the_same_key_is_one_job_and_one_message(wire) -> None:
+    with jobs_world() as world:
+        wire(world)
+        first = call("POST", "/jobs", body={"message": "hi"}, headers={"Idempotency-Key": "abc"})
+        second = call("POST", "/jobs", body={"message": "hi"}, headers={"Idempotency-Key": "abc"})
+        other = call("POST", "/jobs", body={"message": "hi"}, headers={"Idempotency-Key": "xyz"})
+
+        assert first[1]["job_id"] == second[1]["job_id"] != other[1]["job_id"]
+        assert second[0] == 202 and second[2].get("Idempotent-Replayed") == "true"
+        assert world.depth(world.queue_url) == 2
+
+
+def test_without_a_key_an_identical_retry_inside_the_window_is_the_same_job(wire) -> None:
+    with jobs_world() as world:
+        wire(world)
+        first = call("POST", "/jobs", body={"message": "same"})
+        second = call("POST", "/jobs", body={"message": "same"})
+
+        assert first[1]["job_id"] == second[1]["job_id"] and world.depth(world.queue_url) == 1
+
+
+def test_another_users_job_is_404_and_bad_ids_are_400(wire) -> None:
+    with jobs_world() as world:
+        wire(world)
+        _, body, _ = call("POST", "/jobs", body={"message": "mine"})
+
+        assert call("GET", f"/jobs/{body['job_id']}", sub=BOB)[0] == 404
+        assert call("GET", "/jobs/not-a-uuid")[0] == 400
+        assert call("POST", "/jobs", body={"message": 5})[0] == 400
+
+
+def test_a_burst_at_three_times_the_quota_completes_every_job_exactly_once(wire) -> None:
+    # Quota 120 requests/min with a 1 s bucket: 2 at once, then 2 per second. 12 jobs at once.
+    faults = {"default": {"latency_ms": [1, 3], "rpm": 120, "burst_s": 1}}
+    with jobs_world(faults, job_backoff_s=1, breaker_open_s=1) as world:
+        wire(world)
+        ids = [call("POST", "/jobs", body={"message": f"question {i}"})[1]["job_id"] for i in range(12)]
+
+        drained = world.pump(max_concurrency=2).run_until(lambda: set(statuses(world, ids)) == {"done"}, timeout_s=60)
+
+        stats = world.emulator.stats()[f"{MODEL[0]}@{MODEL[1]}"]
+        assert drained, statuses(world, ids)
+        assert stats["outcomes"].get("ThrottlingException", 0) > 0  # the burst really exceeded the quota
+        assert stats["outcomes"]["ok"] == 12  # each job answered by the model exactly once
+        assert stats["calls"] == 12 + stats["outcomes"].get("ThrottlingException", 0)
+        assert world.depth(world.dlq_url) == 0 and world.depth(world.queue_url) == 0
+
+
+def test_duplicate_delivery_calls_the_model_once(wire) -> None:
+    with jobs_world() as world:
+        wire(world)
+        _, body, _ = call("POST", "/jobs", body={"message": "once"})
+        world.sqs.send_message(
+            QueueUrl=world.queue_url, MessageBody=json.dumps({"job_id": body["job_id"], "user_id": ALICE})
+        )
+
+        pump = world.pump()
+        pump.run_until(lambda: world.depth(world.queue_url) == 0, timeout_s=10)
+
+        assert statuses(world, [body["job_id"]]) == ["done"]
+        assert world.emulator.calls(*MODEL) == 1
+
+
+def test_a_crash_after_the_answer_and_before_the_write_completes_exactly_once(wire) -> None:
+    with jobs_world() as world:
+        wire(world)
+        _, body, _ = call("POST", "/jobs", body={"message": "crash test"})
+        jobs = world.worker.jobs
+        real_complete = jobs.complete
+        crashes = []
+
+        def crash_once(message: dict[str, Any], result: dict[str, Any]) -> None:
+            if not crashes:
+                crashes.append(result)
+                raise RuntimeError("injected crash between the model's answer and the job write")
+            real_complete(message, result)
+
+        jobs.complete = crash_once
+        world.pump().run_until(lambda: statuses(world, [body["job_id"]]) == ["done"], timeout_s=15)
+
+        assert crashes and statuses(world, [body["job_id"]]) == ["done"]
+        assert world.emulator.calls(*MODEL) == 1
+
+
+def test_a_poison_message_reaches_the_dlq_and_the_job_fails_with_a_reason(wire) -> None:
+    with jobs_world(max_receives=3) as world:
+        wire(world)
+        _, body, _ = call("POST", "/jobs", body={"message": "poison"})
+        jobs = world.worker.jobs
+
+        def broken(message: dict[str, Any], *, remaining_s: float) -> dict[str, Any]:
+            raise RuntimeError("bug in processing")
+
+        jobs.answer = broken
+        world.pump().run_until(lambda: world.depth(world.dlq_url) == 1, timeout_s=20)
+
+        job = jobs.status(user_id=ALICE, job_id=body["job_id"])
+        assert world.depth(world.dlq_url) == 1
+        assert job.status == "failed" and "failed after 3 attempts" in (job.reason or "")
+        assert "bug in processing" in (job.reason or "")
+
+
+def test_a_malformed_message_goes_to_the_dlq(wire) -> None:
+    with jobs_world(max_receives=2) as world:
+        world.sqs.send_message(QueueUrl=world.queue_url, MessageBody="{not json")
+
+        world.pump().run_until(lambda: world.depth(world.dlq_url) == 1, timeout_s=15)
+
+        assert world.depth(world.dlq_url) == 1
+
+
+def test_a_stale_job_fails_with_the_age_reason_instead_of_being_answered(wire) -> None:
+    with jobs_world(job_max_age_s=0.5) as world:
+        wire(world)
+        _, body, _ = call("POST", "/jobs", body={"message": "late"})
+        time.sleep(0.7)
+
+        world.pump().run_until(lambda: statuses(world, [body["job_id"]]) == ["failed"], timeout_s=10)
+
+        _, job, _ = call("GET", f"/jobs/{body['job_id']}")
+        assert job["status"] == "failed" and job["reason"].startswith("stale:")
+        assert world.emulator.calls(*MODEL) == 0
+
+
+def test_a_stale_job_reads_as_failed_even_before_the_worker_sees_it(wire) -> None:
+    with jobs_world(job_max_age_s=0.3) as world:
+        wire(world)
+        _, body, _ = call("POST", "/jobs", body={"message": "late"})
+        time.sleep(0.5)
+
+        _, job, _ = call("GET", f"/jobs/{body['job_id']}")
+
+        assert job["status"] == "failed" and "limit" in job["reason"]
+
+
+def test_a_rejected_request_fails_the_job_with_the_models_reason(wire) -> None:
+    with jobs_world({"default": {"errors": {"ValidationException": 1.0}}}) as world:
+        wire(world)
+        _, body, _ = call("POST", "/jobs", body={"message": "x"})
+
+        world.pump().run_until(lambda: statuses(world, [body["job_id"]]) == ["failed"], timeout_s=10)
+
+        _, job, _ = call("GET", f"/jobs/{body['job_id']}")
+        assert "rejected" in job["reason"] and world.depth(world.dlq_url) == 0
+
+
+def test_sync_chat_sheds_to_503_with_a_jobs_hint_or_to_a_job(wire, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    from handlers.wiring import build_chat_service
+
+    with jobs_world({"default": {"down": True}}) as world:
+        wire(world)
+        service = build_chat_service(
+            world.settings, dynamodb=world.dynamodb, bedrock_factory=lambda region, config: _emu(world, region, config)
+        )
+        monkeypatch.setattr(api, "service", service)
+        for _ in range(5):  # open the only breaker
+            call("POST", "/chat", body={"message": f"warm {uuid.uuid4()}"})
+
+        started = time.monotonic()
+        status, body, headers = call("POST", "/chat", body={"message": "are you there?"})
+        took = time.monotonic() - started
+        assert status == 503 and int(headers["Retry-After"]) >= 1 and "/jobs" in body["message"]
+        assert took < 0.1
+
+        monkeypatch.setattr(api, "settings", replace(world.settings, shed_to_jobs=True))
+        status, body, _ = call("POST", "/chat", body={"message": "queue me"})
+        assert status == 202 and body["status"] == "queued" and "queued as a job" in body["note"]
+
+
+def _emu(world: JobsWorld, region: str, config: Any) -> Any:
+    import boto3
+
+    return boto3.client(
+        "bedrock-runtime", region_name=region, endpoint_url=world.emulator.url, config=config,
+        aws_access_key_id="e", aws_secret_access_key="e",
+    )  # fmt: skip
