@@ -21,6 +21,7 @@ from constructs import Construct
 
 from stacks.auth_stack import user_pool_arn_in
 from stacks.config import AppConfig, ModelTarget
+from stacks.constructs.jobs_pipeline import JobsPipeline
 from stacks.constructs.nag import suppress
 from stacks.constructs.python_function import PythonFunction, lambda_code, log_retention
 from stacks.models_stack import ModelsStack
@@ -76,6 +77,8 @@ class ApiStack(Stack):
         config: AppConfig,
         table_name: str,
         cache_table_name: str,
+        jobs_table_name: str,
+        idempotency_table_name: str,
         key: kms.IKey,
         user_pool_id: str,
         user_pool_region: str,
@@ -85,17 +88,32 @@ class ApiStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         region = self.region
         # Imported by name so both regions address their local replica with the same code.
-        table = dynamodb.TableV2.from_table_attributes(self, "Conversations", table_name=table_name, encryption_key=key)
-        cache_table = dynamodb.TableV2.from_table_attributes(
-            self, "ResponseCache", table_name=cache_table_name, encryption_key=key
-        )
+        tables = {
+            name: dynamodb.TableV2.from_table_attributes(self, name, table_name=physical, encryption_key=key)
+            for name, physical in (
+                ("Conversations", table_name), ("ResponseCache", cache_table_name),
+                ("JobsTable", jobs_table_name), ("Idempotency", idempotency_table_name),
+            )
+        }  # fmt: skip
         user_pool = cognito.UserPool.from_user_pool_arn(
             self, "Users", user_pool_arn_in(self, user_pool_id=user_pool_id, region=user_pool_region)
         )
         retention = log_retention(config.log_retention_days)
         targets, model_arns, guardrail_arns = runtime_targets(config, region, models)
+        environment = {
+            "TABLE_NAME": table_name,
+            "CACHE_TABLE_NAME": cache_table_name,
+            "JOBS_TABLE_NAME": jobs_table_name,
+            "IDEMPOTENCY_TABLE_NAME": idempotency_table_name,
+            "MODEL_TARGETS": json.dumps(targets),
+            "MAX_MESSAGE_CHARS": str(config.limits.max_message_chars),
+            "MAX_HISTORY_TURNS": str(config.limits.max_history_turns),
+            "MAX_BODY_BYTES": str(config.limits.max_body_bytes),
+            "JOB_MAX_AGE_SECONDS": str(config.jobs.max_age_s),
+        }
 
         # --- compute -------------------------------------------------------------------------
+        self.jobs = JobsPipeline(self, "Jobs", config=config, key=key, log_retention=retention, environment=environment)
         chat = PythonFunction(
             self,
             "Chat",
@@ -107,67 +125,57 @@ class ApiStack(Stack):
             reserved_concurrency=config.reserved_concurrency(region),
             timeout=CHAT_TIMEOUT,
             environment={
-                "TABLE_NAME": table.table_name,
-                "MODEL_TARGETS": json.dumps(targets),
-                "MAX_MESSAGE_CHARS": str(config.limits.max_message_chars),
-                "MAX_HISTORY_TURNS": str(config.limits.max_history_turns),
-                "MAX_BODY_BYTES": str(config.limits.max_body_bytes),
+                **environment,
+                "JOBS_QUEUE_URL": self.jobs.queue.queue_url,
                 "DEADLINE_SECONDS": str(CHAT_DEADLINE_SECONDS),
-                "CACHE_TABLE_NAME": cache_table_name,
                 "DEGRADED_STATUS": "200",
+                "SHED_TO_JOBS": str(config.jobs.shed_to_jobs).lower(),
             },
         )
         self.chat_function = chat.function
-        # Exact actions on exactly this table (no index wildcard) and its key (no action wildcard).
-        chat.role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="OwnConversationsTable",
-                actions=[
-                    "dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem",
-                    "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:ConditionCheckItem",
-                ],
-                resources=[table.table_arn],
+        self.jobs.grant_send(chat.role, key)
+        # Exact actions on exactly these tables (no index wildcard) and their key (no action wildcard).
+        conversation_actions = [
+            "dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem",
+            "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:ConditionCheckItem",
+        ]  # fmt: skip
+        arn = {name: table.table_arn for name, table in tables.items()}
+        grants: dict[str, list[tuple[str, list[str], list[str]]]] = {
+            "api": [
+                ("OwnConversationsTable", conversation_actions, [arn["Conversations"]]),
+                ("ResponseCache", ["dynamodb:GetItem", "dynamodb:PutItem"], [arn["ResponseCache"]]),
+                ("Jobs", ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], [arn["JobsTable"]]),
+            ],
+            "worker": [
+                ("OwnConversationsTable", conversation_actions, [arn["Conversations"]]),
+                ("ResponseCache", ["dynamodb:GetItem", "dynamodb:PutItem"], [arn["ResponseCache"]]),
+                ("Jobs", ["dynamodb:GetItem", "dynamodb:UpdateItem"], [arn["JobsTable"]]),
+                (
+                    "Idempotency",
+                    ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+                    [arn["Idempotency"]],
+                ),
+            ],
+        }
+        for name, role in (("api", chat.role), ("worker", self.jobs.worker.role)):
+            for sid, actions, resources in grants[name]:
+                role.add_to_principal_policy(iam.PolicyStatement(sid=sid, actions=actions, resources=resources))
+            role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    sid="TableKey",
+                    actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
+                    resources=[key.key_arn],
+                )
             )
-        )  # fmt: skip
-        chat.role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="ResponseCache",
-                actions=["dynamodb:GetItem", "dynamodb:PutItem"],
-                resources=[cache_table.table_arn],
+            role.add_to_principal_policy(
+                iam.PolicyStatement(sid="InvokeConfiguredModels", actions=["bedrock:InvokeModel"], resources=model_arns)
             )
-        )
-        chat.role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="TableKey",
-                actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
-                resources=[key.key_arn],
-            )
-        )
-        suppress(
-            chat.role,
-            "CDK writes a role's grants into one inline policy attached only to this role; a separate "
-            "managed policy would hold the same statements and be reusable where it must not be.",
-            "NIST.800.53.R5-IAMNoInlinePolicy",
-            "HIPAA.Security-IAMNoInlinePolicy",
-            children=True,
-        )
-        suppress(
-            chat.function,
-            "The bundle's pinned wheels are built and tested for CPython 3.13 (DESIGN: Lambda runs 3.12 "
-            "or 3.13); moving to a newer runtime is a deliberate upgrade with the dependency pins.",
-            "AwsSolutions-L1",
-        )
-        chat.role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="InvokeConfiguredModels",
-                actions=["bedrock:InvokeModel"],
-                resources=model_arns,
-            )
-        )
-        if guardrail_arns:
-            chat.role.add_to_principal_policy(
-                iam.PolicyStatement(sid="ApplyGuardrails", actions=["bedrock:ApplyGuardrail"], resources=guardrail_arns)
-            )
+            if guardrail_arns:
+                role.add_to_principal_policy(
+                    iam.PolicyStatement(
+                        sid="ApplyGuardrails", actions=["bedrock:ApplyGuardrail"], resources=guardrail_arns
+                    )
+                )
 
         # --- API -----------------------------------------------------------------------------
         access_logs = logs.LogGroup(
@@ -256,6 +264,15 @@ class ApiStack(Stack):
             request_models={"application/json": chat_model},
             **auth,
         )
+        jobs = root.add_resource("jobs")
+        jobs.add_method(
+            "POST",
+            integration,
+            request_validator=validator,
+            request_models={"application/json": chat_model},
+            **auth,
+        )
+        jobs.add_resource("{job_id}").add_method("GET", integration, **auth)
         conversations = root.add_resource("conversations")
         conversations.add_method("GET", integration, **auth)
         conversation = conversations.add_resource("{conversation_id}")
@@ -352,6 +369,7 @@ class ApiStack(Stack):
                     threshold=1, evaluation_periods=1, treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
                 )
             )  # fmt: skip
+        alarms.extend(self.jobs.alarms)
         for alarm in alarms:
             alarm.add_alarm_action(action)
             alarm.add_ok_action(action)

@@ -6,6 +6,7 @@ A bad value fails synth with a sentence naming the key and the allowed values.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -45,8 +46,16 @@ class ModelTarget:
     provision_model_units: int | None = None
     # A non-Bedrock secondary: {"class": "package.module:ChatClass", "kwargs": {...}} (LangChain chat model).
     langchain: Mapping[str, Any] | None = None
+    # The account's quota for this model (Service Quotas); sizes the jobs worker's concurrency.
+    quota_rpm: int = 100
+    quota_tpm: int = 200_000
 
     def __post_init__(self) -> None:
+        if not 1 <= self.quota_rpm <= 1_000_000 or not 100 <= self.quota_tpm <= 100_000_000:
+            raise ConfigError(
+                "models[].quota_rpm must be 1..1000000 and quota_tpm 100..100000000, "
+                f"got {self.quota_rpm}, {self.quota_tpm}"
+            )
         if self.langchain is not None:
             cls = self.langchain.get("class")
             if not isinstance(cls, str) or not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", cls):
@@ -165,6 +174,46 @@ class ApiThrottling:
 
 
 @dataclass(frozen=True, kw_only=True)
+class JobsConfig:
+    max_age_s: int = 3600  # older jobs fail with a reason instead of being answered late
+    worker_timeout_s: int = 120
+    deadline_s: int = 90  # per model answer in the worker
+    expected_job_s: float = 10.0  # typical time to answer one job, for sizing concurrency
+    expected_tokens_per_job: int = 3000  # typical input + output tokens of one job, for sizing
+    max_receive_count: int = 4  # receives before a message goes to the DLQ (contract: 3-5)
+    retention_days: int = 4
+    shed_to_jobs: bool = False  # /chat under load: accept as a job (202) instead of 503
+
+    def __post_init__(self) -> None:
+        _check_range("jobs.max_age_s", self.max_age_s, 60, 14 * 86_400)
+        _check_range("jobs.worker_timeout_s", self.worker_timeout_s, 30, 900)
+        _check_range("jobs.deadline_s", self.deadline_s, 5, 840)
+        _check_range("jobs.expected_job_s", self.expected_job_s, 0.5, 600)
+        _check_range("jobs.expected_tokens_per_job", self.expected_tokens_per_job, 10, 1_000_000)
+        _check_range("jobs.max_receive_count", self.max_receive_count, 3, 5)
+        _check_range("jobs.retention_days", self.retention_days, 1, 14)
+        if self.deadline_s > self.worker_timeout_s - 10:
+            raise ConfigError(
+                f"jobs.deadline_s ({self.deadline_s}) must leave at least 10 s of jobs.worker_timeout_s "
+                f"({self.worker_timeout_s}) for writing the result"
+            )
+        if self.max_age_s > self.retention_days * 86_400:
+            raise ConfigError("jobs.max_age_s must not exceed the queue's retention (jobs.retention_days)")
+
+    @property
+    def visibility_timeout_s(self) -> int:
+        """Contract: at least 6x the consumer's timeout."""
+        return 6 * self.worker_timeout_s
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerSizing:
+    max_concurrency: int
+    batch_size: int
+    jobs_per_minute: float
+
+
+@dataclass(frozen=True, kw_only=True)
 class AppConfig:
     app_name: str = "Bulwark"
     env_name: str = "dev"
@@ -179,6 +228,7 @@ class AppConfig:
     replicate_user_pool: bool = True
     log_retention_days: int = 365
     guardrail: bool = True  # a Bedrock guardrail (prompt-attack filter) on every Converse call
+    jobs: JobsConfig = field(default_factory=JobsConfig)
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.app_name):
@@ -212,6 +262,20 @@ class AppConfig:
     def reserved_concurrency(self, region: str) -> int:
         return self.chat_reserved_concurrency if region == self.primary_region else self.dr_chat_reserved_concurrency
 
+    def worker_sizing(self) -> WorkerSizing:
+        """Worker concurrency from the first target's quota, so the worker cannot drive the model far
+        past it: jobs/min = min(rpm, tpm / tokens per job); in-flight jobs = jobs/s x time per job.
+        One job per batch: each is one model call, so a bigger batch only serialises calls and
+        widens the redelivery of a partial failure."""
+        primary = self.models[0]
+        jobs_per_minute = min(primary.quota_rpm, primary.quota_tpm / self.jobs.expected_tokens_per_job)
+        concurrency = math.floor(jobs_per_minute / 60 * self.jobs.expected_job_s)
+        return WorkerSizing(
+            max_concurrency=max(2, min(1000, concurrency)),  # 2: the SQS event source's minimum
+            batch_size=1,
+            jobs_per_minute=jobs_per_minute,
+        )
+
     @classmethod
     def from_context(cls, raw: Mapping[str, Any] | None) -> AppConfig:
         """Build and validate the config from the `bulwark` context object."""
@@ -222,7 +286,7 @@ class AppConfig:
         known = {
             "app_name", "env_name", "primary_region", "dr_region", "account", "models", "limits",
             "throttling", "chat_reserved_concurrency", "dr_chat_reserved_concurrency",
-            "replicate_user_pool", "log_retention_days", "guardrail",
+            "replicate_user_pool", "log_retention_days", "guardrail", "jobs",
         }  # fmt: skip
         unknown = sorted(set(raw) - known)
         if unknown:
@@ -244,6 +308,13 @@ class AppConfig:
         values["models"] = _parse_models(raw.get("models"))
         if "limits" in raw:
             values["limits"] = RequestLimits(**_section("limits", raw["limits"], RequestLimits, int))
+        if "jobs" in raw:
+            jobs = dict(raw["jobs"]) if isinstance(raw["jobs"], Mapping) else raw["jobs"]
+            flag = jobs.pop("shed_to_jobs", None) if isinstance(jobs, dict) else None
+            section = _section("jobs", jobs, JobsConfig, (int, float))
+            if flag is not None:
+                section["shed_to_jobs"] = _typed("jobs.shed_to_jobs", flag, bool)
+            values["jobs"] = JobsConfig(**section)
         if "throttling" in raw:
             values["throttling"] = ApiThrottling(
                 **_section("throttling", raw["throttling"], ApiThrottling, (int, float))
@@ -317,7 +388,10 @@ def _parse_models(raw: Any) -> tuple[ModelTarget, ...]:
     for index, item in enumerate(raw):
         if not isinstance(item, Mapping):
             raise ConfigError(f"models[{index}] must be an object with model_id, region and max_tokens")
-        allowed = {"model_id", "region", "max_tokens", "application_profile", "provision_model_units", "langchain"}
+        allowed = {
+            "model_id", "region", "max_tokens", "application_profile", "provision_model_units", "langchain",
+            "quota_rpm", "quota_tpm",
+        }  # fmt: skip
         unknown = sorted(set(item) - allowed)
         if unknown:
             raise ConfigError(
@@ -339,6 +413,8 @@ def _parse_models(raw: Any) -> tuple[ModelTarget, ...]:
                     if item.get("provision_model_units") is None
                     else _typed(f"models[{index}].provision_model_units", item["provision_model_units"], int)
                 ),
+                quota_rpm=_typed(f"models[{index}].quota_rpm", item.get("quota_rpm", 100), int),
+                quota_tpm=_typed(f"models[{index}].quota_tpm", item.get("quota_tpm", 200_000), int),
                 langchain=(
                     None
                     if item.get("langchain") is None

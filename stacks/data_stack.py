@@ -79,6 +79,11 @@ class DataStack(Stack):
             replicas=[dynamodb.ReplicaTableProps(region=config.dr_region)],
         )
 
+        # Async jobs (pk = user sub, sk = job id); finished jobs expire by TTL.
+        self.jobs = self._global_table("Jobs", key, config, partition="pk", sort="sk", ttl="expires_at", retain=True)
+        # Powertools idempotency records for the worker (one per job; TTL "expiration").
+        self.idempotency = self._global_table("Idempotency", key, config, partition="id", ttl="expiration")
+
         # Daily backups kept 35 days, in a vault encrypted with the data key. Cross-region copy
         # into a locked vault belongs to the disaster-recovery work.
         vault = backup.BackupVault(
@@ -96,8 +101,11 @@ class DataStack(Stack):
             )
         )
         selection = plan.add_selection(
-            "Conversations",
-            resources=[backup.BackupResource.from_dynamo_db_table(self.conversations)],
+            "Tables",
+            resources=[
+                backup.BackupResource.from_dynamo_db_table(self.conversations),
+                backup.BackupResource.from_dynamo_db_table(self.jobs),
+            ],
         )
         suppress(
             selection,
@@ -108,4 +116,33 @@ class DataStack(Stack):
                 "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForBackup"
             ],
             children=True,
+        )
+
+    def _global_table(
+        self,
+        name: str,
+        key: kms.IKey,
+        config: AppConfig,
+        *,
+        partition: str,
+        ttl: str,
+        sort: str | None = None,
+        retain: bool = False,
+    ) -> dynamodb.TableV2:
+        return dynamodb.TableV2(
+            self,
+            name,
+            partition_key=dynamodb.Attribute(name=partition, type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name=sort, type=dynamodb.AttributeType.STRING) if sort else None,
+            billing=dynamodb.Billing.on_demand(),
+            time_to_live_attribute=ttl,
+            encryption=dynamodb.TableEncryptionV2.customer_managed_key(
+                key, replica_key_arns={config.dr_region: self.dr_key_arn}
+            ),
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True, recovery_period_in_days=35 if retain else 7
+            ),
+            deletion_protection=retain,
+            removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,
+            replicas=[dynamodb.ReplicaTableProps(region=config.dr_region, deletion_protection=retain)],
         )

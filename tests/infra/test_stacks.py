@@ -84,7 +84,7 @@ def test_the_table_is_global_with_a_dr_replica_pitr_protection_and_retention(syn
     template = synth.template("Bulwark-dev-Data")
     tables = [
         t for t in template.find_resources("AWS::DynamoDB::GlobalTable").values()
-        if t["Properties"]["KeySchema"][0]["AttributeName"] == "pk"
+        if t["Properties"]["KeySchema"][0]["AttributeName"] == "pk" and "TimeToLiveSpecification" not in t["Properties"]
     ]  # fmt: skip
     assert len(tables) == 1
     (table,) = tables
@@ -110,7 +110,10 @@ def test_table_keys_match_what_the_handler_tests_create(synth: Synth) -> None:
     capture = Capture()
     create_conversations_table(capture, "t")
     tables = synth.template("Bulwark-dev-Data").find_resources("AWS::DynamoDB::GlobalTable").values()
-    (table,) = [t for t in tables if t["Properties"]["KeySchema"][0]["AttributeName"] == "pk"]
+    (table,) = [
+        t for t in tables
+        if t["Properties"]["KeySchema"][0]["AttributeName"] == "pk" and "TimeToLiveSpecification" not in t["Properties"]
+    ]  # fmt: skip
     assert table["Properties"]["KeySchema"] == capture.kwargs["KeySchema"]
     assert table["Properties"]["AttributeDefinitions"] == capture.kwargs["AttributeDefinitions"]
 
@@ -245,16 +248,20 @@ def test_response_cache_is_global_with_ttl_and_the_chat_lambda_may_only_get_and_
         )
 
 
-def test_chat_role_touches_only_its_own_table_and_key(synth: Synth) -> None:
+def test_roles_touch_only_their_own_tables_with_exact_actions(synth: Synth) -> None:
     template = synth.template("Bulwark-dev-Api")
+    seen = set()
     for policy in template.find_resources("AWS::IAM::Policy").values():
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
             actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
             if any(a.startswith("dynamodb:") for a in actions):
-                assert statement.get("Sid") in {"OwnConversationsTable", "ResponseCache"}
+                assert statement.get("Sid") in {"OwnConversationsTable", "ResponseCache", "Jobs", "Idempotency"}
+                assert all(not a.endswith("*") for a in actions)
+                seen.add(statement["Sid"])
                 resources = json.dumps(statement["Resource"])
                 assert "index" not in resources and "*" not in resources
                 assert "Fn::ImportValue" in resources  # the Data stack's table, by reference
+    assert seen == {"OwnConversationsTable", "ResponseCache", "Jobs", "Idempotency"}
 
 
 def test_provisioned_and_foundation_targets_get_exactly_their_arns() -> None:
@@ -406,3 +413,31 @@ def _resolved_arns_raw(template: Template) -> Any:
             if statement.get("Sid") == "InvokeConfiguredModels":
                 return statement["Resource"]
     raise AssertionError("no InvokeConfiguredModels statement")
+
+
+@pytest.mark.parametrize("name", API_STACKS)
+def test_jobs_queue_dlq_worker_and_routes(synth: Synth, name: str) -> None:
+    template = synth.template(name)
+    queues = template.find_resources("AWS::SQS::Queue")
+    (main,) = [q for q in queues.values() if "RedrivePolicy" in q["Properties"]]
+    props = main["Properties"]
+    assert props["VisibilityTimeout"] == 6 * 120 and props["RedrivePolicy"]["maxReceiveCount"] == 4
+    assert props["MessageRetentionPeriod"] == 4 * 86400 and "KmsMasterKeyId" in props
+    template.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {
+            "BatchSize": 1,
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+            "ScalingConfig": {"MaximumConcurrency": 11},
+        },
+    )
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {"Handler": "handlers.worker.handler", "Timeout": 120, "ReservedConcurrentExecutions": 11},
+    )
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm", {"MetricName": "ApproximateNumberOfMessagesVisible", "Threshold": 1}
+    )
+    template.has_resource_properties("AWS::CloudWatch::Alarm", {"MetricName": "ApproximateAgeOfOldestMessage"})
+    resources = template.find_resources("AWS::ApiGateway::Resource")
+    assert {"jobs", "{job_id}"} <= {r["Properties"]["PathPart"] for r in resources.values()}

@@ -94,6 +94,15 @@ def test_defaults_apply_when_optional_keys_are_absent() -> None:
         (with_(chat_reserved_concurrency=0), "chat_reserved_concurrency must be between 1 and 1000"),
         (with_(replicate_user_pool="yes"), "replicate_user_pool must be true or false"),
         (with_(guardrail=1), "guardrail must be true or false"),
+        (with_(jobs={"max_receive_count": 9}), "jobs.max_receive_count must be between 3 and 5"),
+        (with_(jobs={"deadline_s": 115, "worker_timeout_s": 120}), "must leave at least 10 s"),
+        (with_(jobs={"shed_to_jobs": "yes"}), "jobs.shed_to_jobs must be true or false"),
+        (with_(jobs={"max_age_s": 700000, "retention_days": 4}), "must not exceed the queue's retention"),
+        (with_(jobs={"speed": 1}), "unknown keys in jobs: speed"),
+        (
+            with_(models=[{"model_id": "amazon.nova-lite-v1:0", "region": "us-east-1", "quota_rpm": 0}]),
+            "quota_rpm must be 1..1000000",
+        ),
         (
             with_(models=[{"model_id": "us.amazon.nova-lite-v1:0", "region": "us-east-1", "provision_model_units": 1}]),
             "provision_model_units needs a foundation model id",
@@ -190,3 +199,33 @@ def test_a_langchain_secondary_is_accepted_with_a_label_region() -> None:
 def test_bad_langchain_specs_fail_with_the_key(spec: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         AppConfig.from_context(with_(models=[{"model_id": "x", "region": "external", "langchain": spec}]))
+
+
+def test_worker_concurrency_is_sized_from_the_primary_quota() -> None:
+    small = AppConfig.from_context(
+        with_(
+            models=[
+                {"model_id": "amazon.nova-lite-v1:0", "region": "us-east-1", "quota_rpm": 60, "quota_tpm": 10_000_000}
+            ]
+        )
+    )
+    big = AppConfig.from_context(
+        with_(
+            models=[
+                {"model_id": "amazon.nova-lite-v1:0", "region": "us-east-1", "quota_rpm": 6000, "quota_tpm": 10_000_000}
+            ]
+        )
+    )
+    token_bound = AppConfig.from_context(
+        with_(
+            models=[
+                {"model_id": "amazon.nova-lite-v1:0", "region": "us-east-1", "quota_rpm": 6000, "quota_tpm": 100_000}
+            ]
+        )
+    )
+
+    assert small.worker_sizing().max_concurrency == 10  # 60/min = 1 job/s x 10 s per job
+    assert big.worker_sizing().max_concurrency == 555  # tokens bind: 10M / 3000 per job = 3333/min
+    assert token_bound.worker_sizing().max_concurrency == 5  # 100k / 3000 = 33/min -> 5.5 in flight
+    assert all(c.worker_sizing().batch_size == 1 for c in (small, big, token_bound))
+    assert small.jobs.visibility_timeout_s == 6 * small.jobs.worker_timeout_s

@@ -1,0 +1,117 @@
+"""The queue between the application and the model: SQS (+DLQ) and the worker Lambda."""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from stacks.config import AppConfig
+from stacks.constructs.nag import suppress
+from stacks.constructs.python_function import PythonFunction, lambda_code
+
+
+class JobsPipeline(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: AppConfig,
+        key: kms.IKey,
+        log_retention: logs.RetentionDays,
+        environment: dict[str, str],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        jobs = config.jobs
+        sizing = config.worker_sizing()
+        self.dlq = sqs.Queue(
+            self,
+            "Dlq",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=key,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),  # the longest SQS allows: time to fix and redrive
+        )
+        self.queue = sqs.Queue(
+            self,
+            "Requests",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=key,
+            enforce_ssl=True,
+            visibility_timeout=Duration.seconds(jobs.visibility_timeout_s),
+            retention_period=Duration.days(jobs.retention_days),
+            dead_letter_queue=sqs.DeadLetterQueue(queue=self.dlq, max_receive_count=jobs.max_receive_count),
+        )
+        suppress(
+            self.dlq,
+            "This queue is itself the dead-letter queue of the requests queue.",
+            "AwsSolutions-SQS3",
+        )
+        self.worker = PythonFunction(
+            self,
+            "Worker",
+            handler="handlers.worker.handler",
+            service_name="worker",
+            code=lambda_code(),
+            log_key=key,
+            log_retention=log_retention,
+            reserved_concurrency=sizing.max_concurrency,
+            timeout=Duration.seconds(jobs.worker_timeout_s),
+            environment={
+                **environment,
+                "JOBS_QUEUE_URL": self.queue.queue_url,
+                "MAX_RECEIVE_COUNT": str(jobs.max_receive_count),
+                "JOB_DEADLINE_SECONDS": str(jobs.deadline_s),
+            },
+        )
+        self.worker.function.add_event_source(
+            sources.SqsEventSource(
+                self.queue,
+                batch_size=sizing.batch_size,
+                max_concurrency=sizing.max_concurrency,
+                report_batch_item_failures=True,
+            )
+        )
+        suppress(
+            self.worker.function,
+            "Invoked by an SQS event source mapping: failed messages go to the requests queue's own DLQ "
+            "(redrive policy), which a Lambda DLQ would not see.",
+            "NIST.800.53.R5-LambdaDLQ",
+            "HIPAA.Security-LambdaDLQ",
+        )
+        self.grant_send(self.worker.role, key)
+
+        self.alarms = [
+            self.dlq.metric_approximate_number_of_messages_visible(period=Duration.minutes(1)).create_alarm(
+                self,
+                "DlqNotEmpty",
+                alarm_description="jobs parked in the DLQ: fix the cause, then `make redrive`",
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            ),
+            self.queue.metric_approximate_age_of_oldest_message(period=Duration.minutes(1)).create_alarm(
+                self,
+                "OldestMessageAge",
+                alarm_description="jobs are waiting longer than half their age limit",
+                threshold=jobs.max_age_s // 2,
+                evaluation_periods=3,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            ),
+        ]
+        CfnOutput(self, "JobsQueueUrl", value=self.queue.queue_url)
+        CfnOutput(self, "JobsDlqUrl", value=self.dlq.queue_url)
+
+    def grant_send(self, role: iam.IRole, key: kms.IKey) -> None:
+        """Exactly SendMessage on the requests queue, and the key use SSE-KMS needs for it."""
+        role.add_to_principal_policy(iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[self.queue.queue_arn]))
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[key.key_arn])
+        )
