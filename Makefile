@@ -14,7 +14,7 @@ CDK_ENV := env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKE
 	CDK_DISABLE_VERSION_CHECK=1 JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 AWS_EC2_METADATA_DISABLED=true
 CDK := $(CDK_ENV) npx --no-install cdk --no-notices
 
-.PHONY: install synth nag lint test bench deploy diff clean
+.PHONY: install synth nag lint test bench redrive deploy diff clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt lambda_src/requirements.txt constraints.txt
 	@echo "==> python venv + pinned dependencies"
@@ -67,6 +67,9 @@ test: install  ## the whole suite
 bench: install  ## cold start and failover benchmarks (BENCH_QUICK=1 for a short run)
 	@$(PY) bench/cold_start.py
 	@$(PY) bench/failover.py
+
+redrive: $(VENV)/.installed  ## move jobs DLQ messages back: make redrive STACK=Bulwark-dev-Api (or ARGS="--queue-url ... --dlq-url ... --endpoint-url ...")
+	@$(PY) tools/redrive.py $(if $(STACK),--stack $(STACK)) $(if $(REGION),--region $(REGION)) $(ARGS)
 
 deploy: synth
 	$(CDK_ENV) npx --no-install cdk deploy --all --app cdk.out --require-approval broadening

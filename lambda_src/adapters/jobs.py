@@ -82,18 +82,18 @@ class DynamoJobStore:
             ExpressionAttributeValues={":t": {"BOOL": True}},
         )
 
-    def mark_running(self, user_id: str, job_id: str) -> None:
-        self._transition(user_id, job_id, "running", {}, allowed=("queued", "running"))
+    def mark_running(self, user_id: str, job_id: str, *, reopen: bool = False) -> None:
+        allowed = ("queued", "running", "failed") if reopen else ("queued", "running")
+        self._transition(user_id, job_id, "running", {}, allowed=allowed)
 
     def finish(self, user_id: str, job_id: str, answer: dict[str, Any], *, ttl_s: int) -> Job | None:
         return self._transition(
             user_id, job_id, "done", {"answer": {"S": json.dumps(answer)}}, ttl_s=ttl_s, allowed=("queued", "running")
         )
 
-    def fail(self, user_id: str, job_id: str, reason: str, *, ttl_s: int) -> Job | None:
-        return self._transition(
-            user_id, job_id, "failed", {"reason": {"S": reason}}, ttl_s=ttl_s, allowed=("queued", "running")
-        )
+    def fail(self, user_id: str, job_id: str, reason: str, *, ttl_s: int, reopen: bool = False) -> Job | None:
+        allowed = ("queued", "running", "failed") if reopen else ("queued", "running")
+        return self._transition(user_id, job_id, "failed", {"reason": {"S": reason}}, ttl_s=ttl_s, allowed=allowed)
 
     def _transition(
         self,

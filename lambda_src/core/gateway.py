@@ -61,6 +61,9 @@ class GatewaySettings:
     hedge_factor: float = 3.0  # hedge delay = factor x observed p95 (at least hedge_min_s)
     hedge_min_s: float = 0.2
     retry_ratio: float = 0.1
+    # A transient error (throttle, 503, reset) retries on the same target only when no later target
+    # can take the request; with one waiting, failing over at once beats sleeping on a backoff.
+    retry_before_failover: bool = False
     cache_ttl_s: int = 86_400
     prompt_version: str = "v1"
     guardrail_version: str = "none"
@@ -214,6 +217,8 @@ class ModelGateway:
                 if rule.alarm:
                     self._emit("misconfigured", target.model.target, error.code)
                 if rule.action is not Action.RETRY or permit.probe or attempt >= self.settings.max_attempts:
+                    raise
+                if later_targets and not self.settings.retry_before_failover:
                     raise
                 backoff = self._backoff(attempt)
                 if deadline.remaining() - backoff < self.settings.min_timeout_s + later_targets * 0.5:

@@ -136,11 +136,12 @@ class JobService:
         job = self._store.get(message["user_id"], message["job_id"])
         if job is None:
             return {"outcome": "missing"}
-        if job.status in ("done", "failed"):
+        redriven = bool(message.get("redriven"))  # an operator moved it back from the DLQ after a fix
+        if job.status == "done" or (job.status == "failed" and not redriven):
             return {"outcome": "finished"}
         if self._stale(job):
             return {"outcome": "stale", "reason": self._stale_reason(job)}
-        self._store.mark_running(job.user_id, job.job_id)
+        self._store.mark_running(job.user_id, job.job_id, reopen=redriven)
         requeues = int(message.get("requeues", 0))
         backoff = min(self.settings.backoff_cap_s, self.settings.backoff_base_s * 2**requeues)
         try:
@@ -164,13 +165,16 @@ class JobService:
         if result["outcome"] == "answered":
             self._store.finish(user_id, job_id, result["answer"], ttl_s=ttl)
         elif result["outcome"] in ("stale", "rejected"):
-            self._store.fail(user_id, job_id, result["reason"], ttl_s=ttl)
+            self._store.fail(user_id, job_id, result["reason"], ttl_s=ttl, reopen=bool(message.get("redriven")))
 
     def requeue(self, message: dict[str, Any], delay_s: int) -> None:
         self._queue.send({**message, "requeues": int(message.get("requeues", 0)) + 1}, delay_s=delay_s)
 
     def fail(self, message: dict[str, Any], reason: str) -> None:
-        self._store.fail(message["user_id"], message["job_id"], reason, ttl_s=self.settings.finished_ttl_s)
+        self._store.fail(
+            message["user_id"], message["job_id"], reason, ttl_s=self.settings.finished_ttl_s,
+            reopen=bool(message.get("redriven")),
+        )  # fmt: skip
 
     def _stale(self, job: Job) -> bool:
         return self._clock() - job.created_at > self.settings.max_age_s

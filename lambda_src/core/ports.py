@@ -73,14 +73,16 @@ class JobStore(Protocol):
 
     def mark_enqueued(self, user_id: str, job_id: str) -> None: ...
 
-    def mark_running(self, user_id: str, job_id: str) -> None: ...
+    def mark_running(self, user_id: str, job_id: str, *, reopen: bool = False) -> None:
+        """queued -> running; with `reopen` also failed -> running (a redriven job)."""
+        ...
 
     def finish(self, user_id: str, job_id: str, answer: dict[str, Any], *, ttl_s: int) -> Job | None:
         """Set done with the answer unless already finished; the finished job, or None if it was."""
         ...
 
-    def fail(self, user_id: str, job_id: str, reason: str, *, ttl_s: int) -> Job | None:
-        """Set failed with the reason unless already finished."""
+    def fail(self, user_id: str, job_id: str, reason: str, *, ttl_s: int, reopen: bool = False) -> Job | None:
+        """Set failed with the reason unless already finished (with `reopen`, unless done)."""
         ...
 
 

@@ -102,7 +102,11 @@ def build_handler(settings: Settings, *, dynamodb: Any = None, sqs: Any = None, 
             receives = int(record.attributes.approximate_receive_count or 1)
             logger.warning("job attempt failed", extra={"job_id": message["job_id"], "receives": receives})
             if receives >= settings.max_receive_count:
-                jobs.fail(message, f"failed after {receives} attempts: {type(error).__name__}: {error}")
+                jobs.fail(
+                    message,
+                    f"failed after {receives} attempts: {type(error).__name__}: {error} "
+                    "(parked in the dead-letter queue; an operator can redrive it after a fix)",
+                )
                 metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=1)
             raise
 

@@ -238,3 +238,38 @@ def _emu(world: JobsWorld, region: str, config: Any) -> Any:
         "bedrock-runtime", region_name=region, endpoint_url=world.emulator.url, config=config,
         aws_access_key_id="e", aws_secret_access_key="e",
     )  # fmt: skip
+
+
+def test_redrive_moves_parked_jobs_back_and_they_complete(wire) -> None:
+    from tools.redrive import redrive
+
+    with jobs_world(max_receives=3) as world:
+        wire(world)
+        _, body, _ = call("POST", "/jobs", body={"message": "parked then fixed"})
+        jobs = world.worker.jobs
+        real_answer = jobs.answer
+        jobs.answer = lambda message, *, remaining_s: (_ for _ in ()).throw(RuntimeError("outage"))
+        world.pump().run_until(lambda: world.depth(world.dlq_url) == 1, timeout_s=20)
+        jobs.answer = real_answer  # the fix
+
+        report = redrive(world.sqs, queue_url=world.queue_url, dlq_url=world.dlq_url, limit=100)
+
+        assert statuses(world, [body["job_id"]]) == ["failed"]  # marked on its last receive
+        assert report == {"moved": 1, "failed": 0, "jobs": {body["job_id"]: 1}}
+        assert world.depth(world.dlq_url) == 0
+        world.pump().run_until(lambda: statuses(world, [body["job_id"]]) == ["done"], timeout_s=10)
+        assert world.emulator.calls(*MODEL) == 1
+
+
+def test_a_duplicate_of_a_failed_job_does_not_reopen_it(wire) -> None:
+    with jobs_world({"default": {"errors": {"ValidationException": 1.0}}}) as world:
+        wire(world)
+        _, body, _ = call("POST", "/jobs", body={"message": "x"})
+        world.pump().run_until(lambda: statuses(world, [body["job_id"]]) == ["failed"], timeout_s=10)
+        world.sqs.send_message(
+            QueueUrl=world.queue_url, MessageBody=json.dumps({"job_id": body["job_id"], "user_id": ALICE})
+        )
+
+        world.pump().run_until(lambda: world.depth(world.queue_url) == 0, timeout_s=10)
+
+        assert statuses(world, [body["job_id"]]) == ["failed"] and world.emulator.calls(*MODEL) == 1
