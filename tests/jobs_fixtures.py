@@ -63,6 +63,21 @@ def create_tables(dynamodb: Any, settings: Settings) -> None:
         )
 
 
+def provision_queues(sqs: Any, *, visibility_s: int, max_receives: int) -> tuple[str, str, str]:
+    """The requests queue and its DLQ as the stack defines them: (queue url, queue arn, dlq url)."""
+    dlq_url = sqs.create_queue(QueueName="jobs-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue_url = sqs.create_queue(
+        QueueName="jobs",
+        Attributes={
+            "VisibilityTimeout": str(visibility_s),
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receives)}),
+        },
+    )["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return queue_url, queue_arn, dlq_url
+
+
 @contextmanager
 def jobs_world(
     faults: dict[str, Any] | None = None, *, visibility_s: int = 1, max_receives: int = 4, **overrides: Any
@@ -74,16 +89,7 @@ def jobs_world(
     with mock_aws(), BedrockEmulator(faults or {"default": {"latency_ms": [1, 3]}}) as emulator:
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
         sqs = boto3.client("sqs", region_name="us-east-1")
-        dlq_url = sqs.create_queue(QueueName="jobs-dlq")["QueueUrl"]
-        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        queue_url = sqs.create_queue(
-            QueueName="jobs",
-            Attributes={
-                "VisibilityTimeout": str(visibility_s),
-                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receives)}),
-            },
-        )["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        queue_url, queue_arn, dlq_url = provision_queues(sqs, visibility_s=visibility_s, max_receives=max_receives)
         settings = replace(
             Settings.from_env(),
             targets=(replace(Settings.from_env().targets[0], model_id=MODEL[0], region=MODEL[1]),),

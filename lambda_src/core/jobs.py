@@ -19,6 +19,7 @@ from core.chat import ChatService
 from core.errors import DomainError, InvalidRequest, ModelRejected, NotFound, Overloaded
 from core.models import ChatRequest
 from core.ports import JobQueue, JobStore
+from core.resilience import RateLimiter
 
 Status = Literal["queued", "running", "done", "failed"]
 _NAMESPACE = uuid.UUID("6f1c2b1e-7d0a-4b8e-9a55-2f3c9e1d4b70")
@@ -83,12 +84,14 @@ class JobService:
         chat: ChatService | None,
         settings: JobSettings,
         clock: Callable[[], float],
+        pacing: RateLimiter | None = None,
     ) -> None:
         self._store = store
         self._queue = queue
         self._chat = chat
         self.settings = settings
         self._clock = clock
+        self._pacing = pacing  # the model quota's share of this execution environment
 
     # --- API side -----------------------------------------------------------------------------
     def submit(self, *, user_id: str, request: ChatRequest, idempotency_key: str | None) -> tuple[Job, bool]:
@@ -141,9 +144,11 @@ class JobService:
             return {"outcome": "finished"}
         if self._stale(job):
             return {"outcome": "stale", "reason": self._stale_reason(job)}
-        self._store.mark_running(job.user_id, job.job_id, reopen=redriven)
         requeues = int(message.get("requeues", 0))
         backoff = min(self.settings.backoff_cap_s, self.settings.backoff_base_s * 2**requeues)
+        if self._pacing is not None and not self._pacing.acquire(timeout_s=max(0.0, remaining_s / 2)):
+            raise RetryLater("the model's quota is fully used; waiting for capacity", delay_s=backoff)
+        self._store.mark_running(job.user_id, job.job_id, reopen=redriven)
         try:
             reply = self._chat.answer(
                 user_id=job.user_id,

@@ -220,3 +220,40 @@ class LatencyTracker:
                 return None
             ordered = sorted(self._samples)
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class RateLimiter:
+    """Client-side pacing to a quota (token bucket): callers wait for a token instead of being
+    throttled. `burst` tokens may be spent at once; the bucket refills at `rate_per_s`."""
+
+    def __init__(
+        self,
+        rate_per_s: float,
+        *,
+        burst: float = 1.0,
+        clock: Clock = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._rate = rate_per_s
+        self._capacity = max(1.0, burst)
+        self._tokens = self._capacity
+        self._stamp = clock()
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+
+    def acquire(self, timeout_s: float) -> bool:
+        """Take one token, waiting up to `timeout_s`; False if none came in time (nothing taken)."""
+        deadline = self._clock() + timeout_s
+        while True:
+            with self._lock:
+                now = self._clock()
+                self._tokens = min(self._capacity, self._tokens + (now - self._stamp) * self._rate)
+                self._stamp = now
+                if self._tokens >= 1.0:
+                    self._tokens -= 1.0
+                    return True
+                wait = (1.0 - self._tokens) / self._rate
+            if now + wait > deadline:
+                return False
+            self._sleep(wait)

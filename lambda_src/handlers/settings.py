@@ -33,6 +33,7 @@ class Settings:
     job_deadline_s: float = 90.0
     job_backoff_s: int = 5  # first requeue delay of a job the model could not answer; doubles
     breaker_open_s: float = 30.0
+    worker_rate_per_s: float | None = None  # model calls per second this environment may start
     max_receive_count: int = 4  # the queue's redrive policy; the worker fails the job on the last receive
     shed_to_jobs: bool = False  # when every breaker is open: accept /chat as a job (202) instead of 503
     degraded_status: int = 200  # 200: answer with the degraded flag; 503: refuse with Retry-After
@@ -69,6 +70,7 @@ class Settings:
             job_deadline_s=float(env.get("JOB_DEADLINE_SECONDS", "90")),
             shed_to_jobs=env.get("SHED_TO_JOBS", "false").lower() == "true",
             max_receive_count=int(env.get("MAX_RECEIVE_COUNT", "4")),
+            worker_rate_per_s=float(env["WORKER_RATE_PER_SECOND"]) if env.get("WORKER_RATE_PER_SECOND") else None,
             job_backoff_s=int(env.get("JOB_BACKOFF_SECONDS", "5")),
             breaker_open_s=float(env.get("BREAKER_OPEN_SECONDS", "30")),
             degraded_status=int(env.get("DEGRADED_STATUS", "200")),

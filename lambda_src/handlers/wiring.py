@@ -16,7 +16,7 @@ from core.chat import ChatService
 from core.gateway import GatewaySettings, ModelGateway
 from core.jobs import JobService, JobSettings
 from core.ports import TargetModel
-from core.resilience import BreakerSettings
+from core.resilience import BreakerSettings, RateLimiter
 from handlers.settings import Settings
 
 
@@ -92,4 +92,5 @@ def build_job_service(
             max_age_s=settings.job_max_age_s, deadline_s=settings.job_deadline_s, backoff_base_s=settings.job_backoff_s
         ),
         clock=time.time,
+        pacing=RateLimiter(settings.worker_rate_per_s) if chat is not None and settings.worker_rate_per_s else None,
     )

@@ -61,8 +61,14 @@ def build_handler(settings: Settings, *, dynamodb: Any = None, sqs: Any = None, 
         settings,
         dynamodb=dynamodb,
         bedrock_factory=bedrock_factory,
+        # Async work optimises for not wasting quota, not for latency: long attempt timeouts (a call
+        # given up on may still be billed and answered) and no hedging (a hedge is a second call).
         gateway_settings=GatewaySettings(
-            deadline_s=settings.job_deadline_s, breaker=BreakerSettings(open_s=settings.breaker_open_s)
+            deadline_s=settings.job_deadline_s,
+            cold_timeout_s=min(30.0, settings.job_deadline_s / 2),
+            min_timeout_s=10.0,
+            hedging=False,
+            breaker=BreakerSettings(open_s=settings.breaker_open_s),
         ),
     )
     jobs = build_job_service(settings, chat=chat, dynamodb=dynamodb, sqs=sqs)

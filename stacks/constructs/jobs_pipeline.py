@@ -68,6 +68,8 @@ class JobsPipeline(Construct):
                 "JOBS_QUEUE_URL": self.queue.queue_url,
                 "MAX_RECEIVE_COUNT": str(jobs.max_receive_count),
                 "JOB_DEADLINE_SECONDS": str(jobs.deadline_s),
+                # Each environment paces its model calls to its share of the quota.
+                "WORKER_RATE_PER_SECOND": f"{sizing.jobs_per_minute / 60 / sizing.max_concurrency:.4f}",
             },
         )
         self.worker.function.add_event_source(

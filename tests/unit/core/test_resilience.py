@@ -141,3 +141,23 @@ def test_latency_tracker_needs_samples_before_it_answers() -> None:
     tracker.add(0.5)
     assert tracker.quantile(0.99) == 0.5
     assert tracker.quantile(0.0) == 0.1
+
+
+def test_rate_limiter_paces_callers_to_the_rate_and_gives_up_at_the_timeout() -> None:
+    from core.resilience import RateLimiter
+
+    clock = FakeClock()
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock.now += seconds
+
+    limiter = RateLimiter(2.0, burst=1, clock=clock, sleep=sleep)
+    assert limiter.acquire(0) is True  # the burst token
+    assert limiter.acquire(1.0) is True and slept == [pytest.approx(0.5)]
+    assert limiter.acquire(0.1) is False  # the next token is 0.5 s away
+    start = clock.now
+    for _ in range(4):
+        assert limiter.acquire(10)
+    assert clock.now - start == pytest.approx(2.0)  # 4 tokens at 2/s

@@ -1,0 +1,209 @@
+"""Burst benchmark: offered load at 3x the model's quota, async (/jobs) vs sync (/chat) alone.
+
+Both paths run the real handlers' services on moto (DynamoDB, SQS) and the Bedrock emulator,
+whose quota is a token bucket (QUOTA_RPM requests/min, one second of burst). For WINDOW_S seconds
+requests arrive at 3x the quota rate.
+moto's server and the emulator run as their own processes, as in the sandbox.
+  async: POST /jobs for each (JobService.submit), the worker drains the queue through the local
+         event-source pump (max concurrency from the config's sizing rule), pacing to the quota.
+  sync:  POST /chat for each, concurrently, through the gateway (one target): what it cannot
+         answer is shed (503) or degraded.
+Printed per path: offered, completed, rejected, lost, model calls per job, and for async the time
+to drain against the theoretical minimum (jobs / quota rate).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import os
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "lambda_src")]
+os.environ.update(
+    {
+        "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
+        "POWERTOOLS_METRICS_NAMESPACE": "BulwarkBench", "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_SERVICE_NAME": "bench", "POWERTOOLS_LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true",
+        "TABLE_NAME": "conversations-bench",
+        "MODEL_TARGETS": '[{"model_id": "us.amazon.nova-lite-v1:0", "region": "us-east-1", "max_tokens": 256}]',
+    }
+)  # fmt: skip
+
+QUICK = bool(os.environ.get("BENCH_QUICK"))
+QUOTA_RPM = 600  # 10 requests per second
+WINDOW_S = 5.0 if QUICK else 10.0
+OFFERED_PER_S = 3 * QUOTA_RPM / 60
+
+
+def offered_times() -> list[float]:
+    count = int(WINDOW_S * OFFERED_PER_S)
+    return [i / OFFERED_PER_S for i in range(count)]
+
+
+@contextmanager
+def world(tmp: Path) -> Iterator[dict[str, Any]]:
+    """moto server and the emulator in their own processes; resources as the stacks define them."""
+    import boto3
+
+    from handlers.settings import Settings
+    from local.processes import emulator_process, moto_server
+    from tests.jobs_fixtures import create_tables, provision_queues
+
+    faults = tmp / "faults.json"
+    faults.write_text(json.dumps({"default": {"latency_ms": [20, 60], "rpm": QUOTA_RPM, "burst_s": 1}}))
+    with moto_server() as aws, emulator_process(faults) as emulator:
+        clients = {name: boto3.client(name, endpoint_url=aws, region_name="us-east-1") for name in ("dynamodb", "sqs")}
+        queue_url, queue_arn, _dlq = provision_queues(clients["sqs"], visibility_s=60, max_receives=4)
+        settings = replace(
+            Settings.from_env(),
+            cache_table_name="cache-b",
+            jobs_table_name="jobs-b",
+            idempotency_table_name="idem-b",
+            jobs_queue_url=queue_url,
+            job_backoff_s=1,
+            worker_rate_per_s=QUOTA_RPM / 60,  # one process plays every worker environment
+        )
+        create_tables(clients["dynamodb"], settings)
+
+        def bedrock(region: str, config: Any) -> Any:
+            return boto3.client("bedrock-runtime", region_name=region, endpoint_url=emulator, config=config)
+
+        yield {"settings": settings, "queue_arn": queue_arn, "emulator": emulator, "bedrock": bedrock, **clients}
+
+
+def model_stats(emulator_url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(emulator_url + "/_emulator/stats") as response:
+        stats = json.loads(response.read())
+    return stats.get("us.amazon.nova-lite-v1:0@us-east-1", {"calls": 0, "outcomes": {}})  # type: ignore[no-any-return]
+
+
+def run_async(tmp: Path) -> dict[str, float]:
+    from core.models import ChatRequest
+    from handlers.wiring import build_job_service
+    from handlers.worker import build_handler
+    from local.sqs_pump import SqsPump
+    from stacks.config import AppConfig
+
+    sizing = AppConfig.from_context(
+        {"models": [{"model_id": "us.amazon.nova-lite-v1:0", "region": "us-east-1", "quota_rpm": QUOTA_RPM,
+                     "quota_tpm": 10_000_000}],
+         "jobs": {"expected_job_s": 1.0, "expected_tokens_per_job": 300}}
+    ).worker_sizing()  # fmt: skip
+    with world(tmp) as w:
+        settings = w["settings"]
+        api = build_job_service(settings, chat=None, dynamodb=w["dynamodb"], sqs=w["sqs"])
+        worker = build_handler(settings, dynamodb=w["dynamodb"], sqs=w["sqs"], bedrock_factory=w["bedrock"])
+        pump = SqsPump(
+            client=w["sqs"], queue_url=settings.jobs_queue_url, queue_arn=w["queue_arn"], handler=worker,
+            batch_size=sizing.batch_size, max_concurrency=sizing.max_concurrency,
+        ).start()  # fmt: skip
+        ids: list[str] = []
+        started = time.monotonic()
+        for i, at in enumerate(offered_times()):
+            time.sleep(max(0.0, started + at - time.monotonic()))
+            job, _ = api.submit(
+                user_id="bench-user", request=ChatRequest(message=f"question {i}"), idempotency_key=None
+            )
+            ids.append(job.job_id)
+        submitted = time.monotonic() - started
+
+        def finished() -> int:
+            return sum(api.status(user_id="bench-user", job_id=i).status in ("done", "failed") for i in ids)
+
+        while finished() < len(ids) and time.monotonic() - started < 300:
+            time.sleep(0.5)
+        drained = time.monotonic() - started
+        pump.stop()
+        statuses = [api.status(user_id="bench-user", job_id=i).status for i in ids]
+        stats = model_stats(w["emulator"])
+        return {
+            "offered": len(ids),
+            "completed": statuses.count("done"),
+            "rejected": statuses.count("failed"),
+            "lost": len(ids) - statuses.count("done") - statuses.count("failed"),
+            "calls_per_job": stats["calls"] / len(ids),
+            "answers_per_job": stats["outcomes"].get("ok", 0) / len(ids),
+            "throttled": stats["outcomes"].get("ThrottlingException", 0),
+            "drain_s": drained,
+            "submit_s": submitted,
+            "min_drain_s": len(ids) / (QUOTA_RPM / 60),
+            "concurrency": sizing.max_concurrency,
+        }
+
+
+def run_sync(tmp: Path) -> dict[str, float]:
+    from core.errors import Overloaded
+    from core.models import ChatRequest
+    from handlers.wiring import build_chat_service
+
+    with world(tmp) as w:
+        service = build_chat_service(w["settings"], dynamodb=w["dynamodb"], bedrock_factory=w["bedrock"])
+        outcomes: list[str] = []
+        lock = threading.Lock()
+
+        def one(i: int) -> None:
+            try:
+                answer = service.answer(user_id=f"user-{i}", request=ChatRequest(message=f"question {i}"))
+                result = "degraded" if answer.degraded else "done"
+            except Overloaded:
+                result = "shed"
+            with lock:
+                outcomes.append(result)
+
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=64) as pool:
+            for i, at in enumerate(offered_times()):
+                time.sleep(max(0.0, started + at - time.monotonic()))
+                pool.submit(one, i)
+        stats = model_stats(w["emulator"])
+        n = len(outcomes)
+        return {
+            "offered": n,
+            "completed": outcomes.count("done"),
+            "rejected": outcomes.count("shed") + outcomes.count("degraded"),
+            "lost": 0,
+            "calls_per_job": stats["calls"] / n,
+            "answers_per_job": stats["outcomes"].get("ok", 0) / n,
+            "throttled": stats["outcomes"].get("ThrottlingException", 0),
+            "drain_s": time.monotonic() - started,
+            "min_drain_s": n / (QUOTA_RPM / 60),
+        }
+
+
+def main() -> None:
+    print(f"burst benchmark: quota {QUOTA_RPM} requests/min ({QUOTA_RPM / 60:.0f}/s), offered "
+          f"{OFFERED_PER_S:.0f}/s (3x) for {WINDOW_S:.0f} s")  # fmt: skip
+    # The worker's EMF metrics would print to stdout here (in Lambda they go to CloudWatch).
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
+        rows = {"async (/jobs)": run_async(Path(tmp)), "sync (/chat)": run_sync(Path(tmp))}
+    print(f"{'path':14} {'offered':>7} {'done':>6} {'rejected':>8} {'lost':>5} {'calls/job':>9} "
+          f"{'answers/job':>11} {'throttled':>9} {'drain s':>8} {'min s':>6} {'ratio':>6}")  # fmt: skip
+    for name, r in rows.items():
+        print(f"{name:14} {r['offered']:7.0f} {r['completed']:6.0f} {r['rejected']:8.0f} {r['lost']:5.0f} "
+              f"{r['calls_per_job']:9.2f} {r['answers_per_job']:11.2f} {r['throttled']:9.0f} "
+              f"{r['drain_s']:8.1f} {r['min_drain_s']:6.1f} {r['drain_s'] / r['min_drain_s']:6.2f}")  # fmt: skip
+    a = rows["async (/jobs)"]
+    print()
+    print(f"  async completed {a['completed'] / a['offered']:.1%} (goal >= 99%), lost {a['lost']:.0f} (goal 0), "
+          f"drain {a['drain_s'] / a['min_drain_s']:.2f}x the minimum (goal <= 1.1x); worker concurrency "
+          f"{a['concurrency']:.0f} from the sizing rule")  # fmt: skip
+    print(f"  submit phase took {a['submit_s']:.1f} s for {a['offered']:.0f} jobs (202 each)")
+    assert math.isfinite(a["drain_s"])
+
+
+if __name__ == "__main__":
+    main()
