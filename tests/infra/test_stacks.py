@@ -433,7 +433,21 @@ def test_jobs_queue_dlq_worker_and_routes(synth: Synth, name: str) -> None:
     )
     template.has_resource_properties(
         "AWS::Lambda::Function",
-        {"Handler": "handlers.worker.handler", "Timeout": 120, "ReservedConcurrentExecutions": 11},
+        {
+            "Handler": "handlers.worker.handler",
+            "Timeout": 120,
+            "ReservedConcurrentExecutions": 11,
+            "Environment": {
+                "Variables": Match.object_like(
+                    {
+                        "WORKER_RATE_PER_SECOND": "0.1010",  # 66.7 jobs/min over 11 environments
+                        "MAX_RECEIVE_COUNT": "4",
+                        "IDEMPOTENCY_TABLE_NAME": Match.any_value(),
+                        "JOBS_QUEUE_URL": Match.any_value(),
+                    }
+                )
+            },
+        },
     )
     template.has_resource_properties(
         "AWS::CloudWatch::Alarm", {"MetricName": "ApproximateNumberOfMessagesVisible", "Threshold": 1}
