@@ -315,6 +315,11 @@ class _Handler(BaseHTTPRequestHandler):
         texts = [b.get("text", "") for m in messages for b in m.get("content", [])]
         system = [b.get("text", "") for b in body.get("system") or []]
         question = "".join(b.get("text", "") for b in messages[-1]["content"])
+        # "Some facts. A question?" in one message: the facts are context, the last sentence asks.
+        sentences = [s for s in _SENTENCE.split(question.strip()) if s.strip()]
+        if len(sentences) > 1:
+            texts = [*texts[:-1], " ".join(sentences[:-1]), sentences[-1]]
+            question = sentences[-1]
         input_tokens = count_tokens(" ".join(system + texts))
         if input_tokens > faults.context_window:
             state.count(model_id, region, "ValidationException")

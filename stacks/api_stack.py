@@ -33,8 +33,7 @@ CHAT_DEADLINE_SECONDS = 25
 
 
 def ordered_targets(config: AppConfig, region: str) -> tuple[ModelTarget, ...]:
-    """The failover chain as seen from `region`: targets in the local region first, order kept."""
-    return tuple(sorted(config.models, key=lambda target: target.region != region))
+    return config.chain_for(region)
 
 
 def runtime_targets(

@@ -262,6 +262,10 @@ class AppConfig:
     def reserved_concurrency(self, region: str) -> int:
         return self.chat_reserved_concurrency if region == self.primary_region else self.dr_chat_reserved_concurrency
 
+    def chain_for(self, region: str) -> tuple[ModelTarget, ...]:
+        """The failover chain as seen from `region`: targets in the local region first, order kept."""
+        return tuple(sorted(self.models, key=lambda target: target.region != region))
+
     def worker_sizing(self) -> WorkerSizing:
         """Worker concurrency from the first target's quota, so the worker cannot drive the model far
         past it: jobs/min = min(rpm, tpm / tokens per job); in-flight jobs = jobs/s x time per job.

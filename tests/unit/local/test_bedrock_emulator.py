@@ -211,3 +211,11 @@ def test_langchain_aws_chat_model_works_unmodified(emulator: BedrockEmulator) ->
 
     assert answer.content == "The Danube flows through Vienna."
     assert answer.usage_metadata is not None and answer.usage_metadata["output_tokens"] > 0
+
+
+def test_facts_in_the_question_message_are_context(emulator: BedrockEmulator) -> None:
+    answer = converse(
+        client(emulator), "Ada Lovelace wrote the first program. Alan Turing broke Enigma. Who wrote the first program?"
+    )
+
+    assert answer["output"]["message"]["content"][0]["text"] == "Ada Lovelace wrote the first program."

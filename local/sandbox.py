@@ -1,0 +1,432 @@
+"""The whole app on one machine, with no AWS account: `make dev` runs this.
+
+Starts moto's server (the embedded AWS) and the Bedrock emulator as processes, creates the tables,
+queues and user pool from the synthesized templates, runs the real Lambda handlers in-process
+behind a local API that routes exactly the template's routes with events shaped as API Gateway
+sends them (Cognito ID tokens verified like the authorizer does), pumps SQS into the worker like
+the event source mapping, and serves the web UI. Local mode swaps endpoints, not code: the
+handlers' botocore clients find moto and the emulator through AWS_ENDPOINT_URL_* variables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import mimetypes
+import os
+import signal
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+ROOT = Path(__file__).resolve().parents[1]
+warnings.filterwarnings("ignore", message="No application metrics to publish")
+sys.path[:0] = [str(ROOT), str(ROOT / "lambda_src")]
+
+from local.apigw import compile_routes, match, response_headers, rest_event  # noqa: E402
+from local.templates import Templates, load  # noqa: E402
+
+DEMO_USER = "demo@bulwark.local"
+DEMO_PASSWORD = "Demo-Passw0rd!2026"  # meets the template's password policy
+LOCAL_GUARDRAIL = ("local-guardrail", "1")
+STATE_FILE = ROOT / ".sandbox" / "state.json"
+
+
+@dataclass
+class Sandbox:
+    api_url: str
+    web_url: str
+    aws_url: str
+    emulator_url: str
+    region: str
+    user_pool_id: str
+    client_id: str
+    queue_url: str
+    dlq_url: str
+    chat_env: dict[str, str]
+    worker_env: dict[str, str]
+    stack: ExitStack = field(repr=False)
+
+    def stop(self) -> None:
+        self.stack.close()
+
+
+def _progress(message: str) -> None:
+    print(f"==> {message}", flush=True)
+
+
+def start(
+    *,
+    port: int = 0,
+    cdk_out: Path = ROOT / "cdk.out",
+    progress: Callable[[str], None] = _progress,
+    emulator_config: Path = ROOT / "local" / "emulator.json",
+) -> Sandbox:
+    import boto3
+
+    from local.processes import emulator_process, moto_server
+    from stacks.config import CONTEXT_KEY, AppConfig
+
+    started = time.monotonic()
+    config = AppConfig.from_context(json.loads((ROOT / "cdk.json").read_text())["context"][CONTEXT_KEY])
+    region = config.primary_region
+    templates = load(cdk_out, config.prefix)
+    progress(f"templates read from {cdk_out.name}: {len(templates.tables)} tables, {len(templates.queues)} queues, "
+             f"{len(templates.routes)} routes")  # fmt: skip
+    stack = ExitStack()
+    try:
+        aws_url = stack.enter_context(moto_server())
+        progress(f"embedded AWS (moto server) at {aws_url}")
+        emulator_url = stack.enter_context(emulator_process(emulator_config))
+        progress(f"Bedrock emulator at {emulator_url}")
+        os.environ.update(_aws_environment(aws_url, emulator_url, region))
+        session = boto3.Session(region_name=region)
+        names = _provision_tables(session.client("dynamodb"), templates)
+        queues = _provision_queues(session.client("sqs"), templates)
+        pool_id, client_id = _provision_users(session.client("cognito-idp"), templates, config.prefix)
+        progress(f"created {len(names)} tables, {len(queues)} queues, user pool {pool_id} from the templates")
+        chat_env = _function_env(templates, "handlers.chat.handler", names, queues, config, region)
+        worker_env = _function_env(templates, "handlers.worker.handler", names, queues, config, region)
+        os.environ.update(chat_env)
+        api = _LocalApi(templates, region, aws_url, pool_id, client_id, port)
+        primary = config.chain_for(region)[0]
+        api.runtime_config["primaryTarget"] = {"model_id": primary.model_id, "region": primary.region}
+        stack.callback(api.stop)
+        worker = _start_worker(session.client("sqs"), templates, queues, worker_env)
+        stack.callback(worker.stop)
+        progress(f"worker pump on the jobs queue (batch {templates.event_source.get('batch_size')}, "
+                 f"max concurrency {templates.event_source.get('max_concurrency')})")  # fmt: skip
+        api.start()
+        progress(f"API and web UI at {api.url} (ready in {time.monotonic() - started:.1f} s)")
+    except BaseException:
+        stack.close()
+        raise
+    requests_queue, dlq = _queue_pair(templates, queues)
+    sandbox = Sandbox(
+        api_url=f"{api.url}/api",
+        web_url=api.url,
+        aws_url=aws_url,
+        emulator_url=emulator_url,
+        region=region,
+        user_pool_id=pool_id,
+        client_id=client_id,
+        queue_url=requests_queue,
+        dlq_url=dlq,
+        chat_env=chat_env,
+        worker_env=worker_env,
+        stack=stack,
+    )
+    _write_state(sandbox)
+    return sandbox
+
+
+def _aws_environment(aws_url: str, emulator_url: str, region: str) -> dict[str, str]:
+    return {
+        "AWS_ACCESS_KEY_ID": "sandbox",
+        "AWS_SECRET_ACCESS_KEY": "sandbox",
+        "AWS_SESSION_TOKEN": "sandbox",
+        "AWS_DEFAULT_REGION": region,
+        "AWS_REGION": region,
+        "AWS_ENDPOINT_URL_DYNAMODB": aws_url,
+        "AWS_ENDPOINT_URL_SQS": aws_url,
+        "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER": aws_url,
+        "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": emulator_url,
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+    }
+
+
+def _provision_tables(dynamodb: Any, templates: Templates) -> dict[str, str]:
+    names = {}
+    for logical_id, spec in templates.tables.items():
+        dynamodb.create_table(
+            TableName=logical_id,
+            KeySchema=spec.key_schema,
+            AttributeDefinitions=spec.attributes,
+            BillingMode="PAY_PER_REQUEST",
+        )
+        if spec.ttl_attribute:
+            dynamodb.update_time_to_live(
+                TableName=logical_id, TimeToLiveSpecification={"Enabled": True, "AttributeName": spec.ttl_attribute}
+            )
+        names[logical_id] = logical_id
+    return names
+
+
+def _provision_queues(sqs: Any, templates: Templates) -> dict[str, str]:
+    urls: dict[str, str] = {}
+    ordered = sorted(templates.queues.values(), key=lambda q: q.dlq_logical_id is not None)  # DLQs first
+    for spec in ordered:
+        attributes = {
+            "VisibilityTimeout": str(spec.visibility_timeout),
+            "MessageRetentionPeriod": str(spec.retention_s),
+        }
+        if spec.dlq_logical_id:
+            arn = sqs.get_queue_attributes(QueueUrl=urls[spec.dlq_logical_id], AttributeNames=["QueueArn"])
+            attributes["RedrivePolicy"] = json.dumps(
+                {"deadLetterTargetArn": arn["Attributes"]["QueueArn"], "maxReceiveCount": str(spec.max_receive_count)}
+            )
+        urls[spec.logical_id] = sqs.create_queue(QueueName=spec.logical_id, Attributes=attributes)["QueueUrl"]
+    return urls
+
+
+def _queue_pair(templates: Templates, urls: dict[str, str]) -> tuple[str, str]:
+    main = next(q for q in templates.queues.values() if q.dlq_logical_id)
+    return urls[main.logical_id], urls[main.dlq_logical_id or ""]
+
+
+def _provision_users(cognito: Any, templates: Templates, prefix: str) -> tuple[str, str]:
+    policy = {k: v for k, v in templates.password_policy.items() if k != "TemporaryPasswordValidityDays"}
+    pool_id = cognito.create_user_pool(
+        PoolName=f"{prefix}-local", Policies={"PasswordPolicy": policy}, UsernameAttributes=["email"]
+    )["UserPool"]["Id"]
+    client_id = cognito.create_user_pool_client(
+        UserPoolId=pool_id,
+        ClientName="web",
+        ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH", "ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
+    )["UserPoolClient"]["ClientId"]
+    cognito.admin_create_user(
+        UserPoolId=pool_id,
+        Username=DEMO_USER,
+        UserAttributes=[{"Name": "email", "Value": DEMO_USER}, {"Name": "email_verified", "Value": "true"}],
+        MessageAction="SUPPRESS",
+    )
+    cognito.admin_set_user_password(UserPoolId=pool_id, Username=DEMO_USER, Password=DEMO_PASSWORD, Permanent=True)
+    return pool_id, client_id
+
+
+def _function_env(
+    templates: Templates, handler: str, tables: dict[str, str], queues: dict[str, str], config: Any, region: str
+) -> dict[str, str]:
+    """The function's environment from its template, with local names for tables and queues."""
+    spec = templates.function_by_handler(handler)
+    env: dict[str, str] = {}
+    for name, value in spec.environment.items():
+        if isinstance(value, str) and name != "MODEL_TARGETS":
+            env[name] = value
+        elif name == "MODEL_TARGETS":
+            env[name] = json.dumps(
+                [
+                    {"model_id": t.model_id, "region": t.region, "max_tokens": t.max_tokens,
+                     "guardrail_id": LOCAL_GUARDRAIL[0], "guardrail_version": LOCAL_GUARDRAIL[1]}
+                    for t in config.chain_for(region) if t.kind != "langchain"
+                ]
+            )  # fmt: skip  # created ARNs (profiles, provisioned) are AWS-only: the emulator serves ids
+        elif name.endswith("TABLE_NAME"):
+            env[name] = tables[templates.table_for(value).logical_id]
+        elif name.endswith("QUEUE_URL"):
+            env[name] = queues[templates.queue_for(value).logical_id]
+        else:
+            raise KeyError(f"{handler}: environment variable {name} has a value the sandbox cannot map: {value}")
+    env["WORKER_RATE_PER_SECOND"] = env.get("WORKER_RATE_PER_SECOND", "")
+    return env
+
+
+def _start_worker(sqs: Any, templates: Templates, queues: dict[str, str], env: dict[str, str]) -> Any:
+    from handlers.settings import Settings
+    from handlers.worker import build_handler
+    from local.sqs_pump import SqsPump
+
+    settings = Settings.from_env({**os.environ, **env})
+    # One process plays every worker environment: pace to the whole quota, not one share of it.
+    if settings.worker_rate_per_s:
+        concurrency = int(templates.event_source.get("max_concurrency", 2))
+        settings = settings.__class__(
+            **{**settings.__dict__, "worker_rate_per_s": settings.worker_rate_per_s * concurrency}
+        )
+    handler = build_handler(settings)
+    queue_url, _ = _queue_pair(templates, queues)
+    arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return SqsPump(
+        client=sqs,
+        queue_url=queue_url,
+        queue_arn=arn,
+        handler=handler,
+        batch_size=int(templates.event_source.get("batch_size", 1)),
+        max_concurrency=int(templates.event_source.get("max_concurrency", 2)),
+    ).start()
+
+
+class _LocalApi:
+    """API Gateway's part, locally: routes from the template, Cognito token checks, proxy events."""
+
+    def __init__(
+        self, templates: Templates, region: str, aws_url: str, pool_id: str, client_id: str, port: int
+    ) -> None:
+        from local.auth import CognitoVerifier
+
+        self.routes = compile_routes(templates.routes)
+        self.region = region
+        self.runtime_config = {
+            "region": region,
+            "userPoolId": pool_id,
+            "clientId": client_id,
+            "cognitoEndpoint": aws_url,
+            "apiEndpoints": [],  # filled once the port is known
+            "local": True,
+        }
+
+        self.verifier = CognitoVerifier(
+            jwks_url=f"{aws_url}/{pool_id}/.well-known/jwks.json",
+            issuer=f"https://cognito-idp.{region}.amazonaws.com/{pool_id}",
+            client_id=client_id,
+        )
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.runtime_config["apiEndpoints"] = [f"{self.url}/api"]
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.server.serve_forever, name="local-api", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_OPTIONS(self) -> None:
+                self._send(204, b"", {"Access-Control-Allow-Methods": "GET,POST,DELETE,OPTIONS",
+                                      "Access-Control-Allow-Headers": "Authorization,Content-Type,Idempotency-Key"})  # fmt: skip
+
+            def do_GET(self) -> None:
+                self._dispatch("GET")
+
+            def do_POST(self) -> None:
+                self._dispatch("POST")
+
+            def do_DELETE(self) -> None:
+                self._dispatch("DELETE")
+
+            def _dispatch(self, method: str) -> None:
+                url = urlsplit(self.path)
+                if not url.path.startswith("/api/"):
+                    self._static(url.path)
+                    return
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length).decode() if length else None
+                path = url.path[len("/api") :]
+                found = match(api.routes, method, path)
+                if found is None:
+                    self._json(404, {"message": "no such route: check the method and path"})
+                    return
+                route, params = found
+                if route.path == "/health":
+                    self._json(200, {"status": "ok", "region": api.region})
+                    return
+                claims = None
+                if route.authorized:
+                    from local.auth import TokenRejected
+
+                    try:
+                        claims = api.verifier.claims(self.headers.get("Authorization"))
+                    except TokenRejected as error:
+                        self._json(401, {"message": str(error)})
+                        return
+                event = rest_event(
+                    method=method, path=path, resource=route.path, path_parameters=params,
+                    query=dict(parse_qsl(url.query)) or None, headers=dict(self.headers.items()),
+                    body=body, claims=claims,
+                )  # fmt: skip
+                response = invoke_api(event)
+                headers = response_headers(response)
+                self._send(response["statusCode"], (response.get("body") or "").encode(), headers)
+
+            def _static(self, path: str) -> None:
+                if path == "/config.json":
+                    self._json(200, api.runtime_config)
+                    return
+                relative = "index.html" if path in ("", "/") else path.lstrip("/")
+                target = (ROOT / "web" / relative).resolve()
+                if not str(target).startswith(str((ROOT / "web").resolve())) or not target.is_file():
+                    self._json(404, {"message": f"no file {path}"})
+                    return
+                content_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+                self._send(200, target.read_bytes(), {"Content-Type": content_type, "Cache-Control": "no-store"})
+
+            def _json(self, status: int, payload: Any) -> None:
+                self._send(status, json.dumps(payload).encode(), {"Content-Type": "application/json"})
+
+            def _send(self, status: int, data: bytes, headers: dict[str, str]) -> None:
+                self.send_response(status)
+                for name, value in headers.items():
+                    if name.lower() not in ("content-length", "connection"):
+                        self.send_header(name, value)
+                if not any(h.lower() == "access-control-allow-origin" for h in headers):
+                    self.send_header("Access-Control-Allow-Origin", "*")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        return Handler
+
+
+@dataclass
+class _Context:
+    function_name: str = "chat"
+    memory_limit_in_mb: int = 1024
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:000000000000:function:chat"
+    aws_request_id: str = "local"
+    deadline: float = field(default_factory=lambda: time.monotonic() + 28)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.deadline - time.monotonic()) * 1000))
+
+
+def invoke_api(event: dict[str, Any]) -> dict[str, Any]:
+    from handlers import chat
+
+    return chat.handler(event, _Context())  # type: ignore[no-any-return]
+
+
+def _write_state(sandbox: Sandbox) -> None:
+    STATE_FILE.parent.mkdir(exist_ok=True)
+    state = {k: v for k, v in sandbox.__dict__.items() if k != "stack"}
+    state["aws_environment"] = _aws_environment(sandbox.aws_url, sandbox.emulator_url, sandbox.region)
+    STATE_FILE.write_text(json.dumps(state, indent=2))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run Bulwark locally (make dev).")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
+    args = parser.parse_args(argv)
+    sandbox = start(port=args.port)
+    print()
+    print(f"  Web UI      {sandbox.web_url}")
+    print(f"  API         {sandbox.api_url}  (e.g. curl {sandbox.api_url}/health)")
+    print(f"  Sign in     {DEMO_USER} / {DEMO_PASSWORD}")
+    print(f"  Embedded AWS {sandbox.aws_url}   Bedrock emulator {sandbox.emulator_url}/_emulator/stats")
+    print("  Ctrl-C stops everything.", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    print("\n==> stopping", flush=True)
+    sandbox.stop()
+    STATE_FILE.unlink(missing_ok=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
