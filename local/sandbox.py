@@ -256,6 +256,12 @@ def _start_worker(sqs: Any, templates: Templates, queues: dict[str, str], env: d
     ).start()
 
 
+_PREFLIGHT = {
+    "Access-Control-Allow-Methods": "GET,POST,DELETE,OPTIONS",
+    "Access-Control-Allow-Headers": "Authorization,Content-Type,Idempotency-Key",
+}
+
+
 class _LocalApi:
     """API Gateway's part, locally: routes from the template, Cognito token checks, proxy events."""
 
@@ -304,8 +310,7 @@ class _LocalApi:
                 pass
 
             def do_OPTIONS(self) -> None:
-                self._send(204, b"", {"Access-Control-Allow-Methods": "GET,POST,DELETE,OPTIONS",
-                                      "Access-Control-Allow-Headers": "Authorization,Content-Type,Idempotency-Key"})  # fmt: skip
+                self._send(204, b"", _PREFLIGHT)
 
             def do_GET(self) -> None:
                 self._dispatch("GET")

@@ -41,6 +41,7 @@ DEGRADED_TEXT = (
     "Nothing you sent was lost: please try again in a minute."
 )
 CACHE_TARGET = TargetRef(model_id="cache", region="-")
+_SHORTEST_ATTEMPT_S = 0.25  # below this an attempt cannot succeed, so it is not made
 NONE_TARGET = TargetRef(model_id="none", region="-")
 
 
@@ -203,7 +204,7 @@ class ModelGateway:
         while True:
             attempt += 1
             timeout = self._attempt_timeout(target, permit, deadline, later_targets)
-            if timeout < self.settings.min_timeout_s / 2:
+            if timeout < _SHORTEST_ATTEMPT_S:
                 raise TargetCallError("Timeout", "not enough time left for an attempt")
             self._budget.on_call()
             started = self._clock()
