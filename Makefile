@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 # This machine's pip config names extra local indexes that may not exist; drop that noise only.
 QUIET_PIP := 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
-.DEFAULT_GOAL := synth
+.DEFAULT_GOAL := dev
 
 PYTHON ?= python3
 VENV := .venv
@@ -13,8 +13,9 @@ WHEELS := .cache/wheels
 CDK_ENV := env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN -u AWS_PROFILE \
 	CDK_DISABLE_VERSION_CHECK=1 JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 AWS_EC2_METADATA_DISABLED=true
 CDK := $(CDK_ENV) npx --no-install cdk --no-notices
+CDK_ENV_LOCAL := env -u AWS_PROFILE JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20
 
-.PHONY: install synth nag lint test bench redrive deploy diff clean
+.PHONY: install synth nag lint test bench redrive deploy diff clean dev invoke browser
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt lambda_src/requirements.txt constraints.txt
 	@echo "==> python venv + pinned dependencies"
@@ -37,7 +38,26 @@ node_modules/.installed: package.json package-lock.json
 
 install: $(VENV)/.installed $(WHEELS)/.fetched node_modules/.installed
 
-synth: install  ## the main job for now: both regions' templates, cdk-nag reports, cfn-lint
+LOCAL_OUT := cdk.out.local
+SOURCES := app.py cdk.json $(shell find stacks -name '*.py' 2>/dev/null)
+
+$(LOCAL_OUT)/.stamp: $(VENV)/.installed $(SOURCES)
+	@echo "==> synthesizing the templates the sandbox is built from"
+	@$(CDK_ENV) $(PY) tools/synth_templates.py $(LOCAL_OUT)
+	@touch $@
+
+dev: install $(LOCAL_OUT)/.stamp  ## the main job: the whole app on this machine (Ctrl-C stops it)
+	@$(CDK_ENV_LOCAL) $(PY) -m local.sandbox --cdk-out $(LOCAL_OUT) $(if $(PORT),--port $(PORT))
+
+invoke: $(VENV)/.installed  ## make invoke FN=chat EVENT=events/chat-post.json [STACK=Bulwark-dev-Api REGION=...]
+	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=chat|worker EVENT=events/<file>.json [STACK=...]"; exit 2; }
+	@$(PY) -m local.invoke $(FN) $(EVENT) $(if $(STACK),--stack $(STACK)) $(if $(REGION),--region $(REGION))
+
+browser:  ## Debian's Chromium for the browser test (Playwright drives it; no browser download)
+	@command -v chromium >/dev/null || { echo "==> installing chromium (Debian package)"; \
+		apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+synth: install  ## both regions' templates (with Lambda bundles), cdk-nag reports, cfn-lint
 	@echo "==> cdk synth (both regions, all nag packs)"
 	@rm -rf cdk.out
 	@start=$$(date +%s%N); $(CDK) synth --quiet; \
@@ -58,7 +78,7 @@ lint: $(VENV)/.installed
 	@$(VENV)/bin/ruff format --check .
 	@$(VENV)/bin/mypy
 
-test: install  ## the whole suite
+test: install browser  ## the whole suite
 	@echo "==> lint + type check"
 	@$(MAKE) --no-print-directory lint
 	@echo "==> pytest"
@@ -79,4 +99,4 @@ diff: install
 	$(CDK_ENV) npx --no-install cdk diff --all
 
 clean:
-	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf cdk.out $(LOCAL_OUT) .sandbox .pytest_cache .mypy_cache .ruff_cache test-results

@@ -57,7 +57,6 @@ def build_stacks(app: App, config: AppConfig) -> dict[str, Stack]:
         env=primary,
         cross_region_references=True,
     )
-    web = WebStack(app, f"{name}-Web", config=config, env=primary)
 
     # DR region: the replica pool shares the primary's id; the table replica shares its name.
     # Without replication (ADR 0001) the DR API trusts the primary pool: tokens issued before an
@@ -78,6 +77,21 @@ def build_stacks(app: App, config: AppConfig) -> dict[str, Stack]:
         cross_region_references=True,
     )
     dr_api.add_stack_dependency(data, "the table replica is created by the primary Data stack")
+    primary_target = config.chain_for(config.primary_region)[0]
+    web = WebStack(
+        app,
+        f"{name}-Web",
+        config=config,
+        runtime_config={
+            "region": config.primary_region,
+            "userPoolId": auth.user_pool.user_pool_id,
+            "clientId": auth.client.user_pool_client_id,
+            "apiEndpoints": [api.api.url, dr_api.api.url],
+            "primaryTarget": {"model_id": primary_target.model_id, "region": primary_target.region},
+        },
+        env=primary,
+        cross_region_references=True,
+    )
     stacks: dict[str, Stack] = {
         "keys": keys, "keys-dr": dr_keys, "data": data, "auth": auth, "api": api, "web": web, "api-dr": dr_api,
         "models": models[config.primary_region], "models-dr": models[config.dr_region],

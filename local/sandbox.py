@@ -66,7 +66,7 @@ def _progress(message: str) -> None:
 def start(
     *,
     port: int = 0,
-    cdk_out: Path = ROOT / "cdk.out",
+    cdk_out: Path = ROOT / "cdk.out.local",
     progress: Callable[[str], None] = _progress,
     emulator_config: Path = ROOT / "local" / "emulator.json",
 ) -> Sandbox:
@@ -96,6 +96,10 @@ def start(
         chat_env = _function_env(templates, "handlers.chat.handler", names, queues, config, region)
         worker_env = _function_env(templates, "handlers.worker.handler", names, queues, config, region)
         os.environ.update(chat_env)
+        from handlers import chat
+        from handlers.settings import Settings
+
+        chat.configure(Settings.from_env())  # clients bound to this sandbox's endpoints
         api = _LocalApi(templates, region, aws_url, pool_id, client_id, port)
         primary = config.chain_for(region)[0]
         api.runtime_config["primaryTarget"] = {"model_id": primary.model_id, "region": primary.region}
@@ -412,8 +416,9 @@ def _write_state(sandbox: Sandbox) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run Bulwark locally (make dev).")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
+    parser.add_argument("--cdk-out", type=Path, default=ROOT / "cdk.out.local")
     args = parser.parse_args(argv)
-    sandbox = start(port=args.port)
+    sandbox = start(port=args.port, cdk_out=args.cdk_out)
     print()
     print(f"  Web UI      {sandbox.web_url}")
     print(f"  API         {sandbox.api_url}  (e.g. curl {sandbox.api_url}/health)")

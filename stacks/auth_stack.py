@@ -74,7 +74,8 @@ class AuthStack(Stack):
         )
         self.client = self.user_pool.add_client(
             "WebClient",
-            auth_flows=cognito.AuthFlow(user_srp=True),
+            # SRP for SDK clients; password auth (over TLS) for the dependency-free web client.
+            auth_flows=cognito.AuthFlow(user_srp=True, user_password=True),
             generate_secret=False,  # a browser app cannot keep a secret
             prevent_user_existence_errors=True,
             access_token_validity=Duration.hours(1),

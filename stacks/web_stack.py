@@ -19,7 +19,15 @@ WEB_DIR = Path(__file__).resolve().parents[1] / "web"
 
 
 class WebStack(Stack):
-    def __init__(self, scope: Construct, construct_id: str, *, config: AppConfig, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: AppConfig,
+        runtime_config: dict[str, Any],
+        **kwargs: Any,
+    ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         access_logs = s3.Bucket(
             self,
@@ -127,7 +135,8 @@ class WebStack(Stack):
         s3deploy.BucketDeployment(
             self,
             "Deploy",
-            sources=[s3deploy.Source.asset(str(WEB_DIR))],
+            # The UI's runtime config (both regions' API URLs, Cognito ids) from stack outputs.
+            sources=[s3deploy.Source.asset(str(WEB_DIR)), s3deploy.Source.json_data("config.json", runtime_config)],
             destination_bucket=self.bucket,
             distribution=self.distribution,
             distribution_paths=["/*"],

@@ -9,6 +9,7 @@ async function loadConfig() {
   const response = await fetch("config.json", { cache: "no-store" });
   if (!response.ok) throw new Error("config.json is missing: the web stack writes it at deploy time");
   state.config = await response.json();
+  state.config.apiEndpoints = state.config.apiEndpoints.map((url) => url.replace(/\/$/, ""));
 }
 
 // --- sign-in (Cognito InitiateAuth, USER_PASSWORD_AUTH over TLS) -----------------------------

@@ -11,6 +11,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from core.chat import ChatService
 from core.errors import (
     DomainError,
     InvalidRequest,
@@ -31,9 +32,18 @@ metrics = Metrics()
 app = APIGatewayRestResolver(cors=CORSConfig(allow_origin="*", max_age=3600))
 
 
-settings = Settings.from_env()
-service = build_chat_service(settings)
-jobs = build_job_service(settings, chat=None)
+def configure(new_settings: Settings) -> None:
+    """(Re)build the module's services: at cold start, and when the sandbox swaps endpoints."""
+    global settings, service, jobs
+    settings = new_settings
+    service = build_chat_service(settings)
+    jobs = build_job_service(settings, chat=None)
+
+
+settings: Settings
+service: ChatService
+jobs: JobService | None
+configure(Settings.from_env())
 
 
 def current_user() -> str:

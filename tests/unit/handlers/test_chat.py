@@ -113,6 +113,8 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
                 settings, dynamodb=dynamodb, bedrock_factory=lambda region, config: bedrock
             )
             monkeypatch.setattr(chat_handler, "service", service)
+            monkeypatch.setattr(chat_handler, "settings", settings)
+            monkeypatch.setattr(chat_handler, "jobs", None)
             yield Api(stubber, dynamodb)
             stubber.assert_no_pending_responses()
 

@@ -1,0 +1,87 @@
+"""The web UI in a real browser (Debian's Chromium driven by Playwright) against the sandbox."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local.sandbox import DEMO_PASSWORD, DEMO_USER
+from tests.sandbox_fixture import sandbox  # noqa: F401 - the fixture
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+OUTPUT = Path(__file__).resolve().parents[2] / "test-results" / "e2e"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+
+
+@pytest.fixture
+def page() -> Any:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is not installed: `make test` installs it (make browser)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 800})
+        yield page
+        browser.close()
+
+
+def test_sign_in_chat_reload_and_see_the_fallback_when_the_primary_is_throttled(page: Any, sandbox: Any) -> None:  # noqa: F811
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    page.goto(sandbox.web_url)
+    page.fill("#email", DEMO_USER)
+    page.fill("#password", DEMO_PASSWORD)
+    page.click("#sign-in-form button[type=submit]")
+    page.wait_for_selector("#app:not([hidden])")
+    assert page.is_hidden("#sign-in")
+
+    page.fill("#message", "Mount Everest is the highest mountain. Which mountain is the highest?")
+    page.click("#send")
+    first = page.wait_for_selector(".msg.assistant")
+    assert "Mount Everest is the highest mountain." in first.inner_text()
+    assert "us-east-1" in first.inner_text() and "fallback" not in first.inner_text()
+
+    page.reload()
+    page.wait_for_selector(".msg.assistant")
+    assert "Mount Everest" in page.inner_text("#messages")
+    page.wait_for_function("document.getElementById('conversations').textContent.includes('Mount Everest')")
+
+    faults = {"default": {"latency_ms": [50, 100]},
+              "targets": {"us.amazon.nova-lite-v1:0@us-east-1": {"errors": {"ThrottlingException": 1.0}}}}  # fmt: skip
+    urllib.request.urlopen(
+        urllib.request.Request(sandbox.emulator_url + "/_emulator/faults", data=json.dumps(faults).encode())
+    )
+    try:
+        page.fill("#message", "The Pacific is the largest ocean. Which ocean is the largest?")
+        page.click("#send")
+        second = page.wait_for_selector(".msg.assistant >> nth=1")
+        text = second.inner_text()
+        assert "The Pacific is the largest ocean." in text
+        assert "us-west-2" in text and "fallback" in text
+        page.screenshot(path=str(OUTPUT / "fallback.png"), full_page=True)
+    finally:
+        urllib.request.urlopen(
+            urllib.request.Request(sandbox.emulator_url + "/_emulator/faults", data=json.dumps({}).encode())
+        )
+
+
+def test_errors_are_readable(page: Any, sandbox: Any) -> None:  # noqa: F811
+    page.goto(sandbox.web_url)
+    page.fill("#email", DEMO_USER)
+    page.fill("#password", "wrong-password-1A!")
+    page.click("#sign-in-form button[type=submit]")
+    page.wait_for_function("document.getElementById('sign-in-error').textContent.length > 0")
+    assert page.inner_text("#sign-in-error")
+    page.fill("#password", DEMO_PASSWORD)
+    page.click("#sign-in-form button[type=submit]")
+    page.wait_for_selector("#app:not([hidden])")
+    page.fill("#message", "x" * 9000)  # over the 8000-character limit
+    page.click("#send")
+    page.wait_for_function("document.getElementById('status').textContent.includes('limit')")
+    assert "8000" in page.inner_text("#status")
