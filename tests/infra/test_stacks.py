@@ -455,3 +455,15 @@ def test_jobs_queue_dlq_worker_and_routes(synth: Synth, name: str) -> None:
     template.has_resource_properties("AWS::CloudWatch::Alarm", {"MetricName": "ApproximateAgeOfOldestMessage"})
     resources = template.find_resources("AWS::ApiGateway::Resource")
     assert {"jobs", "{job_id}"} <= {r["Properties"]["PathPart"] for r in resources.values()}
+
+
+def test_the_web_ui_gets_its_runtime_config_from_both_regions_outputs(synth: Synth) -> None:
+    template = synth.template("Bulwark-dev-Web")
+    (deployment,) = template.find_resources("Custom::CDKBucketDeployment").values()
+    markers = json.dumps(deployment["Properties"]["SourceMarkers"])
+    # config.json is rendered at deploy time from references, never from literal ids.
+    assert len(deployment["Properties"]["SourceObjectKeys"]) == 2  # the site and config.json
+    assert "Bulwark-dev-Auth:ExportsOutputRefUsers" in markers  # user pool id
+    assert "Bulwark-dev-Auth:ExportsOutputRefUsersWebClient" in markers  # app client id
+    assert ".execute-api.us-east-1." in markers and ".execute-api.us-west-2." in markers  # both regions
+    assert "BulwarkdevApiDRuswest2RefApi" in markers  # the DR URL crosses regions via CDK's reader
