@@ -11,28 +11,15 @@ import argparse
 import json
 import os
 import sys
-import time
-import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "lambda_src")]
+
+from local.lambda_context import LocalContext  # noqa: E402
+
 STATE_FILE = ROOT / ".sandbox" / "state.json"
 FUNCTIONS = {"chat": "handlers.chat", "worker": "handlers.worker"}
-
-
-@dataclass
-class Context:
-    function_name: str
-    timeout_s: float = 30.0
-    memory_limit_in_mb: int = 1024
-    invoked_function_arn: str = "arn:aws:lambda:local:000000000000:function:local"
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    started: float = field(default_factory=time.monotonic)
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self.timeout_s - (time.monotonic() - self.started)) * 1000))
 
 
 def environment_from_sandbox(function: str) -> dict[str, str]:
@@ -71,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update(env)
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
     module = __import__(FUNCTIONS[args.function], fromlist=["handler"])
-    response = module.handler(event, Context(function_name=args.function))
+    response = module.handler(event, LocalContext(function_name=args.function))
     print(json.dumps(response, indent=2, default=str))
     return 0
 

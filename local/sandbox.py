@@ -32,6 +32,7 @@ warnings.filterwarnings("ignore", message="No application metrics to publish")
 sys.path[:0] = [str(ROOT), str(ROOT / "lambda_src")]
 
 from local.apigw import compile_routes, match, response_headers, rest_event  # noqa: E402
+from local.lambda_context import LocalContext  # noqa: E402
 from local.templates import Templates, load  # noqa: E402
 
 DEMO_USER = "demo@bulwark.local"
@@ -231,7 +232,6 @@ def _function_env(
             env[name] = queues[templates.queue_for(value).logical_id]
         else:
             raise KeyError(f"{handler}: environment variable {name} has a value the sandbox cannot map: {value}")
-    env["WORKER_RATE_PER_SECOND"] = env.get("WORKER_RATE_PER_SECOND", "")
     return env
 
 
@@ -388,22 +388,10 @@ class _LocalApi:
         return Handler
 
 
-@dataclass
-class _Context:
-    function_name: str = "chat"
-    memory_limit_in_mb: int = 1024
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:000000000000:function:chat"
-    aws_request_id: str = "local"
-    deadline: float = field(default_factory=lambda: time.monotonic() + 28)
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self.deadline - time.monotonic()) * 1000))
-
-
 def invoke_api(event: dict[str, Any]) -> dict[str, Any]:
     from handlers import chat
 
-    return chat.handler(event, _Context())  # type: ignore[no-any-return]
+    return chat.handler(event, LocalContext(function_name="chat", timeout_s=28))  # type: ignore[no-any-return]
 
 
 def _write_state(sandbox: Sandbox) -> None:

@@ -10,28 +10,13 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
+from local.lambda_context import LocalContext
+
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
-
-
-@dataclass
-class PumpContext:
-    """The parts of a Lambda context the handlers use."""
-
-    function_name: str = "worker"
-    memory_limit_in_mb: int = 1024
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:000000000000:function:worker"
-    aws_request_id: str = ""
-    timeout_s: float = 120.0
-    started: float = 0.0
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self.timeout_s - (time.monotonic() - self.started)) * 1000))
 
 
 class SqsPump:
@@ -80,7 +65,7 @@ class SqsPump:
     def _deliver(self, messages: list[dict[str, Any]]) -> None:
         try:
             event = {"Records": [self._record(m) for m in messages]}
-            context = PumpContext(aws_request_id=str(uuid.uuid4()), timeout_s=self._timeout_s, started=time.monotonic())
+            context = LocalContext(function_name="worker", timeout_s=self._timeout_s)
             self.invocations += 1
             try:
                 result = self._handler(event, context) or {}

@@ -16,7 +16,7 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from stacks.config import AppConfig, ModelTarget
-from stacks.constructs.nag import suppress, suppress_path
+from stacks.constructs.nag import suppress, suppress_cdk_provider
 
 GUARDRAIL_BLOCKED = "Sorry, I can't help with that request: it was blocked by the content guardrail."
 
@@ -154,18 +154,9 @@ class ModelsStack(Stack):
             "HIPAA.Security-IAMNoInlinePolicy",
             children=True,
         )
-        suppress_path(
+        suppress_cdk_provider(
             self,
             f"/{self.stack_name}/AWS679f53fac002430cb0da5b7982bd2287",
-            "CDK's AwsCustomResource provider runs only at deploy time (create/delete the provisioned "
-            "throughput); its runtime, role and logging are managed by aws-cdk-lib.",
-            "AwsSolutions-IAM4",
-            "AwsSolutions-L1",
-            "NIST.800.53.R5-LambdaConcurrency",
-            "HIPAA.Security-LambdaConcurrency",
-            "NIST.800.53.R5-LambdaDLQ",
-            "HIPAA.Security-LambdaDLQ",
-            "NIST.800.53.R5-LambdaInsideVPC",
-            "HIPAA.Security-LambdaInsideVPC",
+            "AwsCustomResource provider (creates and deletes the provisioned throughput)",
         )
         return resource.get_response_field("provisionedModelArn")

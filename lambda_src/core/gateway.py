@@ -259,16 +259,9 @@ class ModelGateway:
     # --- degraded path ------------------------------------------------------------------------
     def _shed(self, scope: str, messages: Sequence[Message], reason: str) -> ModelReply:
         """Every breaker is open: a cached answer if there is one, else refuse at once (no waiting)."""
-        cached = self._cached(scope, messages)
+        cached = self._from_cache(scope, messages, reason)
         if cached is not None:
-            self._emit("degraded", CACHE_TARGET, "cache")
-            return ModelReply(
-                text=cached,
-                usage=Usage(),
-                target=CACHE_TARGET,
-                degraded=True,
-                degraded_reason=f"cached answer: {reason}",
-            )
+            return cached
         wait_s = min(t.breaker.seconds_until_probe() for t in self._targets)
         self._emit("shed", NONE_TARGET, "breakers open")
         raise Overloaded(
@@ -276,13 +269,14 @@ class ModelGateway:
             retry_after=max(1, round(wait_s)),
         )
 
-    def _cached(self, scope: str, messages: Sequence[Message]) -> str | None:
-        if self._cache is None:
-            return None
-        try:
-            return self._cache.get(self._cache_key(scope, messages))
-        except Exception:
-            return None
+    def _degraded(self, scope: str, messages: Sequence[Message], reason: str) -> ModelReply:
+        cached = self._from_cache(scope, messages, reason)
+        if cached is not None:
+            return cached
+        self._emit("degraded", NONE_TARGET, "canned")
+        return ModelReply(
+            text=DEGRADED_TEXT, usage=Usage(), target=NONE_TARGET, degraded=True, degraded_reason=f"no model: {reason}"
+        )
 
     def _cache_key(self, scope: str, messages: Sequence[Message]) -> str:
         question = " ".join(messages[-1].text.lower().split()) if messages else ""
@@ -303,25 +297,18 @@ class ModelGateway:
         except Exception:
             self._emit("cache_error", reply.target)
 
-    def _degraded(self, scope: str, messages: Sequence[Message], reason: str) -> ModelReply:
-        cached = None
-        if self._cache is not None:
-            try:
-                cached = self._cache.get(self._cache_key(scope, messages))
-            except Exception:
-                cached = None
-        if cached is not None:
-            self._emit("degraded", CACHE_TARGET, "cache")
-            return ModelReply(
-                text=cached,
-                usage=Usage(),
-                target=CACHE_TARGET,
-                degraded=True,
-                degraded_reason=f"cached answer: {reason}",
-            )
-        self._emit("degraded", NONE_TARGET, "canned")
+    def _from_cache(self, scope: str, messages: Sequence[Message], reason: str) -> ModelReply | None:
+        if self._cache is None:
+            return None
+        try:
+            text = self._cache.get(self._cache_key(scope, messages))
+        except Exception:
+            return None
+        if text is None:
+            return None
+        self._emit("degraded", CACHE_TARGET, "cache")
         return ModelReply(
-            text=DEGRADED_TEXT, usage=Usage(), target=NONE_TARGET, degraded=True, degraded_reason=f"no model: {reason}"
+            text=text, usage=Usage(), target=CACHE_TARGET, degraded=True, degraded_reason=f"cached answer: {reason}"
         )
 
     # --- metrics ------------------------------------------------------------------------------

@@ -37,3 +37,23 @@ def suppress_path(stack: IConstruct, path: str, reason: str, *rules: str, childr
         [NagPackSuppression(id=rule, reason=reason) for rule in rules],
         apply_to_children=children,
     )
+
+
+# What cdk-nag reports on the Lambda functions CDK itself creates for custom resources.
+_PROVIDER_RULES = (
+    "AwsSolutions-IAM4", "AwsSolutions-L1",
+    "NIST.800.53.R5-LambdaConcurrency", "HIPAA.Security-LambdaConcurrency",
+    "NIST.800.53.R5-LambdaDLQ", "HIPAA.Security-LambdaDLQ",
+    "NIST.800.53.R5-LambdaInsideVPC", "HIPAA.Security-LambdaInsideVPC",
+)  # fmt: skip
+
+
+def suppress_cdk_provider(stack: IConstruct, path: str, purpose: str, *extra_rules: str) -> None:
+    """Suppress the findings on a CDK-managed deploy-time provider Lambda, saying what it is for."""
+    suppress_path(
+        stack,
+        path,
+        f"CDK's {purpose} runs only at deploy time; its runtime, role and logging are managed by aws-cdk-lib.",
+        *_PROVIDER_RULES,
+        *extra_rules,
+    )

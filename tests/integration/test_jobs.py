@@ -11,21 +11,17 @@ import pytest
 
 from handlers import chat as api
 from handlers.wiring import build_job_service
+from local.apigw import response_headers
 from tests.jobs_fixtures import MODEL, JobsWorld, jobs_world
 from tests.unit.handlers.test_chat import ALICE, BOB, FakeContext, api_event
 
 
 def call(method: str, path: str, *, body: Any = None, sub: str = ALICE, headers: dict[str, str] | None = None):
     event = api_event(method, path, body=json.dumps(body) if body is not None else None, sub=sub)
-    if path.startswith("/jobs/"):
-        event["pathParameters"] = {"job_id": path.split("/")[2]}
-        event["resource"] = event["requestContext"]["resourcePath"] = "/jobs/{job_id}"
     event["headers"] = {**event["headers"], **(headers or {})}
     response = api.handler(event, FakeContext())
-    merged = dict(response.get("headers") or {})
-    for name, values in (response.get("multiValueHeaders") or {}).items():
-        merged[name] = values[-1]
-    return response["statusCode"], json.loads(response["body"]) if response.get("body") else None, merged
+    payload = json.loads(response["body"]) if response.get("body") else None
+    return response["statusCode"], payload, response_headers(response)
 
 
 @pytest.fixture

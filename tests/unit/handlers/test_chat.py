@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -15,6 +14,8 @@ from moto import mock_aws
 
 from handlers import chat as chat_handler
 from handlers.settings import Settings
+from local.apigw import response_headers, rest_event
+from local.lambda_context import LocalContext
 from tests.unit.dynamo_table import create_conversations_table
 
 ALICE = "11111111-aaaa-4aaa-8aaa-111111111111"
@@ -22,49 +23,22 @@ BOB = "22222222-bbbb-4bbb-8bbb-222222222222"
 MODEL_ID = "us.amazon.nova-lite-v1:0"
 
 
-@dataclass
-class FakeContext:
-    function_name: str = "chat"
-    memory_limit_in_mb: int = 1024
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:chat"
-    aws_request_id: str = "req-1"
-    remaining_ms: int = 28_000
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
+def FakeContext() -> LocalContext:
+    return LocalContext(function_name="chat", timeout_s=28)
 
 
 def api_event(method: str, path: str, *, body: str | None = None, sub: str | None = ALICE) -> dict[str, Any]:
     """An API Gateway REST proxy event as the Cognito authorizer hands it to Lambda."""
-    authorizer = {"claims": {"sub": sub, "email": "user@example.com"}} if sub else None
-    path_params = None
     parts = path.strip("/").split("/")
-    resource = path
-    if len(parts) == 2 and parts[0] == "conversations":
-        path_params = {"conversation_id": parts[1]}
-        resource = "/conversations/{conversation_id}"
-    return {
-        "resource": resource,
-        "path": path,
-        "httpMethod": method,
-        "headers": {"Content-Type": "application/json"},
-        "multiValueHeaders": {"Content-Type": ["application/json"]},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
-        "pathParameters": path_params,
-        "stageVariables": None,
-        "requestContext": {
-            "resourcePath": resource,
-            "httpMethod": method,
-            "path": f"/v1{path}",
-            "stage": "v1",
-            "requestId": f"req-{uuid.uuid4()}",
-            "identity": {"sourceIp": "127.0.0.1"},
-            "authorizer": authorizer,
-        },
-        "body": body,
-        "isBase64Encoded": False,
-    }
+    params, resource = None, path
+    if len(parts) == 2 and parts[0] in ("conversations", "jobs"):
+        name = "conversation_id" if parts[0] == "conversations" else "job_id"
+        params, resource = {name: parts[1]}, f"/{parts[0]}/{{{name}}}"
+    claims = {"sub": sub, "email": "user@example.com"} if sub else None
+    return rest_event(
+        method=method, path=path, resource=resource, path_parameters=params,
+        headers={"Content-Type": "application/json"}, body=body, claims=claims,
+    )  # fmt: skip
 
 
 class Api:
@@ -78,10 +52,7 @@ class Api:
         text = raw if raw is not None else (json.dumps(body) if body is not None else None)
         response = chat_handler.handler(api_event(method, path, body=text, sub=sub), FakeContext())
         payload = json.loads(response["body"]) if response.get("body") else None
-        headers = dict(response.get("headers") or {})
-        for name, values in (response.get("multiValueHeaders") or {}).items():
-            headers[name] = values[-1]
-        return response["statusCode"], payload, headers
+        return response["statusCode"], payload, response_headers(response)
 
     def expect_model(self, answer: str, *, messages: Any = ANY, input_tokens: int = 12, output_tokens: int = 7):
         self.bedrock.add_response(
