@@ -30,9 +30,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "lambda_src")]
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "BulwarkBench")
 
 import botocore.session  # noqa: E402
-from botocore.config import Config  # noqa: E402
 
-from adapters.bedrock import BedrockTarget  # noqa: E402
+from adapters.bedrock import BedrockTarget, client_config  # noqa: E402
 from core.gateway import GatewaySettings, ModelGateway  # noqa: E402
 from core.models import Message  # noqa: E402
 from local.bedrock_emulator import BedrockEmulator  # noqa: E402
@@ -184,12 +183,9 @@ def overhead() -> tuple[float, float]:
     emulator = BedrockEmulator({"default": {"latency_ms": [0, 0]}}).start()
     try:
         session = botocore.session.get_session()
+        # The same transport settings the gateway's clients use, so only the gateway's own work differs.
         direct = session.create_client(
-            "bedrock-runtime",
-            region_name=PRIMARY[1],
-            endpoint_url=emulator.url,
-            config=Config(retries={"total_max_attempts": 1}),
-            **CREDS,
+            "bedrock-runtime", region_name=PRIMARY[1], endpoint_url=emulator.url, config=client_config(8.0), **CREDS
         )
         ask = make_gateway(emulator.url)
         request = {
@@ -214,7 +210,16 @@ def overhead() -> tuple[float, float]:
         emulator.stop()
 
 
+def only(names: list[str]) -> None:
+    """Re-run some scenarios: BENCH_ONLY="down (503)" python bench/failover.py"""
+    for name in list(SCENARIOS):
+        if name not in names:
+            del SCENARIOS[name]
+
+
 def main() -> None:
+    if os.environ.get("BENCH_ONLY"):
+        only(["healthy", *os.environ["BENCH_ONLY"].split(",")])
     print(f"failover benchmark ({'quick' if QUICK else 'full'}): back-to-back {BACK_TO_BACK} requests; "
           f"paced 1 per {PACED_EVERY_S:.0f} s for {PACED_WINDOW_S:.0f} s; "
           f"emulator latency {LATENCY['latency_ms']} ms")  # fmt: skip

@@ -189,8 +189,11 @@ class ApiStack(Stack):
             cloud_watch_role_removal_policy=RemovalPolicy.RETAIN,
             deploy_options=apigw.StageOptions(
                 stage_name="v1",
-                throttling_rate_limit=config.throttling.rate_limit,
-                throttling_burst_limit=config.throttling.burst_limit,
+                # Never admit more concurrent requests than the chat Lambda may run: past its
+                # reserved concurrency API Gateway answers 429 + Retry-After instead of Lambda
+                # throttling into a 5xx.
+                throttling_rate_limit=min(config.throttling.rate_limit, config.reserved_concurrency(region)),
+                throttling_burst_limit=min(config.throttling.burst_limit, config.reserved_concurrency(region)),
                 access_log_destination=apigw.LogGroupLogDestination(access_logs),
                 access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
                     caller=False,

@@ -150,10 +150,13 @@ def test_chat_requests_are_validated_and_stage_is_throttled(synth: Synth, name: 
         "AWS::ApiGateway::Model",
         {"Schema": Match.object_like({"required": ["message"], "additionalProperties": False})},
     )
+    concurrency = 20 if name == "Bulwark-dev-Api" else 5  # the chat Lambda's reserved concurrency there
     template.has_resource_properties(
         "AWS::ApiGateway::Stage",
         {
-            "MethodSettings": [Match.object_like({"ThrottlingRateLimit": 50, "ThrottlingBurstLimit": 100})],
+            "MethodSettings": [
+                Match.object_like({"ThrottlingRateLimit": concurrency, "ThrottlingBurstLimit": concurrency})
+            ],
             "AccessLogSetting": Match.object_like({"DestinationArn": Match.any_value()}),
             "TracingEnabled": True,
         },

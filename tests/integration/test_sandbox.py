@@ -88,3 +88,25 @@ def test_sandbox_resources_match_the_synthesized_templates(sandbox: Any, synth: 
         {"AttributeName": "pk", "KeyType": "HASH"},
         {"AttributeName": "sk", "KeyType": "RANGE"},
     ]
+
+
+def test_make_invoke_runs_any_handler_against_the_running_sandbox(
+    sandbox: Any,  # noqa: F811
+    monkeypatch: Any,
+    capsys: Any,
+) -> None:
+    from local import invoke
+    from local import sandbox as sandbox_module
+
+    monkeypatch.setattr(invoke, "STATE_FILE", sandbox_module.STATE_FILE)
+    root = invoke.ROOT / "events"
+
+    assert invoke.main(["chat", str(root / "chat-post.json")]) == 0
+    chat = json.loads(capsys.readouterr().out)
+    assert chat["statusCode"] == 200 and "Paris is the capital of France." in chat["body"]
+
+    assert invoke.main(["chat", str(root / "chat-post-invalid.json")]) == 0
+    assert json.loads(capsys.readouterr().out)["statusCode"] == 400
+
+    assert invoke.main(["worker", str(root / "worker-sqs.json")]) == 0  # a job that does not exist
+    assert json.loads(capsys.readouterr().out) == {"batchItemFailures": []}
