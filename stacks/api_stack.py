@@ -123,6 +123,8 @@ class ApiStack(Stack):
             log_retention=retention,
             reserved_concurrency=config.reserved_concurrency(region),
             timeout=CHAT_TIMEOUT,
+            no_dlq_reason="Invoked synchronously by API Gateway: a failed request is returned to the caller as "
+            "an HTTP error, so there is no event to park in a DLQ.",
             environment={
                 **environment,
                 "JOBS_QUEUE_URL": self.jobs.queue.queue_url,

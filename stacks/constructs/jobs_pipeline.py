@@ -63,6 +63,8 @@ class JobsPipeline(Construct):
             log_retention=log_retention,
             reserved_concurrency=sizing.max_concurrency,
             timeout=Duration.seconds(jobs.worker_timeout_s),
+            no_dlq_reason="Invoked by an SQS event source mapping: failed messages go to the requests queue's own "
+            "DLQ (redrive policy), which a Lambda DLQ would not see.",
             environment={
                 **environment,
                 "JOBS_QUEUE_URL": self.queue.queue_url,
@@ -79,13 +81,6 @@ class JobsPipeline(Construct):
                 max_concurrency=sizing.max_concurrency,
                 report_batch_item_failures=True,
             )
-        )
-        suppress(
-            self.worker.function,
-            "Invoked by an SQS event source mapping: failed messages go to the requests queue's own DLQ "
-            "(redrive policy), which a Lambda DLQ would not see.",
-            "NIST.800.53.R5-LambdaDLQ",
-            "HIPAA.Security-LambdaDLQ",
         )
         self.grant_send(self.worker.role, key)
 

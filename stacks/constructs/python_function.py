@@ -104,6 +104,7 @@ class PythonFunction(Construct):
         log_retention: logs.RetentionDays,
         reserved_concurrency: int,
         timeout: Duration,
+        no_dlq_reason: str,
         memory_size: int = 1024,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -187,11 +188,7 @@ class PythonFunction(Construct):
                 for rule in ("NIST.800.53.R5-LambdaInsideVPC", "HIPAA.Security-LambdaInsideVPC")
             ]
             + [
-                {
-                    "id": rule,
-                    "reason": "Invoked synchronously by API Gateway: a failed request is returned to the caller "
-                    "as an HTTP error, so there is no event to park in a DLQ.",
-                }
+                {"id": rule, "reason": no_dlq_reason}
                 for rule in ("NIST.800.53.R5-LambdaDLQ", "HIPAA.Security-LambdaDLQ")
             ],
         )
