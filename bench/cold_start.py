@@ -61,6 +61,8 @@ ENV = {
         ]
     ),
     "CACHE_TABLE_NAME": "bench-cache",
+    "JOBS_TABLE_NAME": "bench-jobs",
+    "JOBS_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/bench-jobs",
 }
 
 

@@ -138,9 +138,16 @@ class DynamoJobStore:
 
 
 class SqsJobQueue:
-    def __init__(self, *, client: Any, queue_url: str) -> None:
+    """Sends to the requests queue. The client may be a factory: the chat Lambda then pays for the
+    SQS client on its first job, not on every cold start."""
+
+    def __init__(self, *, client: Any = None, client_factory: Callable[[], Any] | None = None, queue_url: str) -> None:
         self._client = client
+        self._factory = client_factory
         self._url = queue_url
 
     def send(self, body: dict[str, Any], *, delay_s: int = 0) -> None:
+        if self._client is None:
+            assert self._factory is not None, "SqsJobQueue needs a client or a client_factory"
+            self._client = self._factory()
         self._client.send_message(QueueUrl=self._url, MessageBody=json.dumps(body), DelaySeconds=min(900, delay_s))

@@ -24,7 +24,7 @@ from core.errors import (
 from core.jobs import JobService
 from core.models import ChatRequest, validate_conversation_id
 from handlers.settings import Settings
-from handlers.wiring import build_chat_service, build_job_service
+from handlers.wiring import build_chat_service, build_job_service, shared_session
 
 logger = Logger()
 tracer = Tracer(patch_modules=["botocore"])  # only what we call: Bedrock and DynamoDB
@@ -36,8 +36,9 @@ def configure(new_settings: Settings) -> None:
     """(Re)build the module's services: at cold start, and when the sandbox swaps endpoints."""
     global settings, service, jobs
     settings = new_settings
-    service = build_chat_service(settings)
-    jobs = build_job_service(settings, chat=None)
+    dynamodb = shared_session().create_client("dynamodb")  # one client for chat and jobs
+    service = build_chat_service(settings, dynamodb=dynamodb)
+    jobs = build_job_service(settings, chat=None, dynamodb=dynamodb)
 
 
 settings: Settings

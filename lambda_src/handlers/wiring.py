@@ -19,6 +19,16 @@ from core.ports import TargetModel
 from core.resilience import BreakerSettings, RateLimiter
 from handlers.settings import Settings
 
+_session: botocore.session.Session | None = None
+
+
+def shared_session() -> botocore.session.Session:
+    """One botocore session per execution environment, so service data is loaded once."""
+    global _session
+    if _session is None:
+        _session = botocore.session.get_session()
+    return _session
+
 
 def build_chat_service(
     settings: Settings,
@@ -33,13 +43,14 @@ def build_chat_service(
     here. botocore directly: boto3's extra layer costs cold-start time and buys nothing for
     low-level clients. One session, so endpoint data is loaded once.
     """
-    session = botocore.session.get_session()
+    session = shared_session()
     gateway_settings = gateway_settings or GatewaySettings(
         deadline_s=settings.deadline_s,
         breaker=BreakerSettings(open_s=settings.breaker_open_s),
         guardrail_version=settings.targets[0].guardrail[1] if settings.targets[0].guardrail else "none",
     )
-    prewarm = (gateway_settings.cold_timeout_s, gateway_settings.min_timeout_s, gateway_settings.probe_timeout_s)
+    # The client every target's first call uses (cold timeout), so a failover never waits for one.
+    prewarm = (gateway_settings.cold_timeout_s,)
 
     def factory(region: str) -> Any:
         if bedrock_factory is not None:
@@ -83,10 +94,12 @@ def build_job_service(
     """The jobs side (API: submit/status; worker: answer). None where no queue is configured."""
     if not (settings.jobs_table_name and settings.jobs_queue_url):
         return None
-    session = botocore.session.get_session()
+    session = shared_session()
     return JobService(
         store=DynamoJobStore(client=dynamodb or session.create_client("dynamodb"), table_name=settings.jobs_table_name),
-        queue=SqsJobQueue(client=sqs or session.create_client("sqs"), queue_url=settings.jobs_queue_url),
+        queue=SqsJobQueue(
+            client=sqs, client_factory=lambda: session.create_client("sqs"), queue_url=settings.jobs_queue_url
+        ),
         chat=chat,
         settings=JobSettings(
             max_age_s=settings.job_max_age_s, deadline_s=settings.job_deadline_s, backoff_base_s=settings.job_backoff_s

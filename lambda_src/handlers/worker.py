@@ -15,7 +15,6 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-import botocore.session
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -31,7 +30,7 @@ from core.gateway import GatewaySettings
 from core.jobs import RetryLater
 from core.resilience import BreakerSettings
 from handlers.settings import Settings
-from handlers.wiring import build_chat_service, build_job_service
+from handlers.wiring import build_chat_service, build_job_service, shared_session
 
 logger = Logger()
 tracer = Tracer(patch_modules=["botocore"])
@@ -56,7 +55,7 @@ def parse(record: SQSRecord) -> dict[str, Any]:
 
 def build_handler(settings: Settings, *, dynamodb: Any = None, sqs: Any = None, bedrock_factory: Any = None) -> Handler:
     """Composition root of the worker; tests and the sandbox pass their own clients."""
-    dynamodb = dynamodb or botocore.session.get_session().create_client("dynamodb")
+    dynamodb = dynamodb or shared_session().create_client("dynamodb")
     chat = build_chat_service(
         settings,
         dynamodb=dynamodb,
