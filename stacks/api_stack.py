@@ -20,7 +20,7 @@ from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
 from stacks.auth_stack import user_pool_arn_in
-from stacks.config import AppConfig, ModelTarget
+from stacks.config import AppConfig
 from stacks.constructs.jobs_pipeline import JobsPipeline
 from stacks.constructs.nag import suppress
 from stacks.constructs.python_function import PythonFunction, lambda_code, log_retention
@@ -32,10 +32,6 @@ CHAT_TIMEOUT = Duration.seconds(28)
 CHAT_DEADLINE_SECONDS = 25
 
 
-def ordered_targets(config: AppConfig, region: str) -> tuple[ModelTarget, ...]:
-    return config.chain_for(region)
-
-
 def runtime_targets(
     config: AppConfig, region: str, models: Mapping[str, ModelsStack]
 ) -> tuple[list[dict[str, Any]], list[str], list[str]]:
@@ -43,7 +39,7 @@ def runtime_targets(
     entries: list[dict[str, Any]] = []
     model_arns: list[str] = []
     guardrail_arns: list[str] = []
-    for target in ordered_targets(config, region):
+    for target in config.chain_for(region):
         if target.kind == "langchain":
             # Another provider: no IAM, no guardrail of ours; its package must be in the bundle.
             entries.append(

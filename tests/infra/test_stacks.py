@@ -10,7 +10,6 @@ from aws_cdk import App
 from aws_cdk.assertions import Match, Template
 
 from app import build_app
-from stacks.api_stack import ordered_targets
 from stacks.config import AppConfig, ModelTarget
 from stacks.models_stack import base_arns
 from tests.infra.conftest import Synth, cdk_context
@@ -277,7 +276,7 @@ def test_provisioned_and_foundation_targets_get_exactly_their_arns() -> None:
     from aws_cdk import Stack
 
     stack = Stack(App(), "S", env={"region": "us-east-1", "account": "123456789012"})
-    targets = ordered_targets(config, "us-east-1")
+    targets = config.chain_for("us-east-1")
     assert [t.region for t in targets] == ["us-east-1", "us-west-2"]
     arns = [stack.resolve(arn) for target in targets for arn in base_arns(stack, target)]
     flat = [_flatten(a) for a in arns]
