@@ -12,20 +12,32 @@ honest degraded answer. Validation errors are never retried anywhere.
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import json
 import random
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
 from core.errors import ModelRejected, Overloaded, TargetCallError
 from core.models import Message, ModelReply, TargetRef, Usage
+from core.policy import (
+    GatewaySettings,
+    attempt_timeout,
+    decide_retry,
+    hedge_delay,
+    hedge_due,
+    select_next_target,
+    slow_threshold,
+    wait_timeout,
+    worth_attempting,
+)
 from core.ports import AnswerCache, GatewayMetrics, TargetModel
 from core.resilience import (
     Action,
-    BreakerSettings,
     BreakerState,
     CircuitBreaker,
     Clock,
@@ -36,39 +48,30 @@ from core.resilience import (
     classify,
 )
 
+__all__ = ["CACHE_TARGET", "DEGRADED_TEXT", "NONE_TARGET", "GatewaySettings", "LaneExecutor", "ModelGateway"]
+
 DEGRADED_TEXT = (
     "I can't reach the language model right now, so I can't answer this properly. "
     "Nothing you sent was lost: please try again in a minute."
 )
 CACHE_TARGET = TargetRef(model_id="cache", region="-")
-_SHORTEST_ATTEMPT_S = 0.25  # below this an attempt cannot succeed, so it is not made
 NONE_TARGET = TargetRef(model_id="none", region="-")
 
+R = TypeVar("R")
 
-@dataclass(frozen=True, kw_only=True)
-class GatewaySettings:
-    deadline_s: float = 25.0
-    margin_s: float = 0.25  # kept back from every attempt so the caller can still answer
-    cold_timeout_s: float = 8.0  # attempt timeout before a target has latency samples
-    min_timeout_s: float = 1.0
-    latency_factor: float = 4.0  # attempt timeout = factor x observed p99 (clamped)
-    probe_timeout_s: float = 2.0
-    reserve_s: float = 3.0  # time kept for the rest of the chain while later targets remain
-    max_attempts: int = 3  # per target, first call included
-    backoff_base_s: float = 0.05
-    backoff_cap_s: float = 1.0
-    hedging: bool = True
-    hedge_after_s: float = 1.5  # before the target has latency samples
-    hedge_factor: float = 3.0  # hedge delay = factor x observed p95 (at least hedge_min_s)
-    hedge_min_s: float = 0.2
-    retry_ratio: float = 0.1
-    # A transient error (throttle, 503, reset) retries on the same target only when no later target
-    # can take the request; with one waiting, failing over at once beats sleeping on a backoff.
-    retry_before_failover: bool = False
-    cache_ttl_s: int = 86_400
-    prompt_version: str = "v1"
-    guardrail_version: str = "none"
-    breaker: BreakerSettings = field(default_factory=BreakerSettings)
+
+class LaneExecutor(Protocol):
+    """Where lanes run: a ThreadPoolExecutor in production, simulated time in tests."""
+
+    def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> Future[R]: ...
+
+
+class WaitForFutures(Protocol):
+    """The shape of `concurrent.futures.wait`, so a test can put simulated time in its place."""
+
+    def __call__(
+        self, fs: Iterable[Future[R]], timeout: float | None = ..., return_when: str = ...
+    ) -> tuple[set[Future[R]], set[Future[R]]]: ...
 
 
 @dataclass
@@ -79,7 +82,11 @@ class _Target:
 
 
 class ModelGateway:
-    """Implements the ChatModel port over a chain of TargetModels."""
+    """Implements the ChatModel port over a chain of TargetModels.
+
+    Time comes in through `clock`, `sleep`, `executor` and `wait` (defaults: the real ones), so the
+    whole runner can be driven on simulated time; its decisions are taken in `core.policy`.
+    """
 
     def __init__(
         self,
@@ -91,6 +98,8 @@ class ModelGateway:
         clock: Clock = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        executor: LaneExecutor | None = None,
+        wait: WaitForFutures = concurrent.futures.wait,
     ) -> None:
         if not targets:
             raise ValueError("a gateway needs at least one target")
@@ -99,11 +108,12 @@ class ModelGateway:
         self._metrics = metrics
         self._clock = clock
         self._sleep = sleep
+        self._wait = wait
         self._rng = rng or random.Random()
         self._budget = RetryBudget(ratio=self.settings.retry_ratio)
         # Lanes (one target's attempts) run here so a hedge can start beside a slow one. A lane
         # left behind by a faster answer ends by its own attempt timeout, inside the deadline.
-        self._pool = ThreadPoolExecutor(max_workers=4 * len(targets), thread_name_prefix="gateway")
+        self._executor = executor or ThreadPoolExecutor(max_workers=4 * len(targets), thread_name_prefix="gateway")
         self._targets = [
             _Target(
                 model=model,
@@ -128,32 +138,38 @@ class ModelGateway:
         pending: dict[Future[ModelReply], _Target] = {}
         reasons: list[str] = []
 
-        def launch() -> _Target | None:
-            while queue:
-                if deadline.remaining() <= self.settings.margin_s + 0.05:
-                    reasons.append("deadline reached")
-                    queue.clear()
-                    return None
-                target = queue.pop(0)
-                permit = target.breaker.allow()
-                if permit is None:
-                    reasons.append(f"{_name(target)}: breaker open")
-                    self._emit("skipped", target.model.target)
-                    continue
-                future = self._pool.submit(self._try_target, target, permit, system, messages, deadline, len(queue))
-                pending[future] = target
-                return target
-            return None
+        def launch() -> tuple[_Target | None, bool]:
+            """Start the next target the chain allows; also whether every target was shed."""
+            nonlocal queue
+            pick = select_next_target(
+                self.settings, queue, remaining_s=deadline.remaining(), admit=lambda t: t.breaker.allow()
+            )
+            for skipped in pick.skipped:
+                reasons.append(f"{_name(skipped)}: breaker open")
+                self._emit("skipped", skipped.model.target)
+            if pick.out_of_time:
+                reasons.append("deadline reached")
+            queue = list(pick.waiting)
+            if pick.target is None or pick.permit is None:
+                return None, pick.shed
+            future = self._executor.submit(
+                self._try_target, pick.target, pick.permit, system, messages, deadline, len(queue)
+            )
+            pending[future] = pick.target
+            return pick.target, False
 
-        running = launch()
-        if running is None and all("breaker open" in reason for reason in reasons) and reasons:
+        running, shed = launch()
+        if shed:
             return self._shed(scope, messages, "; ".join(reasons))
-        hedge_at = self._clock() + self._hedge_delay(running) if running else 0.0
+        hedge_at = self._hedge_at(running)
         while pending:
-            wait_s = deadline.remaining()
-            if queue and self.settings.hedging:
-                wait_s = min(wait_s, max(0.0, hedge_at - self._clock()))
-            done, _ = wait(pending, timeout=wait_s, return_when=FIRST_COMPLETED)
+            wait_s = wait_timeout(
+                self.settings,
+                remaining_s=deadline.remaining(),
+                until_hedge_s=hedge_at - self._clock(),
+                targets_waiting=bool(queue),
+            )
+            done, _ = self._wait(pending, timeout=wait_s, return_when=FIRST_COMPLETED)
             for future in done:
                 target = pending.pop(future)
                 try:
@@ -172,23 +188,23 @@ class ModelGateway:
                 reasons.append("deadline reached")
                 break
             if not pending:
-                running = launch()
-                hedge_at = self._clock() + self._hedge_delay(running) if running else 0.0
-            elif not done and queue and self.settings.hedging and self._clock() >= hedge_at:
+                running, _ = launch()
+                hedge_at = self._hedge_at(running)
+            elif not done and hedge_due(
+                self.settings, until_hedge_s=hedge_at - self._clock(), targets_waiting=bool(queue)
+            ):
                 slow = next(iter(pending.values()))
-                hedge = launch()
+                hedge, _ = launch()
                 if hedge is not None:
                     self._emit("hedge", slow.model.target)
-                    hedge_at = self._clock() + self._hedge_delay(hedge)
+                    hedge_at = self._hedge_at(hedge)
         return self._degraded(scope, messages, "; ".join(reasons) or "no target available")
 
-    def _hedge_delay(self, target: _Target | None) -> float:
+    def _hedge_at(self, target: _Target | None) -> float:
+        """When the next target starts beside `target` if it has not answered (0: nothing runs)."""
         if target is None:
             return 0.0
-        p95 = target.latency.quantile(0.95)
-        if p95 is None:
-            return self.settings.hedge_after_s
-        return max(self.settings.hedge_min_s, self.settings.hedge_factor * p95)
+        return self._clock() + hedge_delay(self.settings, p95_s=target.latency.quantile(0.95))
 
     # --- one target ---------------------------------------------------------------------------
     def _try_target(
@@ -203,8 +219,14 @@ class ModelGateway:
         attempt = 0
         while True:
             attempt += 1
-            timeout = self._attempt_timeout(target, permit, deadline, later_targets)
-            if timeout < _SHORTEST_ATTEMPT_S:
+            timeout = attempt_timeout(
+                self.settings,
+                p99_s=target.latency.quantile(0.99),
+                probe=permit.probe,
+                remaining_s=deadline.remaining(),
+                later_targets=later_targets,
+            )
+            if not worth_attempting(timeout):
                 raise TargetCallError("Timeout", "not enough time left for an attempt")
             self._budget.on_call()
             started = self._clock()
@@ -217,44 +239,28 @@ class ModelGateway:
                 self._emit("attempt", target.model.target, error.code, elapsed)
                 if rule.alarm:
                     self._emit("misconfigured", target.model.target, error.code)
-                if rule.action is not Action.RETRY or permit.probe or attempt >= self.settings.max_attempts:
-                    raise
-                if later_targets and not self.settings.retry_before_failover:
-                    raise
-                backoff = self._backoff(attempt)
-                if deadline.remaining() - backoff < self.settings.min_timeout_s + later_targets * 0.5:
-                    raise
-                if target.breaker.state is BreakerState.OPEN or not self._budget.try_spend():
+                decision = decide_retry(
+                    self.settings,
+                    code=error.code,
+                    attempt=attempt,
+                    probe=permit.probe,
+                    later_targets=later_targets,
+                    remaining_s=deadline.remaining(),
+                    breaker_open=target.breaker.state is BreakerState.OPEN,
+                    draw_backoff=lambda ceiling: self._rng.uniform(0, ceiling),  # full jitter
+                    spend_retry=self._budget.try_spend,
+                )
+                if not decision.retry:
                     raise
                 self._emit("retry", target.model.target, error.code)
-                self._sleep(backoff)
+                self._sleep(decision.backoff_s)
                 continue
             elapsed = self._clock() - started
-            target.breaker.record(failed=False, slow=elapsed > self._slow_threshold(target), probe=permit.probe)
+            slow = elapsed > slow_threshold(self.settings, p95_s=target.latency.quantile(0.95))
+            target.breaker.record(failed=False, slow=slow, probe=permit.probe)
             target.latency.add(elapsed)
             self._emit("attempt", target.model.target, "ok", elapsed)
             return reply
-
-    def _attempt_timeout(self, target: _Target, permit: Permit, deadline: Deadline, later: int) -> float:
-        s = self.settings
-        p99 = target.latency.quantile(0.99)
-        adaptive = (
-            s.cold_timeout_s if p99 is None else min(max(s.latency_factor * p99, s.min_timeout_s), s.cold_timeout_s)
-        )
-        if permit.probe:
-            adaptive = min(adaptive, s.probe_timeout_s)
-        available = deadline.remaining() - s.margin_s
-        if later:
-            available -= min(s.reserve_s, available * 0.4)
-        return max(0.0, min(adaptive, available))
-
-    def _slow_threshold(self, target: _Target) -> float:
-        p95 = target.latency.quantile(0.95)
-        return self.settings.cold_timeout_s / 2 if p95 is None else max(3 * p95, self.settings.min_timeout_s)
-
-    def _backoff(self, attempt: int) -> float:
-        """Full jitter: uniform in [0, min(cap, base * 2^attempt)]."""
-        return self._rng.uniform(0, min(self.settings.backoff_cap_s, self.settings.backoff_base_s * 2**attempt))
 
     # --- degraded path ------------------------------------------------------------------------
     def _shed(self, scope: str, messages: Sequence[Message], reason: str) -> ModelReply:
