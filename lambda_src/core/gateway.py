@@ -137,10 +137,11 @@ class ModelGateway:
         queue = list(self._targets)
         pending: dict[Future[ModelReply], _Target] = {}
         reasons: list[str] = []
+        offered = False
 
         def launch() -> tuple[_Target | None, bool]:
             """Start the next target the chain allows; also whether every target was shed."""
-            nonlocal queue
+            nonlocal queue, offered
             pick = select_next_target(
                 self.settings, queue, remaining_s=deadline.remaining(), admit=lambda t: t.breaker.allow()
             )
@@ -152,6 +153,11 @@ class ModelGateway:
             queue = list(pick.waiting)
             if pick.target is None or pick.permit is None:
                 return None, pick.shed
+            if not offered:
+                # One deposit per request that reaches a model, not per call: retries stay <= ratio x
+                # requests, so under full throttling no target sees more than (1 + ratio) x them.
+                self._budget.on_call()
+                offered = True
             future = self._executor.submit(
                 self._try_target, pick.target, pick.permit, system, messages, deadline, len(queue)
             )
@@ -228,7 +234,6 @@ class ModelGateway:
             )
             if not worth_attempting(timeout):
                 raise TargetCallError("Timeout", "not enough time left for an attempt")
-            self._budget.on_call()
             started = self._clock()
             try:
                 reply = target.model.call(system=system, messages=messages, timeout_s=timeout)

@@ -66,10 +66,12 @@ class Deadline:
 
 
 class RetryBudget:
-    """Retries may be at most `ratio` of calls (per execution environment).
+    """Retries may be at most `ratio` of the requests offered (per execution environment).
 
-    Every call deposits `ratio` of a token, every retry withdraws one; the balance starts at zero
-    and is capped, so a throttled model sees at most (1 + ratio) x the offered calls.
+    Every offered request deposits `ratio` of a token (`on_call`), every retry withdraws one; the
+    balance starts at zero and is capped, so a throttled model sees at most (1 + ratio) x the
+    offered requests. A deposit per call (retries and other targets included) would let it see
+    1 / (1 - ratio) x or more, over the contract.
     """
 
     def __init__(self, ratio: float = 0.1, cap_retries: int = 10) -> None:

@@ -1,67 +1,378 @@
-"""ModelGateway on fake targets and a fake clock: the decisions, without a network."""
+"""The whole gateway runner (lanes, hedging, timeouts, retries, breakers) on simulated time.
+
+Targets are scripted to take so many simulated seconds, hang, throttle or fail; the gateway runs
+its real thread runner on `SimulatedTime`, so every time asserted here is exact and no verdict
+depends on the machine's speed. The decisions themselves are tested one by one in test_policy.py.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import random
+from collections.abc import Iterator
+from concurrent.futures import Future
+from typing import Any
 
-from core.errors import TargetCallError
-from core.gateway import GatewaySettings, ModelGateway
-from core.models import Message, ModelReply, TargetRef, Usage
+import pytest
+
+from core.errors import ModelRejected, Overloaded
+from core.gateway import CACHE_TARGET, DEGRADED_TEXT, NONE_TARGET, GatewaySettings, ModelGateway
+from core.models import Message, ModelReply, TargetRef
 from core.resilience import BreakerSettings, BreakerState
+from tests.unit.core.simulated_time import HANGS, SimulatedTarget, SimulatedTime, SimulationStuck, answers, fails
+
+ASK = [Message(role="user", text="What is the capital of France?")]
 
 
-class Scripted:
-    """A target that fails with the scripted codes, then answers; records each call's timeout."""
-
-    def __init__(self, name: str, codes: Sequence[str] = ()) -> None:
-        self._target = TargetRef(model_id=name, region="r")
-        self.codes = list(codes)
-        self.timeouts: list[float] = []
-
-    @property
-    def target(self) -> TargetRef:
-        return self._target
-
-    def call(self, *, system: str, messages: Sequence[Message], timeout_s: float) -> ModelReply:
-        self.timeouts.append(timeout_s)
-        if self.codes:
-            raise TargetCallError(self.codes.pop(0))
-        return ModelReply(text=f"from {self._target.model_id}", usage=Usage(), target=self._target)
+def exactly(seconds: float) -> Any:
+    """Simulated times are exact up to float rounding of the sums that make them."""
+    return pytest.approx(seconds, abs=1e-9)
 
 
-ASK = [Message(role="user", text="hi")]
+class MemoryCache:
+    def __init__(self) -> None:
+        self.items: dict[str, str] = {}
+
+    def get(self, key: str) -> str | None:
+        return self.items.get(key)
+
+    def put(self, key: str, text: str, ttl_s: int) -> None:
+        self.items[key] = text
 
 
-def test_a_half_open_probe_is_really_made_even_when_its_timeout_is_below_the_minimum() -> None:
-    now = [0.0]
-    only = Scripted("only", codes=["ServiceUnavailableException"] * 5)
-    gateway = ModelGateway(
-        targets=[only],
-        settings=GatewaySettings(
-            min_timeout_s=10.0, probe_timeout_s=2.0, hedging=False, breaker=BreakerSettings(open_s=1.0)
-        ),
-        clock=lambda: now[0],
-        sleep=lambda s: None,
+class RecordedMetrics:
+    """Every gateway event with the simulated time it happened at."""
+
+    def __init__(self, sim: SimulatedTime) -> None:
+        self._sim = sim
+        self.events: list[tuple[float, str, str, str]] = []
+
+    def record(self, *, event: str, target: TargetRef, detail: str = "", latency_s: float | None = None) -> None:
+        self.events.append((self._sim.clock(), event, target.model_id, detail))
+
+    def of(self, event: str) -> list[tuple[float, str, str]]:
+        return [(at, model, detail) for at, name, model, detail in self.events if name == event]
+
+
+@pytest.fixture
+def sim() -> Iterator[SimulatedTime]:
+    sim = SimulatedTime()
+    yield sim
+    sim.settle()  # lanes left behind by a faster answer end on simulated time too
+
+
+@pytest.fixture
+def metrics(sim: SimulatedTime) -> RecordedMetrics:
+    return RecordedMetrics(sim)
+
+
+def gateway_on(
+    sim: SimulatedTime,
+    *targets: SimulatedTarget,
+    metrics: RecordedMetrics | None = None,
+    cache: MemoryCache | None = None,
+    **settings: Any,
+) -> ModelGateway:
+    return ModelGateway(
+        targets=list(targets),
+        settings=GatewaySettings(**settings),
+        cache=cache,
+        metrics=metrics,
+        clock=sim.clock,
+        sleep=sim.sleep,
+        rng=random.Random(7),
+        executor=sim,
+        wait=sim.wait,
+    )
+
+
+def ask(
+    sim: SimulatedTime, gateway: ModelGateway, *, deadline_s: float = 25.0, text: str = ""
+) -> tuple[ModelReply, float]:
+    """One request; the reply and how many simulated seconds it took."""
+    messages = [Message(role="user", text=text)] if text else ASK
+    started = sim.clock()
+    reply = gateway.converse(system="s", messages=messages, deadline_s=deadline_s, scope="alice")
+    return reply, sim.clock() - started
+
+
+# --- hedging ------------------------------------------------------------------------------------
+def test_a_healthy_primary_is_not_hedged_even_just_inside_the_hedge_delay(
+    sim: SimulatedTime, metrics: RecordedMetrics
+) -> None:
+    primary, secondary = SimulatedTarget("primary", sim, answers(1.4)), SimulatedTarget("secondary", sim)
+    gateway = gateway_on(sim, primary, secondary, metrics=metrics, hedge_after_s=1.5)
+
+    reply, took = ask(sim, gateway)
+
+    assert reply.target == primary.target and not reply.degraded
+    assert took == exactly(1.4)
+    assert secondary.calls == [] and metrics.of("hedge") == []
+
+
+def test_a_hanging_primary_is_hedged_at_the_hedge_delay_and_the_hedge_answers(
+    sim: SimulatedTime, metrics: RecordedMetrics
+) -> None:
+    primary = SimulatedTarget("primary", sim, HANGS)
+    secondary = SimulatedTarget("secondary", sim, answers(0.25))
+    gateway = gateway_on(sim, primary, secondary, metrics=metrics, hedge_after_s=0.5)
+
+    reply, took = ask(sim, gateway)
+
+    assert reply.target == secondary.target and not reply.degraded
+    assert took == exactly(0.75)  # hedge at 0.5, the secondary's 0.25
+    assert [c.at for c in primary.calls] == [0.0] and [c.at for c in secondary.calls] == [exactly(0.5)]
+    assert metrics.of("hedge") == [(exactly(0.5), "primary", "")]
+
+
+def test_when_the_hedged_primary_answers_before_the_hedge_the_first_answer_wins(
+    sim: SimulatedTime, metrics: RecordedMetrics
+) -> None:
+    primary = SimulatedTarget("primary", sim, answers(1.0))
+    secondary = SimulatedTarget("secondary", sim, answers(0.75))
+    gateway = gateway_on(sim, primary, secondary, metrics=metrics, hedge_after_s=0.5)
+
+    reply, took = ask(sim, gateway)
+
+    assert reply.target == primary.target and took == exactly(1.0)  # the hedge would have answered at 1.25
+    assert len(primary.calls) == 1 and len(secondary.calls) == 1
+    assert metrics.of("hedge") == [(exactly(0.5), "primary", "")]
+
+
+@pytest.mark.parametrize(
+    ("primary_takes", "answered_by", "took"),
+    [
+        (0.5, "primary", 0.5),  # under 3 x p95 (0.75): not hedged
+        (2.0, "secondary", 1.0),  # hedged at 0.75, the secondary's 0.25
+    ],
+)
+def test_the_hedge_delay_adapts_to_the_primarys_observed_latency(
+    sim: SimulatedTime, primary_takes: float, answered_by: str, took: float
+) -> None:
+    primary = SimulatedTarget("primary", sim, answers(0.25))
+    secondary = SimulatedTarget("secondary", sim, answers(0.25))
+    gateway = gateway_on(sim, primary, secondary, hedge_after_s=1.5, hedge_factor=3.0)
+    for _ in range(5):  # p95 = 0.25 s, so the hedge delay becomes 0.75 s instead of 1.5 s
+        ask(sim, gateway)
+    primary.behave(answers(primary_takes))
+
+    reply, elapsed = ask(sim, gateway)
+
+    assert reply.target.model_id == answered_by and elapsed == exactly(took)
+
+
+# --- attempt timeouts and failover --------------------------------------------------------------
+def test_a_slow_primary_times_out_at_its_attempt_timeout_then_fails_over(
+    sim: SimulatedTime, metrics: RecordedMetrics
+) -> None:
+    primary = SimulatedTarget("primary", sim, HANGS)
+    secondary = SimulatedTarget("secondary", sim, answers(0.25))
+    gateway = gateway_on(sim, primary, secondary, metrics=metrics, cold_timeout_s=2.0, hedging=False)
+
+    reply, took = ask(sim, gateway, deadline_s=5.0)
+
+    assert reply.target == secondary.target and not reply.degraded
+    assert primary.timeouts == [2.0]  # the cold timeout; 2.85 s was left before the secondary's reserve
+    assert [c.at for c in secondary.calls] == [exactly(2.0)] and secondary.timeouts == [exactly(2.0)]
+    assert took == exactly(2.25)
+    assert metrics.of("failover") == [(exactly(2.0), "primary", "Timeout")]
+
+
+@pytest.mark.parametrize("retry_before_failover", [False, True])
+def test_a_fully_throttled_primary_fails_over_and_the_model_sees_at_most_1_1x_the_offered_calls(
+    sim: SimulatedTime, retry_before_failover: bool
+) -> None:
+    primary = SimulatedTarget("primary", sim, fails("ThrottlingException", after_s=0.05))
+    secondary = SimulatedTarget("secondary", sim, answers(0.1))
+    never_opens = BreakerSettings(consecutive_failures=10_000, min_calls=10_000)  # the budget alone limits
+    gateway = gateway_on(
+        sim, primary, secondary, retry_before_failover=retry_before_failover, breaker=never_opens, hedging=False
+    )
+    offered = 200
+
+    replies = [ask(sim, gateway)[0] for _ in range(offered)]
+
+    assert all(r.target == secondary.target and not r.degraded for r in replies)
+    assert offered <= len(primary.calls) <= 1.1 * offered
+    assert len(secondary.calls) == offered
+    if not retry_before_failover:
+        assert len(primary.calls) == offered  # with a later target waiting, a throttle fails over at once
+
+
+def test_a_single_fully_throttled_target_sees_at_most_1_1x_the_offered_calls(sim: SimulatedTime) -> None:
+    only = SimulatedTarget("only", sim, fails("ThrottlingException", after_s=0.05))
+    gateway = gateway_on(sim, only, breaker=BreakerSettings(consecutive_failures=10_000, min_calls=10_000))
+    offered = 200
+
+    replies = [ask(sim, gateway)[0] for _ in range(offered)]
+
+    assert all(r.degraded for r in replies)
+    assert offered < len(only.calls) <= 1.1 * offered  # some retries were made, within the budget
+
+
+def test_the_last_target_retries_transient_errors_after_a_backoff_but_earlier_ones_fail_over(
+    sim: SimulatedTime,
+) -> None:
+    first = SimulatedTarget("first", sim, answers(0.1), script=[fails("ThrottlingException")])
+    last = SimulatedTarget("last", sim, answers(0.1), script=[fails("ThrottlingException", after_s=0.1)])
+    gateway = gateway_on(sim, first, last, hedging=False)
+    for _ in range(20):  # earn budget: 20 calls x 0.1 = 2 retries
+        gateway._budget.on_call()
+
+    reply, _ = ask(sim, gateway)
+
+    assert reply.target == last.target
+    assert len(first.calls) == 1  # failed over at once
+    assert len(last.calls) == 2  # retried once on the last target
+    backoff = last.calls[1].at - (last.calls[0].at + 0.1)
+    assert 0.0 <= backoff <= 0.1  # full jitter under the first ceiling, base 0.05 x 2
+
+
+# --- breakers -----------------------------------------------------------------------------------
+def test_a_hard_down_primary_opens_its_breaker_is_skipped_then_probed_and_closes_on_recovery(
+    sim: SimulatedTime, metrics: RecordedMetrics
+) -> None:
+    primary = SimulatedTarget("primary", sim, fails("ServiceUnavailableException"))
+    secondary = SimulatedTarget("secondary", sim, answers(0.1))
+    gateway = gateway_on(sim, primary, secondary, metrics=metrics, probe_timeout_s=0.5)
+
+    # GIVEN five failures in a row (one request a second): the breaker opens
+    for _ in range(5):
+        assert ask(sim, gateway)[0].target == secondary.target
+        sim.advance(1.0)
+    assert gateway.breaker_state(0) is BreakerState.OPEN
+    [(opened_at, _, _)] = [e for e in metrics.of("breaker") if e[2] == "closed->open"]
+
+    # WHEN requests arrive while it is open THEN the primary is skipped at no cost in time
+    for _ in range(10):
+        reply, took = ask(sim, gateway)
+        assert reply.target == secondary.target and took == exactly(0.1)
+    assert len(primary.calls) == 5
+
+    # WHEN the open time has passed and the primary now hangs THEN the probe's short timeout frees the user
+    primary.behave(HANGS)
+    sim.advance(opened_at + 30.0 - sim.clock())
+    reply, took = ask(sim, gateway)
+    assert reply.target == secondary.target and took == exactly(0.5 + 0.1)
+    assert primary.timeouts[-1] == 0.5 and gateway.breaker_state(0) is BreakerState.OPEN
+
+    # WHEN it has recovered by the next probe THEN the probe closes the breaker and it answers again
+    primary.behave(answers(0.25))
+    sim.advance(30.0)
+    reply, took = ask(sim, gateway)
+    assert reply.target == primary.target and took == exactly(0.25)
+    assert primary.timeouts[-1] == 0.5 and gateway.breaker_state(0) is BreakerState.CLOSED
+    assert [detail for _, _, detail in metrics.of("breaker")] == [
+        "closed->open", "open->half_open", "half_open->open", "open->half_open", "half_open->closed",
+    ]  # fmt: skip
+
+
+def test_a_half_open_probe_is_really_made_even_when_its_timeout_is_below_the_minimum(sim: SimulatedTime) -> None:
+    only = SimulatedTarget("only", sim, answers(0.1), script=[fails("ServiceUnavailableException")] * 5)
+    gateway = gateway_on(
+        sim, only, min_timeout_s=10.0, probe_timeout_s=2.0, hedging=False, breaker=BreakerSettings(open_s=1.0)
     )
     for _ in range(5):
-        assert gateway.converse(system="s", messages=ASK, deadline_s=25).degraded
+        assert ask(sim, gateway)[0].degraded
     assert gateway.breaker_state(0) is BreakerState.OPEN
-    now[0] += 1.5
+    sim.advance(1.5)
 
-    reply = gateway.converse(system="s", messages=ASK, deadline_s=25)
+    reply, _ = ask(sim, gateway)
 
     assert reply.text == "from only" and only.timeouts[-1] == 2.0
     assert gateway.breaker_state(0) is BreakerState.CLOSED
 
 
-def test_the_last_target_retries_transient_errors_within_the_budget_but_earlier_ones_fail_over() -> None:
-    first, last = Scripted("first", codes=["ThrottlingException"]), Scripted("last", codes=["ThrottlingException"])
-    gateway = ModelGateway(targets=[first, last], settings=GatewaySettings(hedging=False), sleep=lambda s: None)
-    for _ in range(20):  # earn budget: 20 calls x 0.1 = 2 retries
+def test_a_single_target_breaker_opens_then_sheds_in_zero_simulated_seconds(
+    sim: SimulatedTime, metrics: RecordedMetrics
+) -> None:
+    only = SimulatedTarget("only", sim, fails("ServiceUnavailableException"))
+    gateway = gateway_on(sim, only, metrics=metrics)
+    for _ in range(5):
+        assert ask(sim, gateway, deadline_s=3.0)[0].degraded
+    assert gateway.breaker_state(0) is BreakerState.OPEN
+
+    for _ in range(3):
+        started = sim.clock()
+        with pytest.raises(Overloaded) as shed:
+            ask(sim, gateway, deadline_s=3.0)
+        assert sim.clock() - started == 0.0  # refused without waiting for anything
+        assert 1 <= shed.value.retry_after <= 30
+        sim.advance(1.0)
+
+    assert len(only.calls) == 5  # 5 to open (no budget yet for retries), then none
+    assert len(metrics.of("shed")) == 3
+
+
+# --- the end of the chain -----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("down", "took"),
+    [
+        (HANGS, 2.75),  # primary cut at 1.65 (reserve kept), hedge at 1.5 cut at 2.75: margin kept
+        (fails("ServiceUnavailableException"), 0.02),
+    ],
+    ids=["hanging", "503"],
+)
+def test_all_targets_down_gives_the_cached_answer_else_the_degraded_one_inside_the_deadline(
+    sim: SimulatedTime, down: Any, took: float
+) -> None:
+    primary, secondary = SimulatedTarget("primary", sim), SimulatedTarget("secondary", sim)
+    cache = MemoryCache()
+    gateway = gateway_on(sim, primary, secondary, cache=cache)
+    fresh, _ = ask(sim, gateway)
+    primary.behave(down)
+    secondary.behave(down)
+
+    cached, took_cached = ask(sim, gateway, deadline_s=3.0)
+    other, took_other = ask(sim, gateway, deadline_s=3.0, text="And Germany?")
+
+    assert cached.degraded and cached.text == fresh.text and cached.target == CACHE_TARGET
+    assert other.degraded and other.text == DEGRADED_TEXT and other.target == NONE_TARGET
+    assert took_cached == exactly(took) and took_other == exactly(took)
+    assert took <= 3.0 - GatewaySettings().margin_s
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [("ValidationException", "rejected"), ("ContextWindowExceeded", "too long for the model")],
+)
+@pytest.mark.parametrize("retry_before_failover", [False, True])
+def test_a_rejected_request_is_never_retried_nor_failed_over(
+    sim: SimulatedTime, code: str, message: str, retry_before_failover: bool
+) -> None:
+    primary = SimulatedTarget("primary", sim, fails(code))
+    secondary = SimulatedTarget("secondary", sim)
+    gateway = gateway_on(sim, primary, secondary, retry_before_failover=retry_before_failover)
+    for _ in range(100):  # a full retry budget: it must not be used
         gateway._budget.on_call()
 
-    reply = gateway.converse(system="s", messages=ASK, deadline_s=25)
+    with pytest.raises(ModelRejected, match=message):
+        ask(sim, gateway)
 
-    assert reply.text == "from last"
-    assert len(first.timeouts) == 1  # failed over at once
-    assert len(last.timeouts) == 2  # retried once on the last target
+    assert len(primary.calls) == 1 and secondary.calls == []
+    assert gateway.breaker_state(0) is BreakerState.CLOSED
+
+
+# --- the harness itself -------------------------------------------------------------------------
+def test_simulated_time_runs_lanes_side_by_side_and_moves_only_when_all_wait(sim: SimulatedTime) -> None:
+    ends: list[float] = []
+
+    def lane(seconds: float) -> float:
+        sim.sleep(seconds)
+        ends.append(sim.clock())
+        return seconds
+
+    slow, fast = sim.submit(lane, 2.0), sim.submit(lane, 0.5)
+    done, not_done = sim.wait({slow, fast}, timeout=10.0)
+
+    assert done == {fast} and not_done == {slow} and sim.clock() == 0.5
+    assert sim.wait({slow}, timeout=1.0) == (set(), {slow}) and sim.clock() == 1.5
+    sim.settle()
+    assert ends == [0.5, 2.0] and slow.result() == 2.0
+
+
+def test_a_simulation_where_nothing_can_ever_wake_fails_instead_of_hanging() -> None:
+    sim = SimulatedTime()  # not the fixture: this one is left stuck on purpose
+    orphan: Future[str] = Future()  # no lane will ever complete it
+
+    with pytest.raises(SimulationStuck, match="nothing will complete"):
+        sim.wait({orphan})
