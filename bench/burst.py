@@ -19,7 +19,6 @@ import io
 import json
 import math
 import os
-import sys
 import tempfile
 import threading
 import time
@@ -27,19 +26,15 @@ import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "lambda_src")]
 os.environ.update(
     {
         "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
         "POWERTOOLS_METRICS_NAMESPACE": "BulwarkBench", "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_SERVICE_NAME": "bench", "POWERTOOLS_LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true",
-        "TABLE_NAME": "conversations-bench",
-        "MODEL_TARGETS": '[{"model_id": "us.amazon.nova-lite-v1:0", "region": "us-east-1", "max_tokens": 256}]',
     }
 )  # fmt: skip
 
@@ -59,25 +54,26 @@ def world(tmp: Path) -> Iterator[dict[str, Any]]:
     """moto server and the emulator in their own processes; resources as the stacks define them."""
     import boto3
 
-    from handlers.settings import Settings
+    from handlers.settings import Settings, TargetSetting
     from local.processes import emulator_process, moto_server
-    from tests.jobs_fixtures import create_tables, provision_queues
+    from local.resources import create_tables, provision_queues
 
     faults = tmp / "faults.json"
     faults.write_text(json.dumps({"default": {"latency_ms": [20, 60], "rpm": QUOTA_RPM, "burst_s": 1}}))
     with moto_server() as aws, emulator_process(faults) as emulator:
         clients = {name: boto3.client(name, endpoint_url=aws, region_name="us-east-1") for name in ("dynamodb", "sqs")}
         queue_url, queue_arn, _dlq = provision_queues(clients["sqs"], visibility_s=60, max_receives=4)
-        settings = replace(
-            Settings.from_env(),
+        settings = Settings(
+            table_name="conversations-b",
+            targets=(TargetSetting(model_id="us.amazon.nova-lite-v1:0", region="us-east-1", max_tokens=256),),
             cache_table_name="cache-b",
             jobs_table_name="jobs-b",
             idempotency_table_name="idem-b",
             jobs_queue_url=queue_url,
             job_backoff_s=1,
-            worker_rate_per_s=QUOTA_RPM / 60,  # one process plays every worker environment
         )
         create_tables(clients["dynamodb"], settings)
+        os.environ.update(settings.to_env())  # as Lambda sets it before a handler module's cold start
 
         def bedrock(region: str, config: Any) -> Any:
             return boto3.client("bedrock-runtime", region_name=region, endpoint_url=emulator, config=config)
@@ -94,7 +90,7 @@ def model_stats(emulator_url: str) -> dict[str, Any]:
 def run_async(tmp: Path) -> dict[str, float]:
     from core.models import ChatRequest
     from handlers.wiring import build_job_service
-    from handlers.worker import build_handler
+    from local.lambda_pool import ExecutionEnvironments
     from local.sqs_pump import SqsPump
     from stacks.config import AppConfig
 
@@ -104,11 +100,17 @@ def run_async(tmp: Path) -> dict[str, float]:
          "jobs": {"expected_job_s": 1.0, "expected_tokens_per_job": 300}}
     ).worker_sizing()  # fmt: skip
     with world(tmp) as w:
-        settings = w["settings"]
+        from handlers import worker  # after world(): its cold start reads the environment
+
+        # Each worker environment paces to its share of the quota, as the stack sets it.
+        settings = w["settings"].but(worker_rate_per_s=sizing.jobs_per_minute / 60 / sizing.max_concurrency)
         api = build_job_service(settings, chat=None, dynamodb=w["dynamodb"], sqs=w["sqs"])
-        worker = build_handler(settings, dynamodb=w["dynamodb"], sqs=w["sqs"], bedrock_factory=w["bedrock"])
+        environments = ExecutionEnvironments(
+            lambda: worker.bootstrap(settings, dynamodb=w["dynamodb"], sqs=w["sqs"], bedrock_factory=w["bedrock"]),
+            limit=sizing.max_concurrency,
+        )
         pump = SqsPump(
-            client=w["sqs"], queue_url=settings.jobs_queue_url, queue_arn=w["queue_arn"], handler=worker,
+            client=w["sqs"], queue_url=settings.jobs_queue_url, queue_arn=w["queue_arn"], handler=environments,
             batch_size=sizing.batch_size, max_concurrency=sizing.max_concurrency,
         ).start()  # fmt: skip
         ids: list[str] = []

@@ -13,10 +13,9 @@ import os
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "lambda_src")]
+from local.lambda_context import LocalContext
 
-from local.lambda_context import LocalContext  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 STATE_FILE = ROOT / ".sandbox" / "state.json"
 FUNCTIONS = {"chat": "handlers.chat", "worker": "handlers.worker"}

@@ -9,10 +9,12 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from types import UnionType
+from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 CONTEXT_KEY = "bulwark"
+_T = TypeVar("_T")
 
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,19}$")
@@ -182,6 +184,7 @@ class JobsConfig:
     expected_tokens_per_job: int = 3000  # typical input + output tokens of one job, for sizing
     max_receive_count: int = 4  # receives before a message goes to the DLQ (contract: 3-5)
     retention_days: int = 4
+    backoff_s: int = 5  # first requeue delay of a job the model could not answer now; doubles up to 300 s
     shed_to_jobs: bool = False  # /chat under load: accept as a job (202) instead of 503
 
     def __post_init__(self) -> None:
@@ -192,6 +195,7 @@ class JobsConfig:
         _check_range("jobs.expected_tokens_per_job", self.expected_tokens_per_job, 10, 1_000_000)
         _check_range("jobs.max_receive_count", self.max_receive_count, 3, 5)
         _check_range("jobs.retention_days", self.retention_days, 1, 14)
+        _check_range("jobs.backoff_s", self.backoff_s, 1, 300)
         if self.deadline_s > self.worker_timeout_s - 10:
             raise ConfigError(
                 f"jobs.deadline_s ({self.deadline_s}) must leave at least 10 s of jobs.worker_timeout_s "
@@ -207,6 +211,19 @@ class JobsConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class GatewayConfig:
+    """How the model gateway behaves when targets fail (the resilience contract's tunables)."""
+
+    breaker_open_s: float = 30.0  # how long an open breaker skips its target before a probe
+    degraded_status: int = 200  # no model answered: 200 with degraded=true, or 503 + Retry-After
+
+    def __post_init__(self) -> None:
+        _check_range("gateway.breaker_open_s", self.breaker_open_s, 1, 600)
+        if self.degraded_status not in (200, 503):
+            raise ConfigError(f"gateway.degraded_status must be 200 or 503, got {self.degraded_status}")
+
+
+@dataclass(frozen=True, kw_only=True)
 class WorkerSizing:
     max_concurrency: int
     batch_size: int
@@ -219,8 +236,10 @@ class AppConfig:
     env_name: str = "dev"
     primary_region: str = "us-east-1"
     dr_region: str = "us-west-2"
-    account: str | None = None
-    models: tuple[ModelTarget, ...] = field(default_factory=tuple)
+    account: str | None = field(default=None, metadata={"coerce": str})  # a number in JSON is accepted
+    models: tuple[ModelTarget, ...] = field(
+        default_factory=tuple, metadata={"items": "{model_id, region, max_tokens} objects"}
+    )
     limits: RequestLimits = field(default_factory=RequestLimits)
     throttling: ApiThrottling = field(default_factory=ApiThrottling)
     chat_reserved_concurrency: int = 20
@@ -229,6 +248,7 @@ class AppConfig:
     log_retention_days: int = 365
     guardrail: bool = True  # a Bedrock guardrail (prompt-attack filter) on every Converse call
     jobs: JobsConfig = field(default_factory=JobsConfig)
+    gateway: GatewayConfig = field(default_factory=GatewayConfig)
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.app_name):
@@ -244,6 +264,13 @@ class AppConfig:
             raise ConfigError(f"account must be a 12-digit AWS account id, got {self.account!r}")
         if not self.models:
             raise ConfigError("models must list at least one target (model_id, region, max_tokens)")
+        seen = set()
+        for target in self.models:
+            if (target.model_id, target.region) in seen:
+                raise ConfigError(
+                    f"models lists {target.model_id} in {target.region} twice; each target must be unique"
+                )
+            seen.add((target.model_id, target.region))
         _check_range("chat_reserved_concurrency", self.chat_reserved_concurrency, 1, 1000)
         _check_range("dr_chat_reserved_concurrency", self.dr_chat_reserved_concurrency, 1, 1000)
         if self.log_retention_days not in _LOG_RETENTION_DAYS:
@@ -282,80 +309,73 @@ class AppConfig:
 
     @classmethod
     def from_context(cls, raw: Mapping[str, Any] | None) -> AppConfig:
-        """Build and validate the config from the `bulwark` context object."""
+        """Build and validate the config from the `bulwark` context object.
+
+        The allowed keys, their types and defaults come from the dataclass fields themselves, so a
+        new setting is declared once (with its default) and is parsed and checked from there.
+        """
         if raw is None:
             raise ConfigError(f"context key {CONTEXT_KEY!r} is missing from cdk.json")
         if not isinstance(raw, Mapping):
             raise ConfigError(f"context key {CONTEXT_KEY!r} must be an object, got {type(raw).__name__}")
-        known = {
-            "app_name", "env_name", "primary_region", "dr_region", "account", "models", "limits",
-            "throttling", "chat_reserved_concurrency", "dr_chat_reserved_concurrency",
-            "replicate_user_pool", "log_retention_days", "guardrail", "jobs",
-        }  # fmt: skip
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise ConfigError(
-                f"unknown keys in {CONTEXT_KEY}: {', '.join(unknown)}; allowed: {', '.join(sorted(known))}"
-            )
-        values: dict[str, Any] = {}
-        for key in ("app_name", "env_name", "primary_region", "dr_region"):
-            if key in raw:
-                values[key] = _typed(key, raw[key], str)
-        if raw.get("account") is not None:
-            values["account"] = _typed("account", str(raw["account"]), str)
-        for key in ("chat_reserved_concurrency", "dr_chat_reserved_concurrency", "log_retention_days"):
-            if key in raw:
-                values[key] = _typed(key, raw[key], int)
-        for key in ("replicate_user_pool", "guardrail"):
-            if key in raw:
-                values[key] = _typed(key, raw[key], bool)
-        values["models"] = _parse_models(raw.get("models"))
-        if "limits" in raw:
-            values["limits"] = RequestLimits(**_section("limits", raw["limits"], RequestLimits, int))
-        if "jobs" in raw:
-            jobs = dict(raw["jobs"]) if isinstance(raw["jobs"], Mapping) else raw["jobs"]
-            flag = jobs.pop("shed_to_jobs", None) if isinstance(jobs, dict) else None
-            section = _section("jobs", jobs, JobsConfig, (int, float))
-            if flag is not None:
-                section["shed_to_jobs"] = _typed("jobs.shed_to_jobs", flag, bool)
-            values["jobs"] = JobsConfig(**section)
-        if "throttling" in raw:
-            values["throttling"] = ApiThrottling(
-                **_section("throttling", raw["throttling"], ApiThrottling, (int, float))
-            )
-        return cls(**values)
+        return _parse_object(cls, raw, name=CONTEXT_KEY, prefix="")
 
 
 # The retention periods CloudWatch Logs accepts.
-_LOG_RETENTION_DAYS = {
-    1,
-    3,
-    5,
-    7,
-    14,
-    30,
-    60,
-    90,
-    120,
-    150,
-    180,
-    365,
-    400,
-    545,
-    731,
-    1096,
-    1827,
-    2192,
-    2557,
-    2922,
-    3288,
-    3653,
-}
+_LOG_RETENTION_DAYS = {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+                       3288, 3653}  # fmt: skip
 
 
 def _check_range(key: str, value: float, low: float, high: float) -> None:
     if not low <= value <= high:
         raise ConfigError(f"{key} must be between {low} and {high}, got {value}")
+
+
+def _parse_object(cls: type[_T], raw: Any, *, name: str, prefix: str) -> _T:
+    """One config object: unknown keys refused, each field parsed by its declared type."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{name} must be an object, got {type(raw).__name__}")
+    declared = [item for item in fields(cls) if item.init]  # type: ignore[arg-type]
+    allowed = {item.name for item in declared}
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise ConfigError(f"unknown keys in {name}: {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+    hints = get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for item in declared:
+        key = f"{prefix}{item.name}"
+        if item.name not in raw or (raw[item.name] is None and _optional_type(hints[item.name])):
+            if item.default is MISSING and item.default_factory is MISSING:
+                raise ConfigError(f"{key} is required")
+            continue
+        value = raw[item.name]
+        coerce = item.metadata.get("coerce")
+        values[item.name] = _parse_value(hints[item.name], coerce(value) if coerce else value, key, item.metadata)
+    return cls(**values)
+
+
+def _optional_type(hint: Any) -> bool:
+    return get_origin(hint) in (UnionType, Union) and type(None) in get_args(hint)
+
+
+def _parse_value(hint: Any, value: Any, key: str, metadata: Mapping[str, Any]) -> Any:
+    if _optional_type(hint):
+        (hint,) = [arg for arg in get_args(hint) if arg is not type(None)]
+    origin = get_origin(hint)
+    if origin is tuple:  # a list of config objects, e.g. models
+        (item_type, _) = get_args(hint)
+        if not isinstance(value, list) or not value:
+            raise ConfigError(f"{key} must be a non-empty list of {metadata.get('items', 'objects')}")
+        return tuple(
+            _parse_object(item_type, item, name=f"{key}[{index}]", prefix=f"{key}[{index}].")
+            for index, item in enumerate(value)
+        )
+    if is_dataclass(hint):
+        return _parse_object(hint, value, name=key, prefix=f"{key}.")  # type: ignore[arg-type]
+    if origin is not None and issubclass(origin, Mapping):
+        return dict(_typed(key, value, dict))
+    kinds: dict[Any, type | tuple[type, ...]] = {str: str, int: int, float: (int, float), bool: bool}
+    return _typed(key, value, kinds[hint])
 
 
 def _typed(key: str, value: Any, kind: type | tuple[type, ...]) -> Any:
@@ -368,68 +388,6 @@ def _typed(key: str, value: Any, kind: type | tuple[type, ...]) -> Any:
 
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:
-    names = {str: "a string", int: "a whole number", float: "a number", bool: "true or false"}
+    names = {str: "a string", int: "a whole number", float: "a number", bool: "true or false", dict: "an object"}
     kinds = kind if isinstance(kind, tuple) else (kind,)
     return " or ".join(names.get(k, k.__name__) for k in kinds)
-
-
-def _section(name: str, raw: Any, cls: type, kind: type | tuple[type, ...]) -> dict[str, Any]:
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"{name} must be an object, got {type(raw).__name__}")
-    allowed = set(cls.__dataclass_fields__)
-    unknown = sorted(set(raw) - allowed)
-    if unknown:
-        raise ConfigError(f"unknown keys in {name}: {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
-    return {key: _typed(f"{name}.{key}", value, kind) for key, value in raw.items()}
-
-
-def _parse_models(raw: Any) -> tuple[ModelTarget, ...]:
-    if raw is None:
-        raise ConfigError("models must list at least one target (model_id, region, max_tokens)")
-    if not isinstance(raw, list) or not raw:
-        raise ConfigError("models must be a non-empty list of {model_id, region, max_tokens} objects")
-    targets = []
-    for index, item in enumerate(raw):
-        if not isinstance(item, Mapping):
-            raise ConfigError(f"models[{index}] must be an object with model_id, region and max_tokens")
-        allowed = {
-            "model_id", "region", "max_tokens", "application_profile", "provision_model_units", "langchain",
-            "quota_rpm", "quota_tpm",
-        }  # fmt: skip
-        unknown = sorted(set(item) - allowed)
-        if unknown:
-            raise ConfigError(
-                f"unknown keys in models[{index}]: {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
-            )
-        for required in ("model_id", "region"):
-            if required not in item:
-                raise ConfigError(f"models[{index}].{required} is required")
-        targets.append(
-            ModelTarget(
-                model_id=_typed(f"models[{index}].model_id", item["model_id"], str),
-                region=_typed(f"models[{index}].region", item["region"], str),
-                max_tokens=_typed(f"models[{index}].max_tokens", item.get("max_tokens", 1024), int),
-                application_profile=_typed(
-                    f"models[{index}].application_profile", item.get("application_profile", False), bool
-                ),
-                provision_model_units=(
-                    None
-                    if item.get("provision_model_units") is None
-                    else _typed(f"models[{index}].provision_model_units", item["provision_model_units"], int)
-                ),
-                quota_rpm=_typed(f"models[{index}].quota_rpm", item.get("quota_rpm", 100), int),
-                quota_tpm=_typed(f"models[{index}].quota_tpm", item.get("quota_tpm", 200_000), int),
-                langchain=(
-                    None
-                    if item.get("langchain") is None
-                    else _typed(f"models[{index}].langchain", item["langchain"], dict)
-                ),
-            )
-        )
-    seen = set()
-    for target in targets:
-        key = (target.model_id, target.region)
-        if key in seen:
-            raise ConfigError(f"models lists {target.model_id} in {target.region} twice; each target must be unique")
-        seen.add(key)
-    return tuple(targets)

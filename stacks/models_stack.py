@@ -6,6 +6,7 @@ region's outputs (the failover chain crosses regions). IAM is granted on exactly
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -160,3 +161,19 @@ class ModelsStack(Stack):
             "AwsCustomResource provider (creates and deletes the provisioned throughput)",
         )
         return resource.get_response_field("provisionedModelArn")
+
+
+def grant_model_access(role: iam.IRole, *, config: AppConfig, region: str, models: Mapping[str, ModelsStack]) -> None:
+    """bedrock:InvokeModel on exactly the chain's Bedrock targets as seen from `region` (each inference
+    profile ARN plus the foundation model in every region it routes to), ApplyGuardrail on their guardrails."""
+    chain = [target for target in config.chain_for(region) if target.kind != "langchain"]
+    model_arns = list(dict.fromkeys(arn for t in chain for arn in models[t.region].invocations[t.key].resource_arns))
+    guardrails = [models[t.region].guardrail for t in chain]
+    guardrail_arns = list(dict.fromkeys(guardrail[2] for guardrail in guardrails if guardrail is not None))
+    role.add_to_principal_policy(
+        iam.PolicyStatement(sid="InvokeConfiguredModels", actions=["bedrock:InvokeModel"], resources=model_arns)
+    )
+    if guardrail_arns:
+        role.add_to_principal_policy(
+            iam.PolicyStatement(sid="ApplyGuardrails", actions=["bedrock:ApplyGuardrail"], resources=guardrail_arns)
+        )

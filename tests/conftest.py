@@ -11,7 +11,22 @@ import pytest
 from aws_cdk import App, Stack
 from aws_cdk.assertions import Template
 
-# Set before any handler module is imported: handlers read their settings at cold start.
+# Set before any handler module is imported: handlers read their settings at cold start. The
+# Lambda variables come from the environment contract (handlers.settings), like the stacks' do.
+from handlers.settings import Settings, TargetSetting
+
+TEST_SETTINGS = Settings(
+    table_name="conversations-test",
+    targets=(TargetSetting(model_id="us.amazon.nova-lite-v1:0", region="us-east-1", max_tokens=512),),
+    max_message_chars=200,
+    max_history_turns=3,
+    max_body_bytes=2048,
+    deadline_s=25.0,
+    cache_table_name="cache-test",
+    jobs_table_name="jobs-test",
+    jobs_queue_url="https://sqs.us-east-1.amazonaws.com/123456789012/jobs-test",
+    idempotency_table_name="idempotency-test",
+)
 _TEST_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -21,12 +36,7 @@ _TEST_ENV = {
     "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_METRICS_NAMESPACE": "BulwarkTest",
     "POWERTOOLS_SERVICE_NAME": "chat",
-    "TABLE_NAME": "conversations-test",
-    "MODEL_TARGETS": '[{"model_id": "us.amazon.nova-lite-v1:0", "region": "us-east-1", "max_tokens": 512}]',
-    "MAX_MESSAGE_CHARS": "200",
-    "MAX_HISTORY_TURNS": "3",
-    "MAX_BODY_BYTES": "2048",
-    "DEADLINE_SECONDS": "25",
+    **TEST_SETTINGS.to_env(),
 }
 for _key, _value in _TEST_ENV.items():
     os.environ[_key] = _value

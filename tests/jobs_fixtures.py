@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -10,10 +9,12 @@ from typing import Any
 
 import boto3
 
+from core.jobs import JobService
 from handlers.settings import Settings
 from local.bedrock_emulator import BedrockEmulator
+from local.lambda_context import LocalContext
+from local.resources import create_tables, provision_queues
 from local.sqs_pump import SqsPump
-from tests.unit.dynamo_table import create_conversations_table
 
 MODEL = ("us.amazon.nova-lite-v1:0", "us-east-1")
 
@@ -27,7 +28,32 @@ class JobsWorld:
     queue_arn: str
     dlq_url: str
     emulator: BedrockEmulator
-    worker: Any
+    worker: Any  # the worker Lambda's handler
+    jobs: JobService  # the API side's job service (submit, status) on the same tables and queue
+    chat: Any = None  # the API Lambda's handler on this world
+
+    def bedrock(self, region: str, config: Any) -> Any:
+        return boto3.client(
+            "bedrock-runtime", region_name=region, endpoint_url=self.emulator.url, config=config,
+            aws_access_key_id="e", aws_secret_access_key="e",
+        )  # fmt: skip
+
+    def api(self, **changes: Any) -> Any:
+        """A fresh API Lambda environment on this world (settings changed by `changes`)."""
+        from handlers import chat
+
+        return chat.bootstrap(
+            self.settings.but(**changes), dynamodb=self.dynamodb, sqs=self.sqs, bedrock_factory=self.bedrock
+        )
+
+    def worker_jobs(self) -> JobService:
+        """Rebuild the worker around a job service the test may patch (fault injection), and return it."""
+        from handlers import worker
+
+        clients = {"dynamodb": self.dynamodb, "sqs": self.sqs, "bedrock_factory": self.bedrock}
+        jobs = worker.build_worker_jobs(self.settings, **clients)
+        self.worker = worker.bootstrap(self.settings, jobs=jobs, **clients)
+        return jobs
 
     def pump(self, *, max_concurrency: int = 2, batch_size: int = 1) -> SqsPump:
         return SqsPump(
@@ -48,34 +74,8 @@ class JobsWorld:
         return sum(int(v) for v in attributes.values())
 
 
-def create_tables(dynamodb: Any, settings: Settings) -> None:
-    create_conversations_table(dynamodb, settings.table_name)
-    for name, keys in (
-        (settings.cache_table_name, [("key", "HASH")]),
-        (settings.jobs_table_name, [("pk", "HASH"), ("sk", "RANGE")]),
-        (settings.idempotency_table_name, [("id", "HASH")]),
-    ):
-        dynamodb.create_table(
-            TableName=name,
-            KeySchema=[{"AttributeName": k, "KeyType": t} for k, t in keys],
-            AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k, _ in keys],
-            BillingMode="PAY_PER_REQUEST",
-        )
-
-
-def provision_queues(sqs: Any, *, visibility_s: int, max_receives: int) -> tuple[str, str, str]:
-    """The requests queue and its DLQ as the stack defines them: (queue url, queue arn, dlq url)."""
-    dlq_url = sqs.create_queue(QueueName="jobs-dlq")["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    queue_url = sqs.create_queue(
-        QueueName="jobs",
-        Attributes={
-            "VisibilityTimeout": str(visibility_s),
-            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receives)}),
-        },
-    )["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    return queue_url, queue_arn, dlq_url
+def worker_context() -> LocalContext:
+    return LocalContext(function_name="worker", timeout_s=120)
 
 
 @contextmanager
@@ -84,29 +84,26 @@ def jobs_world(
 ) -> Iterator[JobsWorld]:
     from moto import mock_aws
 
-    from handlers.worker import build_handler
+    from handlers import worker
+    from handlers.wiring import build_job_service
 
     with mock_aws(), BedrockEmulator(faults or {"default": {"latency_ms": [1, 3]}}) as emulator:
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
         sqs = boto3.client("sqs", region_name="us-east-1")
         queue_url, queue_arn, dlq_url = provision_queues(sqs, visibility_s=visibility_s, max_receives=max_receives)
-        settings = replace(
-            Settings.from_env(),
-            targets=(replace(Settings.from_env().targets[0], model_id=MODEL[0], region=MODEL[1]),),
-            cache_table_name="cache-test",
-            jobs_table_name="jobs-test",
+        base = Settings.from_env()
+        settings = base.but(
+            targets=(replace(base.targets[0], model_id=MODEL[0], region=MODEL[1]),),
             jobs_queue_url=queue_url,
-            idempotency_table_name="idempotency-test",
             max_receive_count=max_receives,
             **overrides,
         )
         create_tables(dynamodb, settings)
+        world = JobsWorld(
+            settings, dynamodb, sqs, queue_url, queue_arn, dlq_url, emulator, worker=None,
+            jobs=build_job_service(settings, chat=None, dynamodb=dynamodb, sqs=sqs),  # type: ignore[arg-type]
+        )  # fmt: skip
+        world.worker = worker.bootstrap(settings, dynamodb=dynamodb, sqs=sqs, bedrock_factory=world.bedrock)
+        world.chat = world.api()
+        yield world
 
-        def bedrock(region: str, config: Any) -> Any:
-            return boto3.client(
-                "bedrock-runtime", region_name=region, endpoint_url=emulator.url, config=config,
-                aws_access_key_id="e", aws_secret_access_key="e",
-            )  # fmt: skip
-
-        worker = build_handler(settings, dynamodb=dynamodb, sqs=sqs, bedrock_factory=bedrock)
-        yield JobsWorld(settings, dynamodb, sqs, queue_url, queue_arn, dlq_url, emulator, worker)

@@ -26,10 +26,6 @@ def sandbox(synth: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[An
         running.stop()
         os.environ.clear()
         os.environ.update(saved)
-        from handlers import chat
-        from handlers.settings import Settings
-
-        chat.configure(Settings.from_env())  # back to the test session's own environment
 
 
 def sign_in(sandbox: Any, username: str, password: str) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from core.jobs import Job
+from core.models import Job
 
 
 def _key(user_id: str, job_id: str) -> dict[str, Any]:

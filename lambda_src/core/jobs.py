@@ -13,45 +13,16 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any
 
 from core.chat import ChatService
 from core.errors import DomainError, InvalidRequest, ModelRejected, NotFound, Overloaded
-from core.models import ChatRequest
+from core.models import ChatRequest, Job
 from core.ports import JobQueue, JobStore
 from core.resilience import RateLimiter
 
-Status = Literal["queued", "running", "done", "failed"]
 _NAMESPACE = uuid.UUID("6f1c2b1e-7d0a-4b8e-9a55-2f3c9e1d4b70")
 _KEY_CHARS = 200
-
-
-@dataclass(frozen=True, kw_only=True)
-class Job:
-    job_id: str
-    user_id: str
-    message: str
-    conversation_id: str | None
-    status: Status
-    created_at: float
-    updated_at: float
-    enqueued: bool = False
-    answer: dict[str, Any] | None = None
-    reason: str | None = None
-    requeues: int = 0
-
-    def to_api(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "job_id": self.job_id,
-            "status": self.status,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-        }
-        if self.answer is not None:
-            body["result"] = self.answer
-        if self.reason is not None:
-            body["reason"] = self.reason
-        return body
 
 
 class RetryLater(DomainError):
@@ -116,8 +87,9 @@ class JobService:
 
     def job_id_for(self, user_id: str, request: ChatRequest, key: str | None, now: float) -> str:
         if key is not None:
-            if not key.strip() or len(key) > _KEY_CHARS:
-                raise InvalidRequest(f"Idempotency-Key must be 1 to {_KEY_CHARS} characters")
+            # Printable ASCII only (an RFC 9651 string): other bytes do not survive HTTP stacks unchanged.
+            if not key.strip() or len(key) > _KEY_CHARS or not (key.isascii() and key.isprintable()):
+                raise InvalidRequest(f"Idempotency-Key must be 1 to {_KEY_CHARS} printable ASCII characters")
             return str(uuid.uuid5(_NAMESPACE, f"{user_id}|key|{key}"))
         body = json.dumps({"m": request.message, "c": request.conversation_id}, sort_keys=True)
         window = int(now // self.settings.dedup_window_s)

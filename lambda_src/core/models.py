@@ -9,6 +9,7 @@ from typing import Any, Literal
 from core.errors import InvalidRequest, PayloadTooLarge
 
 Role = Literal["user", "assistant"]
+JobStatus = Literal["queued", "running", "done", "failed"]
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
@@ -180,3 +181,31 @@ def _usage(usage: Usage) -> dict[str, int]:
         "output_tokens": usage.output_tokens,
         "total_tokens": usage.total_tokens,
     }
+
+
+@dataclass(frozen=True, kw_only=True)
+class Job:
+    job_id: str
+    user_id: str
+    message: str
+    conversation_id: str | None
+    status: JobStatus
+    created_at: float
+    updated_at: float
+    enqueued: bool = False
+    answer: dict[str, Any] | None = None
+    reason: str | None = None
+    requeues: int = 0
+
+    def to_api(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "job_id": self.job_id,
+            "status": self.status,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+        if self.answer is not None:
+            body["result"] = self.answer
+        if self.reason is not None:
+            body["reason"] = self.reason
+        return body

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from core.models import Conversation, Message, ModelReply, TargetRef, Turn
-
-if TYPE_CHECKING:
-    from core.jobs import Job
+from core.models import Conversation, Job, Message, ModelReply, TargetRef, Turn
 
 
 class ConversationStore(Protocol):

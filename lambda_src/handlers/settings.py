@@ -1,11 +1,17 @@
-"""Runtime settings from the environment the stack sets; read once per cold start."""
+"""The stack-to-Lambda environment contract: every variable's name, default and parser, once.
+
+The stacks render a `Settings` into a function's environment (`to_env`), the Lambdas read it back
+at cold start (`from_env`), and the sandbox and the tests build theirs the same way, so a name or
+a default can only be changed here. Pure: the CDK app imports this module too.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields, replace
+from typing import Any
 
 from core.models import Limits
 
@@ -18,60 +24,134 @@ class TargetSetting:
     guardrail: tuple[str, str] | None = None  # (identifier, version) in the target's region
     langchain: dict[str, object] | None = None  # {"class": "pkg.module:Class", "kwargs": {...}}
 
+    def to_json(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {"model_id": self.model_id, "region": self.region, "max_tokens": self.max_tokens}
+        if self.guardrail is not None:
+            entry["guardrail_id"], entry["guardrail_version"] = self.guardrail
+        if self.langchain is not None:
+            entry["langchain"] = self.langchain
+        return entry
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> TargetSetting:
+        return cls(
+            model_id=raw["model_id"],
+            region=raw["region"],
+            max_tokens=int(raw["max_tokens"]),
+            guardrail=(raw["guardrail_id"], str(raw["guardrail_version"])) if raw.get("guardrail_id") else None,
+            langchain=raw.get("langchain"),
+        )
+
+
+@dataclass(frozen=True)
+class Codec:
+    parse: Callable[[str], Any]
+    render: Callable[[Any], str]
+
+
+def _parse_bool(text: str) -> bool:
+    if text.lower() not in ("true", "false"):
+        raise ValueError(f"expected true or false, got {text!r}")
+    return text.lower() == "true"
+
+
+def _parse_targets(text: str) -> tuple[TargetSetting, ...]:
+    targets = tuple(TargetSetting.from_json(entry) for entry in json.loads(text))
+    if not targets:
+        raise ValueError("must list at least one target")
+    return targets
+
+
+def _render_targets(targets: tuple[TargetSetting, ...]) -> str:
+    return json.dumps([target.to_json() for target in targets])
+
+
+def _optional(codec: Codec) -> Codec:
+    return Codec(parse=lambda text: codec.parse(text) if text else None, render=codec.render)
+
+
+STR = Codec(parse=str, render=str)
+INT = Codec(parse=int, render=str)
+FLOAT = Codec(parse=float, render=lambda value: str(int(value)) if float(value).is_integer() else repr(float(value)))
+BOOL = Codec(parse=_parse_bool, render=lambda value: str(value).lower())
+TARGETS = Codec(parse=_parse_targets, render=_render_targets)
+
+
+def var(name: str, codec: Codec, default: Any = MISSING, *, optional: bool = False) -> Any:
+    """A dataclass field bound to environment variable `name` (required when it has no default)."""
+    metadata = {"env": name, "codec": _optional(codec) if optional else codec}
+    if default is MISSING:
+        return field(metadata=metadata)
+    return field(default=default, metadata=metadata)
+
 
 @dataclass(frozen=True, kw_only=True)
 class Settings:
-    table_name: str
-    targets: tuple[TargetSetting, ...]
-    limits: Limits
-    deadline_s: float
-    cache_table_name: str | None = None
-    jobs_table_name: str | None = None
-    jobs_queue_url: str | None = None
-    idempotency_table_name: str | None = None
-    job_max_age_s: float = 3600.0
-    job_deadline_s: float = 90.0
-    job_backoff_s: int = 5  # first requeue delay of a job the model could not answer; doubles
-    breaker_open_s: float = 30.0
-    worker_rate_per_s: float | None = None  # model calls per second this environment may start
-    max_receive_count: int = 4  # the queue's redrive policy; the worker fails the job on the last receive
-    shed_to_jobs: bool = False  # when every breaker is open: accept /chat as a job (202) instead of 503
-    degraded_status: int = 200  # 200: answer with the degraded flag; 503: refuse with Retry-After
+    """What a Lambda of this app reads from its environment. Chat and worker share the contract."""
+
+    table_name: str = var("TABLE_NAME", STR)
+    targets: tuple[TargetSetting, ...] = var("MODEL_TARGETS", TARGETS)
+    max_message_chars: int = var("MAX_MESSAGE_CHARS", INT, 8000)
+    max_history_turns: int = var("MAX_HISTORY_TURNS", INT, 20)
+    max_body_bytes: int = var("MAX_BODY_BYTES", INT, 65536)
+    max_json_depth: int = var("MAX_JSON_DEPTH", INT, 32)
+    deadline_s: float = var("DEADLINE_SECONDS", FLOAT, 25.0)  # the sync path's end-to-end deadline
+    cache_table_name: str | None = var("CACHE_TABLE_NAME", STR, None, optional=True)
+    jobs_table_name: str | None = var("JOBS_TABLE_NAME", STR, None, optional=True)
+    jobs_queue_url: str | None = var("JOBS_QUEUE_URL", STR, None, optional=True)
+    idempotency_table_name: str | None = var("IDEMPOTENCY_TABLE_NAME", STR, None, optional=True)
+    job_max_age_s: float = var("JOB_MAX_AGE_SECONDS", FLOAT, 3600.0)
+    job_deadline_s: float = var("JOB_DEADLINE_SECONDS", FLOAT, 90.0)
+    job_backoff_s: int = var("JOB_BACKOFF_SECONDS", INT, 5)  # first requeue delay of an unanswered job; doubles
+    breaker_open_s: float = var("BREAKER_OPEN_SECONDS", FLOAT, 30.0)
+    worker_rate_per_s: float | None = var("WORKER_RATE_PER_SECOND", FLOAT, None, optional=True)
+    max_receive_count: int = var("MAX_RECEIVE_COUNT", INT, 4)  # the worker fails the job on the last receive
+    shed_to_jobs: bool = var("SHED_TO_JOBS", BOOL, False)  # every breaker open: accept /chat as a job (202)
+    degraded_status: int = var("DEGRADED_STATUS", INT, 200)  # 200: answer flagged degraded; 503: refuse
+
+    def __post_init__(self) -> None:
+        if self.degraded_status not in (200, 503):
+            raise ValueError(f"DEGRADED_STATUS must be 200 or 503, got {self.degraded_status}")
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(
+            max_message_chars=self.max_message_chars,
+            max_history_turns=self.max_history_turns,
+            max_body_bytes=self.max_body_bytes,
+        )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Parse the variables this contract names; a missing or malformed one names itself."""
         env = os.environ if env is None else env
-        targets = tuple(
-            TargetSetting(
-                model_id=t["model_id"],
-                region=t["region"],
-                max_tokens=int(t["max_tokens"]),
-                guardrail=(t["guardrail_id"], str(t["guardrail_version"])) if t.get("guardrail_id") else None,
-                langchain=t.get("langchain"),
-            )
-            for t in json.loads(env["MODEL_TARGETS"])
-        )
-        if not targets:
-            raise ValueError("MODEL_TARGETS must list at least one target")
-        return cls(
-            table_name=env["TABLE_NAME"],
-            targets=targets,
-            limits=Limits(
-                max_message_chars=int(env.get("MAX_MESSAGE_CHARS", "8000")),
-                max_history_turns=int(env.get("MAX_HISTORY_TURNS", "20")),
-                max_body_bytes=int(env.get("MAX_BODY_BYTES", "65536")),
-            ),
-            deadline_s=float(env.get("DEADLINE_SECONDS", "25")),
-            cache_table_name=env.get("CACHE_TABLE_NAME") or None,
-            jobs_table_name=env.get("JOBS_TABLE_NAME") or None,
-            jobs_queue_url=env.get("JOBS_QUEUE_URL") or None,
-            idempotency_table_name=env.get("IDEMPOTENCY_TABLE_NAME") or None,
-            job_max_age_s=float(env.get("JOB_MAX_AGE_SECONDS", "3600")),
-            job_deadline_s=float(env.get("JOB_DEADLINE_SECONDS", "90")),
-            shed_to_jobs=env.get("SHED_TO_JOBS", "false").lower() == "true",
-            max_receive_count=int(env.get("MAX_RECEIVE_COUNT", "4")),
-            worker_rate_per_s=float(env["WORKER_RATE_PER_SECOND"]) if env.get("WORKER_RATE_PER_SECOND") else None,
-            job_backoff_s=int(env.get("JOB_BACKOFF_SECONDS", "5")),
-            breaker_open_s=float(env.get("BREAKER_OPEN_SECONDS", "30")),
-            degraded_status=int(env.get("DEGRADED_STATUS", "200")),
-        )
+        values: dict[str, Any] = {}
+        for item in fields(cls):
+            name, codec = item.metadata["env"], item.metadata["codec"]
+            if name not in env:
+                if item.default is MISSING:
+                    raise KeyError(f"environment variable {name} is required")
+                continue
+            try:
+                values[item.name] = codec.parse(env[name])
+            except (ValueError, KeyError, TypeError) as error:
+                raise ValueError(f"environment variable {name} is invalid: {error}") from error
+        return cls(**values)
+
+    def to_env(self) -> dict[str, str]:
+        """The environment that reproduces these settings (unset optional values are left out)."""
+        env: dict[str, str] = {}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if value is not None:
+                env[item.metadata["env"]] = item.metadata["codec"].render(value)
+        return env
+
+    def but(self, **changes: Any) -> Settings:
+        """A copy with some settings changed (tests, the sandbox)."""
+        return replace(self, **changes)
+
+
+def variable_names() -> tuple[str, ...]:
+    """Every variable of the contract, for checks that a template sets nothing unknown."""
+    return tuple(item.metadata["env"] for item in fields(Settings))

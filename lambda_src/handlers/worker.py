@@ -27,7 +27,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from core.gateway import GatewaySettings
-from core.jobs import RetryLater
+from core.jobs import JobService, RetryLater
 from core.resilience import BreakerSettings
 from handlers.settings import Settings
 from handlers.wiring import build_chat_service, build_job_service, shared_session
@@ -53,9 +53,10 @@ def parse(record: SQSRecord) -> dict[str, Any]:
     return message
 
 
-def build_handler(settings: Settings, *, dynamodb: Any = None, sqs: Any = None, bedrock_factory: Any = None) -> Handler:
-    """Composition root of the worker; tests and the sandbox pass their own clients."""
-    dynamodb = dynamodb or shared_session().create_client("dynamodb")
+def build_worker_jobs(
+    settings: Settings, *, dynamodb: Any = None, sqs: Any = None, bedrock_factory: Any = None
+) -> JobService:
+    """The worker's job service: the chat path's gateway, tuned for async work."""
     chat = build_chat_service(
         settings,
         dynamodb=dynamodb,
@@ -74,6 +75,22 @@ def build_handler(settings: Settings, *, dynamodb: Any = None, sqs: Any = None, 
     jobs = build_job_service(settings, chat=chat, dynamodb=dynamodb, sqs=sqs)
     if jobs is None or not settings.idempotency_table_name:
         raise RuntimeError("the worker needs JOBS_TABLE_NAME, JOBS_QUEUE_URL and IDEMPOTENCY_TABLE_NAME")
+    return jobs
+
+
+def bootstrap(
+    settings: Settings | None = None,
+    *,
+    dynamodb: Any = None,
+    sqs: Any = None,
+    bedrock_factory: Any = None,
+    jobs: JobService | None = None,
+) -> Handler:
+    """The worker's composition root: the module calls it once at cold start, the sandbox and the tests
+    with their own settings and clients (or a job service of their own). Returns the Lambda handler."""
+    settings = settings or Settings.from_env()
+    dynamodb = dynamodb or shared_session().create_client("dynamodb")
+    jobs = jobs or build_worker_jobs(settings, dynamodb=dynamodb, sqs=sqs, bedrock_factory=bedrock_factory)
     config = IdempotencyConfig(
         event_key_jmespath="job_id",
         expires_after_seconds=int(settings.job_max_age_s) + 3600,  # outlives any job
@@ -116,24 +133,16 @@ def build_handler(settings: Settings, *, dynamodb: Any = None, sqs: Any = None, 
                 metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=1)
             raise
 
+    @logger.inject_lambda_context
+    @tracer.capture_lambda_handler
+    @metrics.log_metrics
     def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         config.register_lambda_context(context)
         return process_partial_response(
             event=event, record_handler=record_handler, processor=processor, context=context
         )
 
-    handle.jobs = jobs  # type: ignore[attr-defined]  # for tests and the sandbox
     return handle
 
 
-_handle: Handler | None = None
-
-
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    global _handle
-    if _handle is None:  # built once per execution environment, on its first batch
-        _handle = build_handler(Settings.from_env())
-    return _handle(event, context)
+handler = bootstrap()  # cold start: settings from the environment the stack set

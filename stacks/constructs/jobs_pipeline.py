@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 from aws_cdk import CfnOutput, Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
@@ -25,8 +27,9 @@ class JobsPipeline(Construct):
         config: AppConfig,
         key: kms.IKey,
         log_retention: logs.RetentionDays,
-        environment: dict[str, str],
+        worker_environment: Callable[[str], Mapping[str, str]],
     ) -> None:
+        """`worker_environment(queue_url)`: the worker's environment (the Settings contract, rendered)."""
         super().__init__(scope, construct_id)
         jobs = config.jobs
         sizing = config.worker_sizing()
@@ -65,14 +68,7 @@ class JobsPipeline(Construct):
             timeout=Duration.seconds(jobs.worker_timeout_s),
             no_dlq_reason="Invoked by an SQS event source mapping: failed messages go to the requests queue's own "
             "DLQ (redrive policy), which a Lambda DLQ would not see.",
-            environment={
-                **environment,
-                "JOBS_QUEUE_URL": self.queue.queue_url,
-                "MAX_RECEIVE_COUNT": str(jobs.max_receive_count),
-                "JOB_DEADLINE_SECONDS": str(jobs.deadline_s),
-                # Each environment paces its model calls to its share of the quota.
-                "WORKER_RATE_PER_SECOND": f"{sizing.jobs_per_minute / 60 / sizing.max_concurrency:.4f}",
-            },
+            environment=dict(worker_environment(self.queue.queue_url)),
         )
         self.worker.function.add_event_source(
             sources.SqsEventSource(
@@ -82,7 +78,6 @@ class JobsPipeline(Construct):
                 report_batch_item_failures=True,
             )
         )
-        self.grant_send(self.worker.role, key)
 
         self.alarms = [
             self.dlq.metric_approximate_number_of_messages_visible(period=Duration.minutes(1)).create_alarm(

@@ -100,7 +100,7 @@ def test_the_table_is_global_with_a_dr_replica_pitr_protection_and_retention(syn
 
 
 def test_table_keys_match_what_the_handler_tests_create(synth: Synth) -> None:
-    from tests.unit.dynamo_table import create_conversations_table
+    from local.resources import create_conversations_table
 
     class Capture:
         def create_table(self, **kwargs: Any) -> None:
@@ -442,7 +442,7 @@ def test_jobs_queue_dlq_worker_and_routes(synth: Synth, name: str) -> None:
             "Environment": {
                 "Variables": Match.object_like(
                     {
-                        "WORKER_RATE_PER_SECOND": "0.1010",  # 66.7 jobs/min over 11 environments
+                        "WORKER_RATE_PER_SECOND": "0.101",  # 66.7 jobs/min over 11 environments
                         "MAX_RECEIVE_COUNT": "4",
                         "IDEMPOTENCY_TABLE_NAME": Match.any_value(),
                         "JOBS_QUEUE_URL": Match.any_value(),
@@ -468,4 +468,4 @@ def test_the_web_ui_gets_its_runtime_config_from_both_regions_outputs(synth: Syn
     assert "Bulwark-dev-Auth:ExportsOutputRefUsers" in markers  # user pool id
     assert "Bulwark-dev-Auth:ExportsOutputRefUsersWebClient" in markers  # app client id
     assert ".execute-api.us-east-1." in markers and ".execute-api.us-west-2." in markers  # both regions
-    assert "BulwarkdevApiDRuswest2RefApi" in markers  # the DR URL crosses regions via CDK's reader
+    assert "BulwarkdevApiDRuswest2RefRestApi" in markers  # the DR URL crosses regions via CDK's reader

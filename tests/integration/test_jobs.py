@@ -7,92 +7,80 @@ import time
 import uuid
 from typing import Any
 
-import pytest
-
-from handlers import chat as api
-from handlers.wiring import build_job_service
 from local.apigw import response_headers
 from tests.jobs_fixtures import MODEL, JobsWorld, jobs_world
 from tests.unit.handlers.test_chat import ALICE, BOB, FakeContext, api_event
 
 
-def call(method: str, path: str, *, body: Any = None, sub: str = ALICE, headers: dict[str, str] | None = None):
+def call(
+    world: JobsWorld,
+    method: str,
+    path: str,
+    *,
+    body: Any = None,
+    sub: str = ALICE,
+    headers: dict[str, str] | None = None,
+    handler: Any = None,
+):
+    """One request to the world's API Lambda (or to `handler`, another environment of it)."""
     event = api_event(method, path, body=json.dumps(body) if body is not None else None, sub=sub)
     event["headers"] = {**event["headers"], **(headers or {})}
-    response = api.handler(event, FakeContext())
+    response = (handler or world.chat)(event, FakeContext())
     payload = json.loads(response["body"]) if response.get("body") else None
     return response["statusCode"], payload, response_headers(response)
 
 
-@pytest.fixture
-def wire(monkeypatch: pytest.MonkeyPatch):
-    def attach(world: JobsWorld) -> None:
-        monkeypatch.setattr(api, "settings", world.settings)
-        monkeypatch.setattr(
-            api, "jobs", build_job_service(world.settings, chat=None, dynamodb=world.dynamodb, sqs=world.sqs)
-        )
-
-    return attach
-
-
 def statuses(world: JobsWorld, ids: list[str], sub: str = ALICE) -> list[str]:
-    jobs = world.worker.jobs
+    jobs = world.jobs
     return [jobs.status(user_id=sub, job_id=i).status for i in ids]
 
 
-def test_submit_answers_202_fast_and_status_shows_the_answer_when_done(wire) -> None:
+def test_submit_answers_202_without_the_model_and_status_shows_the_answer_when_done() -> None:
     with jobs_world() as world:
-        wire(world)
-        started = time.monotonic()
-        status, body, headers = call("POST", "/jobs", body={"message": "What is the capital of France?"})
-        took = time.monotonic() - started
+        status, body, headers = call(world, "POST", "/jobs", body={"message": "What is the capital of France?"})
 
         assert status == 202 and body["status"] == "queued" and headers["Location"] == f"/jobs/{body['job_id']}"
-        assert took < 0.1
-        assert call("GET", f"/jobs/{body['job_id']}")[1]["status"] == "queued"
+        assert world.emulator.calls(*MODEL) == 0  # accepted without waiting for the model
+        assert call(world, "GET", f"/jobs/{body['job_id']}")[1]["status"] == "queued"
 
         assert world.pump().run_until(lambda: statuses(world, [body["job_id"]]) == ["done"], timeout_s=10)
-        status, done, _ = call("GET", f"/jobs/{body['job_id']}")
+        status, done, _ = call(world, "GET", f"/jobs/{body['job_id']}")
         assert status == 200 and done["result"]["answer"] and done["result"]["target"]["model_id"] == MODEL[0]
 
 
-def test_duplicate_submit_with_the_same_key_is_one_job_and_one_message(wire) -> None:
+def test_duplicate_submit_with_the_same_key_is_one_job_and_one_message() -> None:
     with jobs_world() as world:
-        wire(world)
-        first = call("POST", "/jobs", body={"message": "hi"}, headers={"Idempotency-Key": "abc"})
-        second = call("POST", "/jobs", body={"message": "hi"}, headers={"Idempotency-Key": "abc"})
-        other = call("POST", "/jobs", body={"message": "hi"}, headers={"Idempotency-Key": "xyz"})
+        first = call(world, "POST", "/jobs", body={"message": "hi"}, headers={"Idempotency-Key": "abc"})
+        second = call(world, "POST", "/jobs", body={"message": "hi"}, headers={"Idempotency-Key": "abc"})
+        other = call(world, "POST", "/jobs", body={"message": "hi"}, headers={"Idempotency-Key": "xyz"})
 
         assert first[1]["job_id"] == second[1]["job_id"] != other[1]["job_id"]
         assert second[0] == 202 and second[2].get("Idempotent-Replayed") == "true"
         assert world.depth(world.queue_url) == 2
 
 
-def test_without_a_key_an_identical_retry_inside_the_window_is_the_same_job(wire) -> None:
+def test_without_a_key_an_identical_retry_inside_the_window_is_the_same_job() -> None:
     with jobs_world() as world:
-        wire(world)
-        first = call("POST", "/jobs", body={"message": "same"})
-        second = call("POST", "/jobs", body={"message": "same"})
+        first = call(world, "POST", "/jobs", body={"message": "same"})
+        second = call(world, "POST", "/jobs", body={"message": "same"})
 
         assert first[1]["job_id"] == second[1]["job_id"] and world.depth(world.queue_url) == 1
 
 
-def test_another_users_job_is_404_and_bad_ids_are_400(wire) -> None:
+def test_another_users_job_is_404_and_bad_ids_are_400() -> None:
     with jobs_world() as world:
-        wire(world)
-        _, body, _ = call("POST", "/jobs", body={"message": "mine"})
+        _, body, _ = call(world, "POST", "/jobs", body={"message": "mine"})
 
-        assert call("GET", f"/jobs/{body['job_id']}", sub=BOB)[0] == 404
-        assert call("GET", "/jobs/not-a-uuid")[0] == 400
-        assert call("POST", "/jobs", body={"message": 5})[0] == 400
+        assert call(world, "GET", f"/jobs/{body['job_id']}", sub=BOB)[0] == 404
+        assert call(world, "GET", "/jobs/not-a-uuid")[0] == 400
+        assert call(world, "POST", "/jobs", body={"message": 5})[0] == 400
 
 
-def test_a_burst_at_three_times_the_quota_completes_every_job_exactly_once(wire) -> None:
+def test_a_burst_at_three_times_the_quota_completes_every_job_exactly_once() -> None:
     # Quota 120 requests/min with a 1 s bucket: 2 at once, then 2 per second. 12 jobs at once.
     faults = {"default": {"latency_ms": [1, 3], "rpm": 120, "burst_s": 1}}
     with jobs_world(faults, job_backoff_s=1, breaker_open_s=1) as world:
-        wire(world)
-        ids = [call("POST", "/jobs", body={"message": f"question {i}"})[1]["job_id"] for i in range(12)]
+        ids = [call(world, "POST", "/jobs", body={"message": f"question {i}"})[1]["job_id"] for i in range(12)]
 
         drained = world.pump(max_concurrency=2).run_until(lambda: set(statuses(world, ids)) == {"done"}, timeout_s=60)
 
@@ -104,10 +92,9 @@ def test_a_burst_at_three_times_the_quota_completes_every_job_exactly_once(wire)
         assert world.depth(world.dlq_url) == 0 and world.depth(world.queue_url) == 0
 
 
-def test_duplicate_delivery_calls_the_model_once(wire) -> None:
+def test_duplicate_delivery_calls_the_model_once() -> None:
     with jobs_world() as world:
-        wire(world)
-        _, body, _ = call("POST", "/jobs", body={"message": "once"})
+        _, body, _ = call(world, "POST", "/jobs", body={"message": "once"})
         world.sqs.send_message(
             QueueUrl=world.queue_url, MessageBody=json.dumps({"job_id": body["job_id"], "user_id": ALICE})
         )
@@ -119,11 +106,10 @@ def test_duplicate_delivery_calls_the_model_once(wire) -> None:
         assert world.emulator.calls(*MODEL) == 1
 
 
-def test_a_crash_after_the_answer_and_before_the_write_completes_exactly_once(wire) -> None:
+def test_a_crash_after_the_answer_and_before_the_write_completes_exactly_once() -> None:
     with jobs_world() as world:
-        wire(world)
-        _, body, _ = call("POST", "/jobs", body={"message": "crash test"})
-        jobs = world.worker.jobs
+        _, body, _ = call(world, "POST", "/jobs", body={"message": "crash test"})
+        jobs = world.worker_jobs()
         real_complete = jobs.complete
         crashes = []
 
@@ -140,11 +126,10 @@ def test_a_crash_after_the_answer_and_before_the_write_completes_exactly_once(wi
         assert world.emulator.calls(*MODEL) == 1
 
 
-def test_a_poison_message_reaches_the_dlq_and_the_job_fails_with_a_reason(wire) -> None:
+def test_a_poison_message_reaches_the_dlq_and_the_job_fails_with_a_reason() -> None:
     with jobs_world(max_receives=3) as world:
-        wire(world)
-        _, body, _ = call("POST", "/jobs", body={"message": "poison"})
-        jobs = world.worker.jobs
+        _, body, _ = call(world, "POST", "/jobs", body={"message": "poison"})
+        jobs = world.worker_jobs()
 
         def broken(message: dict[str, Any], *, remaining_s: float) -> dict[str, Any]:
             raise RuntimeError("bug in processing")
@@ -158,7 +143,7 @@ def test_a_poison_message_reaches_the_dlq_and_the_job_fails_with_a_reason(wire) 
         assert "bug in processing" in (job.reason or "")
 
 
-def test_a_malformed_message_goes_to_the_dlq(wire) -> None:
+def test_a_malformed_message_goes_to_the_dlq() -> None:
     with jobs_world(max_receives=2) as world:
         world.sqs.send_message(QueueUrl=world.queue_url, MessageBody="{not json")
 
@@ -167,82 +152,62 @@ def test_a_malformed_message_goes_to_the_dlq(wire) -> None:
         assert world.depth(world.dlq_url) == 1
 
 
-def test_a_stale_job_fails_with_the_age_reason_instead_of_being_answered(wire) -> None:
+def test_a_stale_job_fails_with_the_age_reason_instead_of_being_answered() -> None:
     with jobs_world(job_max_age_s=0.5) as world:
-        wire(world)
-        _, body, _ = call("POST", "/jobs", body={"message": "late"})
+        _, body, _ = call(world, "POST", "/jobs", body={"message": "late"})
         time.sleep(0.7)
 
         world.pump().run_until(lambda: statuses(world, [body["job_id"]]) == ["failed"], timeout_s=10)
 
-        _, job, _ = call("GET", f"/jobs/{body['job_id']}")
+        _, job, _ = call(world, "GET", f"/jobs/{body['job_id']}")
         assert job["status"] == "failed" and job["reason"].startswith("stale:")
         assert world.emulator.calls(*MODEL) == 0
 
 
-def test_a_stale_job_reads_as_failed_even_before_the_worker_sees_it(wire) -> None:
+def test_a_stale_job_reads_as_failed_even_before_the_worker_sees_it() -> None:
     with jobs_world(job_max_age_s=0.3) as world:
-        wire(world)
-        _, body, _ = call("POST", "/jobs", body={"message": "late"})
+        _, body, _ = call(world, "POST", "/jobs", body={"message": "late"})
         time.sleep(0.5)
 
-        _, job, _ = call("GET", f"/jobs/{body['job_id']}")
+        _, job, _ = call(world, "GET", f"/jobs/{body['job_id']}")
 
         assert job["status"] == "failed" and "limit" in job["reason"]
 
 
-def test_a_rejected_request_fails_the_job_with_the_models_reason(wire) -> None:
+def test_a_rejected_request_fails_the_job_with_the_models_reason() -> None:
     with jobs_world({"default": {"errors": {"ValidationException": 1.0}}}) as world:
-        wire(world)
-        _, body, _ = call("POST", "/jobs", body={"message": "x"})
+        _, body, _ = call(world, "POST", "/jobs", body={"message": "x"})
 
         world.pump().run_until(lambda: statuses(world, [body["job_id"]]) == ["failed"], timeout_s=10)
 
-        _, job, _ = call("GET", f"/jobs/{body['job_id']}")
+        _, job, _ = call(world, "GET", f"/jobs/{body['job_id']}")
         assert "rejected" in job["reason"] and world.depth(world.dlq_url) == 0
 
 
-def test_sync_chat_sheds_to_503_with_a_jobs_hint_or_to_a_job(wire, monkeypatch: pytest.MonkeyPatch) -> None:
-    from dataclasses import replace
-
-    from handlers.wiring import build_chat_service
-
+def test_sync_chat_sheds_to_503_with_a_jobs_hint_or_to_a_job() -> None:
     with jobs_world({"default": {"down": True}}) as world:
-        wire(world)
-        service = build_chat_service(
-            world.settings, dynamodb=world.dynamodb, bedrock_factory=lambda region, config: _emu(world, region, config)
-        )
-        monkeypatch.setattr(api, "service", service)
         for _ in range(5):  # open the only breaker
-            call("POST", "/chat", body={"message": f"warm {uuid.uuid4()}"})
+            call(world, "POST", "/chat", body={"message": f"warm {uuid.uuid4()}"})
+        calls_when_open = world.emulator.calls(*MODEL)
 
-        started = time.monotonic()
-        status, body, headers = call("POST", "/chat", body={"message": "are you there?"})
-        took = time.monotonic() - started
+        status, body, headers = call(world, "POST", "/chat", body={"message": "are you there?"})
+
         assert status == 503 and int(headers["Retry-After"]) >= 1 and "/jobs" in body["message"]
-        assert took < 0.1
+        assert world.emulator.calls(*MODEL) == calls_when_open  # shed at once: the model was not tried
 
-        monkeypatch.setattr(api, "settings", replace(world.settings, shed_to_jobs=True))
-        status, body, _ = call("POST", "/chat", body={"message": "queue me"})
+        shedding = world.api(shed_to_jobs=True)  # another environment, configured to queue instead
+        for _ in range(5):
+            call(world, "POST", "/chat", body={"message": f"warm {uuid.uuid4()}"}, handler=shedding)
+        status, body, _ = call(world, "POST", "/chat", body={"message": "queue me"}, handler=shedding)
         assert status == 202 and body["status"] == "queued" and "queued as a job" in body["note"]
 
 
-def _emu(world: JobsWorld, region: str, config: Any) -> Any:
-    import boto3
-
-    return boto3.client(
-        "bedrock-runtime", region_name=region, endpoint_url=world.emulator.url, config=config,
-        aws_access_key_id="e", aws_secret_access_key="e",
-    )  # fmt: skip
-
-
-def test_redrive_moves_parked_jobs_back_and_they_complete(wire) -> None:
+def test_redrive_moves_parked_jobs_back_and_they_complete() -> None:
     from tools.redrive import redrive
 
     with jobs_world(max_receives=3) as world:
-        wire(world)
-        _, body, _ = call("POST", "/jobs", body={"message": "parked then fixed"})
-        jobs = world.worker.jobs
+        _, body, _ = call(world, "POST", "/jobs", body={"message": "parked then fixed"})
+        jobs = world.worker_jobs()
         real_answer = jobs.answer
         jobs.answer = lambda message, *, remaining_s: (_ for _ in ()).throw(RuntimeError("outage"))
         world.pump().run_until(lambda: world.depth(world.dlq_url) == 1, timeout_s=20)
@@ -257,10 +222,9 @@ def test_redrive_moves_parked_jobs_back_and_they_complete(wire) -> None:
         assert world.emulator.calls(*MODEL) == 1
 
 
-def test_a_duplicate_of_a_failed_job_does_not_reopen_it(wire) -> None:
+def test_a_duplicate_of_a_failed_job_does_not_reopen_it() -> None:
     with jobs_world({"default": {"errors": {"ValidationException": 1.0}}}) as world:
-        wire(world)
-        _, body, _ = call("POST", "/jobs", body={"message": "x"})
+        _, body, _ = call(world, "POST", "/jobs", body={"message": "x"})
         world.pump().run_until(lambda: statuses(world, [body["job_id"]]) == ["failed"], timeout_s=10)
         world.sqs.send_message(
             QueueUrl=world.queue_url, MessageBody=json.dumps({"job_id": body["job_id"], "user_id": ALICE})

@@ -11,7 +11,7 @@ from moto import mock_aws
 from adapters.dynamodb import DynamoConversationStore
 from core.errors import Conflict
 from core.models import TargetRef, Turn, Usage
-from tests.unit.dynamo_table import create_conversations_table
+from local.resources import create_conversations_table
 
 
 def turn(index: int) -> Turn:

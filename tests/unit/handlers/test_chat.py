@@ -16,7 +16,7 @@ from handlers import chat as chat_handler
 from handlers.settings import Settings
 from local.apigw import response_headers, rest_event
 from local.lambda_context import LocalContext
-from tests.unit.dynamo_table import create_conversations_table
+from local.resources import create_conversations_table
 
 ALICE = "11111111-aaaa-4aaa-8aaa-111111111111"
 BOB = "22222222-bbbb-4bbb-8bbb-222222222222"
@@ -44,13 +44,23 @@ def api_event(method: str, path: str, *, body: str | None = None, sub: str | Non
 class Api:
     """Calls the real handler and keeps the Bedrock stubber at hand."""
 
-    def __init__(self, stubber: Stubber, dynamodb: Any) -> None:
+    def __init__(self, stubber: Stubber, dynamodb: Any, bedrock: Any) -> None:
         self.bedrock = stubber
         self.dynamodb = dynamodb
+        self._client = bedrock
+        self.configure()
+
+    def configure(self, **changes: Any) -> None:
+        """A fresh API Lambda environment (no jobs, no answer cache), settings changed by `changes`."""
+        settings = Settings.from_env().but(jobs_table_name=None, jobs_queue_url=None, cache_table_name=None)
+        settings = settings.but(**changes)
+        self.handler = chat_handler.bootstrap(
+            settings, dynamodb=self.dynamodb, bedrock_factory=lambda region, config: self._client
+        )
 
     def call(self, method: str, path: str, *, body: Any = None, raw: str | None = None, sub: str | None = ALICE):
         text = raw if raw is not None else (json.dumps(body) if body is not None else None)
-        response = chat_handler.handler(api_event(method, path, body=text, sub=sub), FakeContext())
+        response = self.handler(api_event(method, path, body=text, sub=sub), FakeContext())
         payload = json.loads(response["body"]) if response.get("body") else None
         return response["statusCode"], payload, response_headers(response)
 
@@ -73,20 +83,13 @@ class Api:
 
 
 @pytest.fixture
-def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
+def api() -> Iterator[Api]:
     with mock_aws():
-        settings = Settings.from_env()
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-        create_conversations_table(dynamodb, settings.table_name)
+        create_conversations_table(dynamodb, Settings.from_env().table_name)
         bedrock = boto3.client("bedrock-runtime", region_name="us-east-1")
         with Stubber(bedrock) as stubber:
-            service = chat_handler.build_chat_service(
-                settings, dynamodb=dynamodb, bedrock_factory=lambda region, config: bedrock
-            )
-            monkeypatch.setattr(chat_handler, "service", service)
-            monkeypatch.setattr(chat_handler, "settings", settings)
-            monkeypatch.setattr(chat_handler, "jobs", None)
-            yield Api(stubber, dynamodb)
+            yield Api(stubber, dynamodb, bedrock)
             stubber.assert_no_pending_responses()
 
 
@@ -251,10 +254,8 @@ def test_validation_error_is_a_400_and_not_retried(api: Api) -> None:
     assert status == 400 and "rejected" in body["message"]
 
 
-def test_degraded_can_be_configured_as_503_with_retry_after(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    from dataclasses import replace
-
-    monkeypatch.setattr(chat_handler, "settings", replace(chat_handler.settings, degraded_status=503))
+def test_degraded_can_be_configured_as_503_with_retry_after(api: Api) -> None:
+    api.configure(degraded_status=503)
     api.bedrock.add_client_error("converse", service_error_code="ModelErrorException", http_status_code=424)
 
     status, body, headers = api.call("POST", "/chat", body={"message": "hi"})

@@ -1,0 +1,204 @@
+"""The regional REST API: routes, request models, Cognito authorizer, stage limits, JSON errors."""
+
+from __future__ import annotations
+
+import json
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_cognito as cognito
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from stacks.config import AppConfig
+from stacks.constructs.nag import suppress
+
+UUID_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+
+# Errors API Gateway raises itself still answer JSON with a message a user can act on:
+# name -> (type, status, body template, extra headers).
+GATEWAY_RESPONSES: dict[str, tuple[apigw.ResponseType, str, str, dict[str, str]]] = {
+    "BadRequestBody": (apigw.ResponseType.BAD_REQUEST_BODY, "400",
+                       '{"message": "invalid request body: $context.error.validationErrorString"}', {}),
+    "Unauthorized": (apigw.ResponseType.UNAUTHORIZED, "401",
+                     '{"message": "sign in first: the Authorization token is missing or has expired"}', {}),
+    "AccessDenied": (apigw.ResponseType.ACCESS_DENIED, "403",
+                     '{"message": "your token is not allowed to call this route"}', {}),
+    "Throttled": (apigw.ResponseType.THROTTLED, "429",
+                  '{"message": "too many requests: retry after the number of seconds in Retry-After"}',
+                  {"Retry-After": "'1'"}),
+    "WafFiltered": (apigw.ResponseType.WAF_FILTERED, "403",
+                    '{"message": "request blocked by the web application firewall"}', {}),
+    "TooLarge": (apigw.ResponseType.REQUEST_TOO_LARGE, "413", '{"message": "request body too large"}', {}),
+    # API Gateway's answer to a method or path the API does not define is 403 "Missing Authentication
+    # Token"; clients and tools know that status, so it stays, with a hint added to the message.
+    "MissingAuthToken": (apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN, "403",
+                         '{"message": "Missing Authentication Token: no route matches this method and path"}', {}),
+}  # fmt: skip
+
+
+class ChatRestApi(Construct):
+    """Every route but GET /health needs a Cognito ID token; bodies are validated before the Lambda."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: AppConfig,
+        region: str,
+        handler: lambda_.IFunction,
+        user_pool: cognito.IUserPool,
+        key: kms.IKey,
+        log_retention: logs.RetentionDays,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        # Never admit more concurrent requests than the chat Lambda may run: past its reserved
+        # concurrency API Gateway answers 429 + Retry-After instead of Lambda throttling into a 5xx.
+        concurrency = config.reserved_concurrency(region)
+        access_logs = logs.LogGroup(
+            self, "AccessLogs", retention=log_retention, encryption_key=key, removal_policy=RemovalPolicy.RETAIN
+        )
+        self.api = apigw.RestApi(
+            self,
+            "Api",
+            description=f"{config.prefix} API ({region})",
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            cloud_watch_role=True,
+            cloud_watch_role_removal_policy=RemovalPolicy.RETAIN,
+            deploy_options=apigw.StageOptions(
+                stage_name="v1",
+                throttling_rate_limit=min(config.throttling.rate_limit, concurrency),
+                throttling_burst_limit=min(config.throttling.burst_limit, concurrency),
+                access_log_destination=apigw.LogGroupLogDestination(access_logs),
+                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
+                    caller=False,
+                    http_method=True,
+                    ip=True,
+                    protocol=True,
+                    request_time=True,
+                    resource_path=True,
+                    response_length=True,
+                    status=True,
+                    user=True,
+                ),
+                logging_level=apigw.MethodLoggingLevel.ERROR,
+                data_trace_enabled=False,  # never log prompts or answers
+                tracing_enabled=True,
+                metrics_enabled=True,
+            ),
+            default_cors_preflight_options=apigw.CorsOptions(
+                allow_origins=apigw.Cors.ALL_ORIGINS,
+                allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+                allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+                max_age=Duration.hours(1),
+            ),
+        )
+        for name, (kind, status, template, headers) in GATEWAY_RESPONSES.items():
+            self.api.add_gateway_response(
+                name,
+                type=kind,
+                status_code=status,
+                response_headers={"Access-Control-Allow-Origin": "'*'", **headers},
+                templates={"application/json": template},
+            )
+        self._routes(config, region, handler, user_pool)
+        self._suppressions()
+
+    def _routes(self, config: AppConfig, region: str, handler: lambda_.IFunction, user_pool: cognito.IUserPool) -> None:
+        authorizer = apigw.CognitoUserPoolsAuthorizer(self, "Authorizer", cognito_user_pools=[user_pool])
+        auth = {"authorizer": authorizer, "authorization_type": apigw.AuthorizationType.COGNITO}
+        integration = apigw.LambdaIntegration(handler, proxy=True)
+        validator = self.api.add_request_validator(
+            "Validator", validate_request_body=True, validate_request_parameters=True
+        )
+        chat_request = self.api.add_model(
+            "ChatRequest",
+            content_type="application/json",
+            schema=apigw.JsonSchema(
+                schema=apigw.JsonSchemaVersion.DRAFT4,
+                title="ChatRequest",
+                type=apigw.JsonSchemaType.OBJECT,
+                required=["message"],
+                additional_properties=False,
+                properties={
+                    "message": apigw.JsonSchema(
+                        type=apigw.JsonSchemaType.STRING, min_length=1, max_length=config.limits.max_message_chars
+                    ),
+                    "conversation_id": apigw.JsonSchema(type=apigw.JsonSchemaType.STRING, pattern=UUID_PATTERN),
+                },
+            ),
+        )
+        validated = {"request_validator": validator, "request_models": {"application/json": chat_request}}
+
+        root = self.api.root
+        root.add_resource("chat").add_method("POST", integration, **validated, **auth)
+        jobs = root.add_resource("jobs")
+        jobs.add_method("POST", integration, **validated, **auth)
+        jobs.add_resource("{job_id}").add_method("GET", integration, **auth)
+        conversations = root.add_resource("conversations")
+        conversations.add_method("GET", integration, **auth)
+        conversation = conversations.add_resource("{conversation_id}")
+        conversation.add_method("GET", integration, **auth)
+        conversation.add_method("DELETE", integration, **auth)
+
+        health = root.add_resource("health").add_method(
+            "GET",
+            apigw.MockIntegration(
+                request_templates={"application/json": '{"statusCode": 200}'},
+                integration_responses=[
+                    apigw.IntegrationResponse(
+                        status_code="200",
+                        response_templates={"application/json": json.dumps({"status": "ok", "region": region})},
+                    )
+                ],
+            ),
+            method_responses=[apigw.MethodResponse(status_code="200")],
+            authorization_type=apigw.AuthorizationType.NONE,
+        )
+        suppress(
+            health,
+            "Public health probe for failover routing (Route 53 / the web client); it is a mock "
+            "integration that returns only the region name and touches no data.",
+            "AwsSolutions-APIG4",
+            "AwsSolutions-COG4",
+        )
+
+    def _suppressions(self) -> None:
+        for method in self.api.methods:
+            if method.http_method == "OPTIONS":
+                suppress(
+                    method,
+                    "CORS preflight must be answered without credentials (browsers send no token on OPTIONS).",
+                    "AwsSolutions-APIG4",
+                    "AwsSolutions-COG4",
+                )
+        role = self.api.node.try_find_child("CloudWatchRole")
+        if role is not None:
+            suppress(
+                role,
+                "API Gateway's account-level logging role uses the AWS managed policy "
+                "AmazonAPIGatewayPushToCloudWatchLogs, the documented way to enable execution logs.",
+                "AwsSolutions-IAM4",
+                applies_to=[
+                    "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+                ],
+                children=True,
+            )
+        stage = self.api.deployment_stage
+        suppress(
+            stage,
+            "Responses are per-user conversation data that must never be served from a shared cache; "
+            "each call is authorized and answered fresh.",
+            "NIST.800.53.R5-APIGWCacheEnabledAndEncrypted",
+            "HIPAA.Security-APIGWCacheEnabledAndEncrypted",
+        )
+        suppress(
+            stage,
+            "The API's only backend is Lambda via AWS_PROXY integration, which does not use backend "
+            "client certificates; callers are authenticated with Cognito JWTs.",
+            "NIST.800.53.R5-APIGWSSLEnabled",
+            "HIPAA.Security-APIGWSSLEnabled",
+        )

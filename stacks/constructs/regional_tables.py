@@ -1,0 +1,63 @@
+"""The Data stack's global tables as seen from one region, and the exact access each Lambda gets.
+
+The tables are imported by name so both regions address their local replica with the same code.
+The grants live here, beside the tables, so what a Lambda may do to the data is read in one place:
+exact actions on exactly these tables (no index wildcard) and their key (no action wildcard).
+"""
+
+from __future__ import annotations
+
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+
+from stacks.lambda_settings import TableNames
+
+_READ_AND_APPEND = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                    "dynamodb:ConditionCheckItem"]  # fmt: skip
+_DELETE = ["dynamodb:DeleteItem", "dynamodb:BatchWriteItem"]  # DELETE /conversations/{id}: header and turns
+
+
+class RegionalTables(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, names: TableNames, key: kms.IKey) -> None:
+        super().__init__(scope, construct_id)
+        self.names = names
+        self.key = key
+
+        def imported(logical_id: str, name: str) -> dynamodb.ITableV2:
+            return dynamodb.TableV2.from_table_attributes(self, logical_id, table_name=name, encryption_key=key)
+
+        self.conversations = imported("Conversations", names.conversations)
+        self.response_cache = imported("ResponseCache", names.response_cache)
+        self.jobs = imported("JobsTable", names.jobs)
+        self.idempotency = imported("Idempotency", names.idempotency)
+
+    def grant_api(self, role: iam.IRole) -> None:
+        """Chat, own history (read, append, delete), the answer cache, job submit and status."""
+        self._grant(role, "OwnConversationsTable", [*_READ_AND_APPEND, *_DELETE], self.conversations)
+        self._grant(role, "ResponseCache", ["dynamodb:GetItem", "dynamodb:PutItem"], self.response_cache)
+        self._grant(role, "Jobs", ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], self.jobs)
+        self._grant_key(role)
+
+    def grant_worker(self, role: iam.IRole) -> None:
+        """Answer jobs: history read and append (never delete), the cache, job updates, idempotency records."""
+        self._grant(role, "OwnConversationsTable", _READ_AND_APPEND, self.conversations)
+        self._grant(role, "ResponseCache", ["dynamodb:GetItem", "dynamodb:PutItem"], self.response_cache)
+        self._grant(role, "Jobs", ["dynamodb:GetItem", "dynamodb:UpdateItem"], self.jobs)
+        idempotency_actions = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+        self._grant(role, "Idempotency", idempotency_actions, self.idempotency)
+        self._grant_key(role)
+
+    @staticmethod
+    def _grant(role: iam.IRole, sid: str, actions: list[str], table: dynamodb.ITableV2) -> None:
+        role.add_to_principal_policy(iam.PolicyStatement(sid=sid, actions=actions, resources=[table.table_arn]))
+
+    def _grant_key(self, role: iam.IRole) -> None:
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="TableKey",
+                actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
+                resources=[self.key.key_arn],
+            )
+        )

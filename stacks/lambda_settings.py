@@ -1,0 +1,89 @@
+"""From AppConfig to the Lambdas' Settings: the one place the stack side fills the environment contract.
+
+Pure (no CDK imports): the stacks pass CDK tokens for names and URLs, the sandbox passes local ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from handlers.settings import Settings, TargetSetting
+from stacks.config import AppConfig, ModelTarget
+
+# The sync path must answer before API Gateway's 29 s integration timeout.
+CHAT_TIMEOUT_SECONDS = 28
+CHAT_DEADLINE_SECONDS = 25
+
+# For one Bedrock target: (the id Converse is called with, its guardrail (id, version) or None).
+Resolver = Callable[[ModelTarget], tuple[str, tuple[str, str] | None]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TableNames:
+    conversations: str
+    response_cache: str
+    jobs: str
+    idempotency: str
+
+
+def chain_settings(config: AppConfig, region: str, resolve: Resolver) -> tuple[TargetSetting, ...]:
+    """The failover chain as the Lambdas in `region` see it (local targets first)."""
+    targets = []
+    for target in config.chain_for(region):
+        if target.kind == "langchain":
+            # Another provider: no IAM and no guardrail of ours; its package must be in the bundle.
+            targets.append(
+                TargetSetting(
+                    model_id=target.model_id,
+                    region=target.region,
+                    max_tokens=target.max_tokens,
+                    langchain=dict(target.langchain or {}),
+                )
+            )
+            continue
+        invoke_id, guardrail = resolve(target)
+        targets.append(
+            TargetSetting(model_id=invoke_id, region=target.region, max_tokens=target.max_tokens, guardrail=guardrail)
+        )
+    return tuple(targets)
+
+
+def chat_settings(
+    config: AppConfig, *, tables: TableNames, targets: tuple[TargetSetting, ...], queue_url: str
+) -> Settings:
+    """The API Lambda: the sync path's deadline, degraded answers and shedding as configured."""
+    return _common(config, tables=tables, targets=targets, queue_url=queue_url).but(
+        deadline_s=float(CHAT_DEADLINE_SECONDS),
+        degraded_status=config.gateway.degraded_status,
+        shed_to_jobs=config.jobs.shed_to_jobs,
+    )
+
+
+def worker_settings(
+    config: AppConfig, *, tables: TableNames, targets: tuple[TargetSetting, ...], queue_url: str
+) -> Settings:
+    """The jobs worker: a longer deadline per answer, pacing to its share of the model quota."""
+    sizing = config.worker_sizing()
+    return _common(config, tables=tables, targets=targets, queue_url=queue_url).but(
+        job_deadline_s=float(config.jobs.deadline_s),
+        max_receive_count=config.jobs.max_receive_count,
+        worker_rate_per_s=round(sizing.jobs_per_minute / 60 / sizing.max_concurrency, 4),
+    )
+
+
+def _common(config: AppConfig, *, tables: TableNames, targets: tuple[TargetSetting, ...], queue_url: str) -> Settings:
+    return Settings(
+        table_name=tables.conversations,
+        cache_table_name=tables.response_cache,
+        jobs_table_name=tables.jobs,
+        idempotency_table_name=tables.idempotency,
+        jobs_queue_url=queue_url,
+        targets=targets,
+        max_message_chars=config.limits.max_message_chars,
+        max_history_turns=config.limits.max_history_turns,
+        max_body_bytes=config.limits.max_body_bytes,
+        job_max_age_s=float(config.jobs.max_age_s),
+        job_backoff_s=config.jobs.backoff_s,
+        breaker_open_s=config.gateway.breaker_open_s,
+    )
