@@ -31,9 +31,22 @@ import handlers.chat
 print(time.perf_counter() - t)
 """
 
+def _default_chat_environment() -> dict[str, str]:
+    from stacks.config import CONTEXT_KEY, AppConfig
+    from stacks.lambda_settings import TableNames, chain_settings, chat_settings
+
+    config = AppConfig.from_context(json.loads((ROOT / "cdk.json").read_text())["context"][CONTEXT_KEY])
+    region = config.primary_region
+    tables = TableNames(conversations="bench", response_cache="bench-cache", jobs="bench-jobs",
+                        idempotency="bench-idempotency")  # fmt: skip
+    targets = chain_settings(config, region, lambda target: (target.model_id, ("gr-bench", "1")))
+    queue = f"https://sqs.{region}.amazonaws.com/123456789012/bench-jobs"
+    return chat_settings(config, tables=tables, targets=targets, queue_url=queue).to_env()
+
+
 ENV = {
     "PATH": os.environ.get("PATH", ""),
-    "PYTHONPATH": str(ROOT / "lambda_src"),
+    "PYTHONPATH": str(ROOT / "lambda_src"),  # the Lambda bundle's layout: the code at the root
     "PYTHONDONTWRITEBYTECODE": "",
     "AWS_ACCESS_KEY_ID": "bench",
     "AWS_SECRET_ACCESS_KEY": "bench",
@@ -46,23 +59,8 @@ ENV = {
     "AWS_XRAY_CONTEXT_MISSING": "IGNORE_ERROR",
     "POWERTOOLS_SERVICE_NAME": "chat",
     "POWERTOOLS_METRICS_NAMESPACE": "Bulwark",
-    "TABLE_NAME": "bench",
-    # The default chain: the same inference profile from both regions, each with its guardrail.
-    "MODEL_TARGETS": json.dumps(
-        [
-            {
-                "model_id": "us.amazon.nova-lite-v1:0",
-                "region": region,
-                "max_tokens": 1024,
-                "guardrail_id": "gr-bench",
-                "guardrail_version": "1",
-            }
-            for region in ("us-east-1", "us-west-2")
-        ]
-    ),
-    "CACHE_TABLE_NAME": "bench-cache",
-    "JOBS_TABLE_NAME": "bench-jobs",
-    "JOBS_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/bench-jobs",
+    # The chat Lambda's own variables, rendered from the default deployment's config like the stack does.
+    **_default_chat_environment(),
 }
 
 

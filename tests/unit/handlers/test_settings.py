@@ -1,0 +1,77 @@
+"""The environment contract: one declaration, rendered by the stacks and read back by the Lambdas."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from handlers.settings import Settings, TargetSetting, variable_names
+from stacks.config import AppConfig
+from stacks.lambda_settings import TableNames, chain_settings, chat_settings, worker_settings
+from tests.conftest import ROOT, TEST_SETTINGS
+
+CONFIG = AppConfig.from_context(json.loads((ROOT / "cdk.json").read_text())["context"]["bulwark"])
+TABLES = TableNames(conversations="c", response_cache="r", jobs="j", idempotency="i")
+TARGETS = chain_settings(CONFIG, "us-east-1", lambda target: (target.model_id, ("gr", "7")))
+
+
+def test_settings_round_trip_through_the_environment() -> None:
+    settings = TEST_SETTINGS.but(worker_rate_per_s=0.1234, shed_to_jobs=True, degraded_status=503)
+
+    assert Settings.from_env(settings.to_env()) == settings
+
+
+def test_a_missing_required_variable_or_a_malformed_one_names_itself() -> None:
+    env = TEST_SETTINGS.to_env()
+
+    with pytest.raises(KeyError, match="TABLE_NAME is required"):
+        Settings.from_env({k: v for k, v in env.items() if k != "TABLE_NAME"})
+    with pytest.raises(ValueError, match="SHED_TO_JOBS is invalid"):
+        Settings.from_env({**env, "SHED_TO_JOBS": "maybe"})
+    with pytest.raises(ValueError, match="MODEL_TARGETS is invalid"):
+        Settings.from_env({**env, "MODEL_TARGETS": "[]"})
+
+
+def test_defaults_live_in_the_contract_only() -> None:
+    minimal = Settings.from_env({"TABLE_NAME": "t", "MODEL_TARGETS": TEST_SETTINGS.to_env()["MODEL_TARGETS"]})
+
+    assert (minimal.deadline_s, minimal.breaker_open_s, minimal.job_backoff_s, minimal.degraded_status) == (
+        25.0,
+        30.0,
+        5,
+        200,
+    )
+    assert minimal.jobs_queue_url is None and minimal.limits.max_body_bytes == 65536
+
+
+def test_the_chat_and_worker_environments_come_from_config() -> None:
+    chat = chat_settings(CONFIG, tables=TABLES, targets=TARGETS, queue_url="q")
+    worker = worker_settings(CONFIG, tables=TABLES, targets=TARGETS, queue_url="q")
+
+    assert chat.degraded_status == CONFIG.gateway.degraded_status and chat.deadline_s == 25.0
+    assert chat.breaker_open_s == worker.breaker_open_s == CONFIG.gateway.breaker_open_s
+    assert worker.job_backoff_s == CONFIG.jobs.backoff_s and worker.job_deadline_s == CONFIG.jobs.deadline_s
+    assert worker.worker_rate_per_s and chat.worker_rate_per_s is None
+    assert set(chat.to_env()) <= set(variable_names()) and set(worker.to_env()) <= set(variable_names())
+    # Every variable the Lambdas read that has a config behind it is set explicitly by the stack.
+    for name in ("BREAKER_OPEN_SECONDS", "JOB_BACKOFF_SECONDS", "DEGRADED_STATUS", "JOBS_QUEUE_URL"):
+        assert name in chat.to_env() and name in worker.to_env()
+
+
+def test_the_chain_puts_the_local_region_first_with_its_guardrail() -> None:
+    dr = chain_settings(CONFIG, "us-west-2", lambda target: (f"id-{target.region}", ("gr", "1")))
+
+    assert [t.region for t in dr] == ["us-west-2", "us-east-1"]
+    assert dr[0] == TargetSetting(model_id="id-us-west-2", region="us-west-2", max_tokens=1024, guardrail=("gr", "1"))
+
+
+@pytest.mark.parametrize("stack", ["Bulwark-dev-Api", "Bulwark-dev-Api-DR"])
+def test_every_variable_the_stacks_set_is_in_the_contract(synth, stack: str) -> None:
+    functions = synth.template(stack).find_resources("AWS::Lambda::Function")
+    ours = [f for f in functions.values() if str(f["Properties"]["Handler"]).startswith("handlers.")]
+    assert len(ours) == 2
+    for function in ours:
+        variables = set(function["Properties"]["Environment"]["Variables"])
+        lambda_own = {name for name in variables if name.startswith("POWERTOOLS_")}
+        assert variables - lambda_own <= set(variable_names())
