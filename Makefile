@@ -9,6 +9,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 WHEELS := .cache/wheels
+# checkov pins an older boto3 than the app's: it gets a venv of its own.
+CHECKOV_VENV := .venv-checkov
 # Offline, quiet CDK: no notices, no version check, no telemetry, no AWS credentials (no STS calls).
 CDK_ENV := env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN -u AWS_PROFILE \
 	CDK_DISABLE_VERSION_CHECK=1 JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 AWS_EC2_METADATA_DISABLED=true
@@ -21,6 +23,9 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt lambda_src/requirement
 	@echo "==> python venv + pinned dependencies"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt $(QUIET_PIP)
+	@# The project's import roots (the CDK app, local/, bench/ and the Lambda code) for every tool in the venv,
+	@# so no script edits sys.path.
+	@printf '%s\n%s\n' "$(CURDIR)" "$(CURDIR)/lambda_src" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/bulwark.pth"
 	@touch $@
 
 # Lambda runtime wheels (manylinux, CPython 3.13), fetched once so synth itself needs no network.
@@ -37,6 +42,12 @@ node_modules/.installed: package.json package-lock.json
 	@touch $@
 
 install: $(VENV)/.installed $(WHEELS)/.fetched node_modules/.installed
+
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	@echo "==> checkov (own venv, pinned)"
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	@$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt $(QUIET_PIP)
+	@touch $@
 
 LOCAL_OUT := cdk.out.local
 SOURCES := app.py cdk.json $(shell find stacks -name '*.py' 2>/dev/null)
@@ -57,7 +68,7 @@ browser:  ## Debian's Chromium for the browser test (Playwright drives it; no br
 	@command -v chromium >/dev/null || { echo "==> installing chromium (Debian package)"; \
 		apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-synth: install  ## both regions' templates (with Lambda bundles), cdk-nag reports, cfn-lint
+synth: install $(CHECKOV_VENV)/.installed  ## both regions' templates (with Lambda bundles), cdk-nag reports, cfn-lint, checkov
 	@echo "==> cdk synth (both regions, all nag packs)"
 	@rm -rf cdk.out
 	@start=$$(date +%s%N); $(CDK) synth --quiet; \
@@ -72,13 +83,16 @@ nag-report:
 lint-templates:
 	@echo "==> cfn-lint"
 	@$(VENV)/bin/cfn-lint cdk.out/*.template.json --ignore-checks W3005 && echo "    cfn-lint: clean (W3005, the redundant DependsOn CDK emits for its own providers, is ignored)"
+	@echo "==> checkov (offline; each skip carries its reason in the template's Metadata.checkov)"
+	@BC_SKIP_MAPPING=TRUE $(CHECKOV_VENV)/bin/checkov --framework cloudformation --skip-download --quiet --compact \
+		-f cdk.out/*.template.json
 
 lint: $(VENV)/.installed
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
 	@$(VENV)/bin/mypy
 
-test: install browser  ## the whole suite
+test: install browser $(CHECKOV_VENV)/.installed  ## the whole suite
 	@echo "==> lint + type check"
 	@$(MAKE) --no-print-directory lint
 	@echo "==> pytest"

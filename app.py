@@ -9,8 +9,11 @@ from cdk_nag import AwsSolutionsChecks, HIPAASecurityChecks, NIST80053R5Checks
 from stacks.api_stack import ApiStack
 from stacks.auth_stack import AuthReplicaStack, AuthStack
 from stacks.config import CONTEXT_KEY, AppConfig
+from stacks.constructs.nag import skip_checkov_on_cross_region_providers
 from stacks.data_stack import DataStack
+from stacks.edge_stack import EDGE_REGION, EdgeStack
 from stacks.keys_stack import KeysStack
+from stacks.lambda_settings import TableNames
 from stacks.models_stack import ModelsStack
 from stacks.web_stack import WebStack
 
@@ -42,14 +45,18 @@ def build_stacks(app: App, config: AppConfig) -> dict[str, Stack]:
     }
     auth = AuthStack(app, f"{name}-Auth", config=config, key=keys.key, env=primary)
     auth.add_stack_dependency(dr_keys, "the user pool replica needs the key replicated first")
+    tables = TableNames(
+        conversations=data.conversations.table_name,
+        response_cache=data.response_cache.table_name,
+        jobs=data.jobs.table_name,
+        idempotency=data.idempotency.table_name,
+        usage=data.usage.table_name,
+    )
     api = ApiStack(
         app,
         f"{name}-Api",
         config=config,
-        table_name=data.conversations.table_name,
-        cache_table_name=data.response_cache.table_name,
-        jobs_table_name=data.jobs.table_name,
-        idempotency_table_name=data.idempotency.table_name,
+        tables=tables,
         key=keys.key,
         user_pool_id=auth.user_pool.user_pool_id,
         user_pool_region=config.primary_region,
@@ -65,10 +72,7 @@ def build_stacks(app: App, config: AppConfig) -> dict[str, Stack]:
         app,
         f"{name}-Api-DR",
         config=config,
-        table_name=data.conversations.table_name,
-        cache_table_name=data.response_cache.table_name,
-        jobs_table_name=data.jobs.table_name,
-        idempotency_table_name=data.idempotency.table_name,
+        tables=tables,
         key=dr_keys.key,
         user_pool_id=auth.user_pool.user_pool_id,
         user_pool_region=config.dr_region if config.replicate_user_pool else config.primary_region,
@@ -78,6 +82,11 @@ def build_stacks(app: App, config: AppConfig) -> dict[str, Stack]:
     )
     dr_api.add_stack_dependency(data, "the table replica is created by the primary Data stack")
     primary_target = config.chain_for(config.primary_region)[0]
+    # CloudFront's web ACL can only live in us-east-1: elsewhere a small Edge stack there holds it.
+    edge = None
+    if config.primary_region != EDGE_REGION:
+        edge_env = Environment(account=config.account, region=EDGE_REGION)
+        edge = EdgeStack(app, f"{name}-Edge", config=config, env=edge_env)
     web = WebStack(
         app,
         f"{name}-Web",
@@ -89,6 +98,8 @@ def build_stacks(app: App, config: AppConfig) -> dict[str, Stack]:
             "apiEndpoints": [api.api.url, dr_api.api.url],
             "primaryTarget": {"model_id": primary_target.model_id, "region": primary_target.region},
         },
+        key=keys.key,
+        web_acl_arn=edge.web_acl_arn if edge else None,
         env=primary,
         cross_region_references=True,
     )
@@ -107,7 +118,10 @@ def build_stacks(app: App, config: AppConfig) -> dict[str, Stack]:
         )
         dr_api.add_stack_dependency(dr_auth, "the pool replica must be active before the DR API trusts it")
         stacks["auth-dr"] = dr_auth
+    if edge:
+        stacks["edge"] = edge
     for stack in stacks.values():
+        skip_checkov_on_cross_region_providers(stack)
         Tags.of(stack).add("app", config.app_name)
         Tags.of(stack).add("environment", config.env_name)
     return stacks

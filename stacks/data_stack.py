@@ -1,4 +1,8 @@
-"""Stateful data: the conversations global table (replica in DR) and its backup plan."""
+"""Stateful data: the global tables (replicas in DR) and their backup plan.
+
+Every table and every replica has deletion protection and is retained when its stack is deleted:
+a table is dropped only by first turning its protection off in code, a reviewed change.
+"""
 
 from __future__ import annotations
 
@@ -62,27 +66,21 @@ class DataStack(Stack):
         )
 
         # Exact-match answers for the degraded path (scoped keys, TTL). Global so a failover
-        # region can still serve what the primary cached.
-        self.response_cache = dynamodb.TableV2(
-            self,
-            "ResponseCache",
-            partition_key=dynamodb.Attribute(name="key", type=dynamodb.AttributeType.STRING),
-            billing=dynamodb.Billing.on_demand(),
-            time_to_live_attribute="expires_at",
-            encryption=dynamodb.TableEncryptionV2.customer_managed_key(
-                key, replica_key_arns={config.dr_region: self.dr_key_arn}
-            ),
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True, recovery_period_in_days=7
-            ),
-            removal_policy=RemovalPolicy.DESTROY,  # derived data: rebuilt by normal traffic
-            replicas=[dynamodb.ReplicaTableProps(region=config.dr_region)],
+        # region can still serve what the primary cached. Derived data: a short recovery window.
+        self.response_cache = self._global_table(
+            "ResponseCache", key, config, partition="key", ttl="expires_at", recovery_days=7
         )
-
         # Async jobs (pk = user sub, sk = job id); finished jobs expire by TTL.
-        self.jobs = self._global_table("Jobs", key, config, partition="pk", sort="sk", ttl="expires_at", retain=True)
+        self.jobs = self._global_table(
+            "Jobs", key, config, partition="pk", sort="sk", ttl="expires_at", recovery_days=35
+        )
         # Powertools idempotency records for the worker (one per job; TTL "expiration").
         self.idempotency = self._global_table("Idempotency", key, config, partition="id", ttl="expiration")
+        # Per-user usage counters (pk = user sub, sk = counter and window): request rate now, token
+        # budgets later. Global, so a failover does not reset anyone's limits; windows expire by TTL.
+        self.usage = self._global_table(
+            "Usage", key, config, partition="pk", sort="sk", ttl="expires_at", recovery_days=1
+        )
 
         # Daily backups kept 35 days, in a vault encrypted with the data key. Cross-region copy
         # into a locked vault belongs to the disaster-recovery work.
@@ -127,8 +125,12 @@ class DataStack(Stack):
         partition: str,
         ttl: str,
         sort: str | None = None,
-        retain: bool = False,
+        recovery_days: int = 7,
     ) -> dynamodb.TableV2:
+        """A TTL'd global table with its DR replica, both deletion-protected, PITR on."""
+        recovery = dynamodb.PointInTimeRecoverySpecification(
+            point_in_time_recovery_enabled=True, recovery_period_in_days=recovery_days
+        )
         return dynamodb.TableV2(
             self,
             name,
@@ -139,10 +141,12 @@ class DataStack(Stack):
             encryption=dynamodb.TableEncryptionV2.customer_managed_key(
                 key, replica_key_arns={config.dr_region: self.dr_key_arn}
             ),
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True, recovery_period_in_days=35 if retain else 7
-            ),
-            deletion_protection=retain,
-            removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,
-            replicas=[dynamodb.ReplicaTableProps(region=config.dr_region, deletion_protection=retain)],
+            point_in_time_recovery_specification=recovery,
+            deletion_protection=True,
+            removal_policy=RemovalPolicy.RETAIN,
+            replicas=[
+                dynamodb.ReplicaTableProps(
+                    region=config.dr_region, deletion_protection=True, point_in_time_recovery_specification=recovery
+                )
+            ],
         )
