@@ -32,6 +32,7 @@ def create_tables(dynamodb: Any, settings: Settings) -> None:
         (settings.cache_table_name, [("key", "HASH")]),
         (settings.jobs_table_name, _PK_SK),
         (settings.idempotency_table_name, [("id", "HASH")]),
+        (settings.usage_table_name, _PK_SK),
     ):
         if name:
             create_table(dynamodb, name, keys)

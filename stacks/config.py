@@ -146,11 +146,13 @@ class RequestLimits:
     max_message_chars: int = 8000
     max_history_turns: int = 20
     max_body_bytes: int = 65536
+    user_requests_per_minute: int = 60  # per signed-in user, POST /chat and /jobs together (0: no limit)
 
     def __post_init__(self) -> None:
         _check_range("limits.max_message_chars", self.max_message_chars, 1, 100_000)
         _check_range("limits.max_history_turns", self.max_history_turns, 0, 200)
         _check_range("limits.max_body_bytes", self.max_body_bytes, 1024, 6 * 1024 * 1024)
+        _check_range("limits.user_requests_per_minute", self.user_requests_per_minute, 0, 100_000)
         if self.max_body_bytes < self.max_message_chars:
             raise ConfigError(
                 "limits.max_body_bytes must be at least limits.max_message_chars "
@@ -184,6 +186,7 @@ class JobsConfig:
     expected_tokens_per_job: int = 3000  # typical input + output tokens of one job, for sizing
     max_receive_count: int = 4  # receives before a message goes to the DLQ (contract: 3-5)
     retention_days: int = 4
+    max_open_per_user: int = 20  # queued or running jobs one user may have at once (0: no limit)
     backoff_s: int = 5  # first requeue delay of a job the model could not answer now; doubles up to 300 s
     shed_to_jobs: bool = False  # /chat under load: accept as a job (202) instead of 503
 
@@ -196,6 +199,7 @@ class JobsConfig:
         _check_range("jobs.max_receive_count", self.max_receive_count, 3, 5)
         _check_range("jobs.retention_days", self.retention_days, 1, 14)
         _check_range("jobs.backoff_s", self.backoff_s, 1, 300)
+        _check_range("jobs.max_open_per_user", self.max_open_per_user, 0, 10_000)
         if self.deadline_s > self.worker_timeout_s - 10:
             raise ConfigError(
                 f"jobs.deadline_s ({self.deadline_s}) must leave at least 10 s of jobs.worker_timeout_s "

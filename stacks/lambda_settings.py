@@ -25,6 +25,7 @@ class TableNames:
     response_cache: str
     jobs: str
     idempotency: str
+    usage: str
 
 
 def chain_settings(config: AppConfig, region: str, resolve: Resolver) -> tuple[TargetSetting, ...]:
@@ -78,6 +79,9 @@ def _common(config: AppConfig, *, tables: TableNames, targets: tuple[TargetSetti
         cache_table_name=tables.response_cache,
         jobs_table_name=tables.jobs,
         idempotency_table_name=tables.idempotency,
+        usage_table_name=tables.usage,
+        user_requests_per_minute=config.limits.user_requests_per_minute,
+        max_open_jobs_per_user=config.jobs.max_open_per_user,
         jobs_queue_url=queue_url,
         targets=targets,
         max_message_chars=config.limits.max_message_chars,

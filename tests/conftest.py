@@ -26,6 +26,7 @@ TEST_SETTINGS = Settings(
     jobs_table_name="jobs-test",
     jobs_queue_url="https://sqs.us-east-1.amazonaws.com/123456789012/jobs-test",
     idempotency_table_name="idempotency-test",
+    usage_table_name="usage-test",
 )
 _TEST_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",

@@ -9,6 +9,7 @@ from typing import Any
 
 import boto3
 
+from adapters.jobs import DynamoOpenJobSlots
 from core.jobs import JobService
 from handlers.settings import Settings
 from local.bedrock_emulator import BedrockEmulator
@@ -54,6 +55,9 @@ class JobsWorld:
         jobs = worker.build_worker_jobs(self.settings, **clients)
         self.worker = worker.bootstrap(self.settings, jobs=jobs, **clients)
         return jobs
+
+    def jobs_slots(self) -> DynamoOpenJobSlots:
+        return DynamoOpenJobSlots(client=self.dynamodb, table_name=self.settings.jobs_table_name or "")
 
     def pump(self, *, max_concurrency: int = 2, batch_size: int = 1) -> SqsPump:
         return SqsPump(
@@ -106,4 +110,3 @@ def jobs_world(
         world.worker = worker.bootstrap(settings, dynamodb=dynamodb, sqs=sqs, bedrock_factory=world.bedrock)
         world.chat = world.api()
         yield world
-

@@ -137,6 +137,53 @@ class DynamoJobStore:
         return _job(result["Attributes"])
 
 
+class DynamoOpenJobSlots:
+    """OpenJobSlots in the jobs table: one item per user (sk "#open-jobs") holding a string set of job ids.
+
+    A set, not a counter, so every call is idempotent: a retried reserve or a repeated release changes
+    nothing, and a slot held by a job that is gone can be found and freed."""
+
+    _SK = "#open-jobs"
+
+    def __init__(self, *, client: Any, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def reserve(self, user_id: str, job_id: str, *, cap: int) -> bool:
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=_key(user_id, self._SK),
+                UpdateExpression="ADD #j :ids",
+                ConditionExpression="attribute_not_exists(#j) OR size(#j) < :cap OR contains(#j, :id)",
+                ExpressionAttributeNames={"#j": "open_jobs"},
+                ExpressionAttributeValues={":ids": {"SS": [job_id]}, ":cap": {"N": str(cap)}, ":id": {"S": job_id}},
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def release(self, user_id: str, job_id: str) -> None:
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=_key(user_id, self._SK),
+                UpdateExpression="DELETE #j :ids",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeNames={"#j": "open_jobs"},
+                ExpressionAttributeValues={":ids": {"SS": [job_id]}},
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
+    def held(self, user_id: str) -> list[str]:
+        item = self._client.get_item(TableName=self._table, Key=_key(user_id, self._SK), ConsistentRead=True)
+        return sorted(item.get("Item", {}).get("open_jobs", {}).get("SS", []))
+
+
 class SqsJobQueue:
     """Sends to the requests queue. The client may be a factory: the chat Lambda then pays for the
     SQS client on its first job, not on every cold start."""

@@ -69,3 +69,23 @@ class TargetCallError(Exception):
         super().__init__(f"{code}: {message}" if message else code)
         self.code = code
         self.detail = message
+
+
+class TooManyRequests(DomainError):
+    """A per-user limit (request rate, open jobs) is reached; retry after `retry_after` seconds."""
+
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class DependencyUnavailable(DomainError):
+    """A store or queue (DynamoDB, SQS, S3) still failed after the client's retries: retry later."""
+
+    status = 503
+
+    def __init__(self, message: str, *, retry_after: int = 2) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -16,9 +16,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from core.chat import ChatService
-from core.errors import DomainError, InvalidRequest, ModelRejected, NotFound, Overloaded
+from core.errors import DomainError, InvalidRequest, ModelRejected, NotFound, Overloaded, TooManyRequests
 from core.models import ChatRequest, Job
-from core.ports import JobQueue, JobStore
+from core.ports import JobQueue, JobStore, OpenJobSlots
 from core.resilience import RateLimiter
 
 _NAMESPACE = uuid.UUID("6f1c2b1e-7d0a-4b8e-9a55-2f3c9e1d4b70")
@@ -44,6 +44,8 @@ class JobSettings:
     backoff_cap_s: int = 300  # SQS DelaySeconds allows up to 900
     deadline_s: float = 90.0  # per model answer in the worker (async work gets more time)
     finished_ttl_s: int = 7 * 86_400
+    max_open_per_user: int = 0  # queued or running jobs one user may hold at once (0: no cap)
+    open_cap_retry_after_s: int = 30
 
 
 class JobService:
@@ -56,6 +58,7 @@ class JobService:
         settings: JobSettings,
         clock: Callable[[], float],
         pacing: RateLimiter | None = None,
+        slots: OpenJobSlots | None = None,
     ) -> None:
         self._store = store
         self._queue = queue
@@ -63,6 +66,7 @@ class JobService:
         self.settings = settings
         self._clock = clock
         self._pacing = pacing  # the model quota's share of this execution environment
+        self._slots = slots if settings.max_open_per_user > 0 else None
 
     # --- API side -----------------------------------------------------------------------------
     def submit(self, *, user_id: str, request: ChatRequest, idempotency_key: str | None) -> tuple[Job, bool]:
@@ -78,12 +82,37 @@ class JobService:
             created_at=now,
             updated_at=now,
         )
+        self._reserve_slot(user_id, job_id)
         stored, created = self._store.create(job)
+        if not created and stored.status in ("done", "failed"):
+            self._release_slot(user_id, job_id)  # a replay of a finished job holds no slot
         if created or (not stored.enqueued and now - stored.created_at >= self.settings.resend_after_s):
             self._queue.send({"job_id": job_id, "user_id": user_id, "requeues": 0})
             self._store.mark_enqueued(user_id, job_id)
             stored = replace(stored, enqueued=True)
         return stored, created
+
+    def _reserve_slot(self, user_id: str, job_id: str) -> None:
+        if self._slots is None:
+            return
+        cap = self.settings.max_open_per_user
+        if self._slots.reserve(user_id, job_id, cap=cap):
+            return
+        # Free slots whose jobs finished, went stale or never got written (a crashed submit), then retry.
+        for held in self._slots.held(user_id):
+            job = self._store.get(user_id, held)
+            if job is None or job.status in ("done", "failed") or self._stale(job):
+                self._slots.release(user_id, held)
+        if not self._slots.reserve(user_id, job_id, cap=cap):
+            raise TooManyRequests(
+                f"you already have {cap} jobs queued or running; wait for one to finish (GET /jobs/{{job_id}}) "
+                "and submit again",
+                retry_after=self.settings.open_cap_retry_after_s,
+            )
+
+    def _release_slot(self, user_id: str, job_id: str) -> None:
+        if self._slots is not None:
+            self._slots.release(user_id, job_id)
 
     def job_id_for(self, user_id: str, request: ChatRequest, key: str | None, now: float) -> str:
         if key is not None:
@@ -101,7 +130,9 @@ class JobService:
         if job is None:
             raise NotFound(f"job {job_id} was not found")
         if job.status in ("queued", "running") and self._stale(job):
-            return self._store.fail(user_id, job_id, self._stale_reason(job), ttl_s=self.settings.finished_ttl_s) or job
+            failed = self._store.fail(user_id, job_id, self._stale_reason(job), ttl_s=self.settings.finished_ttl_s)
+            self._release_slot(user_id, job_id)
+            return failed or job
         return job
 
     # --- worker side --------------------------------------------------------------------------
@@ -143,6 +174,7 @@ class JobService:
             self._store.finish(user_id, job_id, result["answer"], ttl_s=ttl)
         elif result["outcome"] in ("stale", "rejected"):
             self._store.fail(user_id, job_id, result["reason"], ttl_s=ttl, reopen=bool(message.get("redriven")))
+        self._release_slot(user_id, job_id)
 
     def requeue(self, message: dict[str, Any], delay_s: int) -> None:
         self._queue.send({**message, "requeues": int(message.get("requeues", 0)) + 1}, delay_s=delay_s)
@@ -152,6 +184,7 @@ class JobService:
             message["user_id"], message["job_id"], reason, ttl_s=self.settings.finished_ttl_s,
             reopen=bool(message.get("redriven")),
         )  # fmt: skip
+        self._release_slot(message["user_id"], message["job_id"])
 
     def _stale(self, job: Job) -> bool:
         return self._clock() - job.created_at > self.settings.max_age_s

@@ -85,3 +85,23 @@ class JobStore(Protocol):
 
 class JobQueue(Protocol):
     def send(self, body: dict[str, Any], *, delay_s: int = 0) -> None: ...
+
+
+class UsageCounters(Protocol):
+    """Per-user counters in fixed windows, shared by every per-user limit (request rate, token budgets)."""
+
+    def add(self, user_id: str, counter: str, *, amount: int, limit: int, expires_at: int) -> bool:
+        """Atomically add `amount` unless the counter would pass `limit`; True if it was added."""
+        ...
+
+
+class OpenJobSlots(Protocol):
+    """The set of a user's unfinished jobs, for the cap on open jobs (idempotent by job id)."""
+
+    def reserve(self, user_id: str, job_id: str, *, cap: int) -> bool:
+        """Hold a slot for `job_id` (already held: True); False when `cap` slots are held by others."""
+        ...
+
+    def release(self, user_id: str, job_id: str) -> None: ...
+
+    def held(self, user_id: str) -> list[str]: ...

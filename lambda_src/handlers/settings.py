@@ -100,6 +100,9 @@ class Settings:
     jobs_table_name: str | None = var("JOBS_TABLE_NAME", STR, None, optional=True)
     jobs_queue_url: str | None = var("JOBS_QUEUE_URL", STR, None, optional=True)
     idempotency_table_name: str | None = var("IDEMPOTENCY_TABLE_NAME", STR, None, optional=True)
+    usage_table_name: str | None = var("USAGE_TABLE_NAME", STR, None, optional=True)  # per-user counters
+    user_requests_per_minute: int = var("USER_REQUESTS_PER_MINUTE", INT, 0)  # 0: no per-user rate limit
+    max_open_jobs_per_user: int = var("MAX_OPEN_JOBS_PER_USER", INT, 0)  # 0: no cap on a user's open jobs
     job_max_age_s: float = var("JOB_MAX_AGE_SECONDS", FLOAT, 3600.0)
     job_deadline_s: float = var("JOB_DEADLINE_SECONDS", FLOAT, 90.0)
     job_backoff_s: int = var("JOB_BACKOFF_SECONDS", INT, 5)  # first requeue delay of an unanswered job; doubles

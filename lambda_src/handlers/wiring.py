@@ -10,11 +10,13 @@ import botocore.session
 from adapters.answer_cache import DynamoAnswerCache
 from adapters.bedrock import BedrockTarget
 from adapters.dynamodb import DynamoConversationStore
-from adapters.jobs import DynamoJobStore, SqsJobQueue
+from adapters.jobs import DynamoJobStore, DynamoOpenJobSlots, SqsJobQueue
 from adapters.metrics import PowertoolsGatewayMetrics
+from adapters.usage import DynamoUsageCounters
 from core.chat import ChatService
 from core.gateway import GatewaySettings, ModelGateway
 from core.jobs import JobService, JobSettings
+from core.limits import UserLimits, UserLimitSettings
 from core.ports import TargetModel
 from core.resilience import BreakerSettings, RateLimiter
 from handlers.settings import Settings
@@ -95,15 +97,31 @@ def build_job_service(
     if not (settings.jobs_table_name and settings.jobs_queue_url):
         return None
     session = shared_session()
+    dynamodb = dynamodb or session.create_client("dynamodb")
     return JobService(
-        store=DynamoJobStore(client=dynamodb or session.create_client("dynamodb"), table_name=settings.jobs_table_name),
+        store=DynamoJobStore(client=dynamodb, table_name=settings.jobs_table_name),
         queue=SqsJobQueue(
             client=sqs, client_factory=lambda: session.create_client("sqs"), queue_url=settings.jobs_queue_url
         ),
         chat=chat,
         settings=JobSettings(
-            max_age_s=settings.job_max_age_s, deadline_s=settings.job_deadline_s, backoff_base_s=settings.job_backoff_s
+            max_age_s=settings.job_max_age_s,
+            deadline_s=settings.job_deadline_s,
+            backoff_base_s=settings.job_backoff_s,
+            max_open_per_user=settings.max_open_jobs_per_user,
         ),
         clock=time.time,
         pacing=RateLimiter(settings.worker_rate_per_s) if chat is not None and settings.worker_rate_per_s else None,
+        slots=DynamoOpenJobSlots(client=dynamodb, table_name=settings.jobs_table_name),
+    )
+
+
+def build_user_limits(settings: Settings, *, dynamodb: Any, on_unavailable: Any = None) -> UserLimits | None:
+    """Per-user limits of the API; None where no counter table or no limit is configured."""
+    if not (settings.usage_table_name and settings.user_requests_per_minute > 0):
+        return None
+    return UserLimits(
+        counters=DynamoUsageCounters(client=dynamodb, table_name=settings.usage_table_name),
+        settings=UserLimitSettings(requests_per_minute=settings.user_requests_per_minute),
+        on_unavailable=on_unavailable or (lambda: None),
     )

@@ -32,12 +32,14 @@ class RegionalTables(Construct):
         self.response_cache = imported("ResponseCache", names.response_cache)
         self.jobs = imported("JobsTable", names.jobs)
         self.idempotency = imported("Idempotency", names.idempotency)
+        self.usage = imported("Usage", names.usage)
 
     def grant_api(self, role: iam.IRole) -> None:
         """Chat, own history (read, append, delete), the answer cache, job submit and status."""
         self._grant(role, "OwnConversationsTable", [*_READ_AND_APPEND, *_DELETE], self.conversations)
         self._grant(role, "ResponseCache", ["dynamodb:GetItem", "dynamodb:PutItem"], self.response_cache)
         self._grant(role, "Jobs", ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], self.jobs)
+        self._grant(role, "UsageCounters", ["dynamodb:UpdateItem"], self.usage)
         self._grant_key(role)
 
     def grant_worker(self, role: iam.IRole) -> None:

@@ -150,7 +150,7 @@ def _statements(template: Template) -> dict[str, Any]:
 def test_table_grants_are_exact_and_the_worker_cannot_delete_history(who: str) -> None:
     stack = empty_stack()
     tables = RegionalTables(
-        stack, "Tables", names=TableNames(conversations="c", response_cache="r", jobs="j", idempotency="i"),
+        stack, "Tables", names=TableNames(conversations="c", response_cache="r", jobs="j", idempotency="i", usage="u"),
         key=key(stack),
     )  # fmt: skip
     role = iam.Role(stack, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
@@ -162,3 +162,14 @@ def test_table_grants_are_exact_and_the_worker_cannot_delete_history(who: str) -
     assert all("*" not in action for s in statements.values() for action in s["Action"])
     assert ("Idempotency" in statements) is (who == "worker")
     assert ("dynamodb:PutItem" in statements["Jobs"]["Action"]) is (who == "api")  # only the API creates jobs
+
+
+@pytest.mark.parametrize("stack_name", ["Bulwark-dev-Api", "Bulwark-dev-Api-DR"])
+def test_no_function_writes_responses_or_errors_into_traces(synth: Any, stack_name: str) -> None:
+    functions = synth.template(stack_name).find_resources("AWS::Lambda::Function")
+    ours = [f for f in functions.values() if str(f["Properties"]["Handler"]).startswith("handlers.")]
+    assert len(ours) == 2
+    for function in ours:
+        variables = function["Properties"]["Environment"]["Variables"]
+        assert variables["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false"
+        assert variables["POWERTOOLS_TRACER_CAPTURE_ERROR"] == "false"

@@ -250,6 +250,9 @@ def test_response_cache_is_global_with_ttl_and_the_chat_lambda_may_only_get_and_
         )
 
 
+TABLE_SIDS = {"OwnConversationsTable", "ResponseCache", "Jobs", "Idempotency", "UsageCounters"}
+
+
 def test_roles_touch_only_their_own_tables_with_exact_actions(synth: Synth) -> None:
     template = synth.template("Bulwark-dev-Api")
     seen = set()
@@ -257,13 +260,13 @@ def test_roles_touch_only_their_own_tables_with_exact_actions(synth: Synth) -> N
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
             actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
             if any(a.startswith("dynamodb:") for a in actions):
-                assert statement.get("Sid") in {"OwnConversationsTable", "ResponseCache", "Jobs", "Idempotency"}
+                assert statement.get("Sid") in TABLE_SIDS
                 assert all(not a.endswith("*") for a in actions)
                 seen.add(statement["Sid"])
                 resources = json.dumps(statement["Resource"])
                 assert "index" not in resources and "*" not in resources
                 assert "Fn::ImportValue" in resources  # the Data stack's table, by reference
-    assert seen == {"OwnConversationsTable", "ResponseCache", "Jobs", "Idempotency"}
+    assert seen == TABLE_SIDS
 
 
 def test_provisioned_and_foundation_targets_get_exactly_their_arns() -> None:

@@ -233,3 +233,41 @@ def test_a_duplicate_of_a_failed_job_does_not_reopen_it() -> None:
         world.pump().run_until(lambda: world.depth(world.queue_url) == 0, timeout_s=10)
 
         assert statuses(world, [body["job_id"]]) == ["failed"] and world.emulator.calls(*MODEL) == 1
+
+
+def test_a_user_past_the_open_jobs_cap_gets_429_until_one_finishes() -> None:
+    with jobs_world(max_open_jobs_per_user=2) as world:
+        first = call(world, "POST", "/jobs", body={"message": "one"})
+        second = call(world, "POST", "/jobs", body={"message": "two"})
+        replay = call(world, "POST", "/jobs", body={"message": "two"})  # the same job: no new slot
+        refused = call(world, "POST", "/jobs", body={"message": "three"})
+        other_user = call(world, "POST", "/jobs", body={"message": "three"}, sub=BOB)
+
+        assert [first[0], second[0], replay[0], other_user[0]] == [202, 202, 202, 202]
+        assert refused[0] == 429 and int(refused[2]["Retry-After"]) > 0
+        assert "2 jobs queued or running" in refused[1]["message"]
+
+        both = [first[1]["job_id"], second[1]["job_id"]]
+        assert world.pump().run_until(lambda: statuses(world, both) == ["done"] * 2, timeout_s=15)
+        assert call(world, "POST", "/jobs", body={"message": "three"})[0] == 202
+
+
+def test_a_slot_left_by_a_crashed_submit_is_found_and_freed() -> None:
+    with jobs_world(max_open_jobs_per_user=1) as world:
+        world.jobs_slots().reserve(ALICE, str(uuid.uuid4()), cap=1)  # reserved, but the job was never written
+
+        status, body, _ = call(world, "POST", "/jobs", body={"message": "after a crash"})
+
+        assert status == 202 and world.jobs_slots().held(ALICE) == [body["job_id"]]
+
+
+def test_per_user_request_rate_answers_429_with_the_reset_time() -> None:
+    with jobs_world(user_requests_per_minute=3) as world:
+        malformed = [call(world, "POST", "/chat", body={"nope": 1})[0] for _ in range(5)]  # never counted
+        answered = [call(world, "POST", "/jobs", body={"message": f"q{i}"})[0] for i in range(3)]
+        refused = call(world, "POST", "/chat", body={"message": "one more"})
+        bob = call(world, "POST", "/jobs", body={"message": "hi"}, sub=BOB)
+
+        assert malformed == [400] * 5 and answered == [202] * 3 and bob[0] == 202
+        assert refused[0] == 429 and 1 <= int(refused[2]["Retry-After"]) <= 60
+        assert "requests in a minute" in refused[1]["message"]

@@ -12,7 +12,7 @@ from stacks.lambda_settings import TableNames, chain_settings, chat_settings, wo
 from tests.conftest import ROOT, TEST_SETTINGS
 
 CONFIG = AppConfig.from_context(json.loads((ROOT / "cdk.json").read_text())["context"]["bulwark"])
-TABLES = TableNames(conversations="c", response_cache="r", jobs="j", idempotency="i")
+TABLES = TableNames(conversations="c", response_cache="r", jobs="j", idempotency="i", usage="u")
 TARGETS = chain_settings(CONFIG, "us-east-1", lambda target: (target.model_id, ("gr", "7")))
 
 
