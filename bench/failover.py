@@ -11,6 +11,12 @@ of the gateway over a direct boto3 converse call (p50, same emulator, zero injec
 
     make bench            # full run (about 10 minutes)
     BENCH_QUICK=1 make bench   # shorter windows, same scenarios
+    BENCH_CLAIMS_ONLY=1 python bench/failover.py   # only the timing claims (about half a minute)
+
+Last, the timing claims the tests leave to this bench (tests assert behaviour, never the wall
+clock): how soon a hedge answers, how long a timed-out primary holds the user, a half-open probe
+into a dead target, skipping an open breaker, shedding (goal <= 100 ms), a deadline with every
+target hanging, and a hung LangChain provider abandoned at its timeout.
 """
 
 from __future__ import annotations
@@ -210,6 +216,158 @@ def overhead() -> tuple[float, float]:
         emulator.stop()
 
 
+# --- timing claims: the figures the contract tests no longer assert against the wall clock ---------
+CLAIM_REPEATS = 5 if QUICK else 20
+
+
+def claim_gateway(url: str, *models: tuple[str, str], **settings: Any) -> ModelGateway:
+    session = botocore.session.get_session()
+    gateway_settings = GatewaySettings(**settings)
+    targets = [
+        BedrockTarget(
+            prewarm=(gateway_settings.cold_timeout_s, gateway_settings.probe_timeout_s),
+            client_factory=lambda config, m=m: session.create_client(
+                "bedrock-runtime", region_name=m[1], endpoint_url=url, config=config, **CREDS
+            ),
+            model_id=m[0],
+            region=m[1],
+            max_tokens=256,
+        )
+        for m in models
+    ]
+    return ModelGateway(targets=targets, settings=gateway_settings)
+
+
+def timed(call: Callable[[], Any]) -> tuple[Any, float]:
+    started = time.perf_counter()
+    try:
+        result: Any = call()
+    except Exception as error:  # the shed path raises Overloaded: its latency is the figure
+        result = error
+    return result, time.perf_counter() - started
+
+
+def figure(name: str, samples: list[float], goal: str) -> str:
+    return (
+        f"{name}: p50 {statistics.median(samples) * 1000:.1f} ms, max {max(samples) * 1000:.1f} ms "
+        f"over {len(samples)} (goal {goal})"
+    )
+
+
+def claims() -> list[str]:
+    """Each claim on a fresh emulator (latency 5-15 ms), a few times over: figures, not verdicts."""
+    from core.errors import Overloaded
+    from core.resilience import BreakerSettings
+
+    ask = {"system": SYSTEM, "messages": QUESTION, "deadline_s": 25.0, "scope": "bench"}
+    fast = {"default": {"latency_ms": [5, 15]}}
+    primary_key = f"{PRIMARY[0]}@{PRIMARY[1]}"
+    lines: list[str] = []
+
+    def on(faults: dict[str, Any], run: Callable[[BedrockEmulator], list[float]]) -> list[float]:
+        emulator = BedrockEmulator({**fast, "targets": {primary_key: {**fast["default"], **faults}}}).start()
+        try:
+            return run(emulator)
+        finally:
+            emulator.stop()
+
+    def hedged(emulator: BedrockEmulator) -> list[float]:
+        gw = claim_gateway(emulator.url, PRIMARY, SECONDARY, hedge_after_s=0.4)
+        return [timed(lambda: gw.converse(**ask))[1] for _ in range(CLAIM_REPEATS)]
+
+    lines.append(figure("hanging primary hedged after 400 ms, answered", on({"hang_s": 30}, hedged), "<= 500 ms"))
+
+    def healthy_hedges(emulator: BedrockEmulator) -> list[float]:
+        gw = claim_gateway(emulator.url, PRIMARY, SECONDARY, hedge_after_s=0.4)
+        for _ in range(CLAIM_REPEATS * 5):
+            gw.converse(**ask)
+        return [float(emulator.calls(*SECONDARY))]
+
+    [secondary_calls] = on({}, healthy_hedges)
+    lines.append(
+        f"healthy primary, hedge delay 400 ms (then 3x p95, >= 200 ms): {secondary_calls:.0f} hedges "
+        f"in {CLAIM_REPEATS * 5} requests (goal 0)"
+    )
+
+    def timed_out(emulator: BedrockEmulator) -> list[float]:
+        gw = claim_gateway(emulator.url, PRIMARY, SECONDARY, cold_timeout_s=2.0, hedging=False)
+        return [timed(lambda: gw.converse(**{**ask, "deadline_s": 5.0}))[1] for _ in range(min(CLAIM_REPEATS, 5))]
+
+    lines.append(
+        figure("hanging primary cut at its 2 s attempt timeout, then answered", on({"hang_s": 30}, timed_out), "< 3 s")
+    )
+
+    def probe(emulator: BedrockEmulator) -> list[float]:
+        samples = []
+        for _ in range(min(CLAIM_REPEATS, 5)):
+            gw = claim_gateway(
+                emulator.url, PRIMARY, SECONDARY, probe_timeout_s=0.5, breaker=BreakerSettings(open_s=0.3)
+            )
+            emulator.set_faults({**fast, "targets": {primary_key: {"down": True}}})
+            for _ in range(5):
+                gw.converse(**ask)
+            emulator.set_faults({**fast, "targets": {primary_key: {"hang_s": 10}}})
+            time.sleep(0.35)  # past the open time: the next request carries the half-open probe
+            samples.append(timed(lambda gw=gw: gw.converse(**ask))[1])
+        return samples
+
+    lines.append(figure("probe into a still-dead primary (probe timeout 500 ms), answered", on({}, probe), "< 1 s"))
+
+    def skipped(emulator: BedrockEmulator) -> list[float]:
+        gw = claim_gateway(emulator.url, PRIMARY, SECONDARY)
+        for _ in range(5):
+            gw.converse(**ask)
+        return [timed(lambda: gw.converse(**ask))[1] for _ in range(CLAIM_REPEATS)]
+
+    lines.append(figure("primary's breaker open: skipped, secondary answered", on({"down": True}, skipped), "< 500 ms"))
+
+    def shed(emulator: BedrockEmulator) -> list[float]:
+        gw = claim_gateway(emulator.url, PRIMARY)
+        for _ in range(5):
+            gw.converse(**ask)
+        outcomes = [timed(lambda: gw.converse(**ask)) for _ in range(CLAIM_REPEATS)]
+        if not all(isinstance(outcome, Overloaded) for outcome, _ in outcomes):
+            raise RuntimeError("the single target's breaker did not shed")
+        return [took for _, took in outcomes]
+
+    lines.append(figure("single target, breaker open: shed (503 Retry-After)", on({"down": True}, shed), "<= 100 ms"))
+
+    def all_down(emulator: BedrockEmulator) -> list[float]:
+        emulator.set_faults({"default": {"hang_s": 30}})
+        gw = claim_gateway(emulator.url, PRIMARY, SECONDARY)
+        return [timed(lambda: gw.converse(**{**ask, "deadline_s": 3.0}))[1] for _ in range(min(CLAIM_REPEATS, 3))]
+
+    lines.append(figure("every target hanging, deadline 3 s: degraded answer", on({}, all_down), "< 3 s"))
+    lines.append(langchain_abandon())
+    return lines
+
+
+def langchain_abandon() -> str:
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+    from adapters.langchain_target import LangChainTarget
+    from core.errors import TargetCallError
+
+    release = threading.Event()
+
+    class Hung(FakeListChatModel):
+        def invoke(self, *args: Any, **kwargs: Any) -> Any:
+            release.wait(30)
+            return super().invoke(*args, **kwargs)
+
+    target = LangChainTarget(chat_model=Hung(responses=["late"]), name="hung")
+    samples = []
+    try:
+        for _ in range(CLAIM_REPEATS):
+            outcome, took = timed(lambda: target.call(system=SYSTEM, messages=QUESTION, timeout_s=0.2))
+            if not isinstance(outcome, TargetCallError):
+                raise RuntimeError("the hung LangChain provider was not abandoned")
+            samples.append(took)
+    finally:
+        release.set()
+    return figure("hung LangChain provider abandoned at a 200 ms timeout", samples, "< 500 ms")
+
+
 def only(names: list[str]) -> None:
     """Re-run some scenarios: BENCH_ONLY="down (503)" python bench/failover.py"""
     for name in list(SCENARIOS):
@@ -217,7 +375,16 @@ def only(names: list[str]) -> None:
             del SCENARIOS[name]
 
 
+def print_claims() -> None:
+    print("timing claims (each on its own emulator, figures from this machine):")
+    for line in claims():
+        print("  " + line)
+
+
 def main() -> None:
+    if os.environ.get("BENCH_CLAIMS_ONLY"):
+        print_claims()
+        return
     if os.environ.get("BENCH_ONLY"):
         only(["healthy", *os.environ["BENCH_ONLY"].split(",")])
     print(f"failover benchmark ({'quick' if QUICK else 'full'}): back-to-back {BACK_TO_BACK} requests; "
@@ -259,6 +426,8 @@ def main() -> None:
     print()
     for line in verdicts:
         print("  " + line)
+    print()
+    print_claims()  # last, so their leftover hanging calls cannot touch the scenarios' figures
 
 
 if __name__ == "__main__":

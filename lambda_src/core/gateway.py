@@ -48,7 +48,15 @@ from core.resilience import (
     classify,
 )
 
-__all__ = ["CACHE_TARGET", "DEGRADED_TEXT", "NONE_TARGET", "GatewaySettings", "LaneExecutor", "ModelGateway"]
+__all__ = [
+    "CACHE_TARGET",
+    "DEGRADED_TEXT",
+    "NONE_TARGET",
+    "GatewaySettings",
+    "LaneExecutor",
+    "ModelGateway",
+    "WaitForFutures",
+]
 
 DEGRADED_TEXT = (
     "I can't reach the language model right now, so I can't answer this properly. "

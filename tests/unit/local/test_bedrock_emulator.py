@@ -137,7 +137,8 @@ def test_faults_are_per_model_and_region_and_counted(emulator: BedrockEmulator) 
 
 
 def test_request_quota_is_a_token_bucket(emulator: BedrockEmulator) -> None:
-    emulator.set_faults({"targets": {MODEL: {"rpm": 3}}})
+    # A bucket of 3 requests that refills one an hour: no run is slow enough to see a refill.
+    emulator.set_faults({"targets": {MODEL: {"rpm": 1 / 60, "burst_s": 3 * 3600}}})
     c = client(emulator)
     outcomes = []
     for _ in range(5):
@@ -151,7 +152,8 @@ def test_request_quota_is_a_token_bucket(emulator: BedrockEmulator) -> None:
 
 
 def test_token_quota_counts_input_and_max_tokens(emulator: BedrockEmulator) -> None:
-    emulator.set_faults({"targets": {MODEL: {"tpm": 600}}})
+    # A bucket of 600 tokens that refills 10 a minute: the second call cannot fit, however slow the run.
+    emulator.set_faults({"targets": {MODEL: {"tpm": 10, "burst_s": 3600}}})
     c = client(emulator)
 
     converse(c, "hi", inferenceConfig={"maxTokens": 500})
@@ -160,7 +162,8 @@ def test_token_quota_counts_input_and_max_tokens(emulator: BedrockEmulator) -> N
 
 
 def test_hangs_and_resets_look_like_real_network_faults(emulator: BedrockEmulator) -> None:
-    emulator.set_faults({"targets": {f"{MODEL}@us-east-1": {"hang_s": 2}, f"{MODEL}@us-west-2": {"reset_rate": 1.0}}})
+    # The hang outlasts the 0.3 s read timeout by a minute, so only the timeout can end the call.
+    emulator.set_faults({"targets": {f"{MODEL}@us-east-1": {"hang_s": 60}, f"{MODEL}@us-west-2": {"reset_rate": 1.0}}})
 
     with pytest.raises(ReadTimeoutError):
         converse(client(emulator, "us-east-1", read_timeout=0.3), "hi")
