@@ -114,3 +114,7 @@ diff: install
 
 clean:
 	rm -rf cdk.out $(LOCAL_OUT) .sandbox .pytest_cache .mypy_cache .ruff_cache test-results
+
+.PHONY: fuzz
+fuzz: install  ## the hostile-input corpus (tests/property) with Hypothesis's long profile (about 2000 examples a test)
+	@HYPOTHESIS_PROFILE=long $(PY) -m pytest tests/property

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import mimetypes
 import os
 import signal
 import sys
@@ -22,17 +21,14 @@ import warnings
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 warnings.filterwarnings("ignore", message="No application metrics to publish")
 sys.path[:0] = [str(ROOT), str(ROOT / "lambda_src")]
 
-from local.apigw import compile_routes, match, response_headers, rest_event  # noqa: E402
-from local.lambda_context import LocalContext  # noqa: E402
+from local.api_server import LocalApi as _LocalApi  # noqa: E402
 from local.templates import Templates, load  # noqa: E402
 
 DEMO_USER = "demo@bulwark.local"
@@ -258,140 +254,6 @@ def _start_worker(sqs: Any, templates: Templates, queues: dict[str, str], env: d
         batch_size=int(templates.event_source.get("batch_size", 1)),
         max_concurrency=int(templates.event_source.get("max_concurrency", 2)),
     ).start()
-
-
-_PREFLIGHT = {
-    "Access-Control-Allow-Methods": "GET,POST,DELETE,OPTIONS",
-    "Access-Control-Allow-Headers": "Authorization,Content-Type,Idempotency-Key",
-}
-
-
-class _LocalApi:
-    """API Gateway's part, locally: routes from the template, Cognito token checks, proxy events."""
-
-    def __init__(
-        self, templates: Templates, region: str, aws_url: str, pool_id: str, client_id: str, port: int
-    ) -> None:
-        from local.auth import CognitoVerifier
-
-        self.routes = compile_routes(templates.routes)
-        self.region = region
-        self.runtime_config = {
-            "region": region,
-            "userPoolId": pool_id,
-            "clientId": client_id,
-            "cognitoEndpoint": aws_url,
-            "apiEndpoints": [],  # filled once the port is known
-            "local": True,
-        }
-
-        self.verifier = CognitoVerifier(
-            jwks_url=f"{aws_url}/{pool_id}/.well-known/jwks.json",
-            issuer=f"https://cognito-idp.{region}.amazonaws.com/{pool_id}",
-            client_id=client_id,
-        )
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.runtime_config["apiEndpoints"] = [f"{self.url}/api"]
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self.server.serve_forever, name="local-api", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_OPTIONS(self) -> None:
-                self._send(204, b"", _PREFLIGHT)
-
-            def do_GET(self) -> None:
-                self._dispatch("GET")
-
-            def do_POST(self) -> None:
-                self._dispatch("POST")
-
-            def do_DELETE(self) -> None:
-                self._dispatch("DELETE")
-
-            def _dispatch(self, method: str) -> None:
-                url = urlsplit(self.path)
-                if not url.path.startswith("/api/"):
-                    self._static(url.path)
-                    return
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length).decode() if length else None
-                path = url.path[len("/api") :]
-                found = match(api.routes, method, path)
-                if found is None:
-                    self._json(404, {"message": "no such route: check the method and path"})
-                    return
-                route, params = found
-                if route.path == "/health":
-                    self._json(200, {"status": "ok", "region": api.region})
-                    return
-                claims = None
-                if route.authorized:
-                    from local.auth import TokenRejected
-
-                    try:
-                        claims = api.verifier.claims(self.headers.get("Authorization"))
-                    except TokenRejected as error:
-                        self._json(401, {"message": str(error)})
-                        return
-                event = rest_event(
-                    method=method, path=path, resource=route.path, path_parameters=params,
-                    query=dict(parse_qsl(url.query)) or None, headers=dict(self.headers.items()),
-                    body=body, claims=claims,
-                )  # fmt: skip
-                response = invoke_api(event)
-                headers = response_headers(response)
-                self._send(response["statusCode"], (response.get("body") or "").encode(), headers)
-
-            def _static(self, path: str) -> None:
-                if path == "/config.json":
-                    self._json(200, api.runtime_config)
-                    return
-                relative = "index.html" if path in ("", "/") else path.lstrip("/")
-                target = (ROOT / "web" / relative).resolve()
-                if not str(target).startswith(str((ROOT / "web").resolve())) or not target.is_file():
-                    self._json(404, {"message": f"no file {path}"})
-                    return
-                content_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
-                self._send(200, target.read_bytes(), {"Content-Type": content_type, "Cache-Control": "no-store"})
-
-            def _json(self, status: int, payload: Any) -> None:
-                self._send(status, json.dumps(payload).encode(), {"Content-Type": "application/json"})
-
-            def _send(self, status: int, data: bytes, headers: dict[str, str]) -> None:
-                self.send_response(status)
-                for name, value in headers.items():
-                    if name.lower() not in ("content-length", "connection"):
-                        self.send_header(name, value)
-                if not any(h.lower() == "access-control-allow-origin" for h in headers):
-                    self.send_header("Access-Control-Allow-Origin", "*")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        return Handler
-
-
-def invoke_api(event: dict[str, Any]) -> dict[str, Any]:
-    from handlers import chat
-
-    return chat.handler(event, LocalContext(function_name="chat", timeout_s=28))  # type: ignore[no-any-return]
 
 
 def _write_state(sandbox: Sandbox) -> None:

@@ -35,13 +35,40 @@ class FunctionSpec:
     handler: str
     timeout_s: int
     environment: dict[str, Any]  # raw template values (strings or intrinsic functions)
+    reserved_concurrency: int | None = None
+
+
+@dataclass(frozen=True)
+class MockResponse:
+    """What a MOCK integration answers (its default integration response)."""
+
+    status: int
+    headers: dict[str, str] = field(default_factory=dict, hash=False)
+    body: str = ""
 
 
 @dataclass(frozen=True)
 class Route:
     path: str  # e.g. /conversations/{conversation_id}
-    method: str
+    method: str  # GET, POST, ... or ANY
     authorized: bool
+    # Request validation as API Gateway does it: the method's models (content type -> JSON schema, draft 4)
+    # checked when its RequestValidator validates bodies; required parameters ("header.X", "querystring.q").
+    request_models: dict[str, dict[str, Any]] = field(default_factory=dict, hash=False, compare=False)
+    validate_body: bool = False
+    validate_parameters: bool = False
+    required_parameters: tuple[str, ...] = ()
+    mock: MockResponse | None = None  # a MOCK integration (the health probe, CORS preflights)
+
+
+@dataclass(frozen=True)
+class GatewayResponseSpec:
+    """An AWS::ApiGateway::GatewayResponse: what API Gateway answers itself for one error type."""
+
+    response_type: str  # MISSING_AUTHENTICATION_TOKEN, UNAUTHORIZED, BAD_REQUEST_BODY, DEFAULT_4XX, ...
+    status_code: int | None  # None: the type's default status
+    templates: dict[str, str] = field(default_factory=dict, hash=False)  # content type -> body template
+    headers: dict[str, Any] = field(default_factory=dict, hash=False)  # name -> mapping ("'static'", intrinsic)
 
 
 @dataclass
@@ -50,7 +77,10 @@ class Templates:
     queues: dict[str, QueueSpec] = field(default_factory=dict)
     functions: dict[str, FunctionSpec] = field(default_factory=dict)
     routes: list[Route] = field(default_factory=list)
+    preflights: list[Route] = field(default_factory=list)  # the OPTIONS methods (CORS), each a mock
+    gateway_responses: dict[str, GatewayResponseSpec] = field(default_factory=dict)
     password_policy: dict[str, Any] = field(default_factory=dict)
+    mfa_configuration: str = "OFF"  # the user pool's MfaConfiguration: OFF, OPTIONAL or ON
     event_source: dict[str, Any] = field(default_factory=dict)
 
     def function_by_handler(self, handler: str) -> FunctionSpec:
@@ -107,16 +137,21 @@ def load(cdk_out: Path, prefix: str, *, region_suffix: str = "") -> Templates:
                 handler=props["Handler"],
                 timeout_s=int(props.get("Timeout", 3)),
                 environment=props.get("Environment", {}).get("Variables", {}),
+                reserved_concurrency=props.get("ReservedConcurrentExecutions"),
             )
         elif resource["Type"] == "AWS::Lambda::EventSourceMapping":
             found.event_source = {
                 "batch_size": props.get("BatchSize", 10),
                 "max_concurrency": props.get("ScalingConfig", {}).get("MaximumConcurrency", 2),
             }
-    found.routes = _routes(api["Resources"])
+    methods = _routes(api["Resources"])
+    found.routes = [route for route in methods if route.method != "OPTIONS"]
+    found.preflights = [route for route in methods if route.method == "OPTIONS"]
+    found.gateway_responses = _gateway_responses(api["Resources"])
     for resource in auth["Resources"].values():
         if resource["Type"] == "AWS::Cognito::UserPool":
             found.password_policy = resource["Properties"].get("Policies", {}).get("PasswordPolicy", {})
+            found.mfa_configuration = resource["Properties"].get("MfaConfiguration", "OFF")
     return found
 
 
@@ -136,18 +171,82 @@ def _routes(resources: dict[str, Any]) -> list[Route]:
 
     routes = []
     for resource in resources.values():
-        if resource["Type"] != "AWS::ApiGateway::Method" or resource["Properties"]["HttpMethod"] == "OPTIONS":
+        if resource["Type"] != "AWS::ApiGateway::Method":
             continue
         props = resource["Properties"]
         ref = props["ResourceId"].get("Ref") if isinstance(props["ResourceId"], dict) else None
+        validator = resources.get(_ref(props.get("RequestValidatorId")) or "", {}).get("Properties", {})
+        models = {
+            content_type.lower(): resources[name]["Properties"].get("Schema", {})
+            for content_type, model in (props.get("RequestModels") or {}).items()
+            if (name := _ref(model)) in resources
+        }
         routes.append(
             Route(
                 path=path_of(ref) or "/",
                 method=props["HttpMethod"],
                 authorized=props.get("AuthorizationType") == "COGNITO_USER_POOLS",
+                request_models=models,
+                validate_body=bool(validator.get("ValidateRequestBody")),
+                validate_parameters=bool(validator.get("ValidateRequestParameters")),
+                required_parameters=tuple(
+                    sorted(
+                        name.removeprefix("method.request.")
+                        for name, required in (props.get("RequestParameters") or {}).items()
+                        if required is True or str(required).lower() == "true"
+                    )
+                ),
+                mock=_mock(props.get("Integration") or {}),
             )
         )
     return sorted(routes, key=lambda r: (r.path, r.method))
+
+
+def _mock(integration: dict[str, Any]) -> MockResponse | None:
+    """A MOCK integration's default response (the one without a selection pattern)."""
+    if integration.get("Type") != "MOCK":
+        return None
+    responses = integration.get("IntegrationResponses") or [{"StatusCode": "200"}]
+    default = next((r for r in responses if not r.get("SelectionPattern")), responses[0])
+    headers = {
+        name.removeprefix("method.response.header."): _static(value)
+        for name, value in (default.get("ResponseParameters") or {}).items()
+        if name.startswith("method.response.header.") and _static(value) is not None
+    }
+    body = (default.get("ResponseTemplates") or {}).get("application/json", "")
+    return MockResponse(status=int(default.get("StatusCode", 200)), headers=headers, body=body)
+
+
+def _gateway_responses(resources: dict[str, Any]) -> dict[str, GatewayResponseSpec]:
+    found = {}
+    for resource in resources.values():
+        if resource["Type"] != "AWS::ApiGateway::GatewayResponse":
+            continue
+        props = resource["Properties"]
+        kind = props["ResponseType"]
+        found[kind] = GatewayResponseSpec(
+            response_type=kind,
+            status_code=int(props["StatusCode"]) if props.get("StatusCode") else None,
+            templates=dict(props.get("ResponseTemplates") or {}),
+            headers={
+                name.removeprefix("gatewayresponse.header."): value
+                for name, value in (props.get("ResponseParameters") or {}).items()
+                # A CloudFormation expression (the site's origin in Access-Control-Allow-Origin) is AWS-only.
+                if name.startswith("gatewayresponse.header.") and isinstance(value, str)
+            },
+        )
+    return found
+
+
+def _ref(value: Any) -> str | None:
+    return value.get("Ref") if isinstance(value, dict) else None
+
+
+def _static(value: Any) -> str | None:
+    """A mapping expression's value when it is a static string ('value'); None for anything else."""
+    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == "'":
+        return value[1:-1]
+    return None
 
 
 def _read(path: Path) -> dict[str, Any]:

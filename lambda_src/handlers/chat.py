@@ -12,15 +12,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from core.chat import ChatService
-from core.errors import (
-    DomainError,
-    InvalidRequest,
-    ModelUnavailable,
-    NotFound,
-    Overloaded,
-    PayloadTooLarge,
-    Unauthorized,
-)
+from core.errors import DomainError, ModelUnavailable, NotFound, Overloaded, Unauthorized
 from core.jobs import JobService
 from core.models import ChatRequest, validate_conversation_id
 from handlers.settings import Settings
@@ -58,18 +50,16 @@ def current_user() -> str:
 
 
 def json_body() -> Any:
-    raw = app.current_event.decoded_body or ""
-    size = len(raw.encode("utf-8"))
-    if size > settings.limits.max_body_bytes:
-        raise PayloadTooLarge(f"the request body is {size} bytes; the limit is {settings.limits.max_body_bytes}")
-    if not raw.strip():
-        raise InvalidRequest('the request body is empty; send JSON such as {"message": "Hello"}')
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError as error:
-        raise InvalidRequest(
-            f"the request body is not valid JSON ({error.msg} at line {error.lineno} column {error.colno})"
-        ) from error
+    """The request's JSON; any malformed, oversized or hostile body is a 4xx (handlers/request_body.py)."""
+    from handlers.request_body import decode_json_body
+
+    event = app.current_event
+    return decode_json_body(
+        event.body,
+        is_base64=bool(event.is_base64_encoded),
+        max_bytes=settings.limits.max_body_bytes,
+        max_depth=settings.max_json_depth,
+    )
 
 
 @app.post("/chat")
