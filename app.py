@@ -15,7 +15,8 @@ from stacks.edge_stack import EDGE_REGION, EdgeStack
 from stacks.keys_stack import KeysStack
 from stacks.lambda_settings import TableNames
 from stacks.models_stack import ModelsStack
-from stacks.web_stack import WebStack
+from stacks.web_content_stack import WebContentStack
+from stacks.web_stack import WebStack, connect_sources
 
 
 def build_app(app: App | None = None, *, nag: bool = True) -> App:
@@ -52,6 +53,22 @@ def build_stacks(app: App, config: AppConfig) -> dict[str, Stack]:
         idempotency=data.idempotency.table_name,
         usage=data.usage.table_name,
     )
+    # The site comes first: the API stacks allow exactly its origin (CORS). Its files and config.json,
+    # which name both APIs, follow them (WebContentStack). CloudFront's web ACL can only live in us-east-1:
+    # elsewhere a small Edge stack there holds it.
+    edge = None
+    if config.primary_region != EDGE_REGION:
+        edge_env = Environment(account=config.account, region=EDGE_REGION)
+        edge = EdgeStack(app, f"{name}-Edge", config=config, env=edge_env)
+    web = WebStack(
+        app,
+        f"{name}-Web",
+        config=config,
+        key=keys.key,
+        web_acl_arn=edge.web_acl_arn if edge else None,
+        env=primary,
+        cross_region_references=True,
+    )
     api = ApiStack(
         app,
         f"{name}-Api",
@@ -61,6 +78,7 @@ def build_stacks(app: App, config: AppConfig) -> dict[str, Stack]:
         user_pool_id=auth.user_pool.user_pool_id,
         user_pool_region=config.primary_region,
         models=models,
+        site_origin=web.site_origin,
         env=primary,
         cross_region_references=True,
     )
@@ -77,20 +95,18 @@ def build_stacks(app: App, config: AppConfig) -> dict[str, Stack]:
         user_pool_id=auth.user_pool.user_pool_id,
         user_pool_region=config.dr_region if config.replicate_user_pool else config.primary_region,
         models=models,
+        site_origin=web.site_origin,
         env=dr,
         cross_region_references=True,
     )
     dr_api.add_stack_dependency(data, "the table replica is created by the primary Data stack")
     primary_target = config.chain_for(config.primary_region)[0]
-    # CloudFront's web ACL can only live in us-east-1: elsewhere a small Edge stack there holds it.
-    edge = None
-    if config.primary_region != EDGE_REGION:
-        edge_env = Environment(account=config.account, region=EDGE_REGION)
-        edge = EdgeStack(app, f"{name}-Edge", config=config, env=edge_env)
-    web = WebStack(
+    web_content = WebContentStack(
         app,
-        f"{name}-Web",
+        f"{name}-WebContent",
         config=config,
+        bucket=web.bucket,
+        distribution=web.distribution,
         runtime_config={
             "region": config.primary_region,
             "userPoolId": auth.user_pool.user_pool_id,
@@ -98,14 +114,14 @@ def build_stacks(app: App, config: AppConfig) -> dict[str, Stack]:
             "apiEndpoints": [api.api.url, dr_api.api.url],
             "primaryTarget": {"model_id": primary_target.model_id, "region": primary_target.region},
         },
+        connect=connect_sources(config, api_hosts=[api.api_host, dr_api.api_host]),
         key=keys.key,
-        web_acl_arn=edge.web_acl_arn if edge else None,
         env=primary,
         cross_region_references=True,
     )
     stacks: dict[str, Stack] = {
         "keys": keys, "keys-dr": dr_keys, "data": data, "auth": auth, "api": api, "web": web, "api-dr": dr_api,
-        "models": models[config.primary_region], "models-dr": models[config.dr_region],
+        "web-content": web_content, "models": models[config.primary_region], "models-dr": models[config.dr_region],
     }  # fmt: skip
     if config.replicate_user_pool:
         dr_auth = AuthReplicaStack(

@@ -72,7 +72,10 @@ def moto_server(port: int | None = None) -> Iterator[str]:
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     with child(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], health_url=url + "/moto-api/"
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        health_url=url + "/moto-api/",
+        # Cognito checks TOTP codes (against moto's one fixed secret) instead of accepting any code.
+        env={"MOTO_COGNITO_IDP_USER_POOL_ENABLE_TOTP": "true"},
     ):
         yield url
 

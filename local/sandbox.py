@@ -30,6 +30,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "lambda_src")]
 
 from local.api_server import LocalApi as _LocalApi  # noqa: E402
 from local.templates import Templates, load  # noqa: E402
+from stacks.csp import content_security_policy  # noqa: E402
 
 DEMO_USER = "demo@bulwark.local"
 DEMO_PASSWORD = "Demo-Passw0rd!2026"  # meets the template's password policy
@@ -98,6 +99,8 @@ def start(
 
         chat.configure(Settings.from_env())  # clients bound to this sandbox's endpoints
         api = _LocalApi(templates, region, aws_url, pool_id, client_id, port)
+        chat_env["ALLOWED_ORIGIN"] = api.url  # the web UI and the API share this one origin
+        api.static_headers["Content-Security-Policy"] = content_security_policy(connect=[aws_url])
         primary = config.chain_for(region)[0]
         api.runtime_config["primaryTarget"] = {"model_id": primary.model_id, "region": primary.region}
         stack.callback(api.stop)
@@ -186,14 +189,26 @@ def _queue_pair(templates: Templates, urls: dict[str, str]) -> tuple[str, str]:
 
 
 def _provision_users(cognito: Any, templates: Templates, prefix: str) -> tuple[str, str]:
+    """The template's password policy and MFA setting; the web client differs from AWS's on purpose (below)."""
     policy = {k: v for k, v in templates.password_policy.items() if k != "TemporaryPasswordValidityDays"}
     pool_id = cognito.create_user_pool(
         PoolName=f"{prefix}-local", Policies={"PasswordPolicy": policy}, UsernameAttributes=["email"]
     )["UserPool"]["Id"]
+    if templates.mfa_configuration != "OFF":
+        # TOTP as in the template. moto verifies the codes (MOTO_COGNITO_IDP_USER_POOL_ENABLE_TOTP, set by
+        # local.processes) against one fixed secret that it hands to every user; it asks for enrolment only
+        # after a temporary password is changed, so the demo user (permanent password) signs in without it.
+        cognito.set_user_pool_mfa_config(
+            UserPoolId=pool_id,
+            SoftwareTokenMfaConfiguration={"Enabled": True},
+            MfaConfiguration=templates.mfa_configuration,
+        )
     client_id = cognito.create_user_pool_client(
         UserPoolId=pool_id,
         ClientName="web",
-        ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH", "ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
+        # SANDBOX ONLY: moto 5.2 does not verify SRP (its PASSWORD_VERIFIER accepts any signature), so the web
+        # UI signs in here with USER_PASSWORD_AUTH, which moto does check. The AWS client allows SRP only.
+        ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
     )["UserPoolClient"]["ClientId"]
     cognito.admin_create_user(
         UserPoolId=pool_id,
@@ -226,6 +241,8 @@ def _function_env(
             env[name] = tables[templates.table_for(value).logical_id]
         elif name.endswith("QUEUE_URL"):
             env[name] = queues[templates.queue_for(value).logical_id]
+        elif name == "ALLOWED_ORIGIN":
+            continue  # the site's CloudFront origin: locally the API's own origin, set once its port is known
         else:
             raise KeyError(f"{handler}: environment variable {name} has a value the sandbox cannot map: {value}")
     return env

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import Aws, CfnOutput, Duration, Stack
 from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_kms as kms
 from constructs import Construct
@@ -38,8 +38,10 @@ class ApiStack(Stack):
         user_pool_id: str,
         user_pool_region: str,
         models: Mapping[str, ModelsStack],
+        site_origin: str,
         **kwargs: Any,
     ) -> None:
+        """`site_origin`: the web UI's origin (https://<distribution>.cloudfront.net), the only CORS origin."""
         super().__init__(scope, construct_id, **kwargs)
         region = self.region
         retention = log_retention(config.log_retention_days)
@@ -76,7 +78,11 @@ class ApiStack(Stack):
             no_dlq_reason="Invoked synchronously by API Gateway: a failed request is returned to the caller as "
             "an HTTP error, so there is no event to park in a DLQ.",
             environment=chat_settings(
-                config, tables=tables, targets=targets, queue_url=self.jobs.queue.queue_url
+                config,
+                tables=tables,
+                targets=targets,
+                queue_url=self.jobs.queue.queue_url,
+                allowed_origin=site_origin,
             ).to_env(),
         )
         self.chat_function = chat.function
@@ -85,9 +91,11 @@ class ApiStack(Stack):
         )
         rest = ChatRestApi(
             self, "Rest", config=config, region=region, handler=chat.function, user_pool=user_pool, key=key,
-            log_retention=retention,
+            log_retention=retention, allowed_origin=site_origin,
         )  # fmt: skip
         self.api = rest.api
+        # The API's host, for the web UI's Content-Security-Policy (connect-src).
+        self.api_host = f"https://{self.api.rest_api_id}.execute-api.{region}.{Aws.URL_SUFFIX}"
         waf = WebAcl(
             self,
             "Waf",

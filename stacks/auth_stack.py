@@ -15,6 +15,9 @@ from constructs import Construct
 
 from stacks.config import AppConfig
 from stacks.constructs.nag import suppress
+from stacks.constructs.python_function import PythonFunction, lambda_code, log_retention
+from stacks.constructs.web_acl import WebAcl
+from stacks.lambda_settings import sign_up_settings
 
 
 class AuthStack(Stack):
@@ -28,11 +31,13 @@ class AuthStack(Stack):
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        auth = config.auth
         self.user_pool = cognito.UserPool(
             self,
             "Users",
             feature_plan=cognito.FeaturePlan.ESSENTIALS,  # multi-Region replication needs Essentials+
-            self_sign_up_enabled=True,
+            # Off by default: administrators invite users (a temporary password, changed at first sign-in).
+            self_sign_up_enabled=auth.self_sign_up,
             sign_in_aliases=cognito.SignInAliases(email=True),
             auto_verify=cognito.AutoVerifiedAttrs(email=True),
             account_recovery=cognito.AccountRecovery.EMAIL_ONLY,
@@ -44,8 +49,8 @@ class AuthStack(Stack):
                 require_symbols=True,
                 temp_password_validity=Duration.days(3),
             ),
-            mfa=cognito.Mfa.OPTIONAL,
-            mfa_second_factor=cognito.MfaSecondFactor(otp=True, sms=False),
+            mfa=_MFA[auth.mfa],
+            mfa_second_factor=cognito.MfaSecondFactor(otp=True, sms=False) if auth.mfa != "off" else None,
             deletion_protection=True,
             removal_policy=RemovalPolicy.RETAIN,
         )
@@ -59,12 +64,13 @@ class AuthStack(Stack):
             cognito.CfnUserPoolReplica(
                 self, "UsersReplica", user_pool_id=self.user_pool.user_pool_id, region_name=config.dr_region
             )
-        suppress(
-            self.user_pool,
-            "MFA (TOTP) is offered to every user and can be made REQUIRED per deployment; it is optional "
-            "here so the reference app can be tried without an authenticator app.",
-            "AwsSolutions-COG2",
-        )
+        if auth.mfa != "required":
+            suppress(
+                self.user_pool,
+                f"This deployment chose auth.mfa = {auth.mfa!r} in cdk.json (the default is 'required', TOTP "
+                "enrolled at first sign-in); the choice is the deployment's, stated in its config.",
+                "AwsSolutions-COG2",
+            )
         suppress(
             self.user_pool,
             "Threat protection (advanced security ENFORCED) needs the Plus feature plan; this deployment "
@@ -72,19 +78,71 @@ class AuthStack(Stack):
             "AwsSolutions-COG3",
             "AwsSolutions-COG8",
         )
+        if auth.sign_up_email_domains:
+            self.sign_up_check = self._sign_up_allowlist(config, key)
+            self.user_pool.add_trigger(cognito.UserPoolOperation.PRE_SIGN_UP, self.sign_up_check.function)
         self.client = self.user_pool.add_client(
             "WebClient",
-            # SRP for SDK clients; password auth (over TLS) for the dependency-free web client.
-            auth_flows=cognito.AuthFlow(user_srp=True, user_password=True),
+            # SRP only: the password never leaves the browser (refresh tokens are always allowed by CDK).
+            auth_flows=cognito.AuthFlow(user_srp=True),
             generate_secret=False,  # a browser app cannot keep a secret
             prevent_user_existence_errors=True,
             access_token_validity=Duration.hours(1),
             id_token_validity=Duration.hours(1),
             refresh_token_validity=Duration.days(30),
+            # Room to scan the TOTP secret and type the first code during the MFA_SETUP challenge.
+            auth_session_validity=Duration.minutes(10),
             enable_token_revocation=True,
+            # CDK's default client would allow the implicit and code grants with https://example.com as the
+            # callback: OAuth stays off unless this deployment names its own callback URLs.
+            disable_o_auth=not auth.oauth,
+            o_auth=(
+                cognito.OAuthSettings(
+                    flows=cognito.OAuthFlows(authorization_code_grant=True),
+                    scopes=[cognito.OAuthScope.OPENID, cognito.OAuthScope.EMAIL],
+                    callback_urls=list(auth.oauth_callback_urls),
+                    logout_urls=list(auth.oauth_logout_urls) or None,
+                )
+                if auth.oauth
+                else None
+            ),
+            supported_identity_providers=[cognito.UserPoolClientIdentityProvider.COGNITO],
         )
+        # Sign-in, sign-up and token calls pass a regional WAF: the same per-IP rate limit and managed rules
+        # as the API. (The DR replica pool is not associated: see docs/security-report.md.)
+        self.waf = WebAcl(
+            self,
+            "Waf",
+            acl_scope="REGIONAL",
+            rate_limit_per_5min=config.throttling.waf_rate_limit_per_5min,
+            key=key,
+            log_retention=log_retention(config.log_retention_days),
+        )
+        self.waf.associate(self.user_pool.user_pool_arn)
         CfnOutput(self, "UserPoolId", value=self.user_pool.user_pool_id)
         CfnOutput(self, "UserPoolClientId", value=self.client.user_pool_client_id)
+
+    def _sign_up_allowlist(self, config: AppConfig, key: kms.IKey) -> PythonFunction:
+        """Pre-sign-up trigger: self sign-up only for auth.sign_up_email_domains."""
+        return PythonFunction(
+            self,
+            "SignUpCheck",
+            handler="handlers.pre_sign_up.handler",
+            service_name="pre-sign-up",
+            code=lambda_code(),
+            log_key=key,
+            log_retention=log_retention(config.log_retention_days),
+            # Cognito waits at most 5 s for a trigger; a handful of concurrent sign-ups is plenty and caps abuse.
+            reserved_concurrency=5,
+            timeout=Duration.seconds(5),
+            memory_size=256,
+            no_dlq_reason="Invoked synchronously by Cognito during sign-up: a failure is returned to the caller "
+            "as a sign-up error, so there is no event to park in a DLQ.",
+            environment=sign_up_settings(config).to_env(),
+        )
+
+
+_MFA = {"required": cognito.Mfa.REQUIRED, "optional": cognito.Mfa.OPTIONAL, "off": cognito.Mfa.OFF}
 
 
 class AuthReplicaStack(Stack):

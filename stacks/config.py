@@ -227,6 +227,51 @@ class GatewayConfig:
             raise ConfigError(f"gateway.degraded_status must be 200 or 503, got {self.degraded_status}")
 
 
+MFA_CHOICES = ("required", "optional", "off")
+_EMAIL_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_OAUTH_URL = re.compile(r"^(https://[^\s/?#]+|http://localhost(:\d+)?)(/[^\s#]*)?$")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuthConfig:
+    """Sign-in for a public app: who may create an account, the second factor, and the OAuth client."""
+
+    # Anyone may create an account (and spend model quota): off by default; admins invite users instead.
+    self_sign_up: bool = False
+    # With self_sign_up: only these email domains may sign up (a pre-sign-up Lambda trigger); empty = any.
+    sign_up_email_domains: tuple[str, ...] = ()
+    # TOTP second factor: "required" (every user enrols at first sign-in), "optional" or "off".
+    mfa: str = "required"
+    # OAuth (authorization code flow) on the web app client only when callback URLs are given; the web UI
+    # itself signs in with SRP and needs none. A Cognito domain (hosted UI) is not created by this app.
+    oauth_callback_urls: tuple[str, ...] = ()
+    oauth_logout_urls: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.mfa not in MFA_CHOICES:
+            raise ConfigError(f"auth.mfa must be one of {', '.join(MFA_CHOICES)}, got {self.mfa!r}")
+        if self.sign_up_email_domains and not self.self_sign_up:
+            raise ConfigError("auth.sign_up_email_domains needs auth.self_sign_up: true (it limits self sign-up)")
+        for domain in self.sign_up_email_domains:
+            if not _EMAIL_DOMAIN.match(domain):
+                raise ConfigError(
+                    f"auth.sign_up_email_domains entries must be lower-case domain names such as example.com, "
+                    f"got {domain!r}"
+                )
+        for key in ("oauth_callback_urls", "oauth_logout_urls"):
+            for url in getattr(self, key):
+                if not _OAUTH_URL.match(url):
+                    raise ConfigError(
+                        f"auth.{key} entries must be https:// URLs (http://localhost for development), got {url!r}"
+                    )
+        if self.oauth_logout_urls and not self.oauth_callback_urls:
+            raise ConfigError("auth.oauth_logout_urls needs auth.oauth_callback_urls (OAuth is off without them)")
+
+    @property
+    def oauth(self) -> bool:
+        return bool(self.oauth_callback_urls)
+
+
 @dataclass(frozen=True, kw_only=True)
 class WorkerSizing:
     max_concurrency: int
@@ -253,6 +298,7 @@ class AppConfig:
     guardrail: bool = True  # a Bedrock guardrail (prompt-attack filter) on every Converse call
     jobs: JobsConfig = field(default_factory=JobsConfig)
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.app_name):
@@ -366,6 +412,10 @@ def _parse_value(hint: Any, value: Any, key: str, metadata: Mapping[str, Any]) -
     if _optional_type(hint):
         (hint,) = [arg for arg in get_args(hint) if arg is not type(None)]
     origin = get_origin(hint)
+    if origin is tuple and not is_dataclass(get_args(hint)[0]):  # a list of plain values, may be empty
+        if not isinstance(value, list):
+            raise ConfigError(f"{key} must be a list, got {type(value).__name__} {value!r}")
+        return tuple(_parse_value(get_args(hint)[0], item, f"{key}[{index}]", {}) for index, item in enumerate(value))
     if origin is tuple:  # a list of config objects, e.g. models
         (item_type, _) = get_args(hint)
         if not isinstance(value, list) or not value:

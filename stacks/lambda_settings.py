@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from handlers.settings import Settings, TargetSetting
+from handlers.settings import Settings, SignUpSettings, TargetSetting
 from stacks.config import AppConfig, ModelTarget
 
 # The sync path must answer before API Gateway's 29 s integration timeout.
@@ -51,14 +51,26 @@ def chain_settings(config: AppConfig, region: str, resolve: Resolver) -> tuple[T
 
 
 def chat_settings(
-    config: AppConfig, *, tables: TableNames, targets: tuple[TargetSetting, ...], queue_url: str
+    config: AppConfig,
+    *,
+    tables: TableNames,
+    targets: tuple[TargetSetting, ...],
+    queue_url: str,
+    allowed_origin: str | None = None,
 ) -> Settings:
-    """The API Lambda: the sync path's deadline, degraded answers and shedding as configured."""
+    """The API Lambda: the sync path's deadline, degraded answers and shedding as configured; CORS headers
+    for the web UI's origin only (`allowed_origin`, e.g. https://<distribution>.cloudfront.net)."""
     return _common(config, tables=tables, targets=targets, queue_url=queue_url).but(
         deadline_s=float(CHAT_DEADLINE_SECONDS),
         degraded_status=config.gateway.degraded_status,
         shed_to_jobs=config.jobs.shed_to_jobs,
+        allowed_origin=allowed_origin,
     )
+
+
+def sign_up_settings(config: AppConfig) -> SignUpSettings:
+    """The pre-sign-up trigger: the email domains allowed to sign themselves up."""
+    return SignUpSettings(allowed_email_domains=config.auth.sign_up_email_domains)
 
 
 def worker_settings(

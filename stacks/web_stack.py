@@ -1,30 +1,40 @@
-"""Static web hosting: private S3 bucket behind CloudFront (origin access control, WAF)."""
+"""Static web hosting: private S3 bucket behind CloudFront (origin access control, WAF, security headers).
+
+Deployed before the API stacks, so that they can allow exactly this site's origin (CORS). The UI's files
+and its config.json are written after them, by WebContentStack (stacks/web_content_stack.py).
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
-from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import Aws, CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_cloudfront_origins as origins
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_s3_deployment as s3deploy
 from constructs import Construct
 
 from stacks.config import AppConfig
-from stacks.constructs.nag import skip_checkov, suppress, suppress_cdk_provider
-from stacks.constructs.python_function import log_retention
+from stacks.constructs.nag import skip_checkov, suppress
+from stacks.csp import content_security_policy
 from stacks.edge_stack import cloudfront_web_acl
 
-WEB_DIR = Path(__file__).resolve().parents[1] / "web"
+
+def connect_sources(config: AppConfig, *, api_hosts: Sequence[str] | None = None) -> list[str]:
+    """What the web client fetches besides its own files: Cognito's endpoint in the region it signs in to,
+    and both regional APIs. Without `api_hosts` (the CloudFront header, fixed before the APIs exist) the
+    APIs are `*.execute-api` in the two configured regions; with them, exactly their hosts."""
+    cognito = f"https://cognito-idp.{config.primary_region}.{Aws.URL_SUFFIX}"
+    apis = api_hosts or [f"https://*.execute-api.{region}.{Aws.URL_SUFFIX}" for region in config.regions]
+    return [cognito, *apis]
 
 
 class WebStack(Stack):
     """`web_acl_arn`: CloudFront's web ACL from the Edge stack; without it this stack (which must then be
-    in us-east-1) creates the ACL itself. `key` encrypts the log groups this stack creates."""
+    in us-east-1) creates the ACL itself. `key` encrypts the log groups this stack creates.
+    `site_origin` (https://<distribution domain>) is what the API stacks allow as CORS origin."""
 
     def __init__(
         self,
@@ -32,7 +42,6 @@ class WebStack(Stack):
         construct_id: str,
         *,
         config: AppConfig,
-        runtime_config: dict[str, Any],
         key: kms.IKey,
         web_acl_arn: str | None = None,
         **kwargs: Any,
@@ -104,12 +113,10 @@ class WebStack(Stack):
                 referrer_policy=cloudfront.ResponseHeadersReferrerPolicy(
                     referrer_policy=cloudfront.HeadersReferrerPolicy.STRICT_ORIGIN_WHEN_CROSS_ORIGIN, override=True
                 ),
+                # The API ids do not exist yet when this header is fixed: *.execute-api in our two regions
+                # here, and index.html's CSP meta tag (WebContentStack) narrows connect-src to exactly them.
                 content_security_policy=cloudfront.ResponseHeadersContentSecurityPolicy(
-                    content_security_policy=(
-                        "default-src 'self'; connect-src 'self' https://*.amazonaws.com; "
-                        "img-src 'self' data:; style-src 'self'; script-src 'self'; "
-                        "frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
-                    ),
+                    content_security_policy=content_security_policy(connect=connect_sources(config)),
                     override=True,
                 ),
             ),
@@ -144,52 +151,6 @@ class WebStack(Stack):
         suppress(self.distribution, no_custom_domain, "AwsSolutions-CFR4")
         skip_checkov(self.distribution, no_custom_domain, "CKV_AWS_174")
 
-        deploy_logs = logs.LogGroup(
-            self,
-            "DeployLogs",
-            retention=log_retention(config.log_retention_days),
-            encryption_key=key,
-            removal_policy=RemovalPolicy.RETAIN,
-        )
-        deployment = s3deploy.BucketDeployment(
-            self,
-            "Deploy",
-            # The UI's runtime config (both regions' API URLs, Cognito ids) from stack outputs.
-            sources=[s3deploy.Source.asset(str(WEB_DIR)), s3deploy.Source.json_data("config.json", runtime_config)],
-            destination_bucket=self.bucket,
-            distribution=self.distribution,
-            distribution_paths=["/*"],
-            log_group=deploy_logs,
-        )
-        provider_id = "Custom::CDKBucketDeployment8693BB64968944B69AAFB0CC9EB8756C"
-        suppress_cdk_provider(
-            self,
-            f"/{self.stack_name}/{provider_id}",
-            "BucketDeployment provider (copies the web assets and config.json to the bucket)",
-            "AwsSolutions-IAM5",
-            "NIST.800.53.R5-IAMNoInlinePolicy",
-            "HIPAA.Security-IAMNoInlinePolicy",
-        )
-        provider = self.node.find_child(provider_id)
-        for check, reason in {
-            "CKV_AWS_115": "CDK's BucketDeployment provider runs only when CloudFormation deploys this stack, one "
-            "invocation per change; a reserved-concurrency limit would only make deploys fail.",
-            "CKV_AWS_116": "CDK's BucketDeployment provider is invoked synchronously by CloudFormation, which reports "
-            "a failure and rolls back; a DLQ only receives asynchronous invocations.",
-            "CKV_AWS_117": "CDK's BucketDeployment provider copies assets between S3 buckets and invalidates "
-            "CloudFront through public AWS APIs with IAM; it reaches no private resource, so a VPC would add NAT "
-            "or endpoint cost without narrowing its access.",
-            "CKV_AWS_173": "The only environment variable of CDK's BucketDeployment provider is AWS_CA_BUNDLE, a "
-            "public file path; Lambda encrypts it at rest with its service key, no secret is stored.",
-        }.items():
-            skip_checkov(provider, reason, check)
-        default_policy = deployment.handler_role.node.find_child("DefaultPolicy")
-        skip_checkov(
-            default_policy,
-            "aws-cdk-lib grants CDK's BucketDeployment provider cloudfront:CreateInvalidation/GetInvalidation on "
-            "'*' (its S3 writes are scoped to the site bucket); an invalidation only expires cached copies and "
-            "cannot change content or configuration.",
-            "CKV_AWS_111",
-        )
-        CfnOutput(self, "SiteUrl", value=f"https://{self.distribution.distribution_domain_name}")
+        self.site_origin = f"https://{self.distribution.distribution_domain_name}"
+        CfnOutput(self, "SiteUrl", value=self.site_origin)
         CfnOutput(self, "SiteBucket", value=self.bucket.bucket_name)

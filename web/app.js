@@ -2,36 +2,111 @@
 // No framework and no build step: the runtime config (config.json) is written at deploy time
 // from stack outputs (or served by the local sandbox).
 
+import { newSrpSecret, passwordClaim } from "./srp.js";
+
 const $ = (id) => document.getElementById(id);
 const state = { config: null, endpoint: 0, token: null, email: null, conversationId: null };
 
 async function loadConfig() {
   const response = await fetch("config.json", { cache: "no-store" });
-  if (!response.ok) throw new Error("config.json is missing: the web stack writes it at deploy time");
+  if (!response.ok) throw new Error("config.json is missing: the WebContent stack writes it at deploy time");
   state.config = await response.json();
   state.config.apiEndpoints = state.config.apiEndpoints.map((url) => url.replace(/\/$/, ""));
 }
 
-// --- sign-in (Cognito InitiateAuth, USER_PASSWORD_AUTH over TLS) -----------------------------
-async function signIn(email, password) {
-  const { region, clientId, cognitoEndpoint } = state.config;
-  const url = cognitoEndpoint || `https://cognito-idp.${region}.amazonaws.com/`;
-  const response = await fetch(url, {
+// --- sign-in (Cognito: SRP, then whatever challenges the pool asks for) ------------------------
+// In AWS the web client allows USER_SRP_AUTH only: the password never leaves the browser. The sandbox
+// (config.local) signs in with USER_PASSWORD_AUTH instead, because moto, its embedded AWS, does not
+// verify SRP (it accepts any proof): password auth is sandbox-only and not enabled on the AWS client.
+async function cognito(action, body) {
+  const { region, cognitoEndpoint } = state.config;
+  const response = await fetch(cognitoEndpoint || `https://cognito-idp.${region}.amazonaws.com/`, {
     method: "POST",
     headers: {
       "Content-Type": "application/x-amz-json-1.1",
-      "X-Amz-Target": "AWSCognitoIdentityProviderService.InitiateAuth",
+      "X-Amz-Target": `AWSCognitoIdentityProviderService.${action}`,
     },
-    body: JSON.stringify({ AuthFlow: "USER_PASSWORD_AUTH", ClientId: clientId,
-                           AuthParameters: { USERNAME: email, PASSWORD: password } }),
+    body: JSON.stringify(body),
   });
-  const body = await response.json().catch(() => ({}));
-  if (!response.ok || !body.AuthenticationResult) {
-    throw new Error(body.message || body.__type || "sign-in failed: check the email and password");
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(data.message || data.__type || `sign-in failed (${response.status})`);
+  return data;
+}
+
+async function signIn(email, password) {
+  const { clientId: ClientId, userPoolId } = state.config;
+  let result;
+  if (state.config.local) {
+    result = await cognito("InitiateAuth", {
+      AuthFlow: "USER_PASSWORD_AUTH", ClientId, AuthParameters: { USERNAME: email, PASSWORD: password },
+    });
+  } else {
+    const { a, srpA } = newSrpSecret();
+    const start = await cognito("InitiateAuth", {
+      AuthFlow: "USER_SRP_AUTH", ClientId, AuthParameters: { USERNAME: email, SRP_A: srpA },
+    });
+    const p = start.ChallengeParameters || {};
+    if (start.ChallengeName !== "PASSWORD_VERIFIER") throw new Error("sign-in failed: unexpected answer from Cognito");
+    const claim = await passwordClaim({ poolId: userPoolId, userId: p.USER_ID_FOR_SRP, password, a,
+                                        srpB: p.SRP_B, salt: p.SALT, secretBlock: p.SECRET_BLOCK });
+    result = await cognito("RespondToAuthChallenge", {
+      ChallengeName: "PASSWORD_VERIFIER", ClientId, Session: start.Session,
+      ChallengeResponses: { USERNAME: p.USER_ID_FOR_SRP, PASSWORD_CLAIM_SECRET_BLOCK: p.SECRET_BLOCK,
+                            PASSWORD_CLAIM_SIGNATURE: claim.signature, TIMESTAMP: claim.timestamp },
+    });
   }
-  state.token = body.AuthenticationResult.IdToken;
+  result = await answerChallenges(result, email);
+  state.token = result.AuthenticationResult.IdToken;
   state.email = email;
   sessionStorage.setItem("bulwark.session", JSON.stringify({ token: state.token, email }));
+}
+
+// The steps Cognito may ask for after the password: a new password (an invited user's first sign-in),
+// enrolling an authenticator app (MFA required, none set up yet), or its current code.
+async function answerChallenges(result, email) {
+  const ClientId = state.config.clientId;
+  while (result.ChallengeName) {
+    const name = result.ChallengeName;
+    const params = result.ChallengeParameters || {};
+    const USERNAME = params.USER_ID_FOR_SRP || params.USERNAME || email;
+    let Session = result.Session;
+    let responses;
+    if (name === "NEW_PASSWORD_REQUIRED") {
+      responses = { USERNAME, NEW_PASSWORD: await askFor("new-password-form", "new-password") };
+    } else if (name === "MFA_SETUP") {
+      const token = await cognito("AssociateSoftwareToken", { Session });
+      $("totp-secret").textContent = token.SecretCode;
+      $("totp-link").href = `otpauth://totp/Bulwark:${encodeURIComponent(email)}?secret=${token.SecretCode}&issuer=Bulwark`;
+      $("totp-setup").hidden = false;
+      const verified = await cognito("VerifySoftwareToken", {
+        Session: token.Session, UserCode: await askFor("code-form", "code"), FriendlyDeviceName: "Bulwark web",
+      });
+      $("totp-setup").hidden = true;
+      Session = verified.Session;
+      responses = { USERNAME };
+    } else if (name === "SOFTWARE_TOKEN_MFA") {
+      responses = { USERNAME, SOFTWARE_TOKEN_MFA_CODE: await askFor("code-form", "code") };
+    } else {
+      throw new Error(`sign-in needs a step this page does not offer (${name}): ask an administrator`);
+    }
+    result = await cognito("RespondToAuthChallenge", { ChallengeName: name, ClientId, Session, ChallengeResponses: responses });
+  }
+  if (!result.AuthenticationResult) throw new Error("sign-in failed: Cognito returned no tokens");
+  return result;
+}
+
+// Shows one step's form and resolves with its input's value when the user submits it.
+function askFor(formId, inputId) {
+  for (const id of ["sign-in-form", "new-password-form", "code-form"]) $(id).hidden = id !== formId;
+  $(inputId).value = "";
+  $(inputId).focus();
+  return new Promise((resolve) => {
+    $(formId).addEventListener("submit", (event) => {
+      event.preventDefault();
+      $("sign-in-error").textContent = "";
+      resolve($(inputId).value);
+    }, { once: true });
+  });
 }
 
 function restoreSession() {
@@ -289,6 +364,8 @@ function showSignedIn() {
 }
 
 function showSignIn() {
+  for (const id of ["new-password-form", "code-form", "totp-setup"]) $(id).hidden = true;
+  $("sign-in-form").hidden = false;
   $("sign-in").hidden = false;
   $("app").hidden = true;
   $("sign-out").hidden = true;
@@ -304,6 +381,7 @@ async function main() {
       await signIn($("email").value, $("password").value);
       showSignedIn();
     } catch (error) {
+      showSignIn();
       $("sign-in-error").textContent = error.message;
     }
   });

@@ -11,7 +11,7 @@ import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from core.models import Limits
 
@@ -75,6 +75,10 @@ INT = Codec(parse=int, render=str)
 FLOAT = Codec(parse=float, render=lambda value: str(int(value)) if float(value).is_integer() else repr(float(value)))
 BOOL = Codec(parse=_parse_bool, render=lambda value: str(value).lower())
 TARGETS = Codec(parse=_parse_targets, render=_render_targets)
+DOMAINS = Codec(
+    parse=lambda text: tuple(part.strip().lower() for part in text.split(",") if part.strip()),
+    render=lambda domains: ",".join(domains),
+)
 
 
 def var(name: str, codec: Codec, default: Any = MISSING, *, optional: bool = False) -> Any:
@@ -85,8 +89,45 @@ def var(name: str, codec: Codec, default: Any = MISSING, *, optional: bool = Fal
     return field(default=default, metadata=metadata)
 
 
+class EnvContract:
+    """Reads and writes the variables its dataclass fields name (each declared with `var`)."""
+
+    @classmethod
+    def from_env(cls: type[_C], env: Mapping[str, str] | None = None) -> _C:
+        """Parse the variables this contract names; a missing or malformed one names itself."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for item in fields(cls):  # type: ignore[arg-type]
+            name, codec = item.metadata["env"], item.metadata["codec"]
+            if name not in env:
+                if item.default is MISSING:
+                    raise KeyError(f"environment variable {name} is required")
+                continue
+            try:
+                values[item.name] = codec.parse(env[name])
+            except (ValueError, KeyError, TypeError) as error:
+                raise ValueError(f"environment variable {name} is invalid: {error}") from error
+        return cls(**values)
+
+    def to_env(self) -> dict[str, str]:
+        """The environment that reproduces these settings (unset optional values are left out)."""
+        env: dict[str, str] = {}
+        for item in fields(self):  # type: ignore[arg-type]
+            value = getattr(self, item.name)
+            if value is not None:
+                env[item.metadata["env"]] = item.metadata["codec"].render(value)
+        return env
+
+    def but(self: _C, **changes: Any) -> _C:
+        """A copy with some settings changed (tests, the sandbox)."""
+        return replace(self, **changes)  # type: ignore[type-var]
+
+
+_C = TypeVar("_C", bound=EnvContract)
+
+
 @dataclass(frozen=True, kw_only=True)
-class Settings:
+class Settings(EnvContract):
     """What a Lambda of this app reads from its environment. Chat and worker share the contract."""
 
     table_name: str = var("TABLE_NAME", STR)
@@ -111,6 +152,9 @@ class Settings:
     max_receive_count: int = var("MAX_RECEIVE_COUNT", INT, 4)  # the worker fails the job on the last receive
     shed_to_jobs: bool = var("SHED_TO_JOBS", BOOL, False)  # every breaker open: accept /chat as a job (202)
     degraded_status: int = var("DEGRADED_STATUS", INT, 200)  # 200: answer flagged degraded; 503: refuse
+    # The web UI's origin (https://<distribution>.cloudfront.net): the only origin given CORS headers.
+    # Unset: no CORS headers at all (same-origin callers and non-browser clients only).
+    allowed_origin: str | None = var("ALLOWED_ORIGIN", STR, None, optional=True)
 
     def __post_init__(self) -> None:
         if self.degraded_status not in (200, 503):
@@ -124,37 +168,15 @@ class Settings:
             max_body_bytes=self.max_body_bytes,
         )
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Parse the variables this contract names; a missing or malformed one names itself."""
-        env = os.environ if env is None else env
-        values: dict[str, Any] = {}
-        for item in fields(cls):
-            name, codec = item.metadata["env"], item.metadata["codec"]
-            if name not in env:
-                if item.default is MISSING:
-                    raise KeyError(f"environment variable {name} is required")
-                continue
-            try:
-                values[item.name] = codec.parse(env[name])
-            except (ValueError, KeyError, TypeError) as error:
-                raise ValueError(f"environment variable {name} is invalid: {error}") from error
-        return cls(**values)
 
-    def to_env(self) -> dict[str, str]:
-        """The environment that reproduces these settings (unset optional values are left out)."""
-        env: dict[str, str] = {}
-        for item in fields(self):
-            value = getattr(self, item.name)
-            if value is not None:
-                env[item.metadata["env"]] = item.metadata["codec"].render(value)
-        return env
+@dataclass(frozen=True, kw_only=True)
+class SignUpSettings(EnvContract):
+    """The pre-sign-up trigger (handlers/pre_sign_up.py): which email domains may sign themselves up."""
 
-    def but(self, **changes: Any) -> Settings:
-        """A copy with some settings changed (tests, the sandbox)."""
-        return replace(self, **changes)
+    # Unset or empty: nobody may sign themselves up (fail closed).
+    allowed_email_domains: tuple[str, ...] = var("ALLOWED_EMAIL_DOMAINS", DOMAINS, ())
 
 
 def variable_names() -> tuple[str, ...]:
-    """Every variable of the contract, for checks that a template sets nothing unknown."""
-    return tuple(item.metadata["env"] for item in fields(Settings))
+    """Every variable of the contracts, for checks that a template sets nothing unknown."""
+    return tuple(item.metadata["env"] for contract in (Settings, SignUpSettings) for item in fields(contract))

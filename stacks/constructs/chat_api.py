@@ -53,7 +53,9 @@ class ChatRestApi(Construct):
         user_pool: cognito.IUserPool,
         key: kms.IKey,
         log_retention: logs.RetentionDays,
+        allowed_origin: str,
     ) -> None:
+        """`allowed_origin`: the web UI's origin; browsers on any other origin get no CORS headers."""
         super().__init__(scope, construct_id)
         # Never admit more concurrent requests than the chat Lambda may run: past its reserved
         # concurrency API Gateway answers 429 + Retry-After instead of Lambda throttling into a 5xx.
@@ -90,7 +92,7 @@ class ChatRestApi(Construct):
                 metrics_enabled=True,
             ),
             default_cors_preflight_options=apigw.CorsOptions(
-                allow_origins=apigw.Cors.ALL_ORIGINS,
+                allow_origins=[allowed_origin],
                 allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
                 allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
                 max_age=Duration.hours(1),
@@ -101,7 +103,7 @@ class ChatRestApi(Construct):
                 name,
                 type=kind,
                 status_code=status,
-                response_headers={"Access-Control-Allow-Origin": "'*'", **headers},
+                response_headers={"Access-Control-Allow-Origin": f"'{allowed_origin}'", **headers},
                 templates={"application/json": template},
             )
         self._routes(config, region, handler, user_pool)

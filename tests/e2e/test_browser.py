@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from local.sandbox import DEMO_PASSWORD, DEMO_USER
 from tests.sandbox_fixture import sandbox  # noqa: F401 - the fixture
@@ -21,6 +22,8 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 
 @pytest.fixture
 def page() -> Any:
+    """A page under the sandbox's Content-Security-Policy (the AWS one's shape): nothing the UI does may violate
+    it. Tests wait with locators, never with page-side string evaluation, which the policy forbids."""
     if not Path(CHROMIUM).exists():
         pytest.fail("chromium is not installed: `make test` installs it (make browser)")
     from playwright.sync_api import sync_playwright
@@ -28,8 +31,14 @@ def page() -> Any:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         page = browser.new_page(viewport={"width": 1200, "height": 800})
+        violations: list[str] = []
+        page.on(
+            "console",
+            lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None,
+        )
         yield page
         browser.close()
+        assert violations == [], "the web UI violated its Content-Security-Policy"
 
 
 def test_sign_in_chat_reload_and_see_the_fallback_when_the_primary_is_throttled(page: Any, sandbox: Any) -> None:  # noqa: F811
@@ -50,7 +59,7 @@ def test_sign_in_chat_reload_and_see_the_fallback_when_the_primary_is_throttled(
     page.reload()
     page.wait_for_selector(".msg.assistant")
     assert "Mount Everest" in page.inner_text("#messages")
-    page.wait_for_function("document.getElementById('conversations').textContent.includes('Mount Everest')")
+    expect(page.locator("#conversations")).to_contain_text("Mount Everest")
 
     faults = {"default": {"latency_ms": [50, 100]},
               "targets": {"us.amazon.nova-lite-v1:0@us-east-1": {"errors": {"ThrottlingException": 1.0}}}}  # fmt: skip
@@ -76,12 +85,11 @@ def test_errors_are_readable(page: Any, sandbox: Any) -> None:  # noqa: F811
     page.fill("#email", DEMO_USER)
     page.fill("#password", "wrong-password-1A!")
     page.click("#sign-in-form button[type=submit]")
-    page.wait_for_function("document.getElementById('sign-in-error').textContent.length > 0")
-    assert page.inner_text("#sign-in-error")
+    expect(page.locator("#sign-in-error")).not_to_be_empty()
     page.fill("#password", DEMO_PASSWORD)
     page.click("#sign-in-form button[type=submit]")
     page.wait_for_selector("#app:not([hidden])")
     page.fill("#message", "x" * 9000)  # over the 8000-character limit
     page.click("#send")
-    page.wait_for_function("document.getElementById('status').textContent.includes('limit')")
+    expect(page.locator("#status")).to_contain_text("8000")  # the limit, in API Gateway's validation message
     assert "8000" in page.inner_text("#status")

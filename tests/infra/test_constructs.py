@@ -43,7 +43,7 @@ def test_rest_api_routes_errors_and_throttling_capped_at_the_lambdas_concurrency
     pool = cognito.UserPool(stack, "Pool")
     ChatRestApi(
         stack, "Rest", config=CONFIG, region="us-west-2", handler=handler, user_pool=pool, key=key(stack),
-        log_retention=RETENTION,
+        log_retention=RETENTION, allowed_origin="https://d111.cloudfront.net",
     )  # fmt: skip
     template = Template.from_stack(stack)
 
@@ -81,6 +81,19 @@ def test_rest_api_routes_errors_and_throttling_capped_at_the_lambdas_concurrency
         "AWS::ApiGateway::Model",
         {"Schema": Match.object_like({"required": ["message"], "additionalProperties": False})},
     )
+    # CORS: the preflight and every gateway response name the site's origin, never "*".
+    allow_origin = "'https://d111.cloudfront.net'"
+    preflights = [m for m in methods.values() if m["Properties"]["HttpMethod"] == "OPTIONS"]
+    assert preflights
+    for method in preflights:
+        (response,) = method["Properties"]["Integration"]["IntegrationResponses"]
+        assert response["ResponseParameters"]["method.response.header.Access-Control-Allow-Origin"] == allow_origin
+        assert response["ResponseParameters"]["method.response.header.Vary"] == "'Origin'"
+    gateway_responses = template.find_resources("AWS::ApiGateway::GatewayResponse").values()
+    assert {
+        r["Properties"]["ResponseParameters"]["gatewayresponse.header.Access-Control-Allow-Origin"]
+        for r in gateway_responses
+    } == {allow_origin}
 
 
 @pytest.mark.parametrize(("scope", "associations"), [("REGIONAL", 1), ("CLOUDFRONT", 0)])

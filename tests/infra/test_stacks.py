@@ -45,6 +45,7 @@ def test_both_regions_get_keys_api_and_chat_lambda(synth: Synth) -> None:
         "Bulwark-dev-Auth": "us-east-1",
         "Bulwark-dev-Api": "us-east-1",
         "Bulwark-dev-Web": "us-east-1",
+        "Bulwark-dev-WebContent": "us-east-1",
         "Bulwark-dev-Models": "us-east-1",
         "Bulwark-dev-Models-DR": "us-west-2",
         "Bulwark-dev-Keys-DR": "us-west-2",
@@ -463,11 +464,11 @@ def test_jobs_queue_dlq_worker_and_routes(synth: Synth, name: str) -> None:
 
 
 def test_the_web_ui_gets_its_runtime_config_from_both_regions_outputs(synth: Synth) -> None:
-    template = synth.template("Bulwark-dev-Web")
+    template = synth.template("Bulwark-dev-WebContent")
     (deployment,) = template.find_resources("Custom::CDKBucketDeployment").values()
     markers = json.dumps(deployment["Properties"]["SourceMarkers"])
     # config.json is rendered at deploy time from references, never from literal ids.
-    assert len(deployment["Properties"]["SourceObjectKeys"]) == 2  # the site and config.json
+    assert len(deployment["Properties"]["SourceObjectKeys"]) == 3  # the site, index.html (CSP) and config.json
     assert "Bulwark-dev-Auth:ExportsOutputRefUsers" in markers  # user pool id
     assert "Bulwark-dev-Auth:ExportsOutputRefUsersWebClient" in markers  # app client id
     assert ".execute-api.us-east-1." in markers and ".execute-api.us-west-2." in markers  # both regions

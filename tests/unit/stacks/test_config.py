@@ -234,3 +234,49 @@ def test_worker_concurrency_is_sized_from_the_primary_quota() -> None:
     assert token_bound.worker_sizing().max_concurrency == 5  # 100k / 3000 = 33/min -> 5.5 in flight
     assert all(c.worker_sizing().batch_size == 1 for c in (small, big, token_bound))
     assert small.jobs.visibility_timeout_s == 6 * small.jobs.worker_timeout_s
+
+
+def test_sign_in_defaults_suit_a_public_app() -> None:
+    auth = AppConfig.from_context(BASE).auth
+
+    assert (auth.self_sign_up, auth.sign_up_email_domains, auth.mfa) == (False, (), "required")
+    assert not auth.oauth and auth.oauth_callback_urls == () and auth.oauth_logout_urls == ()
+
+
+def test_an_auth_section_with_every_key_parses() -> None:
+    auth = AppConfig.from_context(
+        with_(
+            auth={
+                "self_sign_up": True,
+                "sign_up_email_domains": ["example.com", "corp.example.org"],
+                "mfa": "optional",
+                "oauth_callback_urls": ["https://app.example.com/callback", "http://localhost:3000/"],
+                "oauth_logout_urls": ["https://app.example.com/"],
+            }
+        )
+    ).auth
+
+    assert auth.sign_up_email_domains == ("example.com", "corp.example.org") and auth.mfa == "optional"
+    assert auth.oauth and auth.oauth_callback_urls[1] == "http://localhost:3000/"
+
+
+@pytest.mark.parametrize(
+    ("auth", "message"),
+    [
+        ({"mfa": "sometimes"}, "auth.mfa must be one of required, optional, off, got 'sometimes'"),
+        ({"mfa": True}, "auth.mfa must be a string"),
+        ({"self_sign_up": "yes"}, "auth.self_sign_up must be true or false"),
+        ({"sign_up_email_domains": ["example.com"]}, "auth.sign_up_email_domains needs auth.self_sign_up: true"),
+        ({"self_sign_up": True, "sign_up_email_domains": "example.com"}, "auth.sign_up_email_domains must be a list"),
+        ({"self_sign_up": True, "sign_up_email_domains": [5]}, r"auth.sign_up_email_domains\[0\] must be a string"),
+        ({"self_sign_up": True, "sign_up_email_domains": ["Example.com"]}, "lower-case domain names"),
+        ({"self_sign_up": True, "sign_up_email_domains": ["@example.com"]}, "lower-case domain names"),
+        ({"oauth_callback_urls": ["http://app.example.com/"]}, "auth.oauth_callback_urls entries must be https://"),
+        ({"oauth_callback_urls": ["https://app.example.com/#x"]}, "auth.oauth_callback_urls entries must be https://"),
+        ({"oauth_logout_urls": ["https://app.example.com/"]}, "auth.oauth_logout_urls needs auth.oauth_callback_urls"),
+        ({"implicit_flow": True}, "unknown keys in auth: implicit_flow"),
+    ],
+)
+def test_bad_auth_values_fail_with_the_key(auth: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        AppConfig.from_context(with_(auth=auth))

@@ -1,0 +1,109 @@
+"""The web UI's files and its runtime config, written into the site bucket after both API stacks exist.
+
+config.json names both regional API URLs and the Cognito ids; index.html gets a Content-Security-Policy
+meta tag whose connect-src lists exactly the two API hosts and Cognito's (the CloudFront header, fixed
+before the APIs exist, can only name *.execute-api in the two regions: browsers enforce both policies,
+so the narrower one decides). The site itself (bucket, CloudFront) is WebStack, deployed before the APIs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import aws_cloudfront as cloudfront
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_deployment as s3deploy
+from constructs import Construct
+
+from stacks.config import AppConfig
+from stacks.constructs.nag import skip_checkov, suppress_cdk_provider
+from stacks.constructs.python_function import log_retention
+from stacks.csp import connect_only_policy
+
+WEB_DIR = Path(__file__).resolve().parents[1] / "web"
+_CHARSET = '<meta charset="utf-8">'
+
+
+def index_html(*, connect: Sequence[str]) -> str:
+    """web/index.html with a CSP meta tag (connect-src only) right after the charset, before any script."""
+    page = (WEB_DIR / "index.html").read_text()
+    if _CHARSET not in page:
+        raise ValueError(f"web/index.html must start its <head> with {_CHARSET}: the CSP meta tag goes after it")
+    policy = connect_only_policy(connect=connect).replace("&", "&amp;").replace('"', "&quot;")
+    meta = f'<meta http-equiv="Content-Security-Policy" content="{policy}">'
+    return page.replace(_CHARSET, f"{_CHARSET}\n  {meta}", 1)
+
+
+class WebContentStack(Stack):
+    """`connect`: the exact hosts the UI may fetch from (both API hosts, Cognito's endpoint)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: AppConfig,
+        bucket: s3.IBucket,
+        distribution: cloudfront.IDistribution,
+        runtime_config: dict[str, Any],
+        connect: Sequence[str],
+        key: kms.IKey,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        deploy_logs = logs.LogGroup(
+            self,
+            "DeployLogs",
+            retention=log_retention(config.log_retention_days),
+            encryption_key=key,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        deployment = s3deploy.BucketDeployment(
+            self,
+            "Deploy",
+            # index.html and config.json carry deploy-time values (API hosts and URLs, Cognito ids).
+            sources=[
+                s3deploy.Source.asset(str(WEB_DIR), exclude=["index.html", "config.json"]),
+                s3deploy.Source.data("index.html", index_html(connect=connect)),
+                s3deploy.Source.json_data("config.json", runtime_config),
+            ],
+            destination_bucket=bucket,
+            distribution=distribution,
+            distribution_paths=["/*"],
+            log_group=deploy_logs,
+        )
+        provider_id = "Custom::CDKBucketDeployment8693BB64968944B69AAFB0CC9EB8756C"
+        suppress_cdk_provider(
+            self,
+            f"/{self.stack_name}/{provider_id}",
+            "BucketDeployment provider (copies the web assets and config.json to the bucket)",
+            "AwsSolutions-IAM5",
+            "NIST.800.53.R5-IAMNoInlinePolicy",
+            "HIPAA.Security-IAMNoInlinePolicy",
+        )
+        provider = self.node.find_child(provider_id)
+        for check, reason in {
+            "CKV_AWS_115": "CDK's BucketDeployment provider runs only when CloudFormation deploys this stack, one "
+            "invocation per change; a reserved-concurrency limit would only make deploys fail.",
+            "CKV_AWS_116": "CDK's BucketDeployment provider is invoked synchronously by CloudFormation, which reports "
+            "a failure and rolls back; a DLQ only receives asynchronous invocations.",
+            "CKV_AWS_117": "CDK's BucketDeployment provider copies assets between S3 buckets and invalidates "
+            "CloudFront through public AWS APIs with IAM; it reaches no private resource, so a VPC would add NAT "
+            "or endpoint cost without narrowing its access.",
+            "CKV_AWS_173": "The only environment variable of CDK's BucketDeployment provider is AWS_CA_BUNDLE, a "
+            "public file path; Lambda encrypts it at rest with its service key, no secret is stored.",
+        }.items():
+            skip_checkov(provider, reason, check)
+        default_policy = deployment.handler_role.node.find_child("DefaultPolicy")
+        skip_checkov(
+            default_policy,
+            "aws-cdk-lib grants CDK's BucketDeployment provider cloudfront:CreateInvalidation/GetInvalidation on "
+            "'*' (its S3 writes are scoped to the site bucket); an invalidation only expires cached copies and "
+            "cannot change content or configuration.",
+            "CKV_AWS_111",
+        )
