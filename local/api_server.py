@@ -193,6 +193,10 @@ def _json_type(value: Any) -> str:
     return names.get(type(value), type(value).__name__)
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # socketserver's 5 resets connections when dozens of clients connect at once
+
+
 class LocalApi:
     """API Gateway's part, locally: routes from the template, Cognito token checks, proxy events."""
 
@@ -230,7 +234,7 @@ class LocalApi:
                 client_id=client_id,
             )
         self.verifier = verifier
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), _handler_class(self))
+        self.server = _Server(("127.0.0.1", port), _handler_class(self))
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.runtime_config["apiEndpoints"] = [f"{self.url}/api"]

@@ -4,7 +4,9 @@ In Lambda an execution environment serves one event at a time, and more environm
 when events arrive together, up to the function's reserved concurrency. Handlers rely on that: a
 Powertools resolver or batch processor keeps the current event on itself. Calling one handler from
 several threads at once would mix requests, so the sandbox never does: each call borrows a whole
-environment, built by the Lambda's own `bootstrap()`.
+environment, built by the Lambda's own `bootstrap()`. What Powertools keeps once per process (the
+resolver's current event, the metric set) is made per thread first (local/request_state.py), since
+here a process holds many environments.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from typing import Any
+
+from local.request_state import isolate
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -22,6 +26,7 @@ class ExecutionEnvironments:
     def __init__(self, factory: Callable[[], Handler], *, limit: int) -> None:
         if limit < 1:
             raise ValueError("an execution environment pool needs a limit of at least 1")
+        isolate()
         self._factory = factory
         self._limit = limit
         self._free: list[Handler] = []

@@ -68,11 +68,12 @@ def child(args: list[str], *, health_url: str, env: dict[str, str] | None = None
 
 @contextmanager
 def moto_server(port: int | None = None) -> Iterator[str]:
-    """The embedded AWS: moto's server, in its own process (its CPU work off this process's GIL)."""
+    """The embedded AWS: moto's server, in its own process (its CPU work off this process's GIL), serving
+    one request at a time (moto's backends are not thread-safe: local/embedded_aws.py says why)."""
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     with child(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "local.embedded_aws", "-H", "127.0.0.1", "-p", str(port)],
         health_url=url + "/moto-api/",
         # Cognito checks TOTP codes (against moto's one fixed secret) instead of accepting any code.
         env={"MOTO_COGNITO_IDP_USER_POOL_ENABLE_TOTP": "true"},
