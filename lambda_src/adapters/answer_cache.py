@@ -5,6 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from adapters.aws_errors import dependency
+
+_CACHE = "DynamoDB (the answer cache)"
+
 
 class DynamoAnswerCache:
     def __init__(self, *, client: Any, table_name: str, clock: Any = time.time) -> None:
@@ -12,6 +16,7 @@ class DynamoAnswerCache:
         self._table = table_name
         self._clock = clock
 
+    @dependency(_CACHE, "read the answer cache")
     def get(self, key: str) -> str | None:
         item = self._client.get_item(TableName=self._table, Key={"key": {"S": key}}).get("Item")
         # DynamoDB deletes expired items lazily (within days): expiry is checked here too.
@@ -19,6 +24,7 @@ class DynamoAnswerCache:
             return None
         return str(item["text"]["S"])
 
+    @dependency(_CACHE, "write the answer cache")
     def put(self, key: str, text: str, ttl_s: int) -> None:
         self._client.put_item(
             TableName=self._table,

@@ -8,14 +8,18 @@ their own items):
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from adapters.aws_errors import THROTTLING_CODES, cancellation_codes, dependency, throttled
 from core.errors import Conflict
 from core.models import Conversation, TargetRef, Turn, Usage
 
 _BATCH = 25
+_UNPROCESSED_ROUNDS = 5
+_DYNAMODB = "DynamoDB (the conversation store)"
 
 
 def _header_key(user_id: str, conversation_id: str) -> dict[str, Any]:
@@ -31,6 +35,7 @@ class DynamoConversationStore:
         self._client = client
         self._table = table_name
 
+    @dependency(_DYNAMODB, "read your conversation")
     def get(self, user_id: str, conversation_id: str, *, last_turns: int | None = None) -> Conversation | None:
         item = self._client.get_item(
             TableName=self._table, Key=_header_key(user_id, conversation_id), ConsistentRead=True
@@ -58,6 +63,7 @@ class DynamoConversationStore:
                 turns = turns[-last_turns:]
         return _conversation(item, tuple(turns))
 
+    @dependency(_DYNAMODB, "list your conversations")
     def list(self, user_id: str) -> list[Conversation]:
         query = {
             "TableName": self._table,
@@ -109,26 +115,30 @@ class DynamoConversationStore:
                 }
             }
         try:
-            self._client.transact_write_items(
-                TransactItems=[
-                    header,
-                    {
-                        "Put": {
-                            "TableName": self._table,
-                            "Item": turn_item,
-                            "ConditionExpression": "attribute_not_exists(sk)",
-                        }
-                    },
-                ]
-            )
+            with dependency(_DYNAMODB, "save this turn"):
+                self._client.transact_write_items(
+                    TransactItems=[
+                        header,
+                        {
+                            "Put": {
+                                "TableName": self._table,
+                                "Item": turn_item,
+                                "ConditionExpression": "attribute_not_exists(sk)",
+                            }
+                        },
+                    ]
+                )
         except ClientError as error:
-            if error.response["Error"]["Code"] == "TransactionCanceledException":
-                raise Conflict(
-                    "this conversation changed while the answer was being written (another message or a "
-                    "delete); reload it and send the message again"
-                ) from error
-            raise
+            if error.response["Error"]["Code"] != "TransactionCanceledException":
+                raise
+            if THROTTLING_CODES & set(cancellation_codes(error)):  # cancelled by a throttle, not by a writer
+                raise throttled(service=_DYNAMODB, doing="save this turn") from error
+            raise Conflict(
+                "this conversation changed while the answer was being written (another message or a "
+                "delete); reload it and send the message again"
+            ) from error
 
+    @dependency(_DYNAMODB, "delete your conversation")
     def delete(self, user_id: str, conversation_id: str) -> bool:
         old = self._client.delete_item(
             TableName=self._table, Key=_header_key(user_id, conversation_id), ReturnValues="ALL_OLD"
@@ -142,9 +152,14 @@ class DynamoConversationStore:
         keys = [raw for page in self._pages(query) for raw in page]
         for start in range(0, len(keys), _BATCH):
             requests = [{"DeleteRequest": {"Key": key}} for key in keys[start : start + _BATCH]]
-            while requests:
+            for attempt in range(_UNPROCESSED_ROUNDS):  # unprocessed items mean throttling: back off, then give up
+                if not requests:
+                    break
+                time.sleep(0.05 * (2**attempt) if attempt else 0)
                 result = self._client.batch_write_item(RequestItems={self._table: requests})
                 requests = result.get("UnprocessedItems", {}).get(self._table, [])
+            if requests:
+                raise throttled(service=_DYNAMODB, doing="delete every turn of your conversation")
         return old is not None or bool(keys)
 
     def _pages(self, query: dict[str, Any], *, stop_after: int | None = None) -> Any:

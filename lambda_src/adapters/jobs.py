@@ -9,7 +9,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from adapters.aws_errors import dependency
 from core.models import Job
+
+_JOBS = "DynamoDB (the jobs table)"
 
 
 def _key(user_id: str, job_id: str) -> dict[str, Any]:
@@ -37,6 +40,7 @@ class DynamoJobStore:
         self._table = table_name
         self._clock = clock
 
+    @dependency(_JOBS, "store your job")
     def create(self, job: Job) -> tuple[Job, bool]:
         item: dict[str, Any] = {
             **_key(job.user_id, job.job_id),
@@ -69,10 +73,12 @@ class DynamoJobStore:
             return _job(existing), False
         return job, True
 
+    @dependency(_JOBS, "read the job")
     def get(self, user_id: str, job_id: str) -> Job | None:
         item = self._client.get_item(TableName=self._table, Key=_key(user_id, job_id), ConsistentRead=True).get("Item")
         return None if item is None else _job(item)
 
+    @dependency(_JOBS, "update the job")
     def mark_enqueued(self, user_id: str, job_id: str) -> None:
         self._client.update_item(
             TableName=self._table,
@@ -95,6 +101,7 @@ class DynamoJobStore:
         allowed = ("queued", "running", "failed") if reopen else ("queued", "running")
         return self._transition(user_id, job_id, "failed", {"reason": {"S": reason}}, ttl_s=ttl_s, allowed=allowed)
 
+    @dependency(_JOBS, "update the job")
     def _transition(
         self,
         user_id: str,
@@ -149,6 +156,7 @@ class DynamoOpenJobSlots:
         self._client = client
         self._table = table_name
 
+    @dependency(_JOBS, "count your open jobs")
     def reserve(self, user_id: str, job_id: str, *, cap: int) -> bool:
         try:
             self._client.update_item(
@@ -165,6 +173,7 @@ class DynamoOpenJobSlots:
             raise
         return True
 
+    @dependency(_JOBS, "update your open jobs")
     def release(self, user_id: str, job_id: str) -> None:
         try:
             self._client.update_item(
@@ -179,6 +188,7 @@ class DynamoOpenJobSlots:
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
 
+    @dependency(_JOBS, "read your open jobs")
     def held(self, user_id: str) -> list[str]:
         item = self._client.get_item(TableName=self._table, Key=_key(user_id, self._SK), ConsistentRead=True)
         return sorted(item.get("Item", {}).get("open_jobs", {}).get("SS", []))
@@ -193,6 +203,7 @@ class SqsJobQueue:
         self._factory = client_factory
         self._url = queue_url
 
+    @dependency("SQS (the jobs queue)", "queue the job")
     def send(self, body: dict[str, Any], *, delay_s: int = 0) -> None:
         if self._client is None:
             assert self._factory is not None, "SqsJobQueue needs a client or a client_factory"

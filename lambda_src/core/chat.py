@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from core.errors import NotFound
-from core.models import ChatAnswer, ChatRequest, Conversation, Limits, Message, Turn, validate_conversation_id
+from core.errors import Conflict, DependencyUnavailable, NotFound
+from core.models import (
+    ChatAnswer,
+    ChatRequest,
+    Conversation,
+    Limits,
+    Message,
+    ModelReply,
+    Turn,
+    validate_conversation_id,
+)
 from core.ports import ChatModel, ConversationStore
 
 SYSTEM_PROMPT = (
@@ -15,6 +26,7 @@ SYSTEM_PROMPT = (
     "Answer in the language of the question."
 )
 _TITLE_CHARS = 80
+_log = logging.getLogger(__name__)
 
 
 def _now() -> str:
@@ -31,6 +43,8 @@ class ChatService:
         deadline_s: float,
         clock: Callable[[], str] = _now,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        timer: Callable[[], float] = time.monotonic,
+        store_reserve_s: float = 0.0,
     ) -> None:
         self._store = store
         self._model = model
@@ -38,9 +52,20 @@ class ChatService:
         self._deadline_s = deadline_s
         self._clock = clock
         self._new_id = new_id
+        self._timer = timer
+        # The longest one store call can take (its client's attempts, timeouts and backoff): kept free after
+        # the model's deadline, so the turn's write still ends before the Lambda does.
+        self._store_reserve_s = store_reserve_s
 
     def answer(self, *, user_id: str, request: ChatRequest, remaining_s: float | None = None) -> ChatAnswer:
-        """Answer one message. `remaining_s` is the Lambda's remaining time, if known."""
+        """Answer one message. `remaining_s` is the Lambda's remaining time, if known.
+
+        One deadline for the whole request: reading the history comes out of the model's time, and the
+        turn's write keeps its reserve inside the Lambda's remaining time. A turn that cannot be stored
+        after the model answered is answered all the same (`saved` false, with the reason): the user
+        paid for it. Only a concurrent write (Conflict, 409) refuses the answer.
+        """
+        started = self._timer()
         if request.conversation_id is None:
             conversation_id, history, turn_count = self._new_id(), [], 0
             title = request.message.strip().splitlines()[0][:_TITLE_CHARS]
@@ -54,7 +79,8 @@ class ChatService:
                 for turn in existing.turns
                 for message in (Message(role="user", text=turn.user), Message(role="assistant", text=turn.assistant))
             ]
-        deadline = self._deadline_s if remaining_s is None else min(self._deadline_s, remaining_s)
+        budget = self._deadline_s if remaining_s is None else min(self._deadline_s, remaining_s - self._store_reserve_s)
+        deadline = max(0.0, budget - (self._timer() - started))
         reply = self._model.converse(
             system=SYSTEM_PROMPT,
             messages=[*history, Message(role="user", text=request.message)],
@@ -71,6 +97,7 @@ class ChatService:
                 turn=None,
                 degraded=True,
                 degraded_reason=reply.degraded_reason,
+                saved=False,
             )
         turn = Turn(
             index=turn_count,
@@ -80,7 +107,12 @@ class ChatService:
             target=reply.target,
             usage=reply.usage,
         )
-        self._store.append_turn(user_id, conversation_id, expected_turns=turn_count, turn=turn, title=title)
+        try:
+            self._store.append_turn(user_id, conversation_id, expected_turns=turn_count, turn=turn, title=title)
+        except Conflict:
+            raise
+        except Exception as error:
+            return self._unsaved(request, reply, error)
         return ChatAnswer(
             conversation_id=conversation_id,
             answer=reply.text,
@@ -88,6 +120,24 @@ class ChatService:
             target=reply.target,
             turn=turn_count,
             guardrail_intervened=reply.guardrail_intervened,
+        )
+
+    def _unsaved(self, request: ChatRequest, reply: ModelReply, error: Exception) -> ChatAnswer:
+        """The answer without its turn in the history: nothing the user paid for is thrown away."""
+        if isinstance(error, DependencyUnavailable):
+            reason = f"{error.message}. The answer is not in your history: keep a copy if you need it"
+        else:
+            _log.exception("the turn could not be stored; answering without it")
+            reason = "the conversation store failed unexpectedly. The answer is not in your history"
+        return ChatAnswer(
+            conversation_id=request.conversation_id,  # a new conversation was not created
+            answer=reply.text,
+            usage=reply.usage,
+            target=reply.target,
+            turn=None,
+            guardrail_intervened=reply.guardrail_intervened,
+            saved=False,
+            save_error=reason,
         )
 
     def list_conversations(self, *, user_id: str) -> list[dict[str, object]]:

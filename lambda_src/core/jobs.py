@@ -16,7 +16,15 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from core.chat import ChatService
-from core.errors import DomainError, InvalidRequest, ModelRejected, NotFound, Overloaded, TooManyRequests
+from core.errors import (
+    DependencyUnavailable,
+    DomainError,
+    InvalidRequest,
+    ModelRejected,
+    NotFound,
+    Overloaded,
+    TooManyRequests,
+)
 from core.models import ChatRequest, Job
 from core.ports import JobQueue, JobStore, OpenJobSlots
 from core.resilience import RateLimiter
@@ -158,7 +166,7 @@ class JobService:
                 request=ChatRequest(message=job.message, conversation_id=job.conversation_id),
                 remaining_s=min(self.settings.deadline_s, remaining_s),
             )
-        except Overloaded as error:
+        except (Overloaded, DependencyUnavailable) as error:  # not now: back to the queue, not towards the DLQ
             raise RetryLater(error.message, delay_s=max(backoff, error.retry_after)) from error
         except (ModelRejected, NotFound) as error:
             return {"outcome": "rejected", "reason": error.message}

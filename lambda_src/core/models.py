@@ -159,6 +159,8 @@ class ChatAnswer:
     degraded: bool = False
     degraded_reason: str | None = None
     guardrail_intervened: bool = False
+    saved: bool = True  # False when the turn is not in the history: degraded, or its write failed
+    save_error: str | None = None  # why the write failed (the answer is given all the same)
 
     def to_api(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -169,9 +171,12 @@ class ChatAnswer:
             "turn": self.turn,
             "degraded": self.degraded,
             "guardrail_intervened": self.guardrail_intervened,
+            "saved": self.saved,
         }
         if self.degraded:
             body["degraded_reason"] = self.degraded_reason
+        if self.save_error is not None:
+            body["save_error"] = self.save_error
         return body
 
 

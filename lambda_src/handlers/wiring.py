@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 import botocore.session
+from botocore.config import Config
 
 from adapters.answer_cache import DynamoAnswerCache
 from adapters.bedrock import BedrockTarget
@@ -30,6 +31,37 @@ def shared_session() -> botocore.session.Session:
     if _session is None:
         _session = botocore.session.get_session()
     return _session
+
+
+# DynamoDB and SQS clients (the Powertools idempotency layer uses the worker's DynamoDB client): botocore's
+# standard retry mode is their one retry layer (exponential backoff with jitter, a retry quota per client),
+# and what still fails reaches the adapters, which answer 503 + Retry-After. They answer in milliseconds,
+# so the timeouts are short. Bedrock clients are not made here: their botocore retries are off, the
+# gateway is their one retry layer.
+DATA_MAX_ATTEMPTS = 3
+DATA_CONNECT_TIMEOUT_S = 0.5
+DATA_READ_TIMEOUT_S = 1.0
+
+
+def data_client_config() -> Config:
+    return Config(
+        retries={"mode": "standard", "total_max_attempts": DATA_MAX_ATTEMPTS},  # the first attempt included
+        connect_timeout=DATA_CONNECT_TIMEOUT_S,
+        read_timeout=DATA_READ_TIMEOUT_S,
+    )
+
+
+def data_client(service: str, **kwargs: Any) -> Any:
+    """A DynamoDB, SQS (or Secrets Manager) client from the shared session, with the retries above."""
+    return shared_session().create_client(service, config=data_client_config(), **kwargs)
+
+
+def data_call_worst_case_s() -> float:
+    """The longest one data call can take, its retries included: every attempt may run into its timeouts,
+    and a throttled one then waits its backoff (standard mode: up to 2**i s after attempt i + 1). The chat
+    path keeps this much of the Lambda's time free after the model's deadline, for the turn's write."""
+    timeouts = DATA_MAX_ATTEMPTS * (DATA_CONNECT_TIMEOUT_S + DATA_READ_TIMEOUT_S)
+    return timeouts + sum(2.0**attempt for attempt in range(DATA_MAX_ATTEMPTS - 1))
 
 
 def build_chat_service(
@@ -76,7 +108,7 @@ def build_chat_service(
                 prewarm=prewarm,
             )
         )
-    dynamodb = dynamodb or session.create_client("dynamodb")
+    dynamodb = dynamodb or data_client("dynamodb")
     cache = (
         DynamoAnswerCache(client=dynamodb, table_name=settings.cache_table_name) if settings.cache_table_name else None
     )
@@ -87,7 +119,13 @@ def build_chat_service(
         metrics=PowertoolsGatewayMetrics(),
     )
     store = DynamoConversationStore(client=dynamodb, table_name=settings.table_name)
-    return ChatService(store=store, model=gateway, limits=settings.limits, deadline_s=settings.deadline_s)
+    return ChatService(
+        store=store,
+        model=gateway,
+        limits=settings.limits,
+        deadline_s=settings.deadline_s,
+        store_reserve_s=data_call_worst_case_s(),
+    )
 
 
 def build_job_service(
@@ -96,13 +134,10 @@ def build_job_service(
     """The jobs side (API: submit/status; worker: answer). None where no queue is configured."""
     if not (settings.jobs_table_name and settings.jobs_queue_url):
         return None
-    session = shared_session()
-    dynamodb = dynamodb or session.create_client("dynamodb")
+    dynamodb = dynamodb or data_client("dynamodb")
     return JobService(
         store=DynamoJobStore(client=dynamodb, table_name=settings.jobs_table_name),
-        queue=SqsJobQueue(
-            client=sqs, client_factory=lambda: session.create_client("sqs"), queue_url=settings.jobs_queue_url
-        ),
+        queue=SqsJobQueue(client=sqs, client_factory=lambda: data_client("sqs"), queue_url=settings.jobs_queue_url),
         chat=chat,
         settings=JobSettings(
             max_age_s=settings.job_max_age_s,

@@ -30,7 +30,7 @@ from core.gateway import GatewaySettings
 from core.jobs import JobService, RetryLater
 from core.resilience import BreakerSettings
 from handlers.settings import Settings
-from handlers.wiring import build_chat_service, build_job_service, shared_session
+from handlers.wiring import build_chat_service, build_job_service, data_client
 
 logger = Logger()
 tracer = Tracer(patch_modules=["botocore"])
@@ -89,7 +89,7 @@ def bootstrap(
     """The worker's composition root: the module calls it once at cold start, the sandbox and the tests
     with their own settings and clients (or a job service of their own). Returns the Lambda handler."""
     settings = settings or Settings.from_env()
-    dynamodb = dynamodb or shared_session().create_client("dynamodb")
+    dynamodb = dynamodb or data_client("dynamodb")  # also the idempotency layer's: the same retries
     jobs = jobs or build_worker_jobs(settings, dynamodb=dynamodb, sqs=sqs, bedrock_factory=bedrock_factory)
     config = IdempotencyConfig(
         event_key_jmespath="job_id",
@@ -121,6 +121,8 @@ def bootstrap(
                 return
             jobs.complete(message, result)
             metrics.add_metric(name=f"Jobs.{result['outcome']}", unit=MetricUnit.Count, value=1)
+            if result.get("answer", {}).get("save_error"):  # the job has its answer; the conversation lacks the turn
+                metrics.add_metric(name="TurnsNotSaved", unit=MetricUnit.Count, value=1)
         except Exception as error:
             receives = int(record.attributes.approximate_receive_count or 1)
             logger.warning("job attempt failed", extra={"job_id": message["job_id"], "receives": receives})

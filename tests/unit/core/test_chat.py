@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
 from core.chat import ChatService
-from core.errors import InvalidRequest, NotFound, PayloadTooLarge
+from core.errors import Conflict, DependencyUnavailable, InvalidRequest, NotFound, PayloadTooLarge
 from core.models import ChatRequest, Conversation, Limits, Message, ModelReply, TargetRef, Turn, Usage
 from core.ports import ChatModel, ConversationStore
 
@@ -62,10 +63,11 @@ class EchoModel:
         )
 
 
-def service(store: ConversationStore, model: ChatModel) -> ChatService:
+def service(store: ConversationStore, model: ChatModel, **options: Any) -> ChatService:
     ids = iter(["c1", "c2", "c3"])
+    options = {"timer": lambda: 0.0, **options}
     return ChatService(
-        store=store, model=model, limits=LIMITS, deadline_s=25, clock=lambda: "t", new_id=lambda: next(ids)
+        store=store, model=model, limits=LIMITS, deadline_s=25, clock=lambda: "t", new_id=lambda: next(ids), **options
     )
 
 
@@ -124,3 +126,93 @@ def test_title_is_the_first_line_of_the_first_message() -> None:
     cid = chat.answer(user_id="u", request=ChatRequest(message="  Plan a trip\nto Lisbon")).conversation_id
 
     assert store.items[("u", cid)].title == "Plan a trip"
+
+
+# --- one deadline, and nothing the user paid for is lost --------------------------------------------
+class SlowTimer:
+    """A monotonic clock that only the store moves forward (its reads take time)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FailingStore(MemoryStore):
+    """Its reads take time; its writes fail with `error` (None: they succeed)."""
+
+    def __init__(self, error: Exception | None, *, timer: SlowTimer | None = None, read_s: float = 0.0) -> None:
+        super().__init__()
+        self.error = error
+        self.timer = timer
+        self.read_s = read_s
+
+    def get(self, user_id: str, conversation_id: str, *, last_turns: int | None = None) -> Conversation | None:
+        if self.timer is not None:
+            self.timer.now += self.read_s
+        return super().get(user_id, conversation_id, last_turns=last_turns)
+
+    def append_turn(self, user_id: str, conversation_id: str, *, expected_turns: int, turn: Turn, title: str) -> None:
+        if self.error is not None:
+            raise self.error
+        super().append_turn(user_id, conversation_id, expected_turns=expected_turns, turn=turn, title=title)
+
+
+def test_reading_the_history_comes_out_of_the_models_time_and_the_write_keeps_its_reserve() -> None:
+    timer, model = SlowTimer(), EchoModel()
+    store = FailingStore(None, timer=timer, read_s=2.0)
+    chat = service(store, model, timer=timer, store_reserve_s=7.5)
+    cid = chat.answer(user_id="u", request=ChatRequest(message="a"), remaining_s=27.0).conversation_id
+
+    chat.answer(user_id="u", request=ChatRequest(message="b", conversation_id=cid), remaining_s=27.0)
+    chat.answer(user_id="u", request=ChatRequest(message="c", conversation_id=cid))  # no Lambda: no reserve
+
+    # 27 s left in the Lambda, 7.5 s kept for the write: 19.5 s; minus the 2 s the history took to read.
+    assert [deadline for _, deadline in model.calls] == [19.5, 17.5, 23.0]
+
+
+def test_a_turn_that_cannot_be_stored_is_still_answered_and_says_why() -> None:
+    model = EchoModel()
+    unavailable = DependencyUnavailable("could not save this turn: DynamoDB is throttling requests", retry_after=2)
+    store = FailingStore(unavailable)
+    chat = service(store, model)
+
+    answer = chat.answer(user_id="u", request=ChatRequest(message="hello"))
+
+    assert answer.answer == "echo: hello" and not answer.saved and answer.turn is None
+    assert answer.conversation_id is None  # a new conversation that could not be created is not named
+    assert "DynamoDB is throttling" in (answer.save_error or "") and "not in your history" in (answer.save_error or "")
+    body = answer.to_api()
+    assert body["saved"] is False and body["save_error"] == answer.save_error and body["answer"] == "echo: hello"
+    assert len(model.calls) == 1 and store.items == {}
+
+
+def test_an_unexpected_store_failure_after_the_answer_still_answers() -> None:
+    answer = service(FailingStore(RuntimeError("boom")), EchoModel()).answer(
+        user_id="u", request=ChatRequest(message="hello")
+    )
+
+    assert answer.answer == "echo: hello" and not answer.saved and "failed unexpectedly" in (answer.save_error or "")
+
+
+def test_a_concurrent_write_is_still_a_conflict() -> None:
+    chat = service(FailingStore(Conflict("this conversation changed")), EchoModel())
+
+    with pytest.raises(Conflict):
+        chat.answer(user_id="u", request=ChatRequest(message="hello"))
+
+
+class DegradedModel(EchoModel):
+    def converse(
+        self, *, system: str, messages: Sequence[Message], deadline_s: float, scope: str = "anonymous"
+    ) -> ModelReply:
+        return ModelReply(text="sorry", usage=Usage(), target=TARGET, degraded=True, degraded_reason="all down")
+
+
+def test_a_stored_turn_says_saved_and_a_degraded_one_does_not() -> None:
+    stored = service(MemoryStore(), EchoModel()).answer(user_id="u", request=ChatRequest(message="hello"))
+    degraded = service(MemoryStore(), DegradedModel()).answer(user_id="u", request=ChatRequest(message="hello"))
+
+    assert stored.saved and stored.to_api()["saved"] is True and "save_error" not in stored.to_api()
+    assert degraded.to_api()["saved"] is False and "save_error" not in degraded.to_api()  # by design, not a failure
