@@ -17,7 +17,7 @@ CDK_ENV := env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKE
 CDK := $(CDK_ENV) npx --no-install cdk --no-notices
 CDK_ENV_LOCAL := env -u AWS_PROFILE JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20
 
-.PHONY: install synth nag lint test bench redrive deploy diff clean dev invoke browser
+.PHONY: install synth nag lint test bench redrive deploy diff clean dev invoke browser lock-lambda
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt lambda_src/requirements.txt constraints.txt
 	@echo "==> python venv + pinned dependencies"
@@ -28,13 +28,19 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt lambda_src/requirement
 	@printf '%s\n%s\n' "$(CURDIR)" "$(CURDIR)/lambda_src" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/bulwark.pth"
 	@touch $@
 
-# Lambda runtime wheels (manylinux, CPython 3.13), fetched once so synth itself needs no network.
-$(WHEELS)/.fetched: lambda_src/requirements.txt $(VENV)/.installed
-	@echo "==> Lambda runtime wheels (cp313 manylinux)"
+# Lambda runtime wheels (manylinux, CPython 3.13), fetched once so synth itself needs no network: exactly the
+# hash-locked set (lambda_src/requirements.lock, the same the bundling installs), so no version floats.
+$(WHEELS)/.fetched: lambda_src/requirements.lock $(VENV)/.installed
+	@echo "==> Lambda runtime wheels (cp313 manylinux, hash-locked)"
 	@mkdir -p $(WHEELS)
-	@$(PY) -m pip download --quiet --disable-pip-version-check -r lambda_src/requirements.txt -d $(WHEELS) \
-		--platform manylinux2014_x86_64 --implementation cp --python-version 3.13 --only-binary=:all: $(QUIET_PIP)
+	@$(PY) -m pip download --quiet --disable-pip-version-check --require-hashes -r lambda_src/requirements.lock \
+		-d $(WHEELS) --platform manylinux2014_x86_64 --implementation cp --python-version 3.13 --only-binary=:all: \
+		$(QUIET_PIP)
 	@touch $@
+
+# After changing lambda_src/requirements.txt or constraints.txt: re-resolve, download and hash the Lambda wheels.
+lock-lambda: $(VENV)/.installed  ## regenerate lambda_src/requirements.lock (every transitive pin + wheel sha256)
+	@$(PY) tools/lock_lambda.py $(QUIET_PIP)
 
 node_modules/.installed: package.json package-lock.json
 	@echo "==> pinned CDK CLI (npm ci)"

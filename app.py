@@ -64,7 +64,7 @@ def build_stacks(app: App, config: AppConfig) -> dict[str, Stack]:
         app,
         f"{name}-Web",
         config=config,
-        key=keys.key,
+        key=keys.logs_key,  # only its log groups
         web_acl_arn=edge.web_acl_arn if edge else None,
         env=primary,
         cross_region_references=True,
@@ -75,6 +75,7 @@ def build_stacks(app: App, config: AppConfig) -> dict[str, Stack]:
         config=config,
         tables=tables,
         key=keys.key,
+        logs_key=keys.logs_key,
         user_pool_id=auth.user_pool.user_pool_id,
         user_pool_region=config.primary_region,
         models=models,
@@ -92,6 +93,7 @@ def build_stacks(app: App, config: AppConfig) -> dict[str, Stack]:
         config=config,
         tables=tables,
         key=dr_keys.key,
+        logs_key=dr_keys.logs_key,
         user_pool_id=auth.user_pool.user_pool_id,
         user_pool_region=config.dr_region if config.replicate_user_pool else config.primary_region,
         models=models,
@@ -112,10 +114,10 @@ def build_stacks(app: App, config: AppConfig) -> dict[str, Stack]:
             "userPoolId": auth.user_pool.user_pool_id,
             "clientId": auth.client.user_pool_client_id,
             "apiEndpoints": [api.api.url, dr_api.api.url],
-            "primaryTarget": {"model_id": primary_target.model_id, "region": primary_target.region},
+            "primaryTarget": {"model_id": primary_target.display_name, "region": primary_target.region},
         },
         connect=connect_sources(config, api_hosts=[api.api_host, dr_api.api_host]),
-        key=keys.key,
+        key=keys.logs_key,  # only its log group
         env=primary,
         cross_region_references=True,
     )

@@ -1,7 +1,8 @@
 """A Bedrock-runtime-compatible HTTP server for loopback, with fault injection.
 
 Unmodified boto3 / langchain-aws clients talk to it through `endpoint_url`. It answers
-Converse (`POST /model/{id}/converse`) and Titan text embeddings v2 (`POST /model/{id}/invoke`),
+Converse (`POST /model/{id}/converse`), Titan text embeddings v2 (`POST /model/{id}/invoke`) and
+ApplyGuardrail (`POST /guardrail/{id}/version/{version}/apply`),
 honestly and deterministically: answers are extracted from the text it was sent, embeddings are
 hashed bags of words (texts that share words are close). It is a test double and says so: every
 answer carries `"emulated": true` in its metrics.
@@ -46,6 +47,17 @@ ERROR_STATUS = {
     "ValidationException": 400,
     "AccessDeniedException": 403,
     "ResourceNotFoundException": 404,
+}
+# ApplyGuardrail's request constraints, as bedrock-runtime declares them.
+GUARDRAIL_ID = re.compile(r"([a-z0-9]+)|(arn:aws(-[^:]+)?:bedrock:[a-z0-9-]{1,20}:[0-9]{12}:guardrail/[a-z0-9]+)")
+GUARDRAIL_VERSION = re.compile(r"([1-9][0-9]{0,7})|(DRAFT)")
+# A few PII detectors (Bedrock detects many more types, with a model): enough to exercise BLOCK and ANONYMIZE.
+PII_PATTERNS = {
+    "EMAIL": re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+"),
+    "PHONE": re.compile(r"(\+?\d{1,2}[ .-]?)?\(?\d{3}\)?[ .-]?\d{3}[ .-]?\d{4}\b"),
+    "US_SOCIAL_SECURITY_NUMBER": re.compile(r"\b\d{3}-\d{2}-\d{4}\b"),
+    "AWS_ACCESS_KEY": re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"),
+    "CREDIT_DEBIT_CARD_NUMBER": re.compile(r"\b(?:\d[ -]?){13,16}\b"),
 }
 _WORD = re.compile(r"[A-Za-z0-9']+")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
@@ -118,9 +130,20 @@ class EmulatorState:
 
     def configure(self, config: dict[str, Any]) -> None:
         """Replace the faults (quota buckets restart full); counters are kept."""
-        unknown = set(config) - {"seed", "default", "targets", "guardrail_patterns", "guardrail_message"}
+        unknown = set(config) - {
+            "seed", "default", "targets", "guardrail_patterns", "guardrail_message", "guardrail_pii", "guardrails",
+        }  # fmt: skip
         if unknown:
             raise ValueError(f"unknown config keys: {sorted(unknown)}")
+        pii = config.get("guardrail_pii", {})
+        for source, entities in pii.items():
+            if source not in ("input", "output"):
+                raise ValueError(f"guardrail_pii keys are input and output, got {source!r}")
+            for kind, action in entities.items():
+                if kind not in PII_PATTERNS or action not in ("BLOCK", "ANONYMIZE"):
+                    raise ValueError(
+                        f"guardrail_pii.{source}: {kind}={action!r}; types {sorted(PII_PATTERNS)}, BLOCK or ANONYMIZE"
+                    )
         with self._lock:
             self.default = TargetFaults.parse(config.get("default", {}))
             self.targets = {key: TargetFaults.parse(value) for key, value in config.get("targets", {}).items()}
@@ -128,6 +151,13 @@ class EmulatorState:
             self.guardrail_message = config.get(
                 "guardrail_message", "Sorry, I can't help with that request: it was blocked by the guardrail."
             )
+            # ApplyGuardrail: PII per source ({"input": {"EMAIL": "BLOCK"}, "output": {"EMAIL": "ANONYMIZE"}})
+            # and, if listed, the only guardrail ids that exist (others are ResourceNotFoundException).
+            self.guardrail_pii: dict[str, dict[str, str]] = {
+                "INPUT": dict(pii.get("input", {})),
+                "OUTPUT": dict(pii.get("output", {})),
+            }
+            self.guardrail_ids: set[str] | None = set(config["guardrails"]) if "guardrails" in config else None
             self.random = random.Random(config.get("seed", 7))
             self.buckets: dict[tuple[str, str, str], TokenBucket] = {}
 
@@ -136,6 +166,14 @@ class EmulatorState:
             if key in self.targets:
                 return self.targets[key]
         return self.default
+
+    def guardrail_faults(self, key: str, region: str) -> TargetFaults:
+        """A guardrail's faults are only those set for it (`guardrail/<id>[@region]`): the `default` faults are
+        the models', so "every model is down" leaves the guardrail up unless it is named."""
+        for candidate in (f"{key}@{region}", key):
+            if candidate in self.targets:
+                return self.targets[candidate]
+        return TargetFaults()
 
     def count(self, model_id: str, region: str, outcome: str) -> None:
         with self._lock:
@@ -167,6 +205,37 @@ class EmulatorState:
                 if not bucket.take(amount):
                     return False
             return True
+
+
+def _guardrail_request_problem(identifier: str, version: str, body: Any) -> str | None:
+    """Why Bedrock would refuse this ApplyGuardrail request (a ValidationException message), or None."""
+
+    def constraint(name: str, value: Any, rule: str) -> str:
+        return f"1 validation error detected: Value {value!r} at '{name}' failed to satisfy constraint: {rule}"
+
+    if not GUARDRAIL_ID.fullmatch(identifier):
+        return constraint(
+            "guardrailIdentifier", identifier, f"Member must satisfy regular expression pattern: {GUARDRAIL_ID.pattern}"
+        )
+    if not GUARDRAIL_VERSION.fullmatch(version):
+        return constraint(
+            "guardrailVersion", version, f"Member must satisfy regular expression pattern: {GUARDRAIL_VERSION.pattern}"
+        )
+    if not isinstance(body, dict) or body.get("source") not in ("INPUT", "OUTPUT"):
+        source = body.get("source") if isinstance(body, dict) else None
+        return constraint("source", source, "Member must satisfy enum value set: [INPUT, OUTPUT]")
+    if body.get("outputScope", "INTERVENTIONS") not in ("INTERVENTIONS", "FULL"):
+        return constraint(
+            "outputScope", body["outputScope"], "Member must satisfy enum value set: [INTERVENTIONS, FULL]"
+        )
+    content = body.get("content")
+    if not isinstance(content, list) or not content:
+        return constraint("content", content, "Member must not be null and must have at least 1 block")
+    for block in content:
+        text = block.get("text") if isinstance(block, dict) else None
+        if not isinstance(text, dict) or not isinstance(text.get("text"), str):
+            return 'The emulator assesses text content blocks ({"text": {"text": ...}}) only.'
+    return None
 
 
 def count_tokens(text: str) -> int:
@@ -289,6 +358,10 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             self._send(200, {"status": "ok"})
             return
+        guardrail = re.fullmatch(r"/guardrail/([^/]+)/version/([^/]+)/apply", self.path)
+        if guardrail is not None:
+            self._apply_guardrail(unquote(guardrail.group(1)), unquote(guardrail.group(2)), self._body())
+            return
         match = re.fullmatch(r"/model/([^/]+)/(converse|invoke)", self.path)
         if match is None:
             self._send(404, {"message": f"no route {self.path}"})
@@ -378,6 +451,98 @@ class _Handler(BaseHTTPRequestHandler):
         if guardrail and stop == "guardrail_intervened":
             payload["trace"] = {"guardrail": {"inputAssessment": {"emulated": {"matched": True}}}}
         self._send(200, payload)
+
+    def _apply_guardrail(self, identifier: str, version: str, body: dict[str, Any]) -> None:
+        """ApplyGuardrail as Bedrock answers it: request checks (ValidationException), an unknown guardrail
+        (ResourceNotFoundException, when `guardrails` lists the known ones), faults set for the key
+        `guardrail/<id>` (not the models' `default`), then the action, the outputs (the blocked message, or
+        the text with PII masked as {EMAIL}) and the assessments (patterns as custom words, PII entities)
+        with usage and coverage."""
+        state = self.server.state
+        region = self._region()
+        key = f"guardrail/{identifier.rsplit('/', 1)[-1]}"
+        state.arrive(key, region)
+        started = time.monotonic()
+        problem = _guardrail_request_problem(identifier, version, body)
+        if problem is not None:
+            state.count(key, region, "ValidationException")
+            self._error("ValidationException", problem)
+            return
+        if state.guardrail_ids is not None and key.split("/", 1)[1] not in state.guardrail_ids:
+            state.count(key, region, "ResourceNotFoundException")
+            self._error("ResourceNotFoundException", f"The guardrail {identifier} was not found.")
+            return
+        faults = state.guardrail_faults(key, region)
+        if faults.down:
+            state.count(key, region, "ServiceUnavailableException")
+            self._error("ServiceUnavailableException", "The service is down (emulated outage).")
+            return
+        for code, probability in faults.errors.items():
+            if state.roll() < probability:
+                state.count(key, region, code)
+                self._error(code, f"Emulated {code}.")
+                return
+        texts = [block["text"]["text"] for block in body["content"]]
+        units = sum(max(1, math.ceil(len(text) / 1000)) for text in texts)
+        if not state.admit(key, region, faults, units):
+            state.count(key, region, "ThrottlingException")
+            self._error("ThrottlingException", "Too many requests, please wait before trying again.")
+            return
+        self._delay(faults)
+        blocked = False
+        words: list[dict[str, Any]] = []
+        entities: list[dict[str, Any]] = []
+        outputs: list[str] = []
+        for text in texts:
+            for pattern in state.guardrail:
+                found = pattern.search(text)
+                if found:
+                    words.append({"match": found.group(0), "action": "BLOCKED", "detected": True})
+                    blocked = True
+            masked = text
+            for kind, action in state.guardrail_pii[body["source"]].items():
+                for found in PII_PATTERNS[kind].finditer(text):
+                    verdict = "BLOCKED" if action == "BLOCK" else "ANONYMIZED"
+                    entities.append({"match": found.group(0), "type": kind, "action": verdict, "detected": True})
+                    blocked = blocked or action == "BLOCK"
+                if action == "ANONYMIZE":
+                    masked = PII_PATTERNS[kind].sub("{" + kind + "}", masked)
+            outputs.append(masked)
+        intervened = blocked or bool(entities)
+        if blocked:
+            outputs = [state.guardrail_message]
+        characters = sum(len(text) for text in texts)
+        usage = {
+            "topicPolicyUnits": 0,
+            "contentPolicyUnits": 0,
+            "wordPolicyUnits": units if state.guardrail else 0,
+            "sensitiveInformationPolicyUnits": units if state.guardrail_pii[body["source"]] else 0,
+            "sensitiveInformationPolicyFreeUnits": 0,
+            "contextualGroundingPolicyUnits": 0,
+        }
+        coverage = {"textCharacters": {"guarded": characters, "total": characters}}
+        assessment: dict[str, Any] = {
+            "invocationMetrics": {
+                "guardrailProcessingLatency": int((time.monotonic() - started) * 1000),
+                "usage": usage,
+                "guardrailCoverage": coverage,
+            }
+        }
+        if words:
+            assessment["wordPolicy"] = {"customWords": words, "managedWordLists": []}
+        if entities:
+            assessment["sensitiveInformationPolicy"] = {"piiEntities": entities, "regexes": []}
+        state.count(key, region, "guardrail_intervened" if intervened else "ok")
+        self._send(
+            200,
+            {
+                "usage": usage,
+                "action": "GUARDRAIL_INTERVENED" if intervened else "NONE",
+                "outputs": [{"text": text} for text in outputs] if intervened else [],
+                "assessments": [assessment],
+                "guardrailCoverage": coverage,
+            },
+        )
 
     def _invoke(self, model_id: str, region: str, body: dict[str, Any], faults: TargetFaults) -> None:
         state = self.server.state

@@ -34,7 +34,7 @@ from stacks.csp import content_security_policy  # noqa: E402
 
 DEMO_USER = "demo@bulwark.local"
 DEMO_PASSWORD = "Demo-Passw0rd!2026"  # meets the template's password policy
-LOCAL_GUARDRAIL = ("local-guardrail", "1")
+LOCAL_GUARDRAIL = ("localguardrail", "1")  # a valid guardrail id: the emulator checks ApplyGuardrail's like Bedrock
 STATE_FILE = ROOT / ".sandbox" / "state.json"
 
 

@@ -9,11 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from aws_cdk import Aws, CfnOutput, Duration, Stack
+from aws_cdk import Annotations, Aws, CfnOutput, Duration, Stack
 from aws_cdk import aws_cognito as cognito
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from handlers.settings import TargetSetting
 from stacks.auth_stack import user_pool_arn_in
 from stacks.config import AppConfig, ModelTarget
 from stacks.constructs.api_alarms import ApiAlarms
@@ -39,12 +42,14 @@ class ApiStack(Stack):
         user_pool_region: str,
         models: Mapping[str, ModelsStack],
         site_origin: str,
+        logs_key: kms.IKey | None = None,
         **kwargs: Any,
     ) -> None:
         """`site_origin`: the web UI's origin (https://<distribution>.cloudfront.net), the only CORS origin."""
         super().__init__(scope, construct_id, **kwargs)
         region = self.region
         retention = log_retention(config.log_retention_days)
+        logs_key = logs_key or key  # `key`: tables and queues; `logs_key`: log groups and the alarm topic
 
         def runtime_id(target: ModelTarget) -> str:
             if target.kind == "langchain":
@@ -52,15 +57,18 @@ class ApiStack(Stack):
             return models[target.region].invocations[target.key].invoke_id
 
         def resolve(target: ModelTarget) -> tuple[str, tuple[str, str] | None]:
-            guardrail = models[target.region].guardrail
+            # Another provider's model is guarded by this region's guardrail (ApplyGuardrail in the Lambda).
+            guardrail = models[region if target.kind == "langchain" else target.region].guardrail
             return runtime_id(target), guardrail[:2] if guardrail else None
 
-        targets = chain_settings(config, region, resolve)
+        secrets = self._provider_secrets(config)
+        targets = chain_settings(config, region, resolve, secret_arn=lambda target: secrets[target.key][0])
+        self._warn_unguarded(config, targets)
 
         # --- the parts -----------------------------------------------------------------------------
         data = RegionalTables(self, "Tables", names=tables, key=key)
         self.jobs = JobsPipeline(
-            self, "Jobs", config=config, key=key, log_retention=retention,
+            self, "Jobs", config=config, key=key, log_key=logs_key, log_retention=retention,
             worker_environment=lambda queue_url: worker_settings(
                 config, tables=tables, targets=targets, queue_url=queue_url
             ).to_env(),
@@ -71,7 +79,7 @@ class ApiStack(Stack):
             handler="handlers.chat.handler",
             service_name="chat",
             code=lambda_code(),
-            log_key=key,
+            log_key=logs_key,
             log_retention=retention,
             reserved_concurrency=config.reserved_concurrency(region),
             timeout=Duration.seconds(CHAT_TIMEOUT_SECONDS),
@@ -90,7 +98,7 @@ class ApiStack(Stack):
             self, "Users", user_pool_arn_in(self, user_pool_id=user_pool_id, region=user_pool_region)
         )
         rest = ChatRestApi(
-            self, "Rest", config=config, region=region, handler=chat.function, user_pool=user_pool, key=key,
+            self, "Rest", config=config, region=region, handler=chat.function, user_pool=user_pool, key=logs_key,
             log_retention=retention, allowed_origin=site_origin,
         )  # fmt: skip
         self.api = rest.api
@@ -101,24 +109,55 @@ class ApiStack(Stack):
             "Waf",
             acl_scope="REGIONAL",
             rate_limit_per_5min=config.throttling.waf_rate_limit_per_5min,
-            key=key,
+            key=logs_key,
             log_retention=retention,
             # That rule blocks bodies over 8 KB; our own limit (max_body_bytes) answers a clear 413.
             common_rules_count_only=("SizeRestrictions_BODY",),
         )
         waf.associate(self.api.deployment_stage.stage_arn)
         self.alarms = ApiAlarms(
-            self, "Alarms", config=config, region=region, runtime_id=runtime_id, key=key, extra=self.jobs.alarms
+            self, "Alarms", config=config, region=region, runtime_id=runtime_id, key=logs_key, extra=self.jobs.alarms
         )
 
         # --- what connects them --------------------------------------------------------------------
         data.grant_api(chat.role)
         data.grant_worker(self.jobs.worker.role)
-        self.jobs.grant_send(chat.role, key)
-        self.jobs.grant_send(self.jobs.worker.role, key)
+        self.jobs.grant_send(chat.role)
+        self.jobs.grant_send(self.jobs.worker.role)
         for role in (chat.role, self.jobs.worker.role):
             grant_model_access(role, config=config, region=region, models=models)
+            for arn_pattern in {pattern for _, pattern in secrets.values()}:
+                role.add_to_principal_policy(
+                    iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"], resources=[arn_pattern])
+                )
 
         # --- outputs -------------------------------------------------------------------------------
         CfnOutput(self, "ApiUrl", value=self.api.url)
         CfnOutput(self, "HealthUrl", value=self.api.url_for_path("/health"))
+
+    def _provider_secrets(self, config: AppConfig) -> dict[str, tuple[str, str]]:
+        """For each LangChain target that names a secret: (the ARN its Lambdas read, the ARN pattern IAM allows).
+        A name is this region's secret (replicate it to both regions); IAM matches its random suffix only."""
+        found: dict[str, tuple[str, str]] = {}
+        for index, target in enumerate(config.models):
+            if target.secret is None:
+                continue
+            if target.secret.startswith("arn:"):
+                found[target.key] = (target.secret, target.secret)
+                continue
+            secret = secretsmanager.Secret.from_secret_name_v2(self, f"ProviderSecret{index}", target.secret)
+            found[target.key] = (secret.secret_arn, f"{secret.secret_arn}-??????")
+        return found
+
+    def _warn_unguarded(self, config: AppConfig, targets: tuple[TargetSetting, ...]) -> None:
+        """Say at synth, in this stack's report, which targets no guardrail covers, and what that costs."""
+        unguarded = [target.display_name for target in targets if target.guardrail is None]
+        if not unguarded:
+            return
+        reason = "guardrail.enabled is false in cdk.json" if not config.guardrail.enabled else "no guardrail resolved"
+        Annotations.of(self).add_warning_v2(
+            "bulwark:unguarded-target",
+            f"No guardrail covers {', '.join(unguarded)} ({reason}): questions and answers through "
+            "it are not filtered (prompt attacks, harmful content, PII), and its answers are never cached "
+            "(only guardrail-passed answers are).",
+        )

@@ -21,6 +21,27 @@ _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,19}$")
 _FOUNDATION_MODEL = re.compile(r"^[a-z0-9-]+\.[A-Za-z0-9.:_-]+$")
 _PROFILE_PREFIXES = ("us.", "eu.", "apac.", "global.", "us-gov.", "jp.", "au.", "ca.")
 _PROVISIONED_ARN = re.compile(r"^arn:aws[a-z-]*:bedrock:(?P<region>[a-z0-9-]+):\d{12}:provisioned-model/[a-z0-9]+$")
+_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._:/()-]{0,63}$")
+# A Secrets Manager secret name, or its ARN (in a region of its own, read across regions then).
+_SECRET_ID = re.compile(
+    r"^([A-Za-z0-9/_+=.@-]{1,512}|arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+)$"
+)
+# Constructor arguments whose names say they carry a credential (api_key, openai_api_key, token, password...).
+_CREDENTIAL_KEY = re.compile(
+    r"(api[_-]?key|token|secret|password|passwd|credential|private[_-]?key|access[_-]?key)", re.I
+)
+
+
+def _credential_keys(value: Any, path: str) -> list[str]:
+    """Paths of the keys in `value` (nested objects included) whose names look like credentials."""
+    found: list[str] = []
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if _CREDENTIAL_KEY.search(str(key)):
+                found.append(f"{path}.{key}")
+            found.extend(_credential_keys(item, f"{path}.{key}"))
+    return found
+
 
 # Where each system inference profile prefix may route requests. IAM must allow the
 # foundation model in every destination region, so this table is the source of truth.
@@ -46,8 +67,12 @@ class ModelTarget:
     application_profile: bool = False
     # Opt-in: create no-commitment provisioned throughput for this foundation model (custom resource).
     provision_model_units: int | None = None
-    # A non-Bedrock secondary: {"class": "package.module:ChatClass", "kwargs": {...}} (LangChain chat model).
+    # A non-Bedrock secondary: {"class": "package.module:ChatClass", "kwargs": {...}, "secret": "<name or ARN>"}
+    # (a LangChain chat model). Credentials never go in kwargs: the Secrets Manager secret's JSON object is
+    # merged into kwargs by the Lambda at cold start.
     langchain: Mapping[str, Any] | None = None
+    # What answers and history show as the model (default: model_id; a provisioned ARN shows no account id).
+    label: str | None = None
     # The account's quota for this model (Service Quotas); sizes the jobs worker's concurrency.
     quota_rpm: int = 100
     quota_tpm: int = 200_000
@@ -64,8 +89,23 @@ class ModelTarget:
                 raise ConfigError(f"models[].langchain.class must look like 'package.module:ChatClass', got {cls!r}")
             if not isinstance(self.langchain.get("kwargs", {}), Mapping):
                 raise ConfigError("models[].langchain.kwargs must be an object of constructor arguments")
-            if set(self.langchain) - {"class", "kwargs"}:
-                raise ConfigError("models[].langchain allows only the keys class and kwargs")
+            if set(self.langchain) - {"class", "kwargs", "secret"}:
+                raise ConfigError("models[].langchain allows only the keys class, kwargs and secret")
+            secret = self.langchain.get("secret")
+            if secret is not None and (not isinstance(secret, str) or not _SECRET_ID.match(secret)):
+                raise ConfigError(
+                    "models[].langchain.secret must name a Secrets Manager secret in each deployed region (a name "
+                    f"such as bulwark/openai) or be its ARN, got {secret!r}"
+                )
+            credentials = _credential_keys(self.langchain.get("kwargs", {}), "models[].langchain.kwargs")
+            if credentials:
+                raise ConfigError(
+                    f"{', '.join(credentials)} looks like a credential; config, the template and the Lambda "
+                    "environment are not secret: store it in a Secrets Manager secret (a JSON object such as "
+                    '{"api_key": "..."}) and name that secret in models[].langchain.secret; its keys are passed '
+                    "to the model's constructor at cold start"
+                )
+            self._check_label()
             return  # model_id is a display name and region a label for external providers
         if not _REGION.match(self.region):
             raise ConfigError(f"models[].region must be an AWS region such as us-east-1, got {self.region!r}")
@@ -107,6 +147,27 @@ class ModelTarget:
                     f"models[].region {self.region} cannot call the {scope}. inference profile "
                     f"{self.model_id}; allowed regions: {', '.join(allowed)}"
                 )
+        self._check_label()
+
+    def _check_label(self) -> None:
+        if self.label is not None and not _LABEL.match(self.label):
+            raise ConfigError(
+                f"models[].label must be 1-64 letters, digits, spaces or . _ : / ( ) - characters, got {self.label!r}"
+            )
+
+    @property
+    def display_name(self) -> str:
+        """The model as users see it in answers: never an ARN (it would show the account id)."""
+        if self.label is not None:
+            return self.label
+        if self.kind == "provisioned":
+            return f"provisioned-model/{self.model_id.rsplit('/', 1)[-1]}"
+        return self.model_id
+
+    @property
+    def secret(self) -> str | None:
+        """The Secrets Manager secret (name or ARN) holding a LangChain target's credentials."""
+        return None if self.langchain is None else self.langchain.get("secret")
 
     @property
     def kind(self) -> str:
@@ -158,6 +219,103 @@ class RequestLimits:
                 "limits.max_body_bytes must be at least limits.max_message_chars "
                 f"({self.max_message_chars}), got {self.max_body_bytes}"
             )
+
+
+GUARDRAIL_STRENGTHS = ("NONE", "LOW", "MEDIUM", "HIGH")
+# The sensitive-information (PII) entity types Bedrock guardrails detect.
+PII_ENTITY_TYPES = (
+    "ADDRESS", "AGE", "AWS_ACCESS_KEY", "AWS_SECRET_KEY", "CA_HEALTH_NUMBER", "CA_SOCIAL_INSURANCE_NUMBER",
+    "CREDIT_DEBIT_CARD_CVV", "CREDIT_DEBIT_CARD_EXPIRY", "CREDIT_DEBIT_CARD_NUMBER", "DRIVER_ID", "EMAIL",
+    "INTERNATIONAL_BANK_ACCOUNT_NUMBER", "IP_ADDRESS", "LICENSE_PLATE", "MAC_ADDRESS", "NAME", "PASSWORD", "PHONE",
+    "PIN", "SWIFT_CODE", "UK_NATIONAL_HEALTH_SERVICE_NUMBER", "UK_NATIONAL_INSURANCE_NUMBER",
+    "UK_UNIQUE_TAXPAYER_REFERENCE_NUMBER", "URL", "USERNAME", "US_BANK_ACCOUNT_NUMBER", "US_BANK_ROUTING_NUMBER",
+    "US_INDIVIDUAL_TAX_IDENTIFICATION_NUMBER", "US_PASSPORT_NUMBER", "US_SOCIAL_SECURITY_NUMBER",
+    "VEHICLE_IDENTIFICATION_NUMBER",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
+class GuardrailConfig:
+    """The Bedrock guardrail each region creates and applies to every model call, on the question and the answer.
+
+    `guardrail: true/false` (the original switch) still parses: it sets `enabled` and keeps these defaults.
+    """
+
+    enabled: bool = True
+    # Prompt attacks (jailbreaks, injected instructions): Bedrock assesses them on input only.
+    prompt_attack: str = "HIGH"
+    # Hate, insults, sexual content, violence and misconduct: one strength for questions, one for answers.
+    content_input: str = "MEDIUM"
+    content_output: str = "MEDIUM"
+    # PII found in an answer is masked ({EMAIL}, {PHONE}, ...) and the answer is flagged guardrail_intervened.
+    pii_anonymize: tuple[str, ...] = (
+        "EMAIL", "PHONE", "ADDRESS", "US_SOCIAL_SECURITY_NUMBER", "US_PASSPORT_NUMBER", "DRIVER_ID",
+        "US_BANK_ACCOUNT_NUMBER", "INTERNATIONAL_BANK_ACCOUNT_NUMBER", "UK_NATIONAL_INSURANCE_NUMBER",
+    )  # fmt: skip
+    # Credentials and card data block the question (before any model sees it) and the answer.
+    pii_block: tuple[str, ...] = (
+        "AWS_ACCESS_KEY", "AWS_SECRET_KEY", "PASSWORD", "CREDIT_DEBIT_CARD_NUMBER", "CREDIT_DEBIT_CARD_CVV", "PIN",
+    )  # fmt: skip
+
+    def __post_init__(self) -> None:
+        for key in ("prompt_attack", "content_input", "content_output"):
+            if getattr(self, key) not in GUARDRAIL_STRENGTHS:
+                raise ConfigError(
+                    f"guardrail.{key} must be one of {', '.join(GUARDRAIL_STRENGTHS)}, got {getattr(self, key)!r}"
+                )
+        for key in ("pii_anonymize", "pii_block"):
+            unknown = sorted(set(getattr(self, key)) - set(PII_ENTITY_TYPES))
+            if unknown:
+                raise ConfigError(
+                    f"guardrail.{key} lists unknown PII entity types {', '.join(unknown)}; "
+                    f"known: {', '.join(PII_ENTITY_TYPES)}"
+                )
+        both = sorted(set(self.pii_anonymize) & set(self.pii_block))
+        if both:
+            raise ConfigError(f"guardrail: {', '.join(both)} is in both pii_anonymize and pii_block; choose one")
+        if self.enabled and not self.filters_anything:
+            raise ConfigError(
+                "guardrail.enabled is true but every filter is off: set a strength other than NONE or list PII "
+                "types, or set guardrail to false"
+            )
+
+    @property
+    def filters_anything(self) -> bool:
+        strengths = (self.prompt_attack, self.content_input, self.content_output)
+        return any(strength != "NONE" for strength in strengths) or bool(self.pii_anonymize or self.pii_block)
+
+
+def _guardrail_switch(value: Any) -> Any:
+    """Keep `guardrail: true/false` working: the boolean becomes `{"enabled": ...}` with the default filters."""
+    if isinstance(value, bool):
+        return {"enabled": value}
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            "guardrail must be true or false, or an object with enabled, prompt_attack, content_input, "
+            f"content_output, pii_anonymize, pii_block; got {type(value).__name__} {value!r}"
+        )
+    return value
+
+
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+
+
+@dataclass(frozen=True, kw_only=True)
+class KeysConfig:
+    """Who administers the KMS keys. Administrators manage (policy, rotation, deletion) but cannot encrypt or
+    decrypt; the app's roles use the keys only through DynamoDB, SQS, SNS and AWS Backup."""
+
+    # IAM roles allowed to administer the keys, besides the CDK deployment role (CloudFormation must be able
+    # to update the keys it created). Empty: only the deployment role, and the root user as break-glass.
+    admin_role_arns: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for arn in self.admin_role_arns:
+            if not _ROLE_ARN.match(arn):
+                raise ConfigError(
+                    f"keys.admin_role_arns entries must be IAM role ARNs (arn:aws:iam::<account>:role/<name>), "
+                    f"got {arn!r}"
+                )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -295,7 +453,9 @@ class AppConfig:
     dr_chat_reserved_concurrency: int = 5
     replicate_user_pool: bool = True
     log_retention_days: int = 365
-    guardrail: bool = True  # a Bedrock guardrail (prompt-attack filter) on every Converse call
+    # Per region: a Bedrock guardrail on every model call (input and output filters, PII); `true`/`false` parse too.
+    guardrail: GuardrailConfig = field(default_factory=GuardrailConfig, metadata={"coerce": _guardrail_switch})
+    keys: KeysConfig = field(default_factory=KeysConfig)
     jobs: JobsConfig = field(default_factory=JobsConfig)
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)

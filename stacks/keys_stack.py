@@ -1,41 +1,97 @@
-"""One multi-Region KMS key per deployment: the primary in the primary region, a replica in DR.
+"""The deployment's KMS keys: a multi-Region data key (primary region, replica in DR) and a logs key per region.
 
-Cognito user pool replication needs a multi-Region customer-managed key; the conversations
-global table and every log group use the same key family, so both regions decrypt locally.
+Data key: the global tables (and their backups), the jobs queues and Cognito (whose user pool replication
+needs a multi-Region key, so both regions decrypt locally). Logs key: every log group and the alarm topic;
+logs are regional, so each region has its own single-Region key.
+
+Who may do what, in each key's policy:
+- administrators (the CDK deployment role, which CloudFormation uses to update the key, plus
+  `keys.admin_role_arns`) manage the key (policy, rotation, deletion, tags) but cannot encrypt or decrypt;
+- the data key is used only through DynamoDB, SQS, SNS, AWS Backup and Cognito in its region: the account's
+  IAM policies may grant use (the Lambda roles' statements carry kms:ViaService too), never direct calls;
+- the logs key only by CloudWatch Logs (for this account's log groups) and CloudWatch alarms;
+- break-glass: the account's root user (and only it, not every IAM principal of the account) keeps full
+  control, so deleting the admin roles can never leave a key unmanageable. Guard it with MFA and alarm on
+  its use.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Aws, Duration, RemovalPolicy, Stack
+from aws_cdk import Aws, DefaultStackSynthesizer, Duration, Fn, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from stacks.config import AppConfig
 
+# Manage, never use: no Encrypt/Decrypt/GenerateDataKey/ReEncrypt, and no CreateGrant (a grant is use).
+ADMIN_ACTIONS = [
+    "kms:CancelKeyDeletion", "kms:CreateAlias", "kms:DeleteAlias", "kms:Describe*", "kms:Disable*", "kms:Enable*",
+    "kms:Get*", "kms:List*", "kms:PutKeyPolicy", "kms:ReplicateKey", "kms:RetireGrant", "kms:RevokeGrant",
+    "kms:RotateKeyOnDemand", "kms:ScheduleKeyDeletion", "kms:TagResource", "kms:UntagResource", "kms:Update*",
+]  # fmt: skip
+USE_ACTIONS = [
+    "kms:Decrypt",
+    "kms:Encrypt",
+    "kms:ReEncrypt*",
+    "kms:GenerateDataKey*",
+    "kms:CreateGrant",
+    "kms:DescribeKey",
+]
+# The services through which the data key may be used in a region (kms:ViaService).
+DATA_SERVICES = ("dynamodb", "sqs", "sns", "backup", "cognito-idp")
 
-def _service_statements(region: str) -> list[iam.PolicyStatement]:
-    """What CloudWatch Logs and Cognito need to use the key in `region`, scoped to this account."""
+
+def via_service(service: str, region: str) -> str:
+    return f"{service}.{region}.amazonaws.com"
+
+
+def _administration(stack: Stack, config: AppConfig, regions: tuple[str, ...]) -> list[iam.PolicyStatement]:
+    """`regions`: whose CloudFormation deployment roles administer the key (the data key's replica is
+    created by the DR region's role, which must be allowed to replicate the primary)."""
+    admins: list[iam.IPrincipal] = [iam.ArnPrincipal(arn) for arn in config.keys.admin_role_arns]
+    synthesizer = stack.synthesizer
+    if isinstance(synthesizer, DefaultStackSynthesizer):
+        # CloudFormation updates the key (policy, rotation) with this role: without it a deploy could not.
+        role = synthesizer.cloud_formation_execution_role_arn  # its region is this stack's, already filled in
+        roles = [role]
+        for suffix in ("${AWS::Region}", stack.region):
+            if role.endswith(suffix):  # the default role name ends with its region: one per region
+                roles = [role[: -len(suffix)] + region for region in regions]
+                break
+        admins[:0] = [iam.ArnPrincipal(Fn.sub(arn)) for arn in dict.fromkeys(roles)]
+    elif not admins:
+        raise ValueError(
+            "keys.admin_role_arns must name the role CloudFormation deploys with: this app does not use CDK's "
+            "default synthesizer, so that role is not known"
+        )
+    return [
+        iam.PolicyStatement(sid="KeyAdministration", principals=admins, actions=ADMIN_ACTIONS, resources=["*"]),
+        iam.PolicyStatement(
+            sid="BreakGlassRootUserOnly",
+            principals=[iam.AccountRootPrincipal()],
+            actions=["kms:*"],
+            resources=["*"],
+            conditions={"StringEquals": {"aws:PrincipalType": "Account"}},
+        ),
+    ]
+
+
+def _data_use(region: str) -> list[iam.PolicyStatement]:
     return [
         iam.PolicyStatement(
-            sid="CloudWatchLogsUse",
-            principals=[iam.ServicePrincipal(f"logs.{region}.amazonaws.com")],
-            actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+            sid="UseOnlyThroughAwsServices",
+            principals=[iam.AccountRootPrincipal()],
+            actions=USE_ACTIONS,
             resources=["*"],
             conditions={
-                "ArnLike": {
-                    "kms:EncryptionContext:aws:logs:arn": f"arn:{Aws.PARTITION}:logs:{region}:{Aws.ACCOUNT_ID}:*"
+                "StringEquals": {
+                    "kms:CallerAccount": Aws.ACCOUNT_ID,
+                    "kms:ViaService": [via_service(service, region) for service in DATA_SERVICES],
                 }
             },
-        ),
-        iam.PolicyStatement(
-            sid="CloudWatchAlarmsToEncryptedTopics",
-            principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-            actions=["kms:Decrypt", "kms:GenerateDataKey*"],
-            resources=["*"],
-            conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
         ),
         iam.PolicyStatement(
             sid="CognitoUserPoolUse",
@@ -44,11 +100,43 @@ def _service_statements(region: str) -> list[iam.PolicyStatement]:
             resources=["*"],
             conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
         ),
+        # Log groups were encrypted with this key before the logs key existed: CloudWatch Logs keeps reading
+        # those events with it (decrypt only). Remove once log_retention_days have passed since the switch.
+        iam.PolicyStatement(
+            sid="CloudWatchLogsReadsEventsFromBeforeTheLogsKey",
+            principals=[iam.ServicePrincipal(f"logs.{region}.amazonaws.com")],
+            actions=["kms:Decrypt*", "kms:Describe*"],
+            resources=["*"],
+            conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": _log_groups(region)}},
+        ),
     ]
 
 
+def _logs_use(region: str) -> list[iam.PolicyStatement]:
+    return [
+        iam.PolicyStatement(
+            sid="CloudWatchLogsUse",
+            principals=[iam.ServicePrincipal(f"logs.{region}.amazonaws.com")],
+            actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+            resources=["*"],
+            conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": _log_groups(region)}},
+        ),
+        iam.PolicyStatement(
+            sid="CloudWatchAlarmsToEncryptedTopics",
+            principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+            actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+            resources=["*"],
+            conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
+        ),
+    ]
+
+
+def _log_groups(region: str) -> str:
+    return f"arn:{Aws.PARTITION}:logs:{region}:{Aws.ACCOUNT_ID}:*"
+
+
 class KeysStack(Stack):
-    """Primary region: creates the multi-Region key. DR region: replicates it."""
+    """Primary region: creates the multi-Region data key. DR region: replicates it. Both: a logs key."""
 
     def __init__(
         self,
@@ -61,7 +149,11 @@ class KeysStack(Stack):
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         region = self.region
+        data_policy = iam.PolicyDocument(
+            statements=[*_administration(self, config, config.regions), *_data_use(region)]
+        )
         if primary_key is None:
+            # With a policy given, it is the whole key policy (no default root kms:* statement is added).
             key = kms.Key(
                 self,
                 "DataKey",
@@ -69,29 +161,26 @@ class KeysStack(Stack):
                 multi_region=True,
                 enable_key_rotation=True,
                 rotation_period=Duration.days(365),
+                policy=data_policy,
                 removal_policy=RemovalPolicy.RETAIN,
             )
-            for statement in _service_statements(region):
-                key.add_to_resource_policy(statement)
             self.key: kms.IKey = key
         else:
-            policy = iam.PolicyDocument(
-                statements=[
-                    iam.PolicyStatement(
-                        sid="AccountAdministers",
-                        principals=[iam.AccountRootPrincipal()],
-                        actions=["kms:*"],
-                        resources=["*"],
-                    ),
-                    *_service_statements(region),
-                ]
-            )
             replica = kms.CfnReplicaKey(
                 self,
                 "DataKeyReplica",
                 primary_key_arn=primary_key.key_arn,
-                key_policy=policy,
+                key_policy=data_policy,
                 description=f"{config.prefix} data key (replica of the primary region's key)",
             )
             replica.apply_removal_policy(RemovalPolicy.RETAIN)
             self.key = kms.Key.from_key_arn(self, "DataKeyReplicaRef", replica.attr_arn)
+        self.logs_key: kms.IKey = kms.Key(
+            self,
+            "LogsKey",
+            description=f"{config.prefix} logs and alarm notifications key ({region})",
+            enable_key_rotation=True,
+            rotation_period=Duration.days(365),
+            policy=iam.PolicyDocument(statements=[*_administration(self, config, (region,)), *_logs_use(region)]),
+            removal_policy=RemovalPolicy.RETAIN,
+        )

@@ -15,7 +15,8 @@ from stacks.config import AppConfig, ModelTarget
 CHAT_TIMEOUT_SECONDS = 28
 CHAT_DEADLINE_SECONDS = 25
 
-# For one Bedrock target: (the id Converse is called with, its guardrail (id, version) or None).
+# For one target: (the id Converse is called with, the guardrail (id, version) that covers it, or None).
+# A LangChain target is covered by the guardrail of the region its Lambda runs in (ApplyGuardrail).
 Resolver = Callable[[ModelTarget], tuple[str, tuple[str, str] | None]]
 
 
@@ -28,26 +29,56 @@ class TableNames:
     usage: str
 
 
-def chain_settings(config: AppConfig, region: str, resolve: Resolver) -> tuple[TargetSetting, ...]:
-    """The failover chain as the Lambdas in `region` see it (local targets first)."""
+def chain_settings(
+    config: AppConfig,
+    region: str,
+    resolve: Resolver,
+    *,
+    secret_arn: Callable[[ModelTarget], str] | None = None,
+) -> tuple[TargetSetting, ...]:
+    """The failover chain as the Lambdas in `region` see it (local targets first).
+
+    `secret_arn` gives the ARN of a LangChain target's credentials secret (default: the configured name,
+    which Secrets Manager also accepts)."""
     targets = []
     for target in config.chain_for(region):
+        invoke_id, guardrail = resolve(target)
         if target.kind == "langchain":
-            # Another provider: no IAM and no guardrail of ours; its package must be in the bundle.
+            # Another provider: no IAM of ours; its package must be in the bundle. The guardrail of this
+            # region is applied to its question and answer (ApplyGuardrail); its key comes from the secret.
+            spec = {key: value for key, value in (target.langchain or {}).items() if key != "secret"}
             targets.append(
                 TargetSetting(
                     model_id=target.model_id,
                     region=target.region,
                     max_tokens=target.max_tokens,
-                    langchain=dict(target.langchain or {}),
+                    langchain=spec,
+                    name=_shown(target, target.model_id),
+                    guardrail=guardrail,
+                    guardrail_region=region if guardrail else None,
+                    secret_arn=(secret_arn or _configured_secret)(target) if target.secret else None,
                 )
             )
             continue
-        invoke_id, guardrail = resolve(target)
         targets.append(
-            TargetSetting(model_id=invoke_id, region=target.region, max_tokens=target.max_tokens, guardrail=guardrail)
+            TargetSetting(
+                model_id=invoke_id,
+                region=target.region,
+                max_tokens=target.max_tokens,
+                guardrail=guardrail,
+                name=_shown(target, invoke_id),
+            )
         )
     return tuple(targets)
+
+
+def _shown(target: ModelTarget, invoke_id: str) -> str | None:
+    """The display name when it differs from what the model is called with (an ARN, a label)."""
+    return None if target.display_name == invoke_id else target.display_name
+
+
+def _configured_secret(target: ModelTarget) -> str:
+    return target.secret or ""
 
 
 def chat_settings(

@@ -6,20 +6,23 @@ region's outputs (the failover chain crosses regions). IAM is granted on exactly
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from aws_cdk import ArnFormat, CfnOutput, Stack
+from aws_cdk import ArnFormat, CfnOutput, CfnResource, CfnWaitConditionHandle, Stack
 from aws_cdk import aws_bedrock as bedrock
 from aws_cdk import aws_iam as iam
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from stacks.config import AppConfig, ModelTarget
+from stacks.config import AppConfig, GuardrailConfig, ModelTarget
 from stacks.constructs.nag import suppress, suppress_cdk_provider
 
 GUARDRAIL_BLOCKED = "Sorry, I can't help with that request: it was blocked by the content guardrail."
+HARMFUL_CONTENT = ("HATE", "INSULTS", "SEXUAL", "VIOLENCE", "MISCONDUCT")
 
 
 @dataclass(frozen=True)
@@ -61,29 +64,86 @@ def base_arns(stack: Stack, target: ModelTarget) -> list[str]:
     return arns
 
 
+def content_policy(settings: GuardrailConfig) -> bedrock.CfnGuardrail.ContentPolicyConfigProperty | None:
+    """Prompt attacks on input (Bedrock assesses them on input only); harmful content on input and output."""
+    filters = []
+    if settings.prompt_attack != "NONE":
+        filters.append(
+            bedrock.CfnGuardrail.ContentFilterConfigProperty(
+                type="PROMPT_ATTACK", input_strength=settings.prompt_attack, output_strength="NONE"
+            )
+        )
+    if (settings.content_input, settings.content_output) != ("NONE", "NONE"):
+        filters += [
+            bedrock.CfnGuardrail.ContentFilterConfigProperty(
+                type=kind, input_strength=settings.content_input, output_strength=settings.content_output
+            )
+            for kind in HARMFUL_CONTENT
+        ]
+    return bedrock.CfnGuardrail.ContentPolicyConfigProperty(filters_config=filters) if filters else None
+
+
+def pii_policy(settings: GuardrailConfig) -> bedrock.CfnGuardrail.SensitiveInformationPolicyConfigProperty | None:
+    """PII: masked in answers (questions pass: a user may share their own address); credentials blocked both ways."""
+    entities = [
+        bedrock.CfnGuardrail.PiiEntityConfigProperty(
+            type=kind, action="ANONYMIZE", input_enabled=False, output_enabled=True, output_action="ANONYMIZE"
+        )
+        for kind in settings.pii_anonymize
+    ] + [
+        bedrock.CfnGuardrail.PiiEntityConfigProperty(
+            type=kind,
+            action="BLOCK",
+            input_enabled=True,
+            input_action="BLOCK",
+            output_enabled=True,
+            output_action="BLOCK",
+        )
+        for kind in settings.pii_block
+    ]
+    return (
+        bedrock.CfnGuardrail.SensitiveInformationPolicyConfigProperty(pii_entities_config=entities)
+        if entities
+        else None
+    )
+
+
+def guardrail_digest(settings: GuardrailConfig) -> str:
+    """A short digest of the filters, so a changed filter gets a new guardrail version."""
+    filters = {
+        "prompt_attack": settings.prompt_attack,
+        "content": [settings.content_input, settings.content_output],
+        "pii_anonymize": sorted(settings.pii_anonymize),
+        "pii_block": sorted(settings.pii_block),
+        "blocked_message": GUARDRAIL_BLOCKED,
+    }
+    return hashlib.sha256(json.dumps(filters, sort_keys=True).encode()).hexdigest()[:16]
+
+
 class ModelsStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, config: AppConfig, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.invocations: dict[str, Invocation] = {}  # by ModelTarget.key, for targets in this region
         self.guardrail: tuple[str, str, str] | None = None  # (id, version, arn)
-        if config.guardrail:
+        if config.guardrail.enabled:
             guardrail = bedrock.CfnGuardrail(
                 self,
                 "Guardrail",
                 name=f"{self.stack_name}-guardrail",
-                description="Blocks prompt attacks on input; applied on every Converse call.",
+                description="Prompt attacks, harmful content and PII, on questions and answers; applied to every "
+                "model call (Converse, or ApplyGuardrail around a non-Bedrock target).",
                 blocked_input_messaging=GUARDRAIL_BLOCKED,
                 blocked_outputs_messaging=GUARDRAIL_BLOCKED,
-                content_policy_config=bedrock.CfnGuardrail.ContentPolicyConfigProperty(
-                    filters_config=[
-                        bedrock.CfnGuardrail.ContentFilterConfigProperty(
-                            type="PROMPT_ATTACK", input_strength="HIGH", output_strength="NONE"
-                        )
-                    ]
-                ),
+                content_policy_config=content_policy(config.guardrail),
+                sensitive_information_policy_config=pii_policy(config.guardrail),
             )
+            # A version is a snapshot: its description carries the filters' digest, so changing a filter
+            # replaces it (a new version number), which also retires answers cached under the old one.
             version = bedrock.CfnGuardrailVersion(
-                self, "GuardrailVersion", guardrail_identifier=guardrail.attr_guardrail_id, description="v1"
+                self,
+                "GuardrailVersion",
+                guardrail_identifier=guardrail.attr_guardrail_id,
+                description=f"filters {guardrail_digest(config.guardrail)}",
             )
             self.guardrail = (guardrail.attr_guardrail_id, version.attr_version, guardrail.attr_guardrail_arn)
             CfnOutput(self, "GuardrailId", value=guardrail.attr_guardrail_id)
@@ -111,6 +171,10 @@ class ModelsStack(Stack):
                 arns = [invoke_id, *arns]
             self.invocations[target.key] = Invocation(invoke_id=invoke_id, resource_arns=tuple(arns))
             CfnOutput(self, f"Target{index}", value=invoke_id)
+        if not any(isinstance(child, CfnResource) for child in self.node.find_all()):
+            # `guardrail: false` and nothing to create in this region: CloudFormation refuses an empty
+            # template, and the API stacks still read this stack. A handle is free and does nothing.
+            CfnWaitConditionHandle(self, "NothingToCreate")
 
     def _provisioned(self, index: int, target: ModelTarget, model_arn: str) -> str:
         """No-commitment provisioned throughput (hourly, deletable): CloudFormation has no resource."""
@@ -165,10 +229,13 @@ class ModelsStack(Stack):
 
 def grant_model_access(role: iam.IRole, *, config: AppConfig, region: str, models: Mapping[str, ModelsStack]) -> None:
     """bedrock:InvokeModel on exactly the chain's Bedrock targets as seen from `region` (each inference
-    profile ARN plus the foundation model in every region it routes to), ApplyGuardrail on their guardrails."""
+    profile ARN plus the foundation model in every region it routes to), ApplyGuardrail on their guardrails
+    and, when the chain has a LangChain target, on this region's guardrail (applied around that target)."""
     chain = [target for target in config.chain_for(region) if target.kind != "langchain"]
     model_arns = list(dict.fromkeys(arn for t in chain for arn in models[t.region].invocations[t.key].resource_arns))
     guardrails = [models[t.region].guardrail for t in chain]
+    if any(target.kind == "langchain" for target in config.models):
+        guardrails.append(models[region].guardrail)
     guardrail_arns = list(dict.fromkeys(guardrail[2] for guardrail in guardrails if guardrail is not None))
     role.add_to_principal_policy(
         iam.PolicyStatement(sid="InvokeConfiguredModels", actions=["bedrock:InvokeModel"], resources=model_arns)

@@ -8,7 +8,8 @@ client, so clients are kept per timeout step and a call uses the largest step th
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from botocore.config import Config
@@ -46,6 +47,38 @@ def timeout_step(timeout_s: float) -> float:
     return fitting[-1] if fitting else TIMEOUT_STEPS[0]
 
 
+class ClientsByTimeout:
+    """bedrock-runtime clients, one per read-timeout step (botocore fixes timeouts per client)."""
+
+    def __init__(self, factory: ClientFactory, prewarm: Sequence[float] = ()) -> None:
+        self._factory = factory
+        self._clients: dict[float, Any] = {}
+        self._lock = threading.Lock()
+        for timeout in prewarm:
+            self.client(timeout)
+
+    def client(self, timeout_s: float) -> Any:
+        step = timeout_step(timeout_s)
+        with self._lock:
+            if step not in self._clients:
+                self._clients[step] = self._factory(client_config(step))
+            return self._clients[step]
+
+
+@contextmanager
+def runtime_errors() -> Iterator[None]:
+    """botocore's errors as the gateway's TargetCallError: the runtime error code, or a transport one."""
+    try:
+        yield
+    except ClientError as error:
+        details = error.response.get("Error", {})
+        raise TargetCallError(details.get("Code", "Unknown"), details.get("Message", "")) from error
+    except (ReadTimeoutError, ConnectTimeoutError) as error:
+        raise TargetCallError("Timeout", str(error)) from error
+    except (ConnectionClosedError, EndpointConnectionError, BotoConnectionError) as error:
+        raise TargetCallError("ConnectionReset", str(error)) from error
+
+
 class BedrockTarget:
     def __init__(
         self,
@@ -56,32 +89,28 @@ class BedrockTarget:
         max_tokens: int,
         guardrail: tuple[str, str] | None = None,
         prewarm: Sequence[float] = (),
+        name: str | None = None,
     ) -> None:
-        self._factory = client_factory
-        self._clients: dict[float, Any] = {}
-        self._lock = threading.Lock()
-        self._target = TargetRef(model_id=model_id, region=region)
+        """`model_id` is what Converse is called with (it may be an ARN with the account id); answers,
+        history and metrics show `name` (the configured model) instead."""
+        self._model_id = model_id
+        self._target = TargetRef(model_id=name or model_id, region=region)
         self._max_tokens = max_tokens
         self._guardrail = guardrail
         # Clients for the timeouts the gateway uses most, made now (a few ms at init) rather than
         # on the first failover, when an incident is already costing the user time.
-        for timeout in prewarm:
-            self.client(timeout)
+        self._clients = ClientsByTimeout(client_factory, prewarm)
 
     @property
     def target(self) -> TargetRef:
         return self._target
 
     def client(self, timeout_s: float) -> Any:
-        step = timeout_step(timeout_s)
-        with self._lock:
-            if step not in self._clients:
-                self._clients[step] = self._factory(client_config(step))
-            return self._clients[step]
+        return self._clients.client(timeout_s)
 
     def call(self, *, system: str, messages: Sequence[Message], timeout_s: float) -> ModelReply:
         request: dict[str, Any] = {
-            "modelId": self._target.model_id,
+            "modelId": self._model_id,
             "system": [{"text": system}],
             "messages": [{"role": m.role, "content": [{"text": m.text}]} for m in messages],
             "inferenceConfig": {"maxTokens": self._max_tokens},
@@ -89,15 +118,8 @@ class BedrockTarget:
         if self._guardrail is not None:
             identifier, version = self._guardrail
             request["guardrailConfig"] = {"guardrailIdentifier": identifier, "guardrailVersion": version}
-        try:
+        with runtime_errors():
             response = self.client(timeout_s).converse(**request)
-        except ClientError as error:
-            details = error.response.get("Error", {})
-            raise TargetCallError(details.get("Code", "Unknown"), details.get("Message", "")) from error
-        except (ReadTimeoutError, ConnectTimeoutError) as error:
-            raise TargetCallError("Timeout", str(error)) from error
-        except (ConnectionClosedError, EndpointConnectionError, BotoConnectionError) as error:
-            raise TargetCallError("ConnectionReset", str(error)) from error
         content = response["output"]["message"]["content"]
         usage = response.get("usage", {})
         return ModelReply(
@@ -105,4 +127,5 @@ class BedrockTarget:
             usage=Usage(input_tokens=usage.get("inputTokens", 0), output_tokens=usage.get("outputTokens", 0)),
             target=self._target,
             stop_reason=response.get("stopReason", "end_turn"),
+            guardrail_checked=self._guardrail is not None,
         )

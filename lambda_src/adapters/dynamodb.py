@@ -86,6 +86,8 @@ class DynamoConversationStore:
             "input_tokens": {"N": str(turn.usage.input_tokens)},
             "output_tokens": {"N": str(turn.usage.output_tokens)},
         }
+        if turn.cache_key:
+            turn_item["cache_key"] = {"S": turn.cache_key}
         if expected_turns == 0:
             header: dict[str, Any] = {
                 "Put": {
@@ -96,6 +98,8 @@ class DynamoConversationStore:
                         "created_at": {"S": turn.created_at},
                         "updated_at": {"S": turn.created_at},
                         "turn_count": {"N": "1"},
+                        # The header lists the conversation's cache entries, so a delete finds them in one read.
+                        **({"cache_keys": {"SS": [turn.cache_key]}} if turn.cache_key else {}),
                     },
                     "ConditionExpression": "attribute_not_exists(sk)",
                 }
@@ -105,12 +109,14 @@ class DynamoConversationStore:
                 "Update": {
                     "TableName": self._table,
                     "Key": _header_key(user_id, conversation_id),
-                    "UpdateExpression": "SET turn_count = :next, updated_at = :now",
+                    "UpdateExpression": "SET turn_count = :next, updated_at = :now"
+                    + (" ADD cache_keys :cache_key" if turn.cache_key else ""),
                     "ConditionExpression": "turn_count = :expected",
                     "ExpressionAttributeValues": {
                         ":next": {"N": str(expected_turns + 1)},
                         ":expected": {"N": str(expected_turns)},
                         ":now": {"S": turn.created_at},
+                        **({":cache_key": {"SS": [turn.cache_key]}} if turn.cache_key else {}),
                     },
                 }
             }
@@ -183,6 +189,7 @@ def _conversation(item: dict[str, Any], turns: tuple[Turn, ...]) -> Conversation
         updated_at=item["updated_at"]["S"],
         turn_count=int(item["turn_count"]["N"]),
         turns=turns,
+        cache_keys=tuple(sorted(item.get("cache_keys", {}).get("SS", []))),
     )
 
 
@@ -194,4 +201,5 @@ def _turn(item: dict[str, Any]) -> Turn:
         created_at=item["created_at"]["S"],
         target=TargetRef(model_id=item["model_id"]["S"], region=item["region"]["S"]),
         usage=Usage(input_tokens=int(item["input_tokens"]["N"]), output_tokens=int(item["output_tokens"]["N"])),
+        cache_key=item.get("cache_key", {}).get("S"),
     )

@@ -9,7 +9,7 @@ client timeout bounds the abandoned call.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
@@ -18,12 +18,14 @@ from core.errors import TargetCallError
 from core.models import Message, ModelReply, TargetRef, Usage
 
 
-def load_chat_model(spec: dict[str, Any]) -> Any:
-    """Build a chat model from {"class": "package.module:ClassName", "kwargs": {...}}."""
+def load_chat_model(spec: dict[str, Any], secret_kwargs: Mapping[str, Any] | None = None) -> Any:
+    """Build a chat model from {"class": "package.module:ClassName", "kwargs": {...}}; `secret_kwargs` (the
+    provider's credentials, from Secrets Manager) are added to the kwargs."""
     module_name, _, class_name = spec["class"].partition(":")
     if not module_name or not class_name:
         raise ValueError(f"langchain class must look like 'package.module:ClassName', got {spec['class']!r}")
-    return getattr(importlib.import_module(module_name), class_name)(**spec.get("kwargs", {}))
+    kwargs = {**spec.get("kwargs", {}), **(secret_kwargs or {})}
+    return getattr(importlib.import_module(module_name), class_name)(**kwargs)
 
 
 class LangChainTarget:
@@ -70,3 +72,20 @@ def _code(error: Exception) -> str:
 
 def _join(content: list[Any]) -> str:
     return "".join(block.get("text", "") if isinstance(block, dict) else str(block) for block in content)
+
+
+class UnavailableTarget:
+    """A target whose set-up failed at cold start (e.g. its credentials could not be read): every call fails
+    with that code, so the gateway fails over (and alarms on AccessDenied/ResourceNotFound) instead of the
+    whole Lambda failing to start for the sake of one secondary."""
+
+    def __init__(self, *, name: str, region: str, code: str) -> None:
+        self._target = TargetRef(model_id=name, region=region)
+        self._code = code
+
+    @property
+    def target(self) -> TargetRef:
+        return self._target
+
+    def call(self, *, system: str, messages: Sequence[Message], timeout_s: float) -> ModelReply:
+        raise TargetCallError(self._code, "the target could not be set up at cold start")

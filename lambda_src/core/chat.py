@@ -19,7 +19,7 @@ from core.models import (
     Turn,
     validate_conversation_id,
 )
-from core.ports import ChatModel, ConversationStore
+from core.ports import ChatModel, ConversationResidue, ConversationStore
 
 SYSTEM_PROMPT = (
     "You are Bulwark, a concise and honest assistant. If you do not know, say so. "
@@ -45,8 +45,10 @@ class ChatService:
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
         timer: Callable[[], float] = time.monotonic,
         store_reserve_s: float = 0.0,
+        residue: ConversationResidue | None = None,
     ) -> None:
         self._store = store
+        self._residue = residue  # the conversation's text outside its table: cached answers, jobs
         self._model = model
         self._limits = limits
         self._deadline_s = deadline_s
@@ -106,6 +108,7 @@ class ChatService:
             created_at=self._clock(),
             target=reply.target,
             usage=reply.usage,
+            cache_key=reply.cache_key,
         )
         try:
             self._store.append_turn(user_id, conversation_id, expected_turns=turn_count, turn=turn, title=title)
@@ -151,6 +154,13 @@ class ChatService:
         return conversation
 
     def delete_conversation(self, *, user_id: str, conversation_id: str) -> None:
+        """Delete the conversation and every copy of its text the app keeps elsewhere (cached answers, its
+        jobs and their idempotency records). Backups keep theirs until they expire (README)."""
         validate_conversation_id(conversation_id)
-        if not self._store.delete(user_id, conversation_id):
+        header = self._store.get(user_id, conversation_id, last_turns=0)
+        deleted = self._store.delete(user_id, conversation_id)
+        if self._residue is not None:
+            # Also when nothing was left to delete: a delete retried after a failed cleanup finishes it.
+            self._residue.purge(user_id, conversation_id, cache_keys=header.cache_keys if header else ())
+        if not deleted:
             raise NotFound(f"conversation {conversation_id} was not found")

@@ -19,7 +19,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar
 
 from core.errors import ModelRejected, Overloaded, TargetCallError
@@ -195,9 +195,7 @@ class ModelGateway:
                     if queue:
                         self._emit("failover", target.model.target, error.code)
                     continue
-                if not reply.guardrail_intervened:
-                    self._remember(scope, messages, reply)
-                return reply
+                return self._remember(scope, messages, reply)
             if deadline.remaining() <= 0.0:
                 reasons.append("deadline reached")
                 break
@@ -308,13 +306,18 @@ class ModelGateway:
         }
         return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
-    def _remember(self, scope: str, messages: Sequence[Message], reply: ModelReply) -> None:
-        if self._cache is None:
-            return
+    def _remember(self, scope: str, messages: Sequence[Message], reply: ModelReply) -> ModelReply:
+        """Cache an answer a guardrail checked and let pass (never an intervention, never an unchecked one);
+        the reply then carries its cache key, so deleting the conversation can remove the entry."""
+        if self._cache is None or not reply.cacheable:
+            return reply
+        key = self._cache_key(scope, messages)
         try:
-            self._cache.put(self._cache_key(scope, messages), reply.text, self.settings.cache_ttl_s)
+            self._cache.put(key, reply.text, self.settings.cache_ttl_s)
         except Exception:
             self._emit("cache_error", reply.target)
+            return reply
+        return replace(reply, cache_key=key)
 
     def _from_cache(self, scope: str, messages: Sequence[Message], reason: str) -> ModelReply | None:
         if self._cache is None:
@@ -348,6 +351,8 @@ def _name(target: _Target) -> str:
 
 
 def _rejection_message(error: TargetCallError) -> str:
+    """What the user reads. The provider's own text (which may name models, ARNs or internals) stays in the
+    error chain, for the logs."""
     if error.code == "ContextWindowExceeded" or "too long" in error.detail.lower():
         return "the conversation is too long for the model: start a new conversation or send a shorter message"
-    return f"the model rejected the request: {error.detail or error.code}"
+    return "the model rejected the request as sent: rephrase it, or start a new conversation"

@@ -10,7 +10,8 @@ from core.errors import InvalidRequest, PayloadTooLarge
 
 Role = Literal["user", "assistant"]
 JobStatus = Literal["queued", "running", "done", "failed"]
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+# Always fullmatch: `$` would also accept a trailing newline ("<uuid>\n").
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,7 +61,7 @@ class ChatRequest:
 def validate_conversation_id(value: Any, *, field: str = "conversation_id") -> str:
     if not isinstance(value, str):
         raise InvalidRequest(f"{field} must be a string, got {_json_type(value)}")
-    if not _UUID.match(value):
+    if not _UUID.fullmatch(value):
         source = "POST /chat" if field == "conversation_id" else "POST /jobs"
         raise InvalidRequest(f"{field} must be a lowercase UUID as returned by {source}")
     return value
@@ -97,11 +98,19 @@ class ModelReply:
     stop_reason: str = "end_turn"
     degraded: bool = False
     degraded_reason: str | None = None
+    # A guardrail assessed the question and this answer (Converse with a guardrail, or ApplyGuardrail on
+    # both sides). Only such answers, when the guardrail let them pass, are cached.
+    guardrail_checked: bool = False
+    cache_key: str | None = None  # set when the answer was cached, so deleting its conversation removes it
 
     @property
     def guardrail_intervened(self) -> bool:
         """A guardrail intervention is an answer, not an error: returned as is, never cached."""
         return self.stop_reason == "guardrail_intervened"
+
+    @property
+    def cacheable(self) -> bool:
+        return self.guardrail_checked and not self.guardrail_intervened and not self.degraded
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -112,6 +121,7 @@ class Turn:
     created_at: str
     target: TargetRef
     usage: Usage
+    cache_key: str | None = None  # the response-cache entry this turn's answer was stored under, if any
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,6 +132,8 @@ class Conversation:
     updated_at: str
     turn_count: int
     turns: tuple[Turn, ...] = field(default_factory=tuple)
+    # Response-cache entries its answers were stored under: removed with the conversation.
+    cache_keys: tuple[str, ...] = ()
 
     def summary(self) -> dict[str, Any]:
         return {

@@ -24,6 +24,15 @@ class ConversationStore(Protocol):
         ...
 
 
+class ConversationResidue(Protocol):
+    """Copies of a conversation's text outside the conversations table, removed when it is deleted."""
+
+    def purge(self, user_id: str, conversation_id: str, *, cache_keys: Sequence[str]) -> None:
+        """Remove the cached answers stored under `cache_keys`, the conversation's jobs and their
+        idempotency records. Idempotent: what is already gone is skipped."""
+        ...
+
+
 class ChatModel(Protocol):
     @property
     def target(self) -> TargetRef: ...

@@ -153,7 +153,10 @@ def domain_error(error: DomainError) -> Response[str]:
         headers["Retry-After"] = str(error.retry_after)
         metrics.add_metric(name="ModelUnavailable", unit=MetricUnit.Count, value=1)
     log = logger.warning if error.status >= 500 else logger.info
-    log("request refused", extra={"status": error.status, "reason": error.message})
+    # What the user reads is `message`; the underlying error (a provider's or AWS's own text, which may
+    # name ARNs or internals) is kept here, in the log only.
+    cause = repr(error.__cause__)[:500] if error.__cause__ is not None else None
+    log("request refused", extra={"status": error.status, "reason": error.message, "cause": cause})
     return Response(
         status_code=error.status,
         content_type=content_types.APPLICATION_JSON,

@@ -23,6 +23,15 @@ class TargetSetting:
     max_tokens: int
     guardrail: tuple[str, str] | None = None  # (identifier, version) in the target's region
     langchain: dict[str, object] | None = None  # {"class": "pkg.module:Class", "kwargs": {...}}
+    name: str | None = None  # what answers show as the model (never an ARN); default: model_id
+    # LangChain targets: the guardrail (ApplyGuardrail) is the Lambda's own region's, and the provider's
+    # credentials are in this Secrets Manager secret, read at cold start (its JSON keys become kwargs).
+    guardrail_region: str | None = None
+    secret_arn: str | None = None
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.model_id
 
     def to_json(self) -> dict[str, Any]:
         entry: dict[str, Any] = {"model_id": self.model_id, "region": self.region, "max_tokens": self.max_tokens}
@@ -30,6 +39,9 @@ class TargetSetting:
             entry["guardrail_id"], entry["guardrail_version"] = self.guardrail
         if self.langchain is not None:
             entry["langchain"] = self.langchain
+        for key in ("name", "guardrail_region", "secret_arn"):
+            if getattr(self, key) is not None:
+                entry[key] = getattr(self, key)
         return entry
 
     @classmethod
@@ -40,6 +52,9 @@ class TargetSetting:
             max_tokens=int(raw["max_tokens"]),
             guardrail=(raw["guardrail_id"], str(raw["guardrail_version"])) if raw.get("guardrail_id") else None,
             langchain=raw.get("langchain"),
+            name=raw.get("name"),
+            guardrail_region=raw.get("guardrail_region"),
+            secret_arn=raw.get("secret_arn"),
         )
 
 

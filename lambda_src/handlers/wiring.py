@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -13,6 +14,7 @@ from adapters.bedrock import BedrockTarget
 from adapters.dynamodb import DynamoConversationStore
 from adapters.jobs import DynamoJobStore, DynamoOpenJobSlots, SqsJobQueue
 from adapters.metrics import PowertoolsGatewayMetrics
+from adapters.residue import DynamoConversationResidue
 from adapters.usage import DynamoUsageCounters
 from core.chat import ChatService
 from core.gateway import GatewaySettings, ModelGateway
@@ -20,9 +22,10 @@ from core.jobs import JobService, JobSettings
 from core.limits import UserLimits, UserLimitSettings
 from core.ports import TargetModel
 from core.resilience import BreakerSettings, RateLimiter
-from handlers.settings import Settings
+from handlers.settings import Settings, TargetSetting
 
 _session: botocore.session.Session | None = None
+_log = logging.getLogger(__name__)
 
 
 def shared_session() -> botocore.session.Session:
@@ -70,6 +73,7 @@ def build_chat_service(
     dynamodb: Any = None,
     bedrock_factory: Any = None,
     gateway_settings: GatewaySettings | None = None,
+    secrets: Any = None,
 ) -> ChatService:
     """Composition root: wire the adapters into the core once per cold start.
 
@@ -94,9 +98,7 @@ def build_chat_service(
     targets: list[TargetModel] = []
     for t in settings.targets:
         if t.langchain is not None:
-            from adapters.langchain_target import LangChainTarget, load_chat_model  # only when configured
-
-            targets.append(LangChainTarget(chat_model=load_chat_model(t.langchain), name=t.model_id, region=t.region))
+            targets.append(_langchain_target(t, factory=factory, prewarm=prewarm, secrets=secrets))
             continue
         targets.append(
             BedrockTarget(
@@ -106,6 +108,7 @@ def build_chat_service(
                 max_tokens=t.max_tokens,
                 guardrail=t.guardrail,
                 prewarm=prewarm,
+                name=t.name,
             )
         )
     dynamodb = dynamodb or data_client("dynamodb")
@@ -119,12 +122,46 @@ def build_chat_service(
         metrics=PowertoolsGatewayMetrics(),
     )
     store = DynamoConversationStore(client=dynamodb, table_name=settings.table_name)
+    residue = DynamoConversationResidue(
+        client=dynamodb,
+        cache_table=settings.cache_table_name,
+        jobs_table=settings.jobs_table_name,
+        idempotency_table=settings.idempotency_table_name,
+    )
     return ChatService(
         store=store,
         model=gateway,
         limits=settings.limits,
         deadline_s=settings.deadline_s,
+        residue=residue,
         store_reserve_s=data_call_worst_case_s(),
+    )
+
+
+def _langchain_target(t: TargetSetting, *, factory: Any, prewarm: tuple[float, ...], secrets: Any) -> TargetModel:
+    """Another provider's model: its credentials read from Secrets Manager now (cold start, only because it is
+    configured), and this region's guardrail applied to its question and answer (ApplyGuardrail)."""
+    from adapters.guardrail import GuardedTarget
+    from adapters.langchain_target import LangChainTarget, UnavailableTarget, load_chat_model
+
+    secret_kwargs = None
+    if t.secret_arn:
+        from adapters.secrets import provider_kwargs, secret_region
+
+        client = secrets or data_client("secretsmanager", region_name=secret_region(t.secret_arn))
+        try:
+            secret_kwargs = provider_kwargs(client, t.secret_arn)
+        except Exception as error:  # one secondary's set-up must not stop the Lambda from starting
+            code = getattr(error, "response", {}).get("Error", {}).get("Code") or type(error).__name__
+            _log.warning("target %s disabled: its secret could not be read (%s)", t.display_name, code)
+            return UnavailableTarget(name=t.display_name, region=t.region, code=code)
+    model = LangChainTarget(
+        chat_model=load_chat_model(t.langchain or {}, secret_kwargs), name=t.display_name, region=t.region
+    )
+    if t.guardrail is None:
+        return model  # no guardrail in this deployment: its answers are not cached (synth warned)
+    return GuardedTarget(
+        inner=model, client_factory=factory(t.guardrail_region or t.region), guardrail=t.guardrail, prewarm=prewarm
     )
 
 

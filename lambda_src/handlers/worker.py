@@ -26,6 +26,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from adapters.residue import JOB_IDEMPOTENCY_PREFIX
 from core.gateway import GatewaySettings
 from core.jobs import JobService, RetryLater
 from core.resilience import BreakerSettings
@@ -53,6 +54,14 @@ def parse(record: SQSRecord) -> dict[str, Any]:
     return message
 
 
+def failed_reason(receives: int, job_id: str) -> str:
+    """What the user reads when their job could not be processed: no internals, a reference to quote."""
+    return (
+        f"the job could not be processed after {receives} attempts and was set aside for an operator; "
+        f"quote job {job_id} when reporting it, or submit the request again"
+    )
+
+
 def build_worker_jobs(
     settings: Settings, *, dynamodb: Any = None, sqs: Any = None, bedrock_factory: Any = None
 ) -> JobService:
@@ -70,6 +79,8 @@ def build_worker_jobs(
             probe_timeout_s=10.0,
             hedging=False,
             breaker=BreakerSettings(open_s=settings.breaker_open_s),
+            # The same cache scope as the chat path's, so either can serve what the other cached.
+            guardrail_version=settings.targets[0].guardrail[1] if settings.targets[0].guardrail else "none",
         ),
     )
     jobs = build_job_service(settings, chat=chat, dynamodb=dynamodb, sqs=sqs)
@@ -105,7 +116,10 @@ def bootstrap(
         context = config.lambda_context
         return context.get_remaining_time_in_millis() / 1000 - 2.0 if context else settings.job_deadline_s
 
-    @idempotent_function(data_keyword_argument="message", config=config, persistence_store=persistence)
+    # A fixed key prefix (not the function's name), so deleting a conversation can find its jobs' records.
+    @idempotent_function(
+        data_keyword_argument="message", config=config, persistence_store=persistence, key_prefix=JOB_IDEMPOTENCY_PREFIX
+    )
     def answer_job(message: dict[str, Any]) -> dict[str, Any]:
         return jobs.answer(message, remaining_s=remaining_seconds())
 
@@ -123,15 +137,12 @@ def bootstrap(
             metrics.add_metric(name=f"Jobs.{result['outcome']}", unit=MetricUnit.Count, value=1)
             if result.get("answer", {}).get("save_error"):  # the job has its answer; the conversation lacks the turn
                 metrics.add_metric(name="TurnsNotSaved", unit=MetricUnit.Count, value=1)
-        except Exception as error:
+        except Exception:
             receives = int(record.attributes.approximate_receive_count or 1)
-            logger.warning("job attempt failed", extra={"job_id": message["job_id"], "receives": receives})
+            # The error's own text (table names, ARNs, provider messages) goes to the log, never to the user.
+            logger.exception("job attempt failed", extra={"job_id": message["job_id"], "receives": receives})
             if receives >= settings.max_receive_count:
-                jobs.fail(
-                    message,
-                    f"failed after {receives} attempts: {type(error).__name__}: {error} "
-                    "(parked in the dead-letter queue; an operator can redrive it after a fix)",
-                )
+                jobs.fail(message, failed_reason(receives, message["job_id"]))
                 metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=1)
             raise
 

@@ -30,12 +30,13 @@ class ApiAlarms(Construct):
         key: kms.IKey,
         extra: Sequence[cloudwatch.Alarm] = (),
     ) -> None:
-        """`runtime_id` gives the id a target is invoked with (the gateway's metric dimension)."""
+        """`runtime_id` gives the id a target is invoked with (AWS/Bedrock's ModelId dimension); the gateway's
+        own metrics name a target by what users see (`ModelTarget.display_name`, never an ARN)."""
         super().__init__(scope, construct_id)
         self.topic = sns.Topic(self, "Topic", master_key=key, enforce_ssl=True)
         self.alarms: list[cloudwatch.Alarm] = [
             *self._bedrock(config, region, runtime_id),
-            *self._gateway(config, runtime_id),
+            *self._gateway(config),
             *extra,
         ]
         action = cw_actions.SnsAction(self.topic)
@@ -70,7 +71,7 @@ class ApiAlarms(Construct):
                 )  # fmt: skip
         return alarms
 
-    def _gateway(self, config: AppConfig, runtime_id: Callable[[ModelTarget], str]) -> list[cloudwatch.Alarm]:
+    def _gateway(self, config: AppConfig) -> list[cloudwatch.Alarm]:
         """The chat path's degraded answers and refusals, and each target's breaker opening."""
         service = {"service": "chat"}
 
@@ -89,6 +90,6 @@ class ApiAlarms(Construct):
             alarm("GatewayModelUnavailable", "ModelUnavailable", "chat answers modelunavailable (gateway)", service),
         ]
         for index, target in enumerate(config.models):
-            dimensions = {**service, "target": f"{runtime_id(target)}@{target.region}"}
+            dimensions = {**service, "target": f"{target.display_name}@{target.region}"}
             alarms.append(alarm(f"Breaker{index}Open", "BreakerOpened", f"breaker opened for {target.key}", dimensions))
         return alarms

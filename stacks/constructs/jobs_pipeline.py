@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from aws_cdk import CfnOutput, Duration
+from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
@@ -28,9 +27,12 @@ class JobsPipeline(Construct):
         key: kms.IKey,
         log_retention: logs.RetentionDays,
         worker_environment: Callable[[str], Mapping[str, str]],
+        log_key: kms.IKey | None = None,
     ) -> None:
-        """`worker_environment(queue_url)`: the worker's environment (the Settings contract, rendered)."""
+        """`worker_environment(queue_url)`: the worker's environment (the Settings contract, rendered).
+        `key` encrypts the queues, `log_key` (default: `key`) the worker's log group."""
         super().__init__(scope, construct_id)
+        self._key = key
         jobs = config.jobs
         sizing = config.worker_sizing()
         self.dlq = sqs.Queue(
@@ -62,7 +64,7 @@ class JobsPipeline(Construct):
             handler="handlers.worker.handler",
             service_name="worker",
             code=lambda_code(),
-            log_key=key,
+            log_key=log_key or key,
             log_retention=log_retention,
             reserved_concurrency=sizing.max_concurrency,
             timeout=Duration.seconds(jobs.worker_timeout_s),
@@ -70,14 +72,28 @@ class JobsPipeline(Construct):
             "DLQ (redrive policy), which a Lambda DLQ would not see.",
             environment=dict(worker_environment(self.queue.queue_url)),
         )
-        self.worker.function.add_event_source(
-            sources.SqsEventSource(
-                self.queue,
-                batch_size=sizing.batch_size,
-                max_concurrency=sizing.max_concurrency,
-                report_batch_item_failures=True,
+        # The mapping without CDK's SqsEventSource, whose grant would add kms:Decrypt without kms:ViaService:
+        # the worker's exact queue and key permissions are granted below.
+        self.worker.function.add_event_source_mapping(
+            "Requests",
+            event_source_arn=self.queue.queue_arn,
+            batch_size=sizing.batch_size,
+            max_concurrency=sizing.max_concurrency,
+            report_batch_item_failures=True,
+        )
+        self.worker.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ConsumeRequests",
+                actions=[
+                    "sqs:ReceiveMessage",
+                    "sqs:DeleteMessage",
+                    "sqs:ChangeMessageVisibility",
+                    "sqs:GetQueueAttributes",
+                ],
+                resources=[self.queue.queue_arn],
             )
         )
+        self.worker.role.add_to_principal_policy(self._queue_key_statement("QueueKeyToReceive", ["kms:Decrypt"]))
 
         self.alarms = [
             self.dlq.metric_approximate_number_of_messages_visible(period=Duration.minutes(1)).create_alarm(
@@ -101,9 +117,20 @@ class JobsPipeline(Construct):
         CfnOutput(self, "JobsQueueUrl", value=self.queue.queue_url)
         CfnOutput(self, "JobsDlqUrl", value=self.dlq.queue_url)
 
-    def grant_send(self, role: iam.IRole, key: kms.IKey) -> None:
-        """Exactly SendMessage on the requests queue, and the key use SSE-KMS needs for it."""
-        role.add_to_principal_policy(iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[self.queue.queue_arn]))
+    def grant_send(self, role: iam.IRole) -> None:
+        """Exactly SendMessage on the requests queue, and the key use SSE-KMS needs for it, only through SQS."""
         role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[key.key_arn])
+            iam.PolicyStatement(sid="SendRequests", actions=["sqs:SendMessage"], resources=[self.queue.queue_arn])
+        )
+        role.add_to_principal_policy(
+            self._queue_key_statement("QueueKeyToSend", ["kms:GenerateDataKey", "kms:Decrypt"])
+        )
+
+    def _queue_key_statement(self, sid: str, actions: list[str]) -> iam.PolicyStatement:
+        region = Stack.of(self).region
+        return iam.PolicyStatement(
+            sid=sid,
+            actions=actions,
+            resources=[self._key.key_arn],
+            conditions={"StringEquals": {"kms:ViaService": f"sqs.{region}.amazonaws.com"}},
         )

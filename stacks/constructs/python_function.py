@@ -22,6 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 LAMBDA_SRC = ROOT / "lambda_src"
 # `make install` downloads the runtime wheels here so that synth itself needs no network.
 WHEELHOUSE = ROOT / ".cache" / "wheels"
+# Every package of the bundle, pinned with its wheel's sha256 (`make lock-lambda` writes it).
+REQUIREMENTS_LOCK = LAMBDA_SRC / "requirements.lock"
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 _PY_VERSION = "3.13"
 # Source trees that belong in the bundle; tests, caches and the requirements file stay out.
@@ -51,7 +53,10 @@ def log_retention(days: int) -> logs.RetentionDays:
 
 @jsii.implements(ILocalBundling)
 class PipLocalBundling:
-    """Bundle without Docker: pip installs manylinux wheels for the Lambda runtime, then the code."""
+    """Bundle without Docker: pip installs manylinux wheels for the Lambda runtime, then the code.
+
+    The wheels are exactly the hash-locked set (requirements.lock, --require-hashes): the versions the
+    tests ran with (constraints.txt), nothing floating, and no wheel whose bytes changed."""
 
     def try_bundle(self, output_dir: str, *, image: DockerImage, **_: object) -> bool:
         out = Path(output_dir)
@@ -59,7 +64,8 @@ class PipLocalBundling:
         try:
             self._pip(out, offline)
         except subprocess.CalledProcessError as error:
-            hint = " (run `make install` to refresh .cache/wheels)" if offline else ""
+            hint = " (run `make install` to refresh .cache/wheels; `make lock-lambda` after a requirements change)"
+            hint = hint if offline else ""
             raise RuntimeError(f"bundling the Lambda dependencies failed{hint}: {error}") from error
         for package in _CODE_PACKAGES:
             shutil.copytree(LAMBDA_SRC / package, out / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
@@ -70,7 +76,7 @@ class PipLocalBundling:
         subprocess.run(
             [
                 sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                "--requirement", str(LAMBDA_SRC / "requirements.txt"),
+                "--require-hashes", "--requirement", str(REQUIREMENTS_LOCK),
                 "--target", str(out),
                 "--platform", "manylinux2014_x86_64", "--implementation", "cp",
                 "--python-version", _PY_VERSION, "--only-binary=:all:", "--upgrade", *offline,

@@ -7,6 +7,7 @@ exact actions on exactly these tables (no index wildcard) and their key (no acti
 
 from __future__ import annotations
 
+from aws_cdk import Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -35,10 +36,16 @@ class RegionalTables(Construct):
         self.usage = imported("Usage", names.usage)
 
     def grant_api(self, role: iam.IRole) -> None:
-        """Chat, own history (read, append, delete), the answer cache, job submit and status."""
+        """Chat, own history (read, append, delete), the answer cache, job submit and status. Deleting a
+        conversation also deletes its cached answers, its jobs and their idempotency records."""
         self._grant(role, "OwnConversationsTable", [*_READ_AND_APPEND, *_DELETE], self.conversations)
-        self._grant(role, "ResponseCache", ["dynamodb:GetItem", "dynamodb:PutItem"], self.response_cache)
-        self._grant(role, "Jobs", ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], self.jobs)
+        self._grant(
+            role, "ResponseCache", ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"], self.response_cache
+        )
+        job_actions = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query",
+                       "dynamodb:DeleteItem"]  # fmt: skip
+        self._grant(role, "Jobs", job_actions, self.jobs)
+        self._grant(role, "IdempotencyOfDeletedConversations", ["dynamodb:DeleteItem"], self.idempotency)
         self._grant(role, "UsageCounters", ["dynamodb:UpdateItem"], self.usage)
         self._grant_key(role)
 
@@ -56,10 +63,13 @@ class RegionalTables(Construct):
         role.add_to_principal_policy(iam.PolicyStatement(sid=sid, actions=actions, resources=[table.table_arn]))
 
     def _grant_key(self, role: iam.IRole) -> None:
+        """DynamoDB decrypts the table key with the caller's permission (reads and writes alike): Decrypt
+        (and DescribeKey), only when DynamoDB in this region asks; no Encrypt or GenerateDataKey."""
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="TableKey",
-                actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
+                actions=["kms:Decrypt", "kms:DescribeKey"],
                 resources=[self.key.key_arn],
+                conditions={"StringEquals": {"kms:ViaService": f"dynamodb.{Stack.of(self).region}.amazonaws.com"}},
             )
         )

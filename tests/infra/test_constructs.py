@@ -147,8 +147,9 @@ def test_alarms_per_local_target_and_per_breaker_to_one_encrypted_topic() -> Non
         a for a in template.find_resources("AWS::CloudWatch::Alarm").values()
         if a["Properties"]["MetricName"] == "BreakerOpened"
     ]  # fmt: skip
+    # The gateway names a target by what users see (never the ARN it calls, which carries the account id).
     assert sorted(d["Value"] for a in breakers for d in a["Properties"]["Dimensions"] if d["Name"] == "target") == [
-        f"rt-{t.region}@{t.region}" for t in sorted(CONFIG.models, key=lambda t: t.region)
+        f"{t.display_name}@{t.region}" for t in sorted(CONFIG.models, key=lambda t: t.region)
     ]
     for alarm in template.find_resources("AWS::CloudWatch::Alarm").values():
         assert alarm["Properties"]["AlarmActions"] and alarm["Properties"]["OKActions"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import boto3
 import pytest
@@ -80,3 +81,16 @@ def test_delete_removes_more_than_one_batch_of_turns(store: DynamoConversationSt
     assert store.delete("u", "c") is False
     keep = store.get("u", "keep")
     assert keep is not None and len(keep.turns) == 1
+
+
+def test_the_header_lists_the_cache_keys_of_its_answers_for_the_delete(store: DynamoConversationStore) -> None:
+    store.append_turn("u", "c", expected_turns=0, turn=replace(turn(0), cache_key="k0"), title="t")
+    store.append_turn("u", "c", expected_turns=1, turn=turn(1), title="t")  # an answer that was not cached
+    store.append_turn("u", "c", expected_turns=2, turn=replace(turn(2), cache_key="k2"), title="t")
+
+    header = store.get("u", "c", last_turns=0)
+    full = store.get("u", "c")
+
+    assert header is not None and header.cache_keys == ("k0", "k2")
+    assert full is not None and [t.cache_key for t in full.turns] == ["k0", None, "k2"]
+    assert store.list("u")[0].summary() == header.summary()  # not part of what the API shows

@@ -221,4 +221,5 @@ class SimulatedTarget:
         self.sim.sleep(behaviour.takes_s)
         if behaviour.error is not None:
             raise TargetCallError(behaviour.error)
-        return ModelReply(text=f"from {self.name}", usage=Usage(), target=self.target)
+        # As a guarded target answers (Converse with a guardrail): the gateway caches only such answers.
+        return ModelReply(text=f"from {self.name}", usage=Usage(), target=self.target, guardrail_checked=True)

@@ -10,11 +10,12 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from concurrent.futures import Future
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from core.errors import ModelRejected, Overloaded
+from core.errors import ModelRejected, Overloaded, TargetCallError
 from core.gateway import CACHE_TARGET, DEGRADED_TEXT, NONE_TARGET, GatewaySettings, ModelGateway
 from core.models import Message, ModelReply, TargetRef
 from core.resilience import BreakerSettings, BreakerState
@@ -375,3 +376,62 @@ def test_a_simulation_where_nothing_can_ever_wake_fails_instead_of_hanging() -> 
 
     with pytest.raises(SimulationStuck, match="nothing will complete"):
         sim.wait({orphan})
+
+
+# --- the answer cache: only answers a guardrail checked and let pass --------------------------------------
+class Wrapped:
+    """A target whose replies (or errors) are changed on the way out."""
+
+    def __init__(self, inner: SimulatedTarget, **changes: Any) -> None:
+        self._inner = inner
+        self._changes = changes
+        self.calls = inner.calls
+
+    @property
+    def target(self) -> TargetRef:
+        return self._inner.target
+
+    def call(self, **kwargs: Any) -> ModelReply:
+        if "raises" in self._changes:
+            raise self._changes["raises"]
+        return replace(self._inner.call(**kwargs), **self._changes)
+
+
+def test_a_checked_answer_is_cached_and_carries_its_key_so_its_conversation_can_delete_it(sim: SimulatedTime) -> None:
+    cache = MemoryCache()
+    gateway = gateway_on(sim, SimulatedTarget("primary", sim), cache=cache)
+
+    reply, _ = ask(sim, gateway)
+
+    assert reply.guardrail_checked and reply.cache_key is not None
+    assert cache.items == {reply.cache_key: reply.text}
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"guardrail_checked": False}, {"stop_reason": "guardrail_intervened", "text": "blocked"}],
+    ids=["no guardrail covered it", "the guardrail intervened"],
+)
+def test_an_unchecked_answer_or_an_intervention_is_returned_but_never_cached(
+    sim: SimulatedTime, changes: dict[str, Any]
+) -> None:
+    cache = MemoryCache()
+    gateway = gateway_on(sim, Wrapped(SimulatedTarget("primary", sim), **changes), cache=cache)
+
+    reply, _ = ask(sim, gateway)
+
+    assert not reply.degraded and reply.cache_key is None and cache.items == {}
+    assert reply.guardrail_intervened == (changes.get("stop_reason") == "guardrail_intervened")
+
+
+def test_a_rejection_says_what_to_do_and_keeps_the_providers_text_for_the_logs(sim: SimulatedTime) -> None:
+    detail = "Malformed input for arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc"
+    primary = Wrapped(SimulatedTarget("primary", sim), raises=TargetCallError("ValidationException", detail))
+    gateway = gateway_on(sim, primary)
+
+    with pytest.raises(ModelRejected) as raised:
+        ask(sim, gateway)
+
+    assert "rephrase" in raised.value.message
+    assert "123456789012" not in raised.value.message and "arn:" not in raised.value.message
+    assert detail in str(raised.value.__cause__)  # the handler logs the cause, the user never reads it

@@ -63,7 +63,14 @@ def test_the_chain_puts_the_local_region_first_with_its_guardrail() -> None:
     dr = chain_settings(CONFIG, "us-west-2", lambda target: (f"id-{target.region}", ("gr", "1")))
 
     assert [t.region for t in dr] == ["us-west-2", "us-east-1"]
-    assert dr[0] == TargetSetting(model_id="id-us-west-2", region="us-west-2", max_tokens=1024, guardrail=("gr", "1"))
+    # Called by an id (here a stand-in for a created ARN), shown by the configured model.
+    assert dr[0] == TargetSetting(
+        model_id="id-us-west-2",
+        region="us-west-2",
+        max_tokens=1024,
+        guardrail=("gr", "1"),
+        name="us.amazon.nova-lite-v1:0",
+    )
 
 
 @pytest.mark.parametrize("stack", ["Bulwark-dev-Api", "Bulwark-dev-Api-DR"])
@@ -75,3 +82,31 @@ def test_every_variable_the_stacks_set_is_in_the_contract(synth, stack: str) -> 
         variables = set(function["Properties"]["Environment"]["Variables"])
         lambda_own = {name for name in variables if name.startswith("POWERTOOLS_")}
         assert variables - lambda_own <= set(variable_names())
+
+
+def test_a_langchain_target_carries_its_guardrail_secret_and_name_but_no_secret_in_kwargs() -> None:
+    config = AppConfig.from_context(
+        {
+            "models": [
+                {"model_id": "us.amazon.nova-lite-v1:0", "region": "us-east-1"},
+                {
+                    "model_id": "gpt-x",
+                    "region": "openai",
+                    "label": "GPT X",
+                    "langchain": {"class": "pkg.mod:Chat", "kwargs": {"model": "x"}, "secret": "bulwark/openai"},
+                },
+            ]
+        }
+    )
+
+    chain = chain_settings(
+        config, "us-west-2", lambda target: (target.model_id, ("gr-west", "3")), secret_arn=lambda t: "arn:secret"
+    )
+    other = chain[1]
+
+    assert other.langchain == {"class": "pkg.mod:Chat", "kwargs": {"model": "x"}}  # the secret's name stays out
+    assert other.guardrail == ("gr-west", "3") and other.guardrail_region == "us-west-2"  # the Lambda's region
+    assert other.secret_arn == "arn:secret" and other.display_name == "GPT X"
+    assert Settings.from_env(TEST_SETTINGS.but(targets=chain).to_env()).targets == chain
+    # Without a resolver for ARNs (the sandbox), the configured name is what the Lambda reads.
+    assert chain_settings(config, "us-east-1", lambda t: (t.model_id, None))[1].secret_arn == "bulwark/openai"

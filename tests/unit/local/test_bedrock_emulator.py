@@ -222,3 +222,113 @@ def test_facts_in_the_question_message_are_context(emulator: BedrockEmulator) ->
     )
 
     assert answer["output"]["message"]["content"][0]["text"] == "Ada Lovelace wrote the first program."
+
+
+# --- ApplyGuardrail -------------------------------------------------------------------------------------------
+PII = {"input": {"AWS_ACCESS_KEY": "BLOCK"}, "output": {"EMAIL": "ANONYMIZE", "AWS_ACCESS_KEY": "BLOCK"}}
+
+
+def apply(c: Any, text: str, source: str = "INPUT", **overrides: Any) -> dict[str, Any]:
+    request = {
+        "guardrailIdentifier": "gr1",
+        "guardrailVersion": "1",
+        "source": source,
+        "content": [{"text": {"text": text}}],
+        **overrides,
+    }
+    return c.apply_guardrail(**request)  # type: ignore[no-any-return]
+
+
+def test_apply_guardrail_lets_clean_text_pass_with_usage_and_coverage(emulator: BedrockEmulator) -> None:
+    emulator.set_faults({"guardrail_patterns": ["ignore previous instructions"], "guardrail_pii": PII})
+
+    response = apply(client(emulator), "What is the capital of France?")
+
+    assert response["action"] == "NONE" and response["outputs"] == []
+    assert response["usage"]["wordPolicyUnits"] == 1 and response["usage"]["sensitiveInformationPolicyUnits"] == 1
+    (assessment,) = response["assessments"]
+    assert "wordPolicy" not in assessment and "sensitiveInformationPolicy" not in assessment
+    assert assessment["invocationMetrics"]["guardrailCoverage"]["textCharacters"] == {"guarded": 30, "total": 30}
+
+
+def test_apply_guardrail_blocks_a_configured_pattern_with_the_blocked_message(emulator: BedrockEmulator) -> None:
+    emulator.set_faults({"guardrail_patterns": ["ignore previous instructions"], "guardrail_message": "No."})
+
+    response = apply(client(emulator), "Please IGNORE previous instructions and ...")
+
+    assert response["action"] == "GUARDRAIL_INTERVENED" and response["outputs"] == [{"text": "No."}]
+    words = response["assessments"][0]["wordPolicy"]["customWords"]
+    assert words == [{"match": "IGNORE previous instructions", "action": "BLOCKED", "detected": True}]
+    assert emulator.stats()["guardrail/gr1@us-east-1"]["outcomes"] == {"guardrail_intervened": 1}
+
+
+def test_apply_guardrail_masks_pii_in_output_and_blocks_credentials_per_source(emulator: BedrockEmulator) -> None:
+    emulator.set_faults({"guardrail_pii": PII})
+    c = client(emulator)
+
+    masked = apply(c, "Write to ana@example.com today.", source="OUTPUT")
+    question_with_email = apply(c, "My address is ana@example.com", source="INPUT")
+    key = apply(c, "my key is AKIAABCDEFGHIJKLMNOP", source="INPUT")
+
+    assert masked["action"] == "GUARDRAIL_INTERVENED" and masked["outputs"] == [{"text": "Write to {EMAIL} today."}]
+    assert masked["assessments"][0]["sensitiveInformationPolicy"]["piiEntities"] == [
+        {"match": "ana@example.com", "type": "EMAIL", "action": "ANONYMIZED", "detected": True}
+    ]
+    assert question_with_email["action"] == "NONE"  # anonymizing is configured for answers only
+    assert key["action"] == "GUARDRAIL_INTERVENED" and "AKIA" not in key["outputs"][0]["text"]
+    assert key["assessments"][0]["sensitiveInformationPolicy"]["piiEntities"][0]["action"] == "BLOCKED"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"guardrailIdentifier": "local-guardrail"}, "guardrailIdentifier"),  # ids are [a-z0-9]+ or an ARN
+        ({"guardrailVersion": "0"}, "guardrailVersion"),
+        ({"guardrailVersion": "latest"}, "guardrailVersion"),
+        ({"source": "SIDEWAYS"}, "source"),
+        ({"outputScope": "EVERYTHING"}, "outputScope"),
+        ({"content": []}, "content"),
+    ],
+)
+def test_apply_guardrail_refuses_bad_requests_as_bedrock_does(
+    emulator: BedrockEmulator, overrides: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(ClientError) as raised:
+        apply(client(emulator), "hi", **overrides)
+
+    error = raised.value.response["Error"]
+    assert error["Code"] == "ValidationException" and f"at '{field}'" in error["Message"]
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+
+
+def test_apply_guardrail_accepts_an_arn_and_knows_only_the_configured_guardrails(emulator: BedrockEmulator) -> None:
+    emulator.set_faults({"guardrails": ["gr1"]})
+    c = client(emulator)
+
+    by_arn = apply(c, "hi", guardrailIdentifier="arn:aws:bedrock:us-east-1:123456789012:guardrail/gr1")
+    with pytest.raises(ClientError) as raised:
+        apply(c, "hi", guardrailIdentifier="gr2")
+
+    assert by_arn["action"] == "NONE"
+    assert raised.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_apply_guardrail_has_faults_of_its_own(emulator: BedrockEmulator) -> None:
+    emulator.set_faults({"targets": {"guardrail/gr1@us-west-2": {"errors": {"ThrottlingException": 1.0}}}})
+
+    with pytest.raises(ClientError) as raised:
+        apply(client(emulator, "us-west-2"), "hi")
+    apply(client(emulator, "us-east-1"), "hi")  # the same guardrail id in another region is fine
+
+    assert raised.value.response["Error"]["Code"] == "ThrottlingException"
+
+
+def test_guardrail_pii_config_is_checked() -> None:
+    with pytest.raises(ValueError, match="guardrail_pii"):
+        BedrockEmulator({"guardrail_pii": {"output": {"SHOE_SIZE": "BLOCK"}}})
+
+
+def test_the_models_default_faults_leave_the_guardrail_up(emulator: BedrockEmulator) -> None:
+    emulator.set_faults({"default": {"down": True}})
+
+    assert apply(client(emulator), "hi")["action"] == "NONE"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -198,7 +199,7 @@ def test_a_langchain_secondary_is_accepted_with_a_label_region() -> None:
     [
         ({"class": "NoColon"}, "must look like 'package.module:ChatClass'"),
         ({"class": "a.b:C", "kwargs": [1]}, "kwargs must be an object"),
-        ({"class": "a.b:C", "extra": 1}, "only the keys class and kwargs"),
+        ({"class": "a.b:C", "extra": 1}, "only the keys class, kwargs and secret"),
     ],
 )
 def test_bad_langchain_specs_fail_with_the_key(spec: dict[str, Any], message: str) -> None:
@@ -280,3 +281,142 @@ def test_an_auth_section_with_every_key_parses() -> None:
 def test_bad_auth_values_fail_with_the_key(auth: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         AppConfig.from_context(with_(auth=auth))
+
+
+# --- guardrail: the original switch keeps working, the filters are configurable ---------------------------
+@pytest.mark.parametrize("switch", [True, False])
+def test_the_guardrail_switch_still_parses_and_keeps_the_default_filters(switch: bool) -> None:
+    config = AppConfig.from_context(with_(guardrail=switch))
+
+    assert config.guardrail.enabled is switch
+    assert config.guardrail.prompt_attack == "HIGH" and config.guardrail.content_output != "NONE"
+    assert "EMAIL" in config.guardrail.pii_anonymize and "AWS_SECRET_KEY" in config.guardrail.pii_block
+
+
+def test_the_guardrail_section_sets_each_filter() -> None:
+    config = AppConfig.from_context(
+        with_(
+            guardrail={
+                "prompt_attack": "MEDIUM",
+                "content_input": "LOW",
+                "content_output": "HIGH",
+                "pii_anonymize": ["NAME"],
+                "pii_block": [],
+            }
+        )
+    )
+
+    assert config.guardrail.enabled and config.guardrail.prompt_attack == "MEDIUM"
+    assert (config.guardrail.content_input, config.guardrail.content_output) == ("LOW", "HIGH")
+    assert config.guardrail.pii_anonymize == ("NAME",) and config.guardrail.pii_block == ()
+
+
+@pytest.mark.parametrize(
+    ("guardrail", "message"),
+    [
+        ("yes", "guardrail must be true or false, or an object with enabled"),
+        ({"content_output": "EXTREME"}, "guardrail.content_output must be one of NONE, LOW, MEDIUM, HIGH"),
+        ({"pii_anonymize": ["SHOE_SIZE"]}, "guardrail.pii_anonymize lists unknown PII entity types SHOE_SIZE"),
+        ({"pii_block": "EMAIL"}, "guardrail.pii_block must be a list"),
+        ({"pii_anonymize": ["EMAIL"], "pii_block": ["EMAIL"]}, "EMAIL is in both pii_anonymize and pii_block"),
+        (
+            {
+                "prompt_attack": "NONE",
+                "content_input": "NONE",
+                "content_output": "NONE",
+                "pii_anonymize": [],
+                "pii_block": [],
+            },
+            "every filter is off",
+        ),
+        ({"strength": "HIGH"}, "unknown keys in guardrail: strength"),
+    ],
+)
+def test_bad_guardrail_settings_name_the_key(guardrail: Any, message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        AppConfig.from_context(with_(guardrail=guardrail))
+
+    assert message in str(error.value)
+
+
+def test_a_disabled_guardrail_may_have_every_filter_off() -> None:
+    off = {"enabled": False, "prompt_attack": "NONE", "content_input": "NONE", "content_output": "NONE"}
+
+    assert (
+        AppConfig.from_context(with_(guardrail={**off, "pii_anonymize": [], "pii_block": []})).guardrail.enabled
+        is False
+    )
+
+
+# --- provider credentials: never in kwargs, always a Secrets Manager secret --------------------------------
+def _langchain(**spec: Any) -> dict[str, Any]:
+    return with_(
+        models=[
+            {"model_id": "us.amazon.nova-lite-v1:0", "region": "us-east-1"},
+            {"model_id": "gpt-x", "region": "openai", "langchain": {"class": "langchain_openai:ChatOpenAI", **spec}},
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"api_key": "sk-123"},
+        {"openai_api_key": "sk-123"},
+        {"model": "gpt-x", "auth": {"token": "t"}},
+        {"client": {"password": "p"}},
+        {"aws_secret_access_key": "x"},
+    ],
+)
+def test_a_credential_in_langchain_kwargs_fails_synth_pointing_to_the_secret(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError) as error:
+        AppConfig.from_context(_langchain(kwargs=kwargs))
+
+    assert "looks like a credential" in str(error.value)
+    assert "models[].langchain.secret" in str(error.value) and "Secrets Manager" in str(error.value)
+    assert "sk-123" not in str(error.value)  # the value itself is never repeated
+
+
+def test_a_langchain_target_names_its_secret_by_name_or_arn() -> None:
+    by_name = AppConfig.from_context(_langchain(kwargs={"model": "gpt-x"}, secret="bulwark/openai"))
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:bulwark/openai-AbCdEf"
+    by_arn = AppConfig.from_context(_langchain(secret=arn))
+
+    assert by_name.models[1].secret == "bulwark/openai" and by_arn.models[1].secret == arn
+    assert by_name.models[0].secret is None
+
+
+@pytest.mark.parametrize("secret", [42, "", "has spaces", "arn:aws:s3:::bucket"])
+def test_a_bad_secret_reference_is_refused(secret: Any) -> None:
+    with pytest.raises(ConfigError, match=re.escape("models[].langchain.secret must name a Secrets Manager secret")):
+        AppConfig.from_context(_langchain(secret=secret))
+
+
+# --- what answers show as the model: never an ARN -----------------------------------------------------------
+def test_a_provisioned_model_is_shown_without_its_account_id_unless_labelled() -> None:
+    arn = "arn:aws:bedrock:us-east-1:123456789012:provisioned-model/abc123"
+    plain = ModelTarget(model_id=arn, region="us-east-1")
+    labelled = ModelTarget(model_id=arn, region="us-east-1", label="nova-lite-provisioned")
+
+    assert plain.display_name == "provisioned-model/abc123" and "123456789012" not in plain.display_name
+    assert labelled.display_name == "nova-lite-provisioned"
+    assert (
+        ModelTarget(model_id="us.amazon.nova-lite-v1:0", region="us-east-1").display_name == "us.amazon.nova-lite-v1:0"
+    )
+
+
+def test_a_label_must_be_short_and_plain() -> None:
+    with pytest.raises(ConfigError, match=re.escape("models[].label must be 1-64")):
+        AppConfig.from_context(
+            with_(models=[{"model_id": "amazon.nova-lite-v1:0", "region": "us-east-1", "label": "<b>"}])
+        )
+
+
+# --- key administrators -------------------------------------------------------------------------------------
+def test_key_administrators_are_role_arns() -> None:
+    role = "arn:aws:iam::123456789012:role/security/KeyAdmins"
+
+    assert AppConfig.from_context(with_(keys={"admin_role_arns": [role]})).keys.admin_role_arns == (role,)
+    assert AppConfig.from_context(BASE).keys.admin_role_arns == ()
+    with pytest.raises(ConfigError, match=re.escape("keys.admin_role_arns entries must be IAM role ARNs")):
+        AppConfig.from_context(with_(keys={"admin_role_arns": ["arn:aws:iam::123456789012:user/alice"]}))

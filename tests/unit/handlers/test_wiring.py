@@ -1,0 +1,91 @@
+"""The composition root: a LangChain target gets the region's guardrail around it and its key from Secrets Manager."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from adapters.bedrock import BedrockTarget
+from adapters.guardrail import GuardedTarget
+from adapters.langchain_target import LangChainTarget, UnavailableTarget
+from core.ports import TargetModel
+from handlers.settings import TargetSetting
+from handlers.wiring import build_chat_service
+from tests.conftest import TEST_SETTINGS
+
+FAKE = "langchain_core.language_models.fake_chat_models:FakeListChatModel"
+
+
+def other(**changes: Any) -> TargetSetting:
+    base: dict[str, Any] = {
+        "model_id": "fake",
+        "region": "elsewhere",
+        "max_tokens": 64,
+        "langchain": {"class": FAKE, "kwargs": {"responses": ["from kwargs"]}},
+        "name": "Fake model",
+        "guardrail": ("gr1", "2"),
+        "guardrail_region": "us-west-2",
+    }
+    return TargetSetting(**{**base, **changes})
+
+
+class NoSecrets:
+    """A Secrets Manager client that must not be used."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"secretsmanager.{name} called")
+
+
+@pytest.fixture
+def aws() -> Iterator[dict[str, Any]]:
+    with mock_aws():
+        yield {
+            "dynamodb": boto3.client("dynamodb", region_name="us-east-1"),
+            "secrets": boto3.client("secretsmanager", region_name="us-east-1"),
+        }
+
+
+def targets(aws: dict[str, Any], *chain: TargetSetting, secrets: Any = None) -> list[TargetModel]:
+    service = build_chat_service(
+        TEST_SETTINGS.but(targets=chain), dynamodb=aws["dynamodb"], secrets=secrets or aws["secrets"]
+    )
+    return [lane.model for lane in service._model._targets]  # type: ignore[attr-defined]
+
+
+def test_a_langchain_target_is_guarded_by_the_regions_guardrail_and_shown_by_its_name(aws: dict[str, Any]) -> None:
+    bedrock, wrapped = targets(aws, TEST_SETTINGS.targets[0], other(), secrets=NoSecrets())
+
+    assert isinstance(bedrock, BedrockTarget) and isinstance(wrapped, GuardedTarget)
+    assert isinstance(wrapped._inner, LangChainTarget) and wrapped.target.model_id == "Fake model"
+    assert (wrapped._identifier, wrapped._version) == ("gr1", "2")
+
+
+def test_without_a_guardrail_it_is_not_wrapped_and_its_answers_are_not_guardrail_checked(aws: dict[str, Any]) -> None:
+    (plain,) = targets(aws, other(guardrail=None, guardrail_region=None), secrets=NoSecrets())
+
+    assert isinstance(plain, LangChainTarget)
+
+
+def test_the_providers_secret_is_read_at_cold_start_into_the_constructor_arguments(aws: dict[str, Any]) -> None:
+    arn = aws["secrets"].create_secret(Name="bulwark/fake", SecretString='{"responses": ["from the secret"]}')["ARN"]
+
+    (wrapped,) = targets(aws, other(secret_arn=arn))
+
+    assert isinstance(wrapped, GuardedTarget)
+    assert wrapped._inner._model.responses == ["from the secret"]  # merged over kwargs
+
+
+def test_an_unreadable_secret_disables_that_target_only_with_the_services_code(aws: dict[str, Any]) -> None:
+    bedrock, broken = targets(aws, TEST_SETTINGS.targets[0], other(secret_arn="bulwark/missing"))
+
+    assert isinstance(bedrock, BedrockTarget) and isinstance(broken, UnavailableTarget)
+    with pytest.raises(Exception, match="ResourceNotFoundException"):
+        broken.call(system="s", messages=[], timeout_s=1)
+
+
+def test_a_chain_of_bedrock_targets_never_touches_secrets_manager(aws: dict[str, Any]) -> None:
+    assert all(isinstance(t, BedrockTarget) for t in targets(aws, *TEST_SETTINGS.targets, secrets=NoSecrets()))
