@@ -108,6 +108,7 @@ bench: install  ## cold start and failover benchmarks (BENCH_QUICK=1 for a short
 	@$(PY) bench/cold_start.py
 	@$(PY) bench/failover.py
 	@$(PY) bench/burst.py
+	@$(PY) bench/load.py
 
 redrive: $(VENV)/.installed  ## move jobs DLQ messages back: make redrive STACK=Bulwark-dev-Api (or ARGS="--queue-url ... --dlq-url ... --endpoint-url ...")
 	@$(PY) tools/redrive.py $(if $(STACK),--stack $(STACK)) $(if $(REGION),--region $(REGION)) $(ARGS)
