@@ -12,11 +12,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from core.chat import ChatService
-from core.errors import DomainError, ModelUnavailable, NotFound, Overloaded, Unauthorized
+from core.errors import DependencyUnavailable, DomainError, ModelUnavailable, NotFound, Overloaded, Unauthorized
 from core.jobs import JobService
 from core.models import ChatRequest, validate_conversation_id
 from handlers.settings import Settings
-from handlers.wiring import build_chat_service, build_job_service, shared_session
+from handlers.wiring import build_chat_service, build_job_service, data_client
 
 logger = Logger()
 tracer = Tracer(patch_modules=["botocore"])  # only what we call: Bedrock and DynamoDB
@@ -28,7 +28,7 @@ def configure(new_settings: Settings) -> None:
     """(Re)build the module's services: at cold start, and when the sandbox swaps endpoints."""
     global settings, service, jobs
     settings = new_settings
-    dynamodb = shared_session().create_client("dynamodb")  # one client for chat and jobs
+    dynamodb = data_client("dynamodb")  # one client for chat and jobs
     service = build_chat_service(settings, dynamodb=dynamodb)
     jobs = build_job_service(settings, chat=None, dynamodb=dynamodb)
 
@@ -84,6 +84,9 @@ def chat() -> dict[str, Any] | Response[str]:
     else:
         metrics.add_metric(name="ChatAnswered", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="OutputTokens", unit=MetricUnit.Count, value=answer.usage.output_tokens)
+    if answer.save_error is not None:  # answered, but the turn is not in the history
+        metrics.add_metric(name="TurnsNotSaved", unit=MetricUnit.Count, value=1)
+        logger.warning("turn not saved", extra={"reason": answer.save_error})
     return answer.to_api()
 
 
@@ -152,6 +155,9 @@ def domain_error(error: DomainError) -> Response[str]:
     if isinstance(error, (ModelUnavailable, Overloaded)):
         headers["Retry-After"] = str(error.retry_after)
         metrics.add_metric(name="ModelUnavailable", unit=MetricUnit.Count, value=1)
+    elif isinstance(error, DependencyUnavailable):
+        headers["Retry-After"] = str(error.retry_after)
+        metrics.add_metric(name="DependencyUnavailable", unit=MetricUnit.Count, value=1)
     log = logger.warning if error.status >= 500 else logger.info
     # What the user reads is `message`; the underlying error (a provider's or AWS's own text, which may
     # name ARNs or internals) is kept here, in the log only.
