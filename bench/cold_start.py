@@ -31,6 +31,7 @@ import handlers.chat
 print(time.perf_counter() - t)
 """
 
+
 def _default_chat_environment() -> dict[str, str]:
     from stacks.config import CONTEXT_KEY, AppConfig
     from stacks.lambda_settings import TableNames, chain_settings, chat_settings

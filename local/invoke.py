@@ -8,11 +8,13 @@ the deployed function, so the call reaches the real tables, queue and models).
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
 from pathlib import Path
 
+from handlers.settings import Settings
 from local.lambda_context import LocalContext
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,8 +58,11 @@ def main(argv: list[str] | None = None) -> int:
         env = environment_from_sandbox(args.function)
     os.environ.update(env)
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
-    module = __import__(FUNCTIONS[args.function], fromlist=["handler"])
-    response = module.handler(event, LocalContext(function_name=args.function))
+    module = importlib.import_module(FUNCTIONS[args.function])
+    # A fresh execution environment from the environment above (a cold start), never a handler this
+    # process may have built earlier against other endpoints.
+    handler = module.bootstrap(Settings.from_env(env))
+    response = handler(event, LocalContext(function_name=args.function))
     print(json.dumps(response, indent=2, default=str))
     return 0
 

@@ -26,11 +26,14 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 warnings.filterwarnings("ignore", message="No application metrics to publish")
-sys.path[:0] = [str(ROOT), str(ROOT / "lambda_src")]
 
-from local.api_server import LocalApi as _LocalApi  # noqa: E402
+from handlers.settings import Settings  # noqa: E402
+from local.api_server import LocalApi  # noqa: E402
+from local.lambda_context import LocalContext  # noqa: E402
+from local.lambda_pool import ExecutionEnvironments  # noqa: E402
 from local.templates import Templates, load  # noqa: E402
 from stacks.csp import content_security_policy  # noqa: E402
+from stacks.lambda_settings import chain_settings  # noqa: E402
 
 DEMO_USER = "demo@bulwark.local"
 DEMO_PASSWORD = "Demo-Passw0rd!2026"  # meets the template's password policy
@@ -93,13 +96,10 @@ def start(
         progress(f"created {len(names)} tables, {len(queues)} queues, user pool {pool_id} from the templates")
         chat_env = _function_env(templates, "handlers.chat.handler", names, queues, config, region)
         worker_env = _function_env(templates, "handlers.worker.handler", names, queues, config, region)
-        os.environ.update(chat_env)
-        from handlers import chat
-        from handlers.settings import Settings
-
-        chat.configure(Settings.from_env())  # clients bound to this sandbox's endpoints
-        api = _LocalApi(templates, region, aws_url, pool_id, client_id, port)
+        api = LocalApi(templates, region, aws_url, pool_id, client_id, port)
         chat_env["ALLOWED_ORIGIN"] = api.url  # the web UI and the API share this one origin
+        os.environ.update(chat_env)  # as Lambda would set it before the module's cold start
+        api.invoke = _api_environments(templates, chat_env)
         api.static_headers["Content-Security-Policy"] = content_security_policy(connect=[aws_url])
         primary = config.chain_for(region)[0]
         api.runtime_config["primaryTarget"] = {"model_id": primary.model_id, "region": primary.region}
@@ -230,13 +230,9 @@ def _function_env(
         if isinstance(value, str) and name != "MODEL_TARGETS":
             env[name] = value
         elif name == "MODEL_TARGETS":
-            env[name] = json.dumps(
-                [
-                    {"model_id": t.model_id, "region": t.region, "max_tokens": t.max_tokens,
-                     "guardrail_id": LOCAL_GUARDRAIL[0], "guardrail_version": LOCAL_GUARDRAIL[1]}
-                    for t in config.chain_for(region) if t.kind != "langchain"
-                ]
-            )  # fmt: skip  # created ARNs (profiles, provisioned) are AWS-only: the emulator serves ids
+            # The stack's chain with the emulator's ids: created ARNs (profiles, provisioned) are AWS-only.
+            chain = chain_settings(config, region, lambda target: (target.model_id, LOCAL_GUARDRAIL))
+            env[name] = Settings(table_name="-", targets=chain).to_env()[name]
         elif name.endswith("TABLE_NAME"):
             env[name] = tables[templates.table_for(value).logical_id]
         elif name.endswith("QUEUE_URL"):
@@ -248,19 +244,28 @@ def _function_env(
     return env
 
 
+def _api_environments(templates: Templates, env: dict[str, str]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The chat Lambda as API Gateway invokes it: up to its reserved concurrency of environments."""
+    from handlers import chat
+
+    spec = templates.function_by_handler("handlers.chat.handler")
+    settings = Settings.from_env(env)
+    environments = ExecutionEnvironments(lambda: chat.bootstrap(settings), limit=spec.reserved_concurrency or 10)
+
+    def invoke(event: dict[str, Any]) -> dict[str, Any]:
+        return environments(event, LocalContext(function_name="chat", timeout_s=spec.timeout_s))
+
+    return invoke
+
+
 def _start_worker(sqs: Any, templates: Templates, queues: dict[str, str], env: dict[str, str]) -> Any:
-    from handlers.settings import Settings
-    from handlers.worker import build_handler
+    from handlers import worker
     from local.sqs_pump import SqsPump
 
-    settings = Settings.from_env({**os.environ, **env})
-    # One process plays every worker environment: pace to the whole quota, not one share of it.
-    if settings.worker_rate_per_s:
-        concurrency = int(templates.event_source.get("max_concurrency", 2))
-        settings = settings.__class__(
-            **{**settings.__dict__, "worker_rate_per_s": settings.worker_rate_per_s * concurrency}
-        )
-    handler = build_handler(settings)
+    settings = Settings.from_env(env)
+    concurrency = int(templates.event_source.get("max_concurrency", 2))
+    # As in Lambda, each environment paces its model calls to its share of the quota.
+    handler = ExecutionEnvironments(lambda: worker.bootstrap(settings), limit=concurrency)
     queue_url, _ = _queue_pair(templates, queues)
     arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     return SqsPump(

@@ -110,7 +110,9 @@ def bootstrap(
         table_name=settings.idempotency_table_name,
         boto3_client=dynamodb,
     )
-    processor = BatchProcessor(event_type=EventType.SQS)
+    # A batch whose every record failed is answered with every record as a failure (each goes back to the
+    # queue, towards its DLQ), not with an exception: the handler never fails as a whole.
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
     def remaining_seconds() -> float:
         context = config.lambda_context

@@ -26,8 +26,10 @@ OWN_PASSWORD = "Own-Passw0rd!2026x"
 
 
 def totp(secret: str) -> str:
-    """RFC 6238 (SHA-1, 30 s, 6 digits), waiting out the last seconds of a step: moto accepts only the current one."""
-    if time.time() % 30 > 26:
+    """RFC 6238 (SHA-1, 30 s, 6 digits). moto accepts only the current step, so a code is made only with at least
+    15 s of its step left (waiting for the next step otherwise): ample for typing and one request even on a
+    busy machine."""
+    if time.time() % 30 > 15:
         time.sleep(30 - time.time() % 30 + 0.2)
     key = base64.b32decode(secret + "=" * (-len(secret) % 8), casefold=True)
     digest = hmac.new(key, struct.pack(">Q", int(time.time()) // 30), hashlib.sha1).digest()

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hypothesis import Phase, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from local.apigw import rest_event
@@ -165,13 +165,6 @@ def test_any_idempotency_key_on_a_valid_submit_is_a_202_or_a_400(handlers: Handl
     assert response["statusCode"] == (202 if printable else 400), (key, response["body"])
 
 
-@pytest.mark.xfail(
-    reason="lambda_src/handlers/chat.py ChatApi.request() passes current_event.decoded_body: Powertools decodes "
-    "base64 and UTF-8 strictly before json_body() runs, so such a body is a 500; passing the raw body, i.e. "
-    "json_body(event.body, settings, is_base64=event.is_base64_encoded), makes it a 400",
-    strict=False,
-)
-@settings(phases=[Phase.explicit, Phase.generate])  # a known failure: no time spent shrinking it
 @given(data=st.data())
 def test_chat_handler_refuses_base64_bodies_it_cannot_decode_with_a_4xx(
     handlers: Handlers, data: st.DataObject
@@ -237,14 +230,7 @@ def test_the_worker_reports_poison_records_as_batch_item_failures(
             assert record["messageId"] in failed, record["body"][:200]
 
 
-@pytest.mark.xfail(
-    reason="lambda_src/handlers/worker.py: BatchProcessor(event_type=EventType.SQS) raises BatchProcessingError "
-    "when every record of a batch fails; raise_on_entire_batch_failure=False would report them as batch item "
-    "failures instead",
-    strict=False,
-)
 @pytest.mark.filterwarnings("ignore:No idempotency key value found")
-@settings(phases=[Phase.explicit, Phase.generate])  # a known failure: no time spent shrinking it
 @given(records=st.lists(st.tuples(poison_bodies, receive_counts), min_size=1, max_size=3))
 def test_a_batch_of_only_poison_records_is_reported_not_raised(
     handlers: Handlers, records: list[tuple[str, str]]
