@@ -1,0 +1,134 @@
+"""Typed deployment configuration, parsed once from cdk.json context.
+
+Every stack and construct receives these frozen objects; none of them reads context itself.
+A bad value fails synth with a sentence naming the key and the allowed values.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from stacks.config.models import INFERENCE_PROFILE_DESTINATIONS, REGION_PATTERN, ModelTarget
+from stacks.config.parsing import ConfigError, _check_range, _parse_object
+from stacks.config.sections import (
+    ApiThrottling,
+    AuthConfig,
+    GatewayConfig,
+    GuardrailConfig,
+    JobsConfig,
+    KeysConfig,
+    RequestLimits,
+    WorkerSizing,
+    _guardrail_switch,
+)
+
+__all__ = [
+    "CONTEXT_KEY", "INFERENCE_PROFILE_DESTINATIONS", "ApiThrottling", "AppConfig", "AuthConfig", "ConfigError",
+    "GatewayConfig", "GuardrailConfig", "JobsConfig", "KeysConfig", "ModelTarget", "RequestLimits", "WorkerSizing",
+]  # fmt: skip
+
+CONTEXT_KEY = "bulwark"
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,19}$")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppConfig:
+    app_name: str = "Bulwark"
+    env_name: str = "dev"
+    primary_region: str = "us-east-1"
+    dr_region: str = "us-west-2"
+    account: str | None = field(default=None, metadata={"coerce": str})  # a number in JSON is accepted
+    models: tuple[ModelTarget, ...] = field(
+        default_factory=tuple, metadata={"items": "{model_id, region, max_tokens} objects"}
+    )
+    limits: RequestLimits = field(default_factory=RequestLimits)
+    throttling: ApiThrottling = field(default_factory=ApiThrottling)
+    chat_reserved_concurrency: int = 20
+    dr_chat_reserved_concurrency: int = 5
+    replicate_user_pool: bool = True
+    log_retention_days: int = 365
+    # Per region: a Bedrock guardrail on every model call (input and output filters, PII); `true`/`false` parse too.
+    guardrail: GuardrailConfig = field(default_factory=GuardrailConfig, metadata={"coerce": _guardrail_switch})
+    keys: KeysConfig = field(default_factory=KeysConfig)
+    jobs: JobsConfig = field(default_factory=JobsConfig)
+    gateway: GatewayConfig = field(default_factory=GatewayConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.app_name):
+            raise ConfigError(f"app_name must be 1-20 letters or digits starting with a letter, got {self.app_name!r}")
+        if not _NAME.match(self.env_name):
+            raise ConfigError(f"env_name must be 1-20 letters or digits starting with a letter, got {self.env_name!r}")
+        for key in ("primary_region", "dr_region"):
+            if not REGION_PATTERN.match(getattr(self, key)):
+                raise ConfigError(f"{key} must be an AWS region such as us-east-1, got {getattr(self, key)!r}")
+        if self.primary_region == self.dr_region:
+            raise ConfigError(f"dr_region must differ from primary_region ({self.primary_region})")
+        if self.account is not None and not re.fullmatch(r"\d{12}", self.account):
+            raise ConfigError(f"account must be a 12-digit AWS account id, got {self.account!r}")
+        if not self.models:
+            raise ConfigError("models must list at least one target (model_id, region, max_tokens)")
+        seen = set()
+        for target in self.models:
+            if (target.model_id, target.region) in seen:
+                raise ConfigError(
+                    f"models lists {target.model_id} in {target.region} twice; each target must be unique"
+                )
+            seen.add((target.model_id, target.region))
+        _check_range("chat_reserved_concurrency", self.chat_reserved_concurrency, 1, 1000)
+        _check_range("dr_chat_reserved_concurrency", self.dr_chat_reserved_concurrency, 1, 1000)
+        if self.log_retention_days not in _LOG_RETENTION_DAYS:
+            raise ConfigError(
+                f"log_retention_days must be one of {sorted(_LOG_RETENTION_DAYS)}, got {self.log_retention_days}"
+            )
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.app_name}-{self.env_name}"
+
+    @property
+    def regions(self) -> tuple[str, str]:
+        return (self.primary_region, self.dr_region)
+
+    def reserved_concurrency(self, region: str) -> int:
+        return self.chat_reserved_concurrency if region == self.primary_region else self.dr_chat_reserved_concurrency
+
+    def chain_for(self, region: str) -> tuple[ModelTarget, ...]:
+        """The failover chain as seen from `region`: targets in the local region first, order kept."""
+        return tuple(sorted(self.models, key=lambda target: target.region != region))
+
+    def worker_sizing(self) -> WorkerSizing:
+        """Worker concurrency from the first target's quota, so the worker cannot drive the model far
+        past it: jobs/min = min(rpm, tpm / tokens per job); in-flight jobs = jobs/s x time per job.
+        One job per batch: each is one model call, so a bigger batch only serialises calls and
+        widens the redelivery of a partial failure."""
+        primary = self.models[0]
+        jobs_per_minute = min(primary.quota_rpm, primary.quota_tpm / self.jobs.expected_tokens_per_job)
+        concurrency = math.floor(jobs_per_minute / 60 * self.jobs.expected_job_s)
+        return WorkerSizing(
+            max_concurrency=max(2, min(1000, concurrency)),  # 2: the SQS event source's minimum
+            batch_size=1,
+            jobs_per_minute=jobs_per_minute,
+        )
+
+    @classmethod
+    def from_context(cls, raw: Mapping[str, Any] | None) -> AppConfig:
+        """Build and validate the config from the `bulwark` context object.
+
+        The allowed keys, their types and defaults come from the dataclass fields themselves, so a
+        new setting is declared once (with its default) and is parsed and checked from there.
+        """
+        if raw is None:
+            raise ConfigError(f"context key {CONTEXT_KEY!r} is missing from cdk.json")
+        if not isinstance(raw, Mapping):
+            raise ConfigError(f"context key {CONTEXT_KEY!r} must be an object, got {type(raw).__name__}")
+        return _parse_object(cls, raw, name=CONTEXT_KEY, prefix="")
+
+
+# The retention periods CloudWatch Logs accepts.
+_LOG_RETENTION_DAYS = {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+                       3288, 3653}  # fmt: skip

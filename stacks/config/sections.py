@@ -1,0 +1,245 @@
+"""The config's sections (limits, throttling, jobs, gateway, guardrail, keys, auth): fields with defaults and checks."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from stacks.config.parsing import ConfigError, _check_range
+
+
+@dataclass(frozen=True, kw_only=True)
+class RequestLimits:
+    max_message_chars: int = 8000
+    max_history_turns: int = 20
+    max_body_bytes: int = 65536
+    user_requests_per_minute: int = 60  # per signed-in user, POST /chat and /jobs together (0: no limit)
+
+    def __post_init__(self) -> None:
+        _check_range("limits.max_message_chars", self.max_message_chars, 1, 100_000)
+        _check_range("limits.max_history_turns", self.max_history_turns, 0, 200)
+        _check_range("limits.max_body_bytes", self.max_body_bytes, 1024, 6 * 1024 * 1024)
+        _check_range("limits.user_requests_per_minute", self.user_requests_per_minute, 0, 100_000)
+        if self.max_body_bytes < self.max_message_chars:
+            raise ConfigError(
+                "limits.max_body_bytes must be at least limits.max_message_chars "
+                f"({self.max_message_chars}), got {self.max_body_bytes}"
+            )
+
+
+GUARDRAIL_STRENGTHS = ("NONE", "LOW", "MEDIUM", "HIGH")
+# The sensitive-information (PII) entity types Bedrock guardrails detect.
+PII_ENTITY_TYPES = (
+    "ADDRESS", "AGE", "AWS_ACCESS_KEY", "AWS_SECRET_KEY", "CA_HEALTH_NUMBER", "CA_SOCIAL_INSURANCE_NUMBER",
+    "CREDIT_DEBIT_CARD_CVV", "CREDIT_DEBIT_CARD_EXPIRY", "CREDIT_DEBIT_CARD_NUMBER", "DRIVER_ID", "EMAIL",
+    "INTERNATIONAL_BANK_ACCOUNT_NUMBER", "IP_ADDRESS", "LICENSE_PLATE", "MAC_ADDRESS", "NAME", "PASSWORD", "PHONE",
+    "PIN", "SWIFT_CODE", "UK_NATIONAL_HEALTH_SERVICE_NUMBER", "UK_NATIONAL_INSURANCE_NUMBER",
+    "UK_UNIQUE_TAXPAYER_REFERENCE_NUMBER", "URL", "USERNAME", "US_BANK_ACCOUNT_NUMBER", "US_BANK_ROUTING_NUMBER",
+    "US_INDIVIDUAL_TAX_IDENTIFICATION_NUMBER", "US_PASSPORT_NUMBER", "US_SOCIAL_SECURITY_NUMBER",
+    "VEHICLE_IDENTIFICATION_NUMBER",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
+class GuardrailConfig:
+    """The Bedrock guardrail each region creates and applies to every model call, on the question and the answer.
+
+    `guardrail: true/false` (the original switch) still parses: it sets `enabled` and keeps these defaults.
+    """
+
+    enabled: bool = True
+    # Prompt attacks (jailbreaks, injected instructions): Bedrock assesses them on input only.
+    prompt_attack: str = "HIGH"
+    # Hate, insults, sexual content, violence and misconduct: one strength for questions, one for answers.
+    content_input: str = "MEDIUM"
+    content_output: str = "MEDIUM"
+    # PII found in an answer is masked ({EMAIL}, {PHONE}, ...) and the answer is flagged guardrail_intervened.
+    pii_anonymize: tuple[str, ...] = (
+        "EMAIL", "PHONE", "ADDRESS", "US_SOCIAL_SECURITY_NUMBER", "US_PASSPORT_NUMBER", "DRIVER_ID",
+        "US_BANK_ACCOUNT_NUMBER", "INTERNATIONAL_BANK_ACCOUNT_NUMBER", "UK_NATIONAL_INSURANCE_NUMBER",
+    )  # fmt: skip
+    # Credentials and card data block the question (before any model sees it) and the answer.
+    pii_block: tuple[str, ...] = (
+        "AWS_ACCESS_KEY", "AWS_SECRET_KEY", "PASSWORD", "CREDIT_DEBIT_CARD_NUMBER", "CREDIT_DEBIT_CARD_CVV", "PIN",
+    )  # fmt: skip
+
+    def __post_init__(self) -> None:
+        for key in ("prompt_attack", "content_input", "content_output"):
+            if getattr(self, key) not in GUARDRAIL_STRENGTHS:
+                raise ConfigError(
+                    f"guardrail.{key} must be one of {', '.join(GUARDRAIL_STRENGTHS)}, got {getattr(self, key)!r}"
+                )
+        for key in ("pii_anonymize", "pii_block"):
+            unknown = sorted(set(getattr(self, key)) - set(PII_ENTITY_TYPES))
+            if unknown:
+                raise ConfigError(
+                    f"guardrail.{key} lists unknown PII entity types {', '.join(unknown)}; "
+                    f"known: {', '.join(PII_ENTITY_TYPES)}"
+                )
+        both = sorted(set(self.pii_anonymize) & set(self.pii_block))
+        if both:
+            raise ConfigError(f"guardrail: {', '.join(both)} is in both pii_anonymize and pii_block; choose one")
+        if self.enabled and not self.filters_anything:
+            raise ConfigError(
+                "guardrail.enabled is true but every filter is off: set a strength other than NONE or list PII "
+                "types, or set guardrail to false"
+            )
+
+    @property
+    def filters_anything(self) -> bool:
+        strengths = (self.prompt_attack, self.content_input, self.content_output)
+        return any(strength != "NONE" for strength in strengths) or bool(self.pii_anonymize or self.pii_block)
+
+
+def _guardrail_switch(value: Any) -> Any:
+    """Keep `guardrail: true/false` working: the boolean becomes `{"enabled": ...}` with the default filters."""
+    if isinstance(value, bool):
+        return {"enabled": value}
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            "guardrail must be true or false, or an object with enabled, prompt_attack, content_input, "
+            f"content_output, pii_anonymize, pii_block; got {type(value).__name__} {value!r}"
+        )
+    return value
+
+
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+
+
+@dataclass(frozen=True, kw_only=True)
+class KeysConfig:
+    """Who administers the KMS keys. Administrators manage (policy, rotation, deletion) but cannot encrypt or
+    decrypt; the app's roles use the keys only through DynamoDB, SQS, SNS and AWS Backup."""
+
+    # IAM roles allowed to administer the keys, besides the CDK deployment role (CloudFormation must be able
+    # to update the keys it created). Empty: only the deployment role, and the root user as break-glass.
+    admin_role_arns: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for arn in self.admin_role_arns:
+            if not _ROLE_ARN.match(arn):
+                raise ConfigError(
+                    f"keys.admin_role_arns entries must be IAM role ARNs (arn:aws:iam::<account>:role/<name>), "
+                    f"got {arn!r}"
+                )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApiThrottling:
+    rate_limit: float = 50.0  # steady requests per second for the stage
+    burst_limit: int = 100
+    waf_rate_limit_per_5min: int = 1000  # per client IP
+
+    def __post_init__(self) -> None:
+        _check_range("throttling.rate_limit", self.rate_limit, 1, 10_000)
+        _check_range("throttling.burst_limit", self.burst_limit, 1, 5_000)
+        _check_range("throttling.waf_rate_limit_per_5min", self.waf_rate_limit_per_5min, 10, 2_000_000_000)
+        if self.burst_limit < self.rate_limit:
+            raise ConfigError(
+                f"throttling.burst_limit ({self.burst_limit}) must be at least throttling.rate_limit "
+                f"({self.rate_limit})"
+            )
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobsConfig:
+    max_age_s: int = 3600  # older jobs fail with a reason instead of being answered late
+    worker_timeout_s: int = 120
+    deadline_s: int = 90  # per model answer in the worker
+    expected_job_s: float = 10.0  # typical time to answer one job, for sizing concurrency
+    expected_tokens_per_job: int = 3000  # typical input + output tokens of one job, for sizing
+    max_receive_count: int = 4  # receives before a message goes to the DLQ (contract: 3-5)
+    retention_days: int = 4
+    max_open_per_user: int = 20  # queued or running jobs one user may have at once (0: no limit)
+    backoff_s: int = 5  # first requeue delay of a job the model could not answer now; doubles up to 300 s
+    shed_to_jobs: bool = False  # /chat under load: accept as a job (202) instead of 503
+
+    def __post_init__(self) -> None:
+        _check_range("jobs.max_age_s", self.max_age_s, 60, 14 * 86_400)
+        _check_range("jobs.worker_timeout_s", self.worker_timeout_s, 30, 900)
+        _check_range("jobs.deadline_s", self.deadline_s, 5, 840)
+        _check_range("jobs.expected_job_s", self.expected_job_s, 0.5, 600)
+        _check_range("jobs.expected_tokens_per_job", self.expected_tokens_per_job, 10, 1_000_000)
+        _check_range("jobs.max_receive_count", self.max_receive_count, 3, 5)
+        _check_range("jobs.retention_days", self.retention_days, 1, 14)
+        _check_range("jobs.backoff_s", self.backoff_s, 1, 300)
+        _check_range("jobs.max_open_per_user", self.max_open_per_user, 0, 10_000)
+        if self.deadline_s > self.worker_timeout_s - 10:
+            raise ConfigError(
+                f"jobs.deadline_s ({self.deadline_s}) must leave at least 10 s of jobs.worker_timeout_s "
+                f"({self.worker_timeout_s}) for writing the result"
+            )
+        if self.max_age_s > self.retention_days * 86_400:
+            raise ConfigError("jobs.max_age_s must not exceed the queue's retention (jobs.retention_days)")
+
+    @property
+    def visibility_timeout_s(self) -> int:
+        """Contract: at least 6x the consumer's timeout."""
+        return 6 * self.worker_timeout_s
+
+
+@dataclass(frozen=True, kw_only=True)
+class GatewayConfig:
+    """How the model gateway behaves when targets fail (the resilience contract's tunables)."""
+
+    breaker_open_s: float = 30.0  # how long an open breaker skips its target before a probe
+    degraded_status: int = 200  # no model answered: 200 with degraded=true, or 503 + Retry-After
+
+    def __post_init__(self) -> None:
+        _check_range("gateway.breaker_open_s", self.breaker_open_s, 1, 600)
+        if self.degraded_status not in (200, 503):
+            raise ConfigError(f"gateway.degraded_status must be 200 or 503, got {self.degraded_status}")
+
+
+MFA_CHOICES = ("required", "optional", "off")
+_EMAIL_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_OAUTH_URL = re.compile(r"^(https://[^\s/?#]+|http://localhost(:\d+)?)(/[^\s#]*)?$")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuthConfig:
+    """Sign-in for a public app: who may create an account, the second factor, and the OAuth client."""
+
+    # Anyone may create an account (and spend model quota): off by default; admins invite users instead.
+    self_sign_up: bool = False
+    # With self_sign_up: only these email domains may sign up (a pre-sign-up Lambda trigger); empty = any.
+    sign_up_email_domains: tuple[str, ...] = ()
+    # TOTP second factor: "required" (every user enrols at first sign-in), "optional" or "off".
+    mfa: str = "required"
+    # OAuth (authorization code flow) on the web app client only when callback URLs are given; the web UI
+    # itself signs in with SRP and needs none. A Cognito domain (hosted UI) is not created by this app.
+    oauth_callback_urls: tuple[str, ...] = ()
+    oauth_logout_urls: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.mfa not in MFA_CHOICES:
+            raise ConfigError(f"auth.mfa must be one of {', '.join(MFA_CHOICES)}, got {self.mfa!r}")
+        if self.sign_up_email_domains and not self.self_sign_up:
+            raise ConfigError("auth.sign_up_email_domains needs auth.self_sign_up: true (it limits self sign-up)")
+        for domain in self.sign_up_email_domains:
+            if not _EMAIL_DOMAIN.match(domain):
+                raise ConfigError(
+                    f"auth.sign_up_email_domains entries must be lower-case domain names such as example.com, "
+                    f"got {domain!r}"
+                )
+        for key in ("oauth_callback_urls", "oauth_logout_urls"):
+            for url in getattr(self, key):
+                if not _OAUTH_URL.match(url):
+                    raise ConfigError(
+                        f"auth.{key} entries must be https:// URLs (http://localhost for development), got {url!r}"
+                    )
+        if self.oauth_logout_urls and not self.oauth_callback_urls:
+            raise ConfigError("auth.oauth_logout_urls needs auth.oauth_callback_urls (OAuth is off without them)")
+
+    @property
+    def oauth(self) -> bool:
+        return bool(self.oauth_callback_urls)
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerSizing:
+    max_concurrency: int
+    batch_size: int
+    jobs_per_minute: float
