@@ -142,7 +142,46 @@ _C = TypeVar("_C", bound=EnvContract)
 
 
 @dataclass(frozen=True, kw_only=True)
-class Settings(EnvContract):
+class KnowledgeSettings(EnvContract):
+    """Where the documents and their vectors live in this region, and how they are embedded and retrieved.
+
+    Shared by the API Lambda (uploads, retrieval), the worker (retrieval) and the ingest Lambda. Unset
+    names: knowledge is off in that function (no uploads, answers from the model alone)."""
+
+    documents_table_name: str | None = var("DOCUMENTS_TABLE_NAME", STR, None, optional=True)
+    documents_bucket: str | None = var("DOCUMENTS_BUCKET", STR, None, optional=True)
+    vector_bucket_name: str | None = var("VECTOR_BUCKET_NAME", STR, None, optional=True)
+    vector_index_name: str | None = var("VECTOR_INDEX_NAME", STR, None, optional=True)
+    embedding_model_id: str = var("EMBEDDING_MODEL_ID", STR, "amazon.titan-embed-text-v2:0")
+    embedding_dimensions: int = var("EMBEDDING_DIMENSIONS", INT, 1024)
+    max_document_bytes: int = var("MAX_DOCUMENT_BYTES", INT, 10 * 1024 * 1024)
+    retrieval_top_k: int = var("RETRIEVAL_TOP_K", INT, 5)
+    retrieval_context_chars: int = var("RETRIEVAL_CONTEXT_CHARS", INT, 6000)  # passages fitted into the prompt
+    retrieval_deadline_s: float = var("RETRIEVAL_DEADLINE_SECONDS", FLOAT, 3.0)  # embed + query, then answer anyway
+
+    @property
+    def knowledge_enabled(self) -> bool:
+        return bool(self.documents_table_name and self.vector_bucket_name and self.vector_index_name)
+
+
+@dataclass(frozen=True, kw_only=True)
+class IngestSettings(KnowledgeSettings):
+    """The ingest Lambda: parse, chunk, embed (paced to its share of the embedding quota), store vectors."""
+
+    chunk_chars: int = var("CHUNK_CHARS", INT, 1200)
+    chunk_overlap: int = var("CHUNK_OVERLAP", INT, 150)
+    max_document_pages: int = var("MAX_DOCUMENT_PAGES", INT, 300)
+    max_document_characters: int = var("MAX_DOCUMENT_CHARACTERS", INT, 1_000_000)
+    embed_rate_per_s: float | None = var(
+        "EMBED_RATE_PER_SECOND", FLOAT, None, optional=True
+    )  # this environment's share
+    ingest_deadline_s: float = var("INGEST_DEADLINE_SECONDS", FLOAT, 240.0)  # per document, under the Lambda timeout
+    breaker_open_s: float = var("BREAKER_OPEN_SECONDS", FLOAT, 30.0)
+    max_receive_count: int = var("MAX_RECEIVE_COUNT", INT, 4)  # the document fails with its reason on the last one
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings(KnowledgeSettings):
     """What a Lambda of this app reads from its environment. Chat and worker share the contract."""
 
     table_name: str = var("TABLE_NAME", STR)
@@ -194,4 +233,5 @@ class SignUpSettings(EnvContract):
 
 def variable_names() -> tuple[str, ...]:
     """Every variable of the contracts, for checks that a template sets nothing unknown."""
-    return tuple(item.metadata["env"] for contract in (Settings, SignUpSettings) for item in fields(contract))
+    contracts = (Settings, IngestSettings, SignUpSettings)
+    return tuple(dict.fromkeys(item.metadata["env"] for contract in contracts for item in fields(contract)))

@@ -21,6 +21,7 @@ from stacks.config.sections import (
     GuardrailConfig,
     JobsConfig,
     KeysConfig,
+    KnowledgeConfig,
     RequestLimits,
     WorkerSizing,
     _guardrail_switch,
@@ -28,7 +29,8 @@ from stacks.config.sections import (
 
 __all__ = [
     "CONTEXT_KEY", "INFERENCE_PROFILE_DESTINATIONS", "ApiThrottling", "AppConfig", "AuthConfig", "ConfigError",
-    "GatewayConfig", "GuardrailConfig", "JobsConfig", "KeysConfig", "ModelTarget", "RequestLimits", "WorkerSizing",
+    "GatewayConfig", "GuardrailConfig", "JobsConfig", "KeysConfig", "KnowledgeConfig", "ModelTarget",
+    "RequestLimits", "WorkerSizing",
 ]  # fmt: skip
 
 CONTEXT_KEY = "bulwark"
@@ -57,6 +59,7 @@ class AppConfig:
     jobs: JobsConfig = field(default_factory=JobsConfig)
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
+    knowledge: KnowledgeConfig = field(default_factory=KnowledgeConfig)
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.app_name):

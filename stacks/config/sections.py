@@ -243,3 +243,48 @@ class WorkerSizing:
     max_concurrency: int
     batch_size: int
     jobs_per_minute: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class KnowledgeConfig:
+    """Documents in, grounded answers out: the embedding model and its quota, chunking, limits, retrieval."""
+
+    enabled: bool = True
+    embedding_model_id: str = "amazon.titan-embed-text-v2:0"
+    dimensions: int = 1024  # Titan Text Embeddings v2: 256, 512 or 1024
+    chunk_chars: int = 1200
+    chunk_overlap: int = 150
+    max_upload_bytes: int = 10 * 1024 * 1024
+    max_pages: int = 300
+    max_characters: int = 1_000_000
+    # The embedding model's quota (Service Quotas): the ingest pipeline's parallelism and pacing come from it.
+    embed_quota_rpm: int = 600
+    embed_quota_tpm: int = 300_000
+    expected_tokens_per_chunk: int = 350
+    top_k: int = 5
+    context_chars: int = 6000
+    noncurrent_version_days: int = 30  # old versions of an overwritten or deleted document are kept this long
+    ingest_timeout_s: int = 300
+    max_receive_count: int = 4
+
+    def __post_init__(self) -> None:
+        if self.dimensions not in (256, 512, 1024):
+            raise ConfigError(f"knowledge.dimensions must be 256, 512 or 1024 (Titan v2), got {self.dimensions}")
+        _check_range("knowledge.chunk_chars", self.chunk_chars, 200, 8000)
+        _check_range("knowledge.chunk_overlap", self.chunk_overlap, 0, self.chunk_chars // 2)
+        _check_range("knowledge.max_upload_bytes", self.max_upload_bytes, 1024, 100 * 1024 * 1024)
+        _check_range("knowledge.max_pages", self.max_pages, 1, 5000)
+        _check_range("knowledge.max_characters", self.max_characters, 1000, 20_000_000)
+        _check_range("knowledge.embed_quota_rpm", self.embed_quota_rpm, 1, 1_000_000)
+        _check_range("knowledge.embed_quota_tpm", self.embed_quota_tpm, 1000, 100_000_000)
+        _check_range("knowledge.expected_tokens_per_chunk", self.expected_tokens_per_chunk, 10, 8192)
+        _check_range("knowledge.top_k", self.top_k, 1, 100)
+        _check_range("knowledge.context_chars", self.context_chars, 500, 100_000)
+        _check_range("knowledge.noncurrent_version_days", self.noncurrent_version_days, 1, 3650)
+        _check_range("knowledge.ingest_timeout_s", self.ingest_timeout_s, 60, 900)
+        _check_range("knowledge.max_receive_count", self.max_receive_count, 3, 5)
+
+    @property
+    def embeds_per_second(self) -> float:
+        """Embedding calls per second the quota allows (requests and tokens, whichever binds)."""
+        return min(self.embed_quota_rpm, self.embed_quota_tpm / self.expected_tokens_per_chunk) / 60
