@@ -3,11 +3,12 @@
 Layout (one table, partitioned by the caller's Cognito `sub`, so a user can only ever address
 their own items):
     pk=<sub>  sk=C#<conversation id>            header: title, created_at, updated_at, turn_count
-    pk=<sub>  sk=T#<conversation id>#<000042>   one question/answer turn
+    pk=<sub>  sk=T#<conversation id>#<000042>   one question/answer turn (its citations as a JSON list)
 """
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -15,7 +16,7 @@ from botocore.exceptions import ClientError
 
 from adapters.aws_errors import THROTTLING_CODES, cancellation_codes, dependency, throttled
 from core.errors import Conflict
-from core.models import Conversation, TargetRef, Turn, Usage
+from core.models import Citation, Conversation, TargetRef, Turn, Usage
 
 _BATCH = 25
 _UNPROCESSED_ROUNDS = 5
@@ -88,6 +89,8 @@ class DynamoConversationStore:
         }
         if turn.cache_key:
             turn_item["cache_key"] = {"S": turn.cache_key}
+        if turn.citations:
+            turn_item["citations"] = {"S": json.dumps([citation.to_api() for citation in turn.citations])}
         if expected_turns == 0:
             header: dict[str, Any] = {
                 "Put": {
@@ -202,4 +205,11 @@ def _turn(item: dict[str, Any]) -> Turn:
         target=TargetRef(model_id=item["model_id"]["S"], region=item["region"]["S"]),
         usage=Usage(input_tokens=int(item["input_tokens"]["N"]), output_tokens=int(item["output_tokens"]["N"])),
         cache_key=item.get("cache_key", {}).get("S"),
+        citations=_citations(item.get("citations", {}).get("S")),
     )
+
+
+def _citations(raw: str | None) -> tuple[Citation, ...]:
+    if not raw:
+        return ()
+    return tuple(Citation.from_api(entry) for entry in json.loads(raw))

@@ -6,9 +6,11 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from core.errors import Conflict, DependencyUnavailable, NotFound
+from core.gateway import NONE_TARGET
 from core.models import (
     ChatAnswer,
     ChatRequest,
@@ -16,10 +18,12 @@ from core.models import (
     Limits,
     Message,
     ModelReply,
+    TargetRef,
     Turn,
     validate_conversation_id,
 )
 from core.ports import ChatModel, ConversationResidue, ConversationStore
+from core.retrieval import PASSAGES_TARGET, Retrieval, Retriever, extractive_answer, grounded_system_prompt
 
 SYSTEM_PROMPT = (
     "You are Bulwark, a concise and honest assistant. If you do not know, say so. "
@@ -46,8 +50,10 @@ class ChatService:
         timer: Callable[[], float] = time.monotonic,
         store_reserve_s: float = 0.0,
         residue: ConversationResidue | None = None,
+        retriever: Retriever | None = None,
     ) -> None:
         self._store = store
+        self._retriever = retriever  # the caller's documents as context; None: answers from the model alone
         self._residue = residue  # the conversation's text outside its table: cached answers, jobs
         self._model = model
         self._limits = limits
@@ -82,24 +88,40 @@ class ChatService:
                 for message in (Message(role="user", text=turn.user), Message(role="assistant", text=turn.assistant))
             ]
         budget = self._deadline_s if remaining_s is None else min(self._deadline_s, remaining_s - self._store_reserve_s)
+        retrieval: Retrieval | None = None
+        if self._retriever is not None:
+            # Its own short deadline, out of the request's: whatever it finds (or not), the model still answers.
+            retrieval = self._retriever.retrieve(
+                user_id, request.message, deadline_s=budget - (self._timer() - started)
+            )
         deadline = max(0.0, budget - (self._timer() - started))
         reply = self._model.converse(
-            system=SYSTEM_PROMPT,
+            system=grounded_system_prompt(SYSTEM_PROMPT, retrieval) if retrieval else SYSTEM_PROMPT,
             messages=[*history, Message(role="user", text=request.message)],
             deadline_s=deadline,
             scope=user_id,
         )
+        citations = retrieval.citations if retrieval else ()
+        report = retrieval.report if retrieval else None
         if reply.degraded:
+            text, target = reply.text, reply.target
+            if retrieval and retrieval.citations and reply.target == NONE_TARGET:
+                # No model and no cached answer: quote the best passages rather than only apologise.
+                text, target = extractive_answer(retrieval), TargetRef(model_id=PASSAGES_TARGET, region="-")
+            else:
+                citations = ()  # a canned or cached answer: not written from these passages
             # Not stored: a degraded answer must not become history the model later builds on.
             return ChatAnswer(
                 conversation_id=conversation_id if request.conversation_id else None,
-                answer=reply.text,
+                answer=text,
                 usage=reply.usage,
-                target=reply.target,
+                target=target,
                 turn=None,
                 degraded=True,
                 degraded_reason=reply.degraded_reason,
                 saved=False,
+                citations=citations,
+                retrieval=report,
             )
         turn = Turn(
             index=turn_count,
@@ -109,13 +131,14 @@ class ChatService:
             target=reply.target,
             usage=reply.usage,
             cache_key=reply.cache_key,
+            citations=citations,
         )
         try:
             self._store.append_turn(user_id, conversation_id, expected_turns=turn_count, turn=turn, title=title)
         except Conflict:
             raise
         except Exception as error:
-            return self._unsaved(request, reply, error)
+            return replace(self._unsaved(request, reply, error), citations=citations, retrieval=report)
         return ChatAnswer(
             conversation_id=conversation_id,
             answer=reply.text,
@@ -123,6 +146,8 @@ class ChatService:
             target=reply.target,
             turn=turn_count,
             guardrail_intervened=reply.guardrail_intervened,
+            citations=citations,
+            retrieval=report,
         )
 
     def _unsaved(self, request: ChatRequest, reply: ModelReply, error: Exception) -> ChatAnswer:

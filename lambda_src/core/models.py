@@ -114,6 +114,56 @@ class ModelReply:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Citation:
+    """A passage of one of the caller's documents that an answer was given with: source `[n]` in the prompt."""
+
+    source: int  # the number the prompt gave the passage: [1], [2], ...
+    document_id: str
+    name: str | None  # the document's file name, when the catalog knew it
+    page: int | None  # 1-based; None for formats without pages
+    snippet: str
+    score: float
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "document_id": self.document_id,
+            "name": self.name,
+            "page": self.page,
+            "snippet": self.snippet,
+            "score": round(self.score, 4),
+        }
+
+    @classmethod
+    def from_api(cls, raw: dict[str, Any]) -> Citation:
+        page = raw.get("page")
+        name = raw.get("name")
+        return cls(
+            source=int(raw["source"]),
+            document_id=str(raw["document_id"]),
+            name=str(name) if name is not None else None,
+            page=int(page) if page is not None else None,
+            snippet=str(raw.get("snippet", "")),
+            score=float(raw.get("score", 0.0)),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetrievalReport:
+    """Whether an answer was given with passages of the caller's documents, and if not, why not."""
+
+    used: bool
+    reason: str | None = None
+    passages: int = 0
+
+    def to_api(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"used": self.used, "passages": self.passages}
+        if self.reason is not None:
+            body["reason"] = self.reason
+        return body
+
+
+@dataclass(frozen=True, kw_only=True)
 class Turn:
     index: int
     user: str
@@ -122,6 +172,7 @@ class Turn:
     target: TargetRef
     usage: Usage
     cache_key: str | None = None  # the response-cache entry this turn's answer was stored under, if any
+    citations: tuple[Citation, ...] = ()  # the passages the answer was given with
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -155,6 +206,7 @@ class Conversation:
                     "created_at": turn.created_at,
                     "target": {"model_id": turn.target.model_id, "region": turn.target.region},
                     "usage": _usage(turn.usage),
+                    "citations": [citation.to_api() for citation in turn.citations],
                 }
                 for turn in self.turns
             ],
@@ -173,6 +225,8 @@ class ChatAnswer:
     guardrail_intervened: bool = False
     saved: bool = True  # False when the turn is not in the history: degraded, or its write failed
     save_error: str | None = None  # why the write failed (the answer is given all the same)
+    citations: tuple[Citation, ...] = ()  # the passages of the caller's documents the answer was given with
+    retrieval: RetrievalReport | None = None  # None where retrieval is not configured
 
     def to_api(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -184,7 +238,10 @@ class ChatAnswer:
             "degraded": self.degraded,
             "guardrail_intervened": self.guardrail_intervened,
             "saved": self.saved,
+            "citations": [citation.to_api() for citation in self.citations],
         }
+        if self.retrieval is not None:
+            body["retrieval"] = self.retrieval.to_api()
         if self.degraded:
             body["degraded_reason"] = self.degraded_reason
         if self.save_error is not None:
