@@ -304,3 +304,116 @@ class TextChunker(Protocol):
     def chunk(self, document: ParsedDocument) -> list[Chunk]:
         """Passages in document order, each inside one page; the same document always gives the same chunks."""
         ...
+
+
+# --- Document records: what the user sees of an upload, per region ------------------------------------------
+# The Documents table is global, and each region ingests its own (replicated) copy of the object into its own
+# vector index, so a document has one status per region. Transitions are conditional on the S3 event's
+# sequencer, so an event that arrives late (SQS does not keep order) never overwrites a newer version's state.
+
+SEQUENCER_WIDTH = 32
+
+
+class DocumentState(StrEnum):
+    UPLOADING = "uploading"  # the API handed out an upload form; no object event seen in this region yet
+    INGESTING = "ingesting"
+    READY = "ready"
+    FAILED = "failed"
+    DELETED = "deleted"
+
+
+def normalize_sequencer(sequencer: str) -> str:
+    """S3's `sequencer` as a fixed-width string, so comparing strings compares the hexadecimal values.
+
+    S3 sequencers for one key are hexadecimal numbers of varying length; the greater value is the later event.
+    Left-padding to one width makes string order (which is all a DynamoDB condition can compare) numeric order.
+    """
+    text = sequencer.strip().upper()
+    if not text or len(text) > SEQUENCER_WIDTH or any(c not in "0123456789ABCDEF" for c in text):
+        raise ValueError(f"sequencer must be 1-{SEQUENCER_WIDTH} hexadecimal digits, got {sequencer!r}")
+    return text.rjust(SEQUENCER_WIDTH, "0")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RegionStatus:
+    """One region's view of a document: the state of the newest object event it has taken on."""
+
+    state: DocumentState
+    version_id: str | None = None
+    sequencer: str | None = None  # normalized; None while uploading (no event yet) or after an API delete
+    chunks: int | None = None  # ready only
+    code: str | None = None  # failed only: a RejectionCode value or one of the pipeline's own codes
+    reason: str | None = None  # failed only: the sentence for the user
+    updated_at: float = 0.0
+    lease_until: float | None = None  # ingesting only: another event of the document waits until then
+
+
+@dataclass(frozen=True, kw_only=True)
+class DocumentRecord:
+    owner: str
+    document_id: str
+    name: str
+    content_type: str
+    size: int
+    version_id: str | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    status: dict[str, RegionStatus]
+
+    def status_in(self, region: str) -> RegionStatus | None:
+        return self.status.get(region)
+
+
+class Claim(StrEnum):
+    """What happened when an object event asked to take a document on in one region."""
+
+    STARTED = "started"  # this event owns the document's ingest in this region until its lease ends
+    STALE = "stale"  # a newer event (or this one, already finished) is recorded: nothing to do, ack it
+    BUSY = "busy"  # an older event is still ingesting under its lease: try again later
+
+
+class DocumentStore(Protocol):
+    """Document records (pk owner, sk document id). Every read and write is scoped by owner.
+
+    Failures: core.errors.DependencyUnavailable when the table throttles or is unreachable (retry later).
+    """
+
+    def create(self, record: DocumentRecord) -> bool:
+        """Store a new record (the API, before the upload); False if the id already exists (nothing changed)."""
+        ...
+
+    def get(self, owner: str, document_id: str) -> DocumentRecord | None: ...
+
+    def list_documents(self, owner: str) -> list[DocumentRecord]:
+        """The owner's documents, newest first."""
+        ...
+
+    def claim(
+        self,
+        owner: str,
+        document_id: str,
+        region: str,
+        *,
+        sequencer: str,
+        version_id: str,
+        name: str,
+        content_type: str,
+        size: int,
+        lease_until: float,
+    ) -> Claim:
+        """Mark the document `ingesting` in `region` for this event, unless a newer event is recorded (STALE)
+        or an older one still holds its lease (BUSY). The same event may claim again (a retry) unless it
+        finished (`ready`/`deleted`). Creates the record if the API did not (an upload by other means)."""
+        ...
+
+    def mark_ready(self, owner: str, document_id: str, region: str, *, sequencer: str, chunks: int) -> bool:
+        """`ready` with its chunk count, only if this event still owns the ingest; False otherwise."""
+        ...
+
+    def mark_failed(self, owner: str, document_id: str, region: str, *, sequencer: str, code: str, reason: str) -> bool:
+        """`failed` with a code and the user's reason, only if this event still owns the ingest."""
+        ...
+
+    def mark_deleted(self, owner: str, document_id: str, region: str, *, sequencer: str | None) -> bool:
+        """`deleted`, unless a newer event is recorded; `sequencer=None` (the API's delete) always applies."""
+        ...
