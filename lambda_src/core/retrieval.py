@@ -57,8 +57,9 @@ class Embedder(Protocol):
 
 
 @dataclass(frozen=True, kw_only=True)
-class DocumentRecord:
-    """One of a user's documents as this region sees it."""
+class DocumentView:
+    """One of a user's documents as the API shows it, with this region's status (the pipeline's own view of
+    the same item is core.documents.DocumentRecord)."""
 
     owner: str
     document_id: str
@@ -94,11 +95,11 @@ class DocumentRecord:
 class DocumentCatalog(Protocol):
     """The caller's document records (partitioned by owner: one user can never address another's)."""
 
-    def create(self, record: DocumentRecord) -> None: ...
+    def create(self, record: DocumentView) -> None: ...
 
-    def get(self, owner: str, document_id: str) -> DocumentRecord | None: ...
+    def get(self, owner: str, document_id: str) -> DocumentView | None: ...
 
-    def list(self, owner: str) -> list[DocumentRecord]:
+    def list(self, owner: str) -> list[DocumentView]:
         """Every record of `owner` (deleted ones included), in any order."""
         ...
 
@@ -344,7 +345,7 @@ class DocumentService:
     def start_upload(self, *, owner: str, body: Any) -> dict[str, Any]:
         request = UploadRequest.parse(body, max_bytes=self._max_bytes)
         now = self._clock()
-        record = DocumentRecord(
+        record = DocumentView(
             owner=owner,
             document_id=self._new_id(),
             name=request.name,
@@ -378,7 +379,7 @@ class DocumentService:
         records.sort(key=lambda record: (record.created_at, record.document_id), reverse=True)
         return [record.to_api() for record in records]
 
-    def get(self, *, owner: str, document_id: str) -> DocumentRecord:
+    def get(self, *, owner: str, document_id: str) -> DocumentView:
         record = self._record(owner, document_id)
         if record.deleted:
             raise NotFound(f"document {document_id} was deleted")
@@ -394,7 +395,7 @@ class DocumentService:
         self._files.delete(object_key(owner, document_id))
         self._index.delete_document(owner, document_id)
 
-    def _record(self, owner: str, document_id: str) -> DocumentRecord:
+    def _record(self, owner: str, document_id: str) -> DocumentView:
         validate_document_id(document_id)
         record = self._catalog.get(owner, document_id)
         if record is None:

@@ -1,4 +1,4 @@
-"""API Lambda: POST /chat, the caller's own /conversations, and /jobs submit and status.
+"""API Lambda: POST /chat, the caller's own /conversations and /documents, and /jobs submit and status.
 
 `bootstrap()` is the composition root: the module calls it once at cold start; the sandbox calls it
 once per simulated execution environment, and tests with their own settings and clients. Each call
@@ -32,8 +32,15 @@ from core.errors import (
 from core.jobs import JobService
 from core.limits import UserLimits
 from core.models import ChatRequest, validate_conversation_id
+from core.retrieval import DocumentService
 from handlers.settings import Settings
-from handlers.wiring import build_chat_service, build_job_service, build_user_limits, data_client
+from handlers.wiring import (
+    build_chat_service,
+    build_document_service,
+    build_job_service,
+    build_user_limits,
+    data_client,
+)
 
 logger = Logger()
 tracer = Tracer(patch_modules=["botocore"])  # only what we call: Bedrock and DynamoDB
@@ -56,12 +63,19 @@ class ChatApi:
     """The routes of one execution environment over its services."""
 
     def __init__(
-        self, *, settings: Settings, service: ChatService, jobs: JobService | None, limits: UserLimits | None = None
+        self,
+        *,
+        settings: Settings,
+        service: ChatService,
+        jobs: JobService | None,
+        limits: UserLimits | None = None,
+        documents: DocumentService | None = None,
     ) -> None:
         self.settings = settings
         self.service = service
         self.jobs = jobs
         self.limits = limits
+        self.documents = documents
         # CORS headers only for the web UI's origin (never "*"); without one configured, none at all.
         cors = CORSConfig(allow_origin=settings.allowed_origin, max_age=3600) if settings.allowed_origin else None
         self.app = app = APIGatewayRestResolver(cors=cors)
@@ -71,6 +85,10 @@ class ChatApi:
         app.get("/conversations")(tracer.capture_method(self.list_conversations))
         app.get("/conversations/<conversation_id>")(tracer.capture_method(self.get_conversation))
         app.delete("/conversations/<conversation_id>")(tracer.capture_method(self.delete_conversation))
+        app.post("/documents")(tracer.capture_method(self.start_upload))
+        app.get("/documents")(tracer.capture_method(self.list_documents))
+        app.get("/documents/<document_id>")(tracer.capture_method(self.get_document))
+        app.delete("/documents/<document_id>")(tracer.capture_method(self.delete_document))
         app.exception_handler(DomainError)(self.domain_error)
         app.not_found(self.not_found)
         app.exception_handler(Exception)(self.unexpected_error)
@@ -103,6 +121,11 @@ class ChatApi:
         if self.jobs is None:
             raise NotFound("jobs are not enabled in this deployment")
         return self.jobs
+
+    def document_service(self) -> DocumentService:
+        if self.documents is None:
+            raise NotFound("documents are not enabled in this deployment")
+        return self.documents
 
     # --- routes -----------------------------------------------------------------------------------
     def chat(self) -> dict[str, Any] | Response[str]:
@@ -155,6 +178,30 @@ class ChatApi:
         self.service.delete_conversation(user_id=self.current_user(), conversation_id=conversation_id)
         return Response(status_code=204, content_type=content_types.APPLICATION_JSON, body="")
 
+    def start_upload(self) -> Response[str]:
+        user = self.current_user()
+        documents = self.document_service()
+        event = self.app.current_event
+        body = json_body(event.body, self.settings, is_base64=bool(event.is_base64_encoded))
+        self.admit(user)
+        created = documents.start_upload(owner=user, body=body)
+        metrics.add_metric(name="DocumentUploadsStarted", unit=MetricUnit.Count, value=1)
+        location = f"/documents/{created['document']['document_id']}"
+        return _json(201, created, {"Location": location})
+
+    def list_documents(self) -> dict[str, Any]:
+        user = self.current_user()
+        return {"documents": self.document_service().list(owner=user)}
+
+    def get_document(self, document_id: str) -> dict[str, Any]:
+        user = self.current_user()
+        return self.document_service().get(owner=user, document_id=document_id).to_api()
+
+    def delete_document(self, document_id: str) -> Response[str]:
+        user = self.current_user()
+        self.document_service().delete(owner=user, document_id=document_id)
+        return Response(status_code=204, content_type=content_types.APPLICATION_JSON, body="")
+
     # --- errors: domain errors map to HTTP here, nowhere else --------------------------------------
     def domain_error(self, error: DomainError) -> Response[str]:
         headers: dict[str, str] = {}
@@ -200,15 +247,22 @@ def _accepted(body: dict[str, Any], *, note: str | None = None, replayed: bool =
 
 
 def bootstrap(
-    settings: Settings | None = None, *, dynamodb: Any = None, sqs: Any = None, bedrock_factory: Any = None
+    settings: Settings | None = None,
+    *,
+    dynamodb: Any = None,
+    sqs: Any = None,
+    bedrock_factory: Any = None,
+    s3: Any = None,
+    s3vectors: Any = None,
 ) -> Handler:
     """Wire one execution environment: settings (default: from the environment) and clients (default:
     botocore's, configured in handlers.wiring) into the services and routes. Returns the handler."""
     settings = settings or Settings.from_env()
-    dynamodb = dynamodb or data_client("dynamodb")  # one client for chat and jobs
+    dynamodb = dynamodb or data_client("dynamodb")  # one client for chat, jobs and documents
     api = ChatApi(
         settings=settings,
-        service=build_chat_service(settings, dynamodb=dynamodb, bedrock_factory=bedrock_factory),
+        service=build_chat_service(settings, dynamodb=dynamodb, bedrock_factory=bedrock_factory, s3vectors=s3vectors),
+        documents=build_document_service(settings, dynamodb=dynamodb, s3=s3, s3vectors=s3vectors),
         jobs=build_job_service(settings, chat=None, dynamodb=dynamodb, sqs=sqs),
         limits=build_user_limits(
             settings,

@@ -22,7 +22,8 @@ from core.jobs import JobService, JobSettings
 from core.limits import UserLimits, UserLimitSettings
 from core.ports import TargetModel
 from core.resilience import BreakerSettings, RateLimiter
-from handlers.settings import Settings, TargetSetting
+from core.retrieval import DocumentService, Retriever
+from handlers.settings import KnowledgeSettings, Settings, TargetSetting
 
 _session: botocore.session.Session | None = None
 _log = logging.getLogger(__name__)
@@ -74,12 +75,15 @@ def build_chat_service(
     bedrock_factory: Any = None,
     gateway_settings: GatewaySettings | None = None,
     secrets: Any = None,
+    retriever: Retriever | None = None,
+    s3vectors: Any = None,
 ) -> ChatService:
     """Composition root: wire the adapters into the core once per cold start.
 
     Clients may be passed in (tests, the local sandbox); by default they are botocore's, configured
     here. botocore directly: boto3's extra layer costs cold-start time and buys nothing for
-    low-level clients. One session, so endpoint data is loaded once.
+    low-level clients. One session, so endpoint data is loaded once. Where the settings name a
+    vector index, answers are grounded in the caller's documents (`retriever`, or one built here).
     """
     session = shared_session()
     gateway_settings = gateway_settings or GatewaySettings(
@@ -128,6 +132,8 @@ def build_chat_service(
         jobs_table=settings.jobs_table_name,
         idempotency_table=settings.idempotency_table_name,
     )
+    if retriever is None and settings.knowledge_enabled:
+        retriever = build_retriever(settings, dynamodb=dynamodb, s3vectors=s3vectors, bedrock_factory=bedrock_factory)
     return ChatService(
         store=store,
         model=gateway,
@@ -135,6 +141,72 @@ def build_chat_service(
         deadline_s=settings.deadline_s,
         residue=residue,
         store_reserve_s=data_call_worst_case_s(),
+        retriever=retriever,
+    )
+
+
+def _region(client: Any) -> str:
+    return str(client.meta.region_name)
+
+
+def build_vector_index(settings: KnowledgeSettings, *, s3vectors: Any = None) -> Any:
+    """This region's S3 Vectors index (imported here: only deployments with knowledge pay for it)."""
+    from adapters.s3vectors import S3VectorIndex
+
+    return S3VectorIndex(
+        client=s3vectors or data_client("s3vectors"),
+        bucket_name=settings.vector_bucket_name or "",
+        index_name=settings.vector_index_name or "",
+        dimension=settings.embedding_dimensions,
+    )
+
+
+def build_retriever(
+    settings: KnowledgeSettings, *, dynamodb: Any, s3vectors: Any = None, bedrock_factory: Any = None
+) -> Retriever:
+    """The question's embedding (in the Lambda's region, no retries, the retrieval deadline as its timeout)
+    and this region's index, with the catalog to name the cited documents."""
+    from adapters.document_catalog import DynamoDocumentCatalog, TitanQuestionEmbedder
+
+    region = _region(dynamodb)
+    if bedrock_factory is not None:
+        client_factory = lambda config: bedrock_factory(region, config)  # noqa: E731
+    else:
+        client_factory = lambda config: shared_session().create_client(  # noqa: E731
+            "bedrock-runtime", region_name=region, config=config
+        )
+    return Retriever(
+        embedder=TitanQuestionEmbedder(
+            client_factory=client_factory,
+            model_id=settings.embedding_model_id,
+            dimensions=settings.embedding_dimensions,
+        ),
+        index=build_vector_index(settings, s3vectors=s3vectors),
+        catalog=DynamoDocumentCatalog(client=dynamodb, table_name=settings.documents_table_name or "", region=region),
+        top_k=settings.retrieval_top_k,
+        context_chars=settings.retrieval_context_chars,
+        deadline_s=settings.retrieval_deadline_s,
+    )
+
+
+def build_document_service(
+    settings: KnowledgeSettings, *, dynamodb: Any, s3: Any = None, s3vectors: Any = None
+) -> DocumentService | None:
+    """The /documents routes' service; None where this deployment has no knowledge configured."""
+    if not (settings.knowledge_enabled and settings.documents_bucket):
+        return None
+    from adapters.document_catalog import DynamoDocumentCatalog, S3DocumentFiles
+
+    region = _region(dynamodb)
+    # SigV4 (presigned POSTs need it) and the regional endpoint, so the upload URL names this region's bucket.
+    s3 = s3 or shared_session().create_client(
+        "s3", region_name=region, config=data_client_config().merge(Config(signature_version="s3v4"))
+    )
+    return DocumentService(
+        catalog=DynamoDocumentCatalog(client=dynamodb, table_name=settings.documents_table_name or "", region=region),
+        files=S3DocumentFiles(client=s3, bucket=settings.documents_bucket),
+        index=build_vector_index(settings, s3vectors=s3vectors),
+        max_bytes=settings.max_document_bytes,
     )
 
 

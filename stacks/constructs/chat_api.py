@@ -19,6 +19,9 @@ UUID_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 # `$` also matches before a final newline in Java's and Python's regexes (API Gateway's validator and the local
 # one): the exact length closes that in every dialect. The Lambda checks the id again with a full match.
 UUID_LENGTH = 36
+# What POST /documents accepts (core.retrieval.ALLOWED_CONTENT_TYPES; a test holds the two equal).
+DOCUMENT_CONTENT_TYPES = ["application/pdf", "text/html", "text/markdown", "text/plain"]
+MAX_DOCUMENT_NAME_CHARS = 255
 # The access log: who (the caller's Cognito `sub`; `$context.identity.user` is empty under Cognito), what,
 # when, and how it ended. Never a body, a header or a token.
 ACCESS_LOG_FIELDS = {
@@ -147,6 +150,27 @@ class ChatRestApi(Construct):
             ),
         )
         validated = {"request_validator": validator, "request_models": {"application/json": chat_request}}
+        upload_request = self.api.add_model(
+            "DocumentUploadRequest",
+            content_type="application/json",
+            schema=apigw.JsonSchema(
+                schema=apigw.JsonSchemaVersion.DRAFT4,
+                title="DocumentUploadRequest",
+                type=apigw.JsonSchemaType.OBJECT,
+                required=["name", "content_type", "size"],
+                additional_properties=False,
+                properties={
+                    "name": apigw.JsonSchema(
+                        type=apigw.JsonSchemaType.STRING, min_length=1, max_length=MAX_DOCUMENT_NAME_CHARS
+                    ),
+                    "content_type": apigw.JsonSchema(
+                        type=apigw.JsonSchemaType.STRING, enum=list(DOCUMENT_CONTENT_TYPES)
+                    ),
+                    # No maximum here: past the limit the Lambda answers 413 with the limit in words.
+                    "size": apigw.JsonSchema(type=apigw.JsonSchemaType.INTEGER, minimum=1),
+                },
+            ),
+        )
 
         root = self.api.root
         root.add_resource("chat").add_method("POST", integration, **validated, **auth)
@@ -158,6 +182,18 @@ class ChatRestApi(Construct):
         conversation = conversations.add_resource("{conversation_id}")
         conversation.add_method("GET", integration, **auth)
         conversation.add_method("DELETE", integration, **auth)
+        documents = root.add_resource("documents")
+        documents.add_method(
+            "POST",
+            integration,
+            request_validator=validator,
+            request_models={"application/json": upload_request},
+            **auth,
+        )
+        documents.add_method("GET", integration, **auth)
+        document = documents.add_resource("{document_id}")
+        document.add_method("GET", integration, **auth)
+        document.add_method("DELETE", integration, **auth)
 
         health = root.add_resource("health").add_method(
             "GET",
