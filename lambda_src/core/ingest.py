@@ -218,7 +218,7 @@ class IngestService:
             _log.warning("vector index refused document %s: %s", obj.document_id, error.message)
             return self._fail(obj, sequencer, CODE_NOT_INDEXABLE, NOT_INDEXABLE_REASON)
         if self._documents.mark_ready(
-            obj.owner, obj.document_id, self._region, sequencer=sequencer, chunks=len(vectors)
+            obj.owner, obj.document_id, self._region, sequencer=sequencer, chunk_count=len(vectors)
         ):
             return IngestResult(outcome=IngestOutcome.READY, chunks=len(vectors))
         self._clean_up_superseded(obj.owner, obj.document_id, version)
@@ -242,7 +242,8 @@ class IngestService:
         """A newer event took the document over while this one worked: leave the index as the newer state says."""
         record = self._documents.get(owner, document_id)
         status = record.status_in(self._region) if record else None
-        if status is None or status.state in (DocumentState.DELETED, DocumentState.FAILED):
+        deleted = record is None or record.deleted_at is not None
+        if deleted or status is None or status.state in (DocumentState.DELETED, DocumentState.FAILED):
             self._index.delete_document(owner, document_id)
         elif status.state is DocumentState.READY and status.version_id is not None:
             kept = vector_version(status.version_id)
