@@ -336,28 +336,34 @@ def normalize_sequencer(sequencer: str) -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class RegionStatus:
-    """One region's view of a document: the state of the newest object event it has taken on."""
+    """One region's view of a document: the state of the newest object event it has taken on.
+
+    Stored as `status.<region>` of the record (the API's catalog, adapters.document_catalog, reads `state`,
+    `chunk_count`, `reason` and `updated_at` of its own region); the other fields are the pipeline's."""
 
     state: DocumentState
     version_id: str | None = None
-    sequencer: str | None = None  # normalized; None while uploading (no event yet) or after an API delete
-    chunks: int | None = None  # ready only
+    sequencer: str | None = None  # normalized; None while uploading (no event seen in this region yet)
+    chunk_count: int | None = None  # ready only
     code: str | None = None  # failed only: a RejectionCode value or one of the pipeline's own codes
     reason: str | None = None  # failed only: the sentence for the user
-    updated_at: float = 0.0
-    lease_until: float | None = None  # ingesting only: another event of the document waits until then
+    updated_at: str | None = None  # ISO 8601, UTC
+    lease_until: float | None = None  # ingesting only (epoch seconds): another event waits until then
 
 
 @dataclass(frozen=True, kw_only=True)
 class DocumentRecord:
+    """The pipeline's view of a record; `deleted_at` is set once the user deleted it (in every region)."""
+
     owner: str
     document_id: str
     name: str
     content_type: str
     size: int
     version_id: str | None = None
-    created_at: float = 0.0
-    updated_at: float = 0.0
+    created_at: str | None = None
+    updated_at: str | None = None
+    deleted_at: str | None = None
     status: dict[str, RegionStatus]
 
     def status_in(self, region: str) -> RegionStatus | None:
@@ -373,20 +379,13 @@ class Claim(StrEnum):
 
 
 class DocumentStore(Protocol):
-    """Document records (pk owner, sk document id). Every read and write is scoped by owner.
+    """The ingest pipeline's side of the document records (pk owner, sk document id), scoped by owner. The
+    API's side (create, list, delete) is core.retrieval.DocumentCatalog, on the same items.
 
     Failures: core.errors.DependencyUnavailable when the table throttles or is unreachable (retry later).
     """
 
-    def create(self, record: DocumentRecord) -> bool:
-        """Store a new record (the API, before the upload); False if the id already exists (nothing changed)."""
-        ...
-
     def get(self, owner: str, document_id: str) -> DocumentRecord | None: ...
-
-    def list_documents(self, owner: str) -> list[DocumentRecord]:
-        """The owner's documents, newest first."""
-        ...
 
     def claim(
         self,
@@ -402,11 +401,12 @@ class DocumentStore(Protocol):
         lease_until: float,
     ) -> Claim:
         """Mark the document `ingesting` in `region` for this event, unless a newer event is recorded (STALE)
-        or an older one still holds its lease (BUSY). The same event may claim again (a retry) unless it
-        finished (`ready`/`deleted`). Creates the record if the API did not (an upload by other means)."""
+        or an older one still holds its lease (BUSY), or the user deleted the document (STALE). The same event
+        may claim again (a retry) unless it finished (`ready`/`deleted`). Creates the record if the API did not
+        (an upload by other means)."""
         ...
 
-    def mark_ready(self, owner: str, document_id: str, region: str, *, sequencer: str, chunks: int) -> bool:
+    def mark_ready(self, owner: str, document_id: str, region: str, *, sequencer: str, chunk_count: int) -> bool:
         """`ready` with its chunk count, only if this event still owns the ingest; False otherwise."""
         ...
 
@@ -414,6 +414,7 @@ class DocumentStore(Protocol):
         """`failed` with a code and the user's reason, only if this event still owns the ingest."""
         ...
 
-    def mark_deleted(self, owner: str, document_id: str, region: str, *, sequencer: str | None) -> bool:
-        """`deleted`, unless a newer event is recorded; `sequencer=None` (the API's delete) always applies."""
+    def mark_deleted(self, owner: str, document_id: str, region: str, *, sequencer: str) -> bool:
+        """`deleted` (and `deleted_at`, if not yet set) for an object-removed event, unless a newer event is
+        recorded; False then."""
         ...
