@@ -353,7 +353,7 @@ def test_a_bad_upload_request_is_refused_with_what_to_do(body: Any, error: type[
 
 
 def test_documents_are_listed_newest_first_and_deleted_ones_are_gone() -> None:
-    service, catalog, files, index = documents()
+    service, _, files, index = documents()
     first = service.start_upload(owner=ALICE, body={"name": "a", "content_type": "text/plain", "size": 1})
     second = service.start_upload(owner=ALICE, body={"name": "b", "content_type": "text/plain", "size": 1})
     first_id = first["document"]["document_id"]
