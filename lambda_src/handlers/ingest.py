@@ -268,7 +268,11 @@ def bootstrap(
 
     def record_handler(record: SQSRecord) -> None:
         for event in object_events(record.body):
-            where = {"document_id": event.document_id, "version_id": event.version_id, "created": event.created}
+            where = {
+                "document_id": event.document_id,
+                "version_id": event.version_id,
+                "event": "created" if event.created else "removed",  # not "created": a LogRecord attribute
+            }
             calls, retries = embedder.calls, embedder.retries
             try:
                 result = handle_event(event)
