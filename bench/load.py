@@ -170,31 +170,6 @@ def templates_dir(tmp: Path) -> Path:
     return out
 
 
-def sign_in_users(sandbox: Any, count: int) -> list[str]:
-    import boto3
-
-    cognito = boto3.client("cognito-idp", endpoint_url=sandbox.aws_url, region_name=sandbox.region)
-    tokens = []
-    for index in range(count):
-        username = f"load-{index}@bulwark.local"
-        cognito.admin_create_user(
-            UserPoolId=sandbox.user_pool_id,
-            Username=username,
-            UserAttributes=[{"Name": "email", "Value": username}, {"Name": "email_verified", "Value": "true"}],
-            MessageAction="SUPPRESS",
-        )
-        cognito.admin_set_user_password(
-            UserPoolId=sandbox.user_pool_id, Username=username, Password=PASSWORD, Permanent=True
-        )
-        auth = cognito.initiate_auth(
-            ClientId=sandbox.client_id,
-            AuthFlow="USER_PASSWORD_AUTH",
-            AuthParameters={"USERNAME": username, "PASSWORD": PASSWORD},
-        )
-        tokens.append(auth["AuthenticationResult"]["IdToken"])
-    return tokens
-
-
 def table_items(sandbox: Any) -> int:
     import boto3
 
@@ -234,6 +209,7 @@ def quiet_stdout() -> Any:
 
 def main() -> None:
     from local import sandbox as sandbox_module
+    from local.users import signed_in_users
 
     warnings.filterwarnings("ignore")
     global REPORT
@@ -244,7 +220,7 @@ def main() -> None:
         sandbox_module.STATE_FILE = Path(tmp) / "state.json"  # never clobber a running `make dev`'s state
         sandbox = sandbox_module.start(cdk_out=templates_dir(Path(tmp)), progress=lambda message: None)
         try:
-            tokens = sign_in_users(sandbox, USERS)
+            tokens = signed_in_users(sandbox, USERS, prefix="load", password=PASSWORD)
             plan = {
                 "api_url": sandbox.api_url,
                 "tokens": [tokens[i % USERS] for i in range(CLIENTS)],

@@ -18,23 +18,18 @@ outages. Change them at run time with `POST /_emulator/faults`; read per-target 
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import hashlib
 import json
 import math
 import random
 import re
-import socket
-import struct
-import threading
 import time
-from collections import Counter, defaultdict
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
 from urllib.parse import unquote
+
+from local.emulator_server import EmulatorHandler, EmulatorServer, Faults, FaultState, LoopbackEmulator, TokenBucket
 
 # Runtime error codes and the HTTP status Bedrock answers them with.
 ERROR_STATUS = {
@@ -68,65 +63,20 @@ _STOP = {
 
 
 @dataclass
-class TargetFaults:
-    """Fault settings for one model id (optionally one region)."""
+class TargetFaults(Faults):
+    """Fault settings for one model id (optionally one region): the shared ones, quotas and the context window."""
+
+    KNOWN_ERRORS: ClassVar[Mapping[str, int]] = ERROR_STATUS
 
     rpm: float | None = None  # requests per minute (token bucket)
     tpm: float | None = None  # input+output tokens per minute
     burst_s: float = 60.0  # bucket size in seconds of quota (Bedrock quotas are per minute)
-    errors: dict[str, float] = field(default_factory=dict)  # code -> probability per call
     latency_ms: tuple[float, float] = (5.0, 20.0)  # uniform range added to every answer
-    hang_s: float = 0.0  # sleep this long before answering (past the client's timeout)
-    reset_rate: float = 0.0  # probability of closing the connection with a TCP reset
-    down: bool = False  # hard outage: every call is ServiceUnavailableException
     context_window: int = 32000  # input tokens above this are a ValidationException
 
-    @classmethod
-    def parse(cls, raw: dict[str, Any]) -> TargetFaults:
-        unknown = set(raw) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown fault keys: {sorted(unknown)}")
-        for code in raw.get("errors", {}):
-            if code not in ERROR_STATUS:
-                raise ValueError(f"unknown error code {code}; known: {sorted(ERROR_STATUS)}")
-        values = dict(raw)
-        if "latency_ms" in values:
-            low, high = values["latency_ms"]
-            values["latency_ms"] = (float(low), float(high))
-        return cls(**values)
 
-
-class TokenBucket:
-    def __init__(self, per_minute: float, burst_s: float = 60.0) -> None:
-        self.rate = per_minute / 60.0
-        self.capacity = max(1.0, self.rate * burst_s)
-        self.tokens = self.capacity
-        self.stamp = time.monotonic()
-
-    def take(self, amount: float) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= amount:
-            self.tokens -= amount
-            return True
-        return False
-
-
-class EmulatorState:
+class EmulatorState(FaultState):
     """Faults, buckets and counters, shared by the server's threads."""
-
-    def __init__(self, config: dict[str, Any] | None = None) -> None:
-        self._lock = threading.Lock()
-        self.counters: dict[str, Counter[str]] = defaultdict(Counter)
-        self.received: Counter[str] = Counter()
-        self.configure(config or {})
-
-    def reset(self, config: dict[str, Any]) -> None:
-        self.configure(config)
-        with self._lock:
-            self.counters = defaultdict(Counter)
-            self.received = Counter()
 
     def configure(self, config: dict[str, Any]) -> None:
         """Replace the faults (quota buckets restart full); counters are kept."""
@@ -175,25 +125,8 @@ class EmulatorState:
                 return self.targets[candidate]
         return TargetFaults()
 
-    def count(self, model_id: str, region: str, outcome: str) -> None:
-        with self._lock:
-            self.counters[f"{model_id}@{region}"][outcome] += 1
-
-    def arrive(self, model_id: str, region: str) -> None:
-        with self._lock:
-            self.received[f"{model_id}@{region}"] += 1
-
     def stats(self) -> dict[str, Any]:
-        """Calls are counted on arrival (a hanging call counts at once); outcomes when they end."""
-        with self._lock:
-            return {
-                key: {"calls": calls, "outcomes": dict(self.counters.get(key, {}))}
-                for key, calls in self.received.items()
-            }
-
-    def roll(self) -> float:
-        with self._lock:
-            return self.random.random()
+        return self.calls()
 
     def admit(self, model_id: str, region: str, faults: TargetFaults, tokens: int) -> bool:
         """Quota check: both buckets must have room, else the call is throttled."""
@@ -201,7 +134,7 @@ class EmulatorState:
             for kind, limit, amount in (("rpm", faults.rpm, 1), ("tpm", faults.tpm, tokens)):
                 if limit is None:
                     continue
-                bucket = self.buckets.setdefault((model_id, region, kind), TokenBucket(limit, faults.burst_s))
+                bucket = self.buckets.setdefault((model_id, region, kind), TokenBucket(limit / 60.0, faults.burst_s))
                 if not bucket.take(amount):
                     return False
             return True
@@ -271,92 +204,22 @@ def embedding(text: str, dimensions: int, normalize: bool) -> list[float]:
     return vector
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
+class _Handler(EmulatorHandler):
+    server: EmulatorServer[EmulatorState]
 
-    def log_message(self, format: str, *args: Any) -> None:
-        if self.server.verbose:
-            super().log_message(format, *args)
-
-    def setup(self) -> None:
-        super().setup()
-        # Small requests and responses: without NODELAY and quick ACKs, Nagle's algorithm meets
-        # delayed ACKs (botocore sends headers and body in two writes) and adds ~40 ms per call.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._quick_ack()
-
-    def _quick_ack(self) -> None:
-        if hasattr(socket, "TCP_QUICKACK"):  # Linux; re-armed before each read
-            with contextlib.suppress(OSError):
-                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
-
-    def handle_one_request(self) -> None:
-        self._quick_ack()
-        super().handle_one_request()
-
-    # --- plumbing -----------------------------------------------------------------------------
     def _body(self) -> Any:
-        self._quick_ack()
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        raw = self._raw_body()
         return json.loads(raw) if raw else {}
-
-    def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("x-amzn-RequestId", f"emu-{time.monotonic_ns()}")
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        try:
-            self.end_headers()
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            # The client gave up first (its timeout fired while we hung): that is the point.
-            self.close_connection = True
 
     def _error(self, code: str, message: str) -> None:
         self._send(
             ERROR_STATUS[code], {"message": message}, {"x-amzn-ErrorType": f"{code}:http://internal.amazon.com/"}
         )
 
-    def _reset(self) -> None:
-        """Close with RST, as a dropped connection looks to the client."""
-        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self.connection.close()
-        self.close_connection = True
-
-    def _region(self) -> str:
-        match = re.search(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/", self.headers.get("Authorization", ""))
-        return match.group(1) if match else "us-east-1"
-
-    # --- routes -------------------------------------------------------------------------------
-    def do_GET(self) -> None:
-        if self.path == "/_emulator/stats":
-            self._send(200, self.server.state.stats())
-        elif self.path == "/_emulator/health":
-            self._send(200, {"status": "ok"})
-        else:
-            self._send(404, {"message": f"no route {self.path}"})
-
     def do_POST(self) -> None:
         state = self.server.state
         if self.path.startswith("/_emulator/"):
-            body = self._body()
-            try:
-                if self.path == "/_emulator/faults":
-                    state.configure(body)
-                elif self.path == "/_emulator/reset":
-                    state.reset(body or self.server.initial_config)
-                else:
-                    self._send(404, {"message": f"no route {self.path}"})
-                    return
-            except (ValueError, TypeError) as error:
-                self._send(400, {"message": str(error)})
-                return
-            self._send(200, {"status": "ok"})
+            self._admin(self._raw_body())
             return
         guardrail = re.fullmatch(r"/guardrail/([^/]+)/version/([^/]+)/apply", self.path)
         if guardrail is not None:
@@ -372,19 +235,8 @@ class _Handler(BaseHTTPRequestHandler):
         faults = state.faults_for(model_id, region)
         state.arrive(model_id, region)
         started = time.monotonic()
-        if faults.down:
-            state.count(model_id, region, "ServiceUnavailableException")
-            self._error("ServiceUnavailableException", "The service is down (emulated outage).")
+        if self._injected(faults, model_id, region, "The service is down (emulated outage)."):
             return
-        if faults.reset_rate and state.roll() < faults.reset_rate:
-            state.count(model_id, region, "ConnectionReset")
-            self._reset()
-            return
-        for code, probability in faults.errors.items():
-            if state.roll() < probability:
-                state.count(model_id, region, code)
-                self._error(code, f"Emulated {code}.")
-                return
         if operation == "invoke":
             self._invoke(model_id, region, body, faults)
             return
@@ -572,78 +424,17 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if self.verbose:
-            super().handle_error(request, client_address)
-
-    def __init__(self, address: tuple[str, int], state: EmulatorState, config: dict[str, Any], verbose: bool) -> None:
-        super().__init__(address, _Handler)
-        self.state = state
-        self.initial_config = config
-        self.verbose = verbose
-
-
-class BedrockEmulator:
-    """Run in a thread (tests) or as a process (sandbox). Binds to loopback only."""
-
-    def __init__(self, config: dict[str, Any] | None = None, *, port: int = 0, verbose: bool = False) -> None:
-        self.config = config or {}
-        self.state = EmulatorState(self.config)
-        self._server = _Server(("127.0.0.1", port), self.state, self.config, verbose)
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> BedrockEmulator:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="bedrock-emulator", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def set_faults(self, config: dict[str, Any]) -> None:
-        self.state.configure(config)
-
-    def reset(self, config: dict[str, Any] | None = None) -> None:
-        self.state.reset(config if config is not None else self.config)
-
-    def stats(self) -> dict[str, Any]:
-        return self.state.stats()
+class BedrockEmulator(LoopbackEmulator):
+    NAME = "bedrock emulator"
+    HANDLER = _Handler
+    STATE = EmulatorState
 
     def calls(self, model_id: str, region: str) -> int:
         return int(self.stats().get(f"{model_id}@{region}", {}).get("calls", 0))
 
-    def __enter__(self) -> BedrockEmulator:
-        return self.start()
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
-
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--port", type=int, default=8089)
-    parser.add_argument("--config", help="JSON file with faults (see module docstring)")
-    parser.add_argument("--verbose", action="store_true")
-    args = parser.parse_args()
-    config = json.loads(Path(args.config).read_text()) if args.config else {}
-    emulator = BedrockEmulator(config, port=args.port, verbose=args.verbose)
-    print(f"bedrock emulator listening on {emulator.url}", flush=True)
-    try:
-        emulator._server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        emulator._server.server_close()
+    BedrockEmulator.main(__doc__, default_port=8089)
 
 
 if __name__ == "__main__":

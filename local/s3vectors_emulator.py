@@ -31,25 +31,22 @@ counters and quotas.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import bisect
-import contextlib
 import json
 import math
 import random
 import re
-import socket
 import struct
 import threading
 import time
 import zlib
-from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
+
+from local.emulator_server import EmulatorHandler, EmulatorServer, Faults, FaultState, LoopbackEmulator, TokenBucket
 
 # Error codes of the s3vectors model and the HTTP status the service answers them with.
 ERROR_STATUS = {
@@ -726,66 +723,26 @@ class VectorStore:
 
 # --- faults ------------------------------------------------------------------------------------------
 @dataclass
-class OperationFaults:
-    """Fault settings for one operation (optionally one region)."""
+class OperationFaults(Faults):
+    """Fault settings for one operation (optionally one region): the shared ones and a request-rate quota."""
 
-    errors: dict[str, float] = field(default_factory=dict)  # code -> probability per call
+    KNOWN_ERRORS: ClassVar[Mapping[str, int]] = ERROR_STATUS
+
     rps: float | None = None  # requests per second per index (token bucket), as the service's write quota
     burst_s: float = 1.0  # bucket size in seconds of quota
-    latency_ms: tuple[float, float] = (0.0, 0.0)  # uniform range added to every answer
-    hang_s: float = 0.0  # sleep this long before answering (past the client's timeout)
-    reset_rate: float = 0.0  # probability of closing the connection with a TCP reset
-    down: bool = False  # hard outage: every call is ServiceUnavailableException
-
-    @classmethod
-    def parse(cls, raw: dict[str, Any]) -> OperationFaults:
-        unknown = set(raw) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown fault keys: {sorted(unknown)}")
-        for code in raw.get("errors", {}):
-            if code not in ERROR_STATUS:
-                raise ValueError(f"unknown error code {code}; known: {sorted(ERROR_STATUS)}")
-        values = dict(raw)
-        if "latency_ms" in values:
-            low, high = values["latency_ms"]
-            values["latency_ms"] = (float(low), float(high))
-        return cls(**values)
 
 
-class _TokenBucket:
-    def __init__(self, per_second: float, burst_s: float) -> None:
-        self.rate = per_second
-        self.capacity = max(1.0, per_second * burst_s)
-        self.tokens = self.capacity
-        self.stamp = time.monotonic()
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        return False
-
-
-class EmulatorState:
+class EmulatorState(FaultState):
     """The data, the faults and the counters, shared by the server's threads."""
 
     def __init__(self, config: dict[str, Any] | None = None) -> None:
-        self._lock = threading.Lock()
         self.store = VectorStore()
-        self.counters: dict[str, Counter[str]] = defaultdict(Counter)
-        self.received: Counter[str] = Counter()
-        self.configure(config or {})
+        super().__init__(config)
 
     def reset(self, config: dict[str, Any]) -> None:
         """Back to empty: no buckets, no counters, full quotas, the given faults."""
-        self.configure(config)
+        super().reset(config)
         self.store.clear()
-        with self._lock:
-            self.counters = defaultdict(Counter)
-            self.received = Counter()
 
     def configure(self, config: dict[str, Any]) -> None:
         """Replace the faults (quota buckets restart full); data and counters are kept."""
@@ -797,7 +754,7 @@ class EmulatorState:
             self.operations = {k: OperationFaults.parse(v) for k, v in config.get("operations", {}).items()}
             self.random = random.Random(config.get("seed", 7))
             self.max_payload_bytes = int(config.get("max_payload_bytes", MAX_PAYLOAD_BYTES))
-            self.buckets: dict[tuple[str, str, str], _TokenBucket] = {}
+            self.buckets = {}
         self.store.account_id = str(config.get("account_id", DEFAULT_ACCOUNT))
 
     def faults_for(self, operation: str, region: str) -> tuple[str, OperationFaults]:
@@ -810,107 +767,35 @@ class EmulatorState:
                 return key, self.operations[key]
         return "default", self.default
 
-    def arrive(self, operation: str, region: str) -> None:
-        with self._lock:
-            self.received[f"{operation}@{region}"] += 1
-
-    def count(self, operation: str, region: str, outcome: str) -> None:
-        with self._lock:
-            self.counters[f"{operation}@{region}"][outcome] += 1
-
-    def roll(self) -> float:
-        with self._lock:
-            return self.random.random()
-
     def admit(self, key: str, region: str, scope: str, faults: OperationFaults) -> bool:
         if faults.rps is None:
             return True
         with self._lock:
-            bucket = self.buckets.setdefault((key, region, scope), _TokenBucket(faults.rps, faults.burst_s))
+            bucket = self.buckets.setdefault((key, region, scope), TokenBucket(faults.rps, faults.burst_s))
             return bucket.take()
 
     def stats(self) -> dict[str, Any]:
-        """Calls are counted on arrival (a hanging call counts at once); outcomes when they end."""
-        with self._lock:
-            operations = {
-                key: {"calls": calls, "outcomes": dict(self.counters.get(key, {}))}
-                for key, calls in self.received.items()
-            }
-        return {"operations": operations, "regions": self.store.sizes()}
+        return {"operations": self.calls(), "regions": self.store.sizes()}
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
+class _Handler(EmulatorHandler):
+    server: EmulatorServer[EmulatorState]
 
-    def log_message(self, format: str, *args: Any) -> None:
-        if self.server.verbose:
-            super().log_message(format, *args)
-
-    def setup(self) -> None:
-        super().setup()
-        # botocore writes headers and body separately: without NODELAY and quick ACKs, Nagle's algorithm
-        # meets delayed ACKs and adds ~40 ms per call (see local/bedrock_emulator.py).
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._quick_ack()
-
-    def _quick_ack(self) -> None:
-        if hasattr(socket, "TCP_QUICKACK"):  # Linux; re-armed before each read
-            with contextlib.suppress(OSError):
-                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
-
-    def handle_one_request(self) -> None:
-        self._quick_ack()
-        super().handle_one_request()
-
-    # --- plumbing -----------------------------------------------------------------------------------
-    def _raw_body(self) -> bytes:
-        self._quick_ack()
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
-    def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("x-amzn-RequestId", f"emu-{time.monotonic_ns()}")
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        try:
-            self.end_headers()
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True  # the client gave up first (its timeout fired while we hung)
-
-    def _error(self, error: ApiError) -> None:
+    def _refuse(self, error: ApiError) -> None:
         payload: dict[str, Any] = {"message": error.message}
         if error.code == "ValidationException" and error.path:
             payload["fieldList"] = [{"path": error.path, "message": error.message}]
         self._send(ERROR_STATUS[error.code], payload, {"x-amzn-ErrorType": error.code})
 
-    def _reset(self) -> None:
-        """Close with RST, as a dropped connection looks to the client."""
-        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self.connection.close()
-        self.close_connection = True
+    def _error(self, code: str, message: str) -> None:
+        self._refuse(ApiError(code, message))
 
-    def _region(self) -> str:
-        match = re.search(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/", self.headers.get("Authorization", ""))
-        return match.group(1) if match else "us-east-1"
-
-    # --- routes -------------------------------------------------------------------------------------
-    def do_GET(self) -> None:
-        if self.path == "/_emulator/stats":
-            self._send(200, self.server.state.stats())
-        elif self.path == "/_emulator/health":
-            self._send(200, {"status": "ok"})
-        else:
-            self._error(ApiError("ValidationException", f"The S3 Vectors emulator does not implement GET {self.path}"))
+    def _no_route(self, method: str) -> None:
+        self._error("ValidationException", f"The S3 Vectors emulator does not implement {method} {self.path}")
 
     def do_DELETE(self) -> None:
         self._raw_body()
-        self._error(ApiError("ValidationException", f"The S3 Vectors emulator does not implement DELETE {self.path}"))
+        self._no_route("DELETE")
 
     def do_POST(self) -> None:
         state = self.server.state
@@ -921,17 +806,8 @@ class _Handler(BaseHTTPRequestHandler):
         operation, region = self.path.strip("/").split("?")[0], self._region()
         state.arrive(operation, region)
         key, faults = state.faults_for(operation, region)
-        if faults.down:
-            self._fail(operation, region, ApiError("ServiceUnavailableException", "Service is unavailable (emulated)"))
+        if self._injected(faults, operation, region, "Service is unavailable (emulated)"):
             return
-        if faults.reset_rate and state.roll() < faults.reset_rate:
-            state.count(operation, region, "ConnectionReset")
-            self._reset()
-            return
-        for code, probability in faults.errors.items():
-            if state.roll() < probability:
-                self._fail(operation, region, ApiError(code, f"Emulated {code}."))
-                return
         try:
             if len(raw) > state.max_payload_bytes:
                 raise _invalid(f"Request payload size {len(raw)} exceeds the limit of {state.max_payload_bytes} bytes")
@@ -957,7 +833,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _fail(self, operation: str, region: str, error: ApiError) -> None:
         self.server.state.count(operation, region, error.code)
-        self._error(error)
+        self._refuse(error)
 
     def _delay(self, faults: OperationFaults) -> None:
         low, high = faults.latency_ms
@@ -966,96 +842,19 @@ class _Handler(BaseHTTPRequestHandler):
         if faults.hang_s:
             time.sleep(faults.hang_s)
 
-    def _admin(self, raw: bytes) -> None:
-        state = self.server.state
-        try:
-            body = json.loads(raw) if raw else {}
-            if self.path == "/_emulator/faults":
-                state.configure(body)
-            elif self.path == "/_emulator/reset":
-                state.reset(body or self.server.initial_config)
-            else:
-                self._send(404, {"message": f"no route {self.path}"})
-                return
-        except (ValueError, TypeError) as error:
-            self._send(400, {"message": str(error)})
-            return
-        self._send(200, {"status": "ok"})
 
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if self.verbose:
-            super().handle_error(request, client_address)
-
-    def __init__(self, address: tuple[str, int], state: EmulatorState, config: dict[str, Any], verbose: bool) -> None:
-        super().__init__(address, _Handler)
-        self.state = state
-        self.initial_config = config
-        self.verbose = verbose
-
-
-class S3VectorsEmulator:
-    """Run in a thread (tests: `with S3VectorsEmulator() as emu:`) or as a process (sandbox). Loopback only."""
-
-    def __init__(self, config: dict[str, Any] | None = None, *, port: int = 0, verbose: bool = False) -> None:
-        self.config = config or {}
-        self.state = EmulatorState(self.config)
-        self._server = _Server(("127.0.0.1", port), self.state, self.config, verbose)
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def start(self) -> S3VectorsEmulator:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="s3vectors-emulator", daemon=True
-        )  # a short poll: tests start and stop one per test
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def set_faults(self, config: dict[str, Any]) -> None:
-        self.state.configure(config)
-
-    def reset(self, config: dict[str, Any] | None = None) -> None:
-        self.state.reset(config if config is not None else self.config)
-
-    def stats(self) -> dict[str, Any]:
-        return self.state.stats()
+class S3VectorsEmulator(LoopbackEmulator):
+    NAME = "s3vectors emulator"
+    HANDLER = _Handler
+    STATE = EmulatorState
+    POLL_INTERVAL_S = 0.05  # a short poll: tests start and stop one per test
 
     def calls(self, operation: str, region: str = "us-east-1") -> int:
         return int(self.stats()["operations"].get(f"{operation}@{region}", {}).get("calls", 0))
 
-    def __enter__(self) -> S3VectorsEmulator:
-        return self.start()
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
-
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--port", type=int, default=8090)
-    parser.add_argument("--config", help="JSON file with faults (see module docstring)")
-    parser.add_argument("--verbose", action="store_true")
-    args = parser.parse_args()
-    config = json.loads(Path(args.config).read_text()) if args.config else {}
-    emulator = S3VectorsEmulator(config, port=args.port, verbose=args.verbose)
-    print(f"s3vectors emulator listening on {emulator.url}", flush=True)
-    try:
-        emulator._server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        emulator._server.server_close()
+    S3VectorsEmulator.main(__doc__, default_port=8090)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from core.models import Message, ModelReply, TargetRef
 from core.ports import TargetModel
 from core.resilience import BreakerSettings, BreakerState
 from local.bedrock_emulator import BedrockEmulator
+from tests.fakes import MemoryCache
 
 PRIMARY = ("us.amazon.nova-lite-v1:0", "us-east-1")
 SECONDARY = ("us.amazon.nova-pro-v1:0", "us-west-2")
@@ -31,17 +32,6 @@ QUESTION = [Message(role="user", text="What is the capital of France?")]
 SYSTEM = "Paris is the capital of France. Berlin is the capital of Germany."
 # Longer than any run of these tests, so a breaker leaves "open" only when the test skips its clock.
 OPEN_FOR_AN_HOUR = BreakerSettings(open_s=3600.0)
-
-
-class MemoryCache:
-    def __init__(self) -> None:
-        self.items: dict[str, str] = {}
-
-    def get(self, key: str) -> str | None:
-        return self.items.get(key)
-
-    def put(self, key: str, text: str, ttl_s: int) -> None:
-        self.items[key] = text
 
 
 class SkippableClock:

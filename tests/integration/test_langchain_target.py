@@ -17,6 +17,7 @@ from core.errors import TargetCallError
 from core.gateway import GatewaySettings, ModelGateway
 from core.models import Message
 from local.bedrock_emulator import BedrockEmulator
+from tests.fakes import fixture_aws  # noqa: F401 - the fixture `aws`
 
 PRIMARY = ("us.amazon.nova-lite-v1:0", "us-east-1")
 QUESTION = [Message(role="user", text="What is the capital of France?")]
@@ -127,18 +128,6 @@ def chat_path(emulator: BedrockEmulator, aws: dict[str, Any], *answers: str) -> 
             aws_access_key_id="e", aws_secret_access_key="e", config=config,
         ),
     )  # fmt: skip
-
-
-@pytest.fixture
-def aws() -> Iterator[dict[str, Any]]:
-    import boto3
-    from moto import mock_aws
-
-    with mock_aws():
-        yield {
-            "dynamodb": boto3.client("dynamodb", region_name="us-east-1"),
-            "secrets": boto3.client("secretsmanager", region_name="us-east-1"),
-        }
 
 
 def cached(aws: dict[str, Any]) -> list[str]:

@@ -9,35 +9,16 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import boto3
-
-from tests.sandbox_fixture import call, sandbox, sign_in  # noqa: F401 - the fixture
+from local.users import signed_in_users
+from tests.sandbox_fixture import call, sandbox  # noqa: F401 - the fixture
 
 USERS = 24  # one thread each, every user well under the per-user request rate
 TURNS = 8  # per user: a new conversation, follow-ups that read the history back, lists, reads and a job
 PASSWORD = "Concurrent-Passw0rd!2026"
 
 
-def signed_in_users(sandbox: Any, count: int) -> list[str]:  # noqa: F811
-    cognito = boto3.client("cognito-idp", endpoint_url=sandbox.aws_url, region_name=sandbox.region)
-    tokens = []
-    for index in range(count):
-        username = f"concurrent-{index}@bulwark.local"
-        cognito.admin_create_user(
-            UserPoolId=sandbox.user_pool_id,
-            Username=username,
-            UserAttributes=[{"Name": "email", "Value": username}, {"Name": "email_verified", "Value": "true"}],
-            MessageAction="SUPPRESS",
-        )
-        cognito.admin_set_user_password(
-            UserPoolId=sandbox.user_pool_id, Username=username, Password=PASSWORD, Permanent=True
-        )
-        tokens.append(sign_in(sandbox, username, PASSWORD))
-    return tokens
-
-
 def test_concurrent_users_get_no_5xx_and_every_answer_is_stored_in_their_own_history(sandbox: Any) -> None:  # noqa: F811
-    tokens = signed_in_users(sandbox, USERS)
+    tokens = signed_in_users(sandbox, USERS, prefix="concurrent", password=PASSWORD)
 
     def session(index: int) -> dict[str, Any]:
         token, statuses, conversation, answered = tokens[index], [], None, 0

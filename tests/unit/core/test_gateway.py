@@ -19,6 +19,7 @@ from core.errors import ModelRejected, Overloaded, TargetCallError
 from core.gateway import CACHE_TARGET, DEGRADED_TEXT, NONE_TARGET, GatewaySettings, ModelGateway
 from core.models import Message, ModelReply, TargetRef
 from core.resilience import BreakerSettings, BreakerState
+from tests.fakes import MemoryCache
 from tests.unit.core.simulated_time import HANGS, SimulatedTarget, SimulatedTime, SimulationStuck, answers, fails
 
 ASK = [Message(role="user", text="What is the capital of France?")]
@@ -27,17 +28,6 @@ ASK = [Message(role="user", text="What is the capital of France?")]
 def exactly(seconds: float) -> Any:
     """Simulated times are exact up to float rounding of the sums that make them."""
     return pytest.approx(seconds, abs=1e-9)
-
-
-class MemoryCache:
-    def __init__(self) -> None:
-        self.items: dict[str, str] = {}
-
-    def get(self, key: str) -> str | None:
-        return self.items.get(key)
-
-    def put(self, key: str, text: str, ttl_s: int) -> None:
-        self.items[key] = text
 
 
 class RecordedMetrics:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from adapters.bedrock import BedrockTarget
 from adapters.guardrail import GuardedTarget
@@ -16,6 +13,7 @@ from core.ports import TargetModel
 from handlers.settings import TargetSetting
 from handlers.wiring import build_chat_service
 from tests.conftest import TEST_SETTINGS
+from tests.fakes import fixture_aws  # noqa: F401 - the fixture `aws`
 
 FAKE = "langchain_core.language_models.fake_chat_models:FakeListChatModel"
 
@@ -38,15 +36,6 @@ class NoSecrets:
 
     def __getattr__(self, name: str) -> Any:
         raise AssertionError(f"secretsmanager.{name} called")
-
-
-@pytest.fixture
-def aws() -> Iterator[dict[str, Any]]:
-    with mock_aws():
-        yield {
-            "dynamodb": boto3.client("dynamodb", region_name="us-east-1"),
-            "secrets": boto3.client("secretsmanager", region_name="us-east-1"),
-        }
 
 
 def targets(aws: dict[str, Any], *chain: TargetSetting, secrets: Any = None) -> list[TargetModel]:

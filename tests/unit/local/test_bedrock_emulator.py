@@ -8,12 +8,11 @@ import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
 
 from local.bedrock_emulator import ERROR_STATUS, BedrockEmulator
+from tests.fakes import emulator_client
 
 MODEL = "us.amazon.nova-lite-v1:0"
 EMBED = "amazon.titan-embed-text-v2:0"
@@ -26,14 +25,7 @@ def emulator() -> Iterator[BedrockEmulator]:
 
 
 def client(emulator: BedrockEmulator, region: str = "us-east-1", read_timeout: float = 10) -> Any:
-    return boto3.client(
-        "bedrock-runtime",
-        region_name=region,
-        endpoint_url=emulator.url,
-        aws_access_key_id="emulator",
-        aws_secret_access_key="emulator",
-        config=Config(retries={"total_max_attempts": 1}, read_timeout=read_timeout),
-    )
+    return emulator_client("bedrock-runtime", emulator, region, read_timeout=read_timeout)
 
 
 def converse(c: Any, text: str, **extra: Any) -> dict[str, Any]:

@@ -18,12 +18,12 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError
 from moto import mock_aws
 
 from local.processes import child, free_port
 from local.s3vectors_emulator import ERROR_STATUS, S3VectorsEmulator, metadata_size
+from tests.fakes import emulator_client
 
 BUCKET = "kb-test"
 INDEX = "chunks"
@@ -37,14 +37,7 @@ def emulator() -> Iterator[S3VectorsEmulator]:
 
 
 def client(emulator: S3VectorsEmulator, region: str = "us-east-1", *, validate: bool = True) -> Any:
-    return boto3.client(
-        "s3vectors",
-        region_name=region,
-        endpoint_url=emulator.url,
-        aws_access_key_id="emulator",
-        aws_secret_access_key="emulator",
-        config=Config(retries={"total_max_attempts": 1}, parameter_validation=validate),
-    )
+    return emulator_client("s3vectors", emulator, region, parameter_validation=validate)
 
 
 def error_of(call: Any, *args: Any, **kwargs: Any) -> tuple[str, str, int]:
