@@ -13,6 +13,7 @@ from stacks.constructs.nag import skip_checkov_on_cross_region_providers
 from stacks.data_stack import DataStack
 from stacks.edge_stack import EDGE_REGION, EdgeStack
 from stacks.keys_stack import KeysStack
+from stacks.knowledge_stack import KnowledgeStack
 from stacks.lambda_settings import TableNames
 from stacks.models_stack import ModelsStack
 from stacks.web_content_stack import WebContentStack
@@ -52,6 +53,7 @@ def build_stacks(app: App, config: AppConfig) -> dict[str, Stack]:
         jobs=data.jobs.table_name,
         idempotency=data.idempotency.table_name,
         usage=data.usage.table_name,
+        documents=data.documents.table_name,
     )
     # The site comes first: the API stacks allow exactly its origin (CORS). Its files and config.json,
     # which name both APIs, follow them (WebContentStack). CloudFront's web ACL can only live in us-east-1:
@@ -69,6 +71,17 @@ def build_stacks(app: App, config: AppConfig) -> dict[str, Stack]:
         env=primary,
         cross_region_references=True,
     )
+    # Documents and vectors per region, the DR region's first: the primary bucket replicates into it.
+    knowledge: dict[str, KnowledgeStack] = {}
+    if config.knowledge.enabled:
+        knowledge["knowledge-dr"] = KnowledgeStack(
+            app, f"{name}-Knowledge-DR", config=config, key=dr_keys.key, site_origin=web.site_origin, env=dr,
+            cross_region_references=True,
+        )  # fmt: skip
+        knowledge["knowledge"] = KnowledgeStack(
+            app, f"{name}-Knowledge", config=config, key=keys.key, site_origin=web.site_origin,
+            replica=knowledge["knowledge-dr"], env=primary, cross_region_references=True,
+        )  # fmt: skip
     api = ApiStack(
         app,
         f"{name}-Api",
@@ -80,6 +93,7 @@ def build_stacks(app: App, config: AppConfig) -> dict[str, Stack]:
         user_pool_region=config.primary_region,
         models=models,
         site_origin=web.site_origin,
+        knowledge=knowledge.get("knowledge"),
         env=primary,
         cross_region_references=True,
     )
@@ -98,6 +112,7 @@ def build_stacks(app: App, config: AppConfig) -> dict[str, Stack]:
         user_pool_region=config.dr_region if config.replicate_user_pool else config.primary_region,
         models=models,
         site_origin=web.site_origin,
+        knowledge=knowledge.get("knowledge-dr"),
         env=dr,
         cross_region_references=True,
     )
@@ -124,6 +139,7 @@ def build_stacks(app: App, config: AppConfig) -> dict[str, Stack]:
     stacks: dict[str, Stack] = {
         "keys": keys, "keys-dr": dr_keys, "data": data, "auth": auth, "api": api, "web": web, "api-dr": dr_api,
         "web-content": web_content, "models": models[config.primary_region], "models-dr": models[config.dr_region],
+        **knowledge,
     }  # fmt: skip
     if config.replicate_user_pool:
         dr_auth = AuthReplicaStack(

@@ -39,7 +39,7 @@ def _default_chat_environment() -> dict[str, str]:
     config = AppConfig.from_context(json.loads((ROOT / "cdk.json").read_text())["context"][CONTEXT_KEY])
     region = config.primary_region
     tables = TableNames(conversations="bench", response_cache="bench-cache", jobs="bench-jobs",
-                        idempotency="bench-idempotency", usage="bench-usage")  # fmt: skip
+                        idempotency="bench-idempotency", usage="bench-usage", documents="bench-documents")  # fmt: skip
     targets = chain_settings(config, region, lambda target: (target.model_id, ("gr-bench", "1")))
     queue = f"https://sqs.{region}.amazonaws.com/123456789012/bench-jobs"
     return chat_settings(config, tables=tables, targets=targets, queue_url=queue).to_env()

@@ -225,6 +225,12 @@ def _function_env(
 ) -> dict[str, str]:
     """The function's environment from its template, with local names for tables and queues."""
     spec = templates.function_by_handler(handler)
+    # The Knowledge stack's bucket and index have names CloudFormation picks: fixed local names instead.
+    knowledge_names = {
+        "DOCUMENTS_BUCKET": "bulwark-documents-local",
+        "VECTOR_BUCKET_NAME": "bulwark-vectors-local",
+        "VECTOR_INDEX_NAME": "documents",
+    }
     env: dict[str, str] = {}
     for name, value in spec.environment.items():
         if isinstance(value, str) and name != "MODEL_TARGETS":
@@ -239,6 +245,8 @@ def _function_env(
             env[name] = queues[templates.queue_for(value).logical_id]
         elif name == "ALLOWED_ORIGIN":
             continue  # the site's CloudFront origin: locally the API's own origin, set once its port is known
+        elif name in knowledge_names:
+            env[name] = knowledge_names[name]
         else:
             raise KeyError(f"{handler}: environment variable {name} has a value the sandbox cannot map: {value}")
     return env

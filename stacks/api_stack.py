@@ -21,11 +21,20 @@ from stacks.auth_stack import user_pool_arn_in
 from stacks.config import AppConfig, ModelTarget
 from stacks.constructs.api_alarms import ApiAlarms
 from stacks.constructs.chat_api import ChatRestApi
+from stacks.constructs.ingest_pipeline import IngestPipeline
 from stacks.constructs.jobs_pipeline import JobsPipeline
 from stacks.constructs.python_function import PythonFunction, lambda_code, log_retention
 from stacks.constructs.regional_tables import RegionalTables
 from stacks.constructs.web_acl import WebAcl
-from stacks.lambda_settings import CHAT_TIMEOUT_SECONDS, TableNames, chain_settings, chat_settings, worker_settings
+from stacks.knowledge_stack import KnowledgeStack
+from stacks.lambda_settings import (
+    CHAT_TIMEOUT_SECONDS,
+    TableNames,
+    chain_settings,
+    chat_settings,
+    ingest_settings,
+    worker_settings,
+)
 from stacks.models_stack import ModelsStack, grant_model_access
 
 
@@ -43,9 +52,11 @@ class ApiStack(Stack):
         models: Mapping[str, ModelsStack],
         site_origin: str,
         logs_key: kms.IKey | None = None,
+        knowledge: KnowledgeStack | None = None,
         **kwargs: Any,
     ) -> None:
-        """`site_origin`: the web UI's origin (https://<distribution>.cloudfront.net), the only CORS origin."""
+        """`site_origin`: the web UI's origin (https://<distribution>.cloudfront.net), the only CORS origin.
+        `knowledge`: this region's KnowledgeStack (documents, ingest queue, vector index); None: knowledge off."""
         super().__init__(scope, construct_id, **kwargs)
         region = self.region
         retention = log_retention(config.log_retention_days)
@@ -67,10 +78,20 @@ class ApiStack(Stack):
 
         # --- the parts -----------------------------------------------------------------------------
         data = RegionalTables(self, "Tables", names=tables, key=key)
+        names = knowledge.names if knowledge else None
+        # Before the jobs pipeline: the sandbox (local/templates.py) takes the template's last event source
+        # mapping for the worker's.
+        self.ingest: IngestPipeline | None = None
+        if knowledge:
+            self.ingest = IngestPipeline(
+                self, "Ingest", config=config, knowledge=knowledge, tables=data, log_key=logs_key,
+                log_retention=retention,
+                environment=ingest_settings(config, tables=tables, knowledge=knowledge.names).to_env(),
+            )  # fmt: skip
         self.jobs = JobsPipeline(
             self, "Jobs", config=config, key=key, log_key=logs_key, log_retention=retention,
             worker_environment=lambda queue_url: worker_settings(
-                config, tables=tables, targets=targets, queue_url=queue_url
+                config, tables=tables, targets=targets, queue_url=queue_url, knowledge=names
             ).to_env(),
         )  # fmt: skip
         chat = PythonFunction(
@@ -91,6 +112,7 @@ class ApiStack(Stack):
                 targets=targets,
                 queue_url=self.jobs.queue.queue_url,
                 allowed_origin=site_origin,
+                knowledge=names,
             ).to_env(),
         )
         self.chat_function = chat.function
@@ -116,8 +138,9 @@ class ApiStack(Stack):
         )
         waf.associate(self.api.deployment_stage.stage_arn)
         self.alarms = ApiAlarms(
-            self, "Alarms", config=config, region=region, runtime_id=runtime_id, key=logs_key, extra=self.jobs.alarms
-        )
+            self, "Alarms", config=config, region=region, runtime_id=runtime_id, key=logs_key,
+            extra=[*self.jobs.alarms, *(self.ingest.alarms if self.ingest else [])],
+        )  # fmt: skip
 
         # --- what connects them --------------------------------------------------------------------
         data.grant_api(chat.role)
@@ -130,6 +153,13 @@ class ApiStack(Stack):
                 role.add_to_principal_policy(
                     iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"], resources=[arn_pattern])
                 )
+        if knowledge:
+            # Uploads (presigned POST), listing, status and deletes; retrieval in /chat and /jobs.
+            data.grant_documents(chat.role)
+            data.grant_documents_read(self.jobs.worker.role)
+            knowledge.grant_documents_api(chat.role)
+            for role in (chat.role, self.jobs.worker.role):
+                knowledge.grant_retrieval(role)
 
         # --- outputs -------------------------------------------------------------------------------
         CfnOutput(self, "ApiUrl", value=self.api.url)

@@ -81,6 +81,11 @@ class DataStack(Stack):
         self.usage = self._global_table(
             "Usage", key, config, partition="pk", sort="sk", ttl="expires_at", recovery_days=1
         )
+        # Uploaded documents (pk = user sub, sk = document id): name, type, version, ingest status and its
+        # reason. Global, so a failover still lists a user's documents; deleted ones expire by TTL.
+        self.documents = self._global_table(
+            "Documents", key, config, partition="pk", sort="sk", ttl="expires_at", recovery_days=35
+        )
 
         # Daily backups kept 35 days, in a vault encrypted with the data key. Cross-region copy
         # into a locked vault belongs to the disaster-recovery work.
@@ -103,6 +108,7 @@ class DataStack(Stack):
             resources=[
                 backup.BackupResource.from_dynamo_db_table(self.conversations),
                 backup.BackupResource.from_dynamo_db_table(self.jobs),
+                backup.BackupResource.from_dynamo_db_table(self.documents),
             ],
         )
         suppress(

@@ -5,15 +5,21 @@ Pure (no CDK imports): the stacks pass CDK tokens for names and URLs, the sandbo
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from handlers.settings import Settings, SignUpSettings, TargetSetting
+from handlers.settings import IngestSettings, Settings, SignUpSettings, TargetSetting
 from stacks.config import AppConfig, ModelTarget
 
 # The sync path must answer before API Gateway's 29 s integration timeout.
 CHAT_TIMEOUT_SECONDS = 28
 CHAT_DEADLINE_SECONDS = 25
+# Titan Text Embeddings v2 answers one chunk in about this long: the ingest pipeline's parallelism follows.
+EXPECTED_EMBED_SECONDS = 0.5
+# Of the ingest Lambda's timeout, the share a document may take before it is failed with its reason.
+INGEST_DEADLINE_SHARE = 0.8
 
 # For one target: (the id Converse is called with, the guardrail (id, version) that covers it, or None).
 # A LangChain target is covered by the guardrail of the region its Lambda runs in (ApplyGuardrail).
@@ -27,6 +33,36 @@ class TableNames:
     jobs: str
     idempotency: str
     usage: str
+    documents: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class KnowledgeNames:
+    """One region's knowledge resources, by name (the KnowledgeStack's, or the sandbox's)."""
+
+    documents_bucket: str
+    vector_bucket: str
+    vector_index: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class IngestSizing:
+    max_concurrency: int  # documents in flight: the ingest Lambda's reserved concurrency and the mapping's cap
+    embeds_per_second: float  # the embedding quota, per second (requests and tokens, whichever binds)
+
+    @property
+    def rate_per_environment(self) -> float:
+        """Each execution environment's share of the quota (EMBED_RATE_PER_SECOND)."""
+        return round(self.embeds_per_second / self.max_concurrency, 4)
+
+
+def ingest_sizing(config: AppConfig) -> IngestSizing:
+    """The embedding model is the bottleneck: in-flight documents = embeds/s x seconds per embed (Little's law),
+    at least 2 (the SQS event source's minimum), each environment paced to its share so together they stay
+    within the quota whatever the latency really is."""
+    rate = config.knowledge.embeds_per_second
+    in_flight = math.ceil(rate * EXPECTED_EMBED_SECONDS)
+    return IngestSizing(max_concurrency=max(2, min(1000, in_flight)), embeds_per_second=rate)
 
 
 def chain_settings(
@@ -88,10 +124,12 @@ def chat_settings(
     targets: tuple[TargetSetting, ...],
     queue_url: str,
     allowed_origin: str | None = None,
+    knowledge: KnowledgeNames | None = None,
 ) -> Settings:
     """The API Lambda: the sync path's deadline, degraded answers and shedding as configured; CORS headers
-    for the web UI's origin only (`allowed_origin`, e.g. https://<distribution>.cloudfront.net)."""
-    return _common(config, tables=tables, targets=targets, queue_url=queue_url).but(
+    for the web UI's origin only (`allowed_origin`, e.g. https://<distribution>.cloudfront.net). Without
+    `knowledge` no document names are set: uploads and retrieval are off in that function."""
+    return _common(config, tables=tables, targets=targets, queue_url=queue_url, knowledge=knowledge).but(
         deadline_s=float(CHAT_DEADLINE_SECONDS),
         degraded_status=config.gateway.degraded_status,
         shed_to_jobs=config.jobs.shed_to_jobs,
@@ -105,19 +143,70 @@ def sign_up_settings(config: AppConfig) -> SignUpSettings:
 
 
 def worker_settings(
-    config: AppConfig, *, tables: TableNames, targets: tuple[TargetSetting, ...], queue_url: str
+    config: AppConfig,
+    *,
+    tables: TableNames,
+    targets: tuple[TargetSetting, ...],
+    queue_url: str,
+    knowledge: KnowledgeNames | None = None,
 ) -> Settings:
     """The jobs worker: a longer deadline per answer, pacing to its share of the model quota."""
     sizing = config.worker_sizing()
-    return _common(config, tables=tables, targets=targets, queue_url=queue_url).but(
+    return _common(config, tables=tables, targets=targets, queue_url=queue_url, knowledge=knowledge).but(
         job_deadline_s=float(config.jobs.deadline_s),
         max_receive_count=config.jobs.max_receive_count,
         worker_rate_per_s=round(sizing.jobs_per_minute / 60 / sizing.max_concurrency, 4),
     )
 
 
-def _common(config: AppConfig, *, tables: TableNames, targets: tuple[TargetSetting, ...], queue_url: str) -> Settings:
+def ingest_settings(config: AppConfig, *, tables: TableNames, knowledge: KnowledgeNames) -> IngestSettings:
+    """The ingest Lambda: parsing limits and chunking as configured, its share of the embedding quota, a
+    per-document deadline under its timeout, and the receive count on which a document fails for good."""
+    settings = config.knowledge
+    return IngestSettings(
+        **_knowledge(config, tables, knowledge),
+        chunk_chars=settings.chunk_chars,
+        chunk_overlap=settings.chunk_overlap,
+        max_document_pages=settings.max_pages,
+        max_document_characters=settings.max_characters,
+        embed_rate_per_s=ingest_sizing(config).rate_per_environment,
+        ingest_deadline_s=float(math.floor(settings.ingest_timeout_s * INGEST_DEADLINE_SHARE)),
+        breaker_open_s=config.gateway.breaker_open_s,
+        max_receive_count=settings.max_receive_count,
+    )
+
+
+def _knowledge(config: AppConfig, tables: TableNames, knowledge: KnowledgeNames | None) -> dict[str, Any]:
+    """The KnowledgeSettings part: names when this function has knowledge, the embedding and retrieval knobs."""
+    settings = config.knowledge
+    names: dict[str, Any] = {}
+    if knowledge is not None:
+        names = {
+            "documents_table_name": tables.documents,
+            "documents_bucket": knowledge.documents_bucket,
+            "vector_bucket_name": knowledge.vector_bucket,
+            "vector_index_name": knowledge.vector_index,
+        }
+    return {
+        **names,
+        "embedding_model_id": settings.embedding_model_id,
+        "embedding_dimensions": settings.dimensions,
+        "max_document_bytes": settings.max_upload_bytes,
+        "retrieval_top_k": settings.top_k,
+        "retrieval_context_chars": settings.context_chars,
+    }
+
+
+def _common(
+    config: AppConfig,
+    *,
+    tables: TableNames,
+    targets: tuple[TargetSetting, ...],
+    queue_url: str,
+    knowledge: KnowledgeNames | None,
+) -> Settings:
     return Settings(
+        **_knowledge(config, tables, knowledge),
         table_name=tables.conversations,
         cache_table_name=tables.response_cache,
         jobs_table_name=tables.jobs,

@@ -18,6 +18,8 @@ from stacks.lambda_settings import TableNames
 _READ_AND_APPEND = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem",
                     "dynamodb:ConditionCheckItem"]  # fmt: skip
 _DELETE = ["dynamodb:DeleteItem", "dynamodb:BatchWriteItem"]  # DELETE /conversations/{id}: header and turns
+# A user's documents: created on upload, status updated by ingest, listed by owner, deleted.
+_DOCUMENTS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:DeleteItem"]
 
 
 class RegionalTables(Construct):
@@ -34,6 +36,7 @@ class RegionalTables(Construct):
         self.jobs = imported("JobsTable", names.jobs)
         self.idempotency = imported("Idempotency", names.idempotency)
         self.usage = imported("Usage", names.usage)
+        self.documents = imported("Documents", names.documents)
 
     def grant_api(self, role: iam.IRole) -> None:
         """Chat, own history (read, append, delete), the answer cache, job submit and status. Deleting a
@@ -56,6 +59,17 @@ class RegionalTables(Construct):
         self._grant(role, "Jobs", ["dynamodb:GetItem", "dynamodb:UpdateItem"], self.jobs)
         idempotency_actions = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
         self._grant(role, "Idempotency", idempotency_actions, self.idempotency)
+        self._grant_key(role)
+
+    def grant_documents(self, role: iam.IRole) -> None:
+        """The API (upload, list, status, delete) and the ingest Lambda (status and its reason): the documents
+        table's item actions, nothing in bulk."""
+        self._grant(role, "Documents", _DOCUMENTS, self.documents)
+        self._grant_key(role)
+
+    def grant_documents_read(self, role: iam.IRole) -> None:
+        """The worker's retrieval: read the cited documents' records (names, deleted or not), never write."""
+        self._grant(role, "Documents", ["dynamodb:GetItem", "dynamodb:Query"], self.documents)
         self._grant_key(role)
 
     @staticmethod

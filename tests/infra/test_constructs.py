@@ -51,7 +51,8 @@ def test_rest_api_routes_errors_and_throttling_capped_at_the_lambdas_concurrency
     verbs = sorted(
         m["Properties"]["HttpMethod"] for m in methods.values() if m["Properties"]["HttpMethod"] != "OPTIONS"
     )
-    assert verbs == ["DELETE", "GET", "GET", "GET", "GET", "POST", "POST"]
+    # chat, jobs (+ status), conversations (list, read, delete), documents (upload, list, read, delete), health
+    assert verbs == ["DELETE", "DELETE", "GET", "GET", "GET", "GET", "GET", "GET", "POST", "POST", "POST"]
     unauthenticated = [m for m in methods.values() if m["Properties"].get("AuthorizationType") in (None, "NONE")]
     assert {m["Properties"]["HttpMethod"] for m in unauthenticated} == {"OPTIONS", "GET"}  # preflight + /health
     template.has_resource_properties(
@@ -164,8 +165,8 @@ def _statements(template: Template) -> dict[str, Any]:
 def test_table_grants_are_exact_and_the_worker_cannot_delete_history(who: str) -> None:
     stack = empty_stack()
     tables = RegionalTables(
-        stack, "Tables", names=TableNames(conversations="c", response_cache="r", jobs="j", idempotency="i", usage="u"),
-        key=key(stack),
+        stack, "Tables", key=key(stack),
+        names=TableNames(conversations="c", response_cache="r", jobs="j", idempotency="i", usage="u", documents="d"),
     )  # fmt: skip
     role = iam.Role(stack, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
     (tables.grant_api if who == "api" else tables.grant_worker)(role)
@@ -182,7 +183,7 @@ def test_table_grants_are_exact_and_the_worker_cannot_delete_history(who: str) -
 def test_no_function_writes_responses_or_errors_into_traces(synth: Any, stack_name: str) -> None:
     functions = synth.template(stack_name).find_resources("AWS::Lambda::Function")
     ours = [f for f in functions.values() if str(f["Properties"]["Handler"]).startswith("handlers.")]
-    assert len(ours) == 2
+    assert len(ours) == 3  # chat, worker, ingest
     for function in ours:
         variables = function["Properties"]["Environment"]["Variables"]
         assert variables["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false"

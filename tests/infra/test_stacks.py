@@ -51,6 +51,8 @@ def test_both_regions_get_keys_api_and_chat_lambda(synth: Synth) -> None:
         "Bulwark-dev-Keys-DR": "us-west-2",
         "Bulwark-dev-Auth-DR": "us-west-2",
         "Bulwark-dev-Api-DR": "us-west-2",
+        "Bulwark-dev-Knowledge": "us-east-1",
+        "Bulwark-dev-Knowledge-DR": "us-west-2",
     }
     for name in API_STACKS:
         template = synth.template(name)
@@ -254,6 +256,7 @@ def test_response_cache_is_global_with_ttl_and_the_chat_lambda_may_only_get_and_
 TABLE_SIDS = {
     "OwnConversationsTable", "ResponseCache", "Jobs", "Idempotency", "UsageCounters",
     "IdempotencyOfDeletedConversations",  # the API deletes a deleted conversation's job records
+    "Documents",  # uploads, their status and deletes (API, ingest), cited documents' names (worker)
 }  # fmt: skip
 
 

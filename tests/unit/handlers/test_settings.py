@@ -12,7 +12,7 @@ from stacks.lambda_settings import TableNames, chain_settings, chat_settings, wo
 from tests.conftest import ROOT, TEST_SETTINGS
 
 CONFIG = AppConfig.from_context(json.loads((ROOT / "cdk.json").read_text())["context"]["bulwark"])
-TABLES = TableNames(conversations="c", response_cache="r", jobs="j", idempotency="i", usage="u")
+TABLES = TableNames(conversations="c", response_cache="r", jobs="j", idempotency="i", usage="u", documents="d")
 TARGETS = chain_settings(CONFIG, "us-east-1", lambda target: (target.model_id, ("gr", "7")))
 
 
@@ -77,7 +77,7 @@ def test_the_chain_puts_the_local_region_first_with_its_guardrail() -> None:
 def test_every_variable_the_stacks_set_is_in_the_contract(synth, stack: str) -> None:
     functions = synth.template(stack).find_resources("AWS::Lambda::Function")
     ours = [f for f in functions.values() if str(f["Properties"]["Handler"]).startswith("handlers.")]
-    assert len(ours) == 2
+    assert len(ours) == 3  # chat, worker, ingest
     for function in ours:
         variables = set(function["Properties"]["Environment"]["Variables"])
         lambda_own = {name for name in variables if name.startswith("POWERTOOLS_")}
