@@ -295,3 +295,11 @@ def test_with_no_model_the_degraded_answer_quotes_alices_passages(world: World) 
     assert status == 200 and body["degraded"] is True
     assert body["target"]["model_id"] == "passages"
     assert "Tagus" in body["answer"] and body["citations"][0]["document_id"] == DOC_A
+
+
+def test_api_gateway_accepts_the_same_content_types_as_the_lambda() -> None:
+    from core.retrieval import ALLOWED_CONTENT_TYPES, MAX_NAME_CHARS
+    from stacks.constructs.chat_api import DOCUMENT_CONTENT_TYPES, MAX_DOCUMENT_NAME_CHARS
+
+    assert tuple(DOCUMENT_CONTENT_TYPES) == ALLOWED_CONTENT_TYPES
+    assert MAX_DOCUMENT_NAME_CHARS == MAX_NAME_CHARS
