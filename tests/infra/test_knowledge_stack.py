@@ -312,3 +312,20 @@ def test_the_data_key_may_be_used_through_s3_for_the_documents(synth: Synth, sta
     region = synth.stacks[stack].region
     text = json.dumps(synth.template(stack).to_json())
     assert f"s3.{region}.amazonaws.com" in text
+
+
+def test_without_knowledge_there_are_no_knowledge_stacks_no_ingest_and_no_document_names() -> None:
+    from aws_cdk import App, Stack
+
+    from app import build_app
+    from tests.infra.conftest import cdk_context
+
+    app = App(context=cdk_context(knowledge={"enabled": False}))
+    build_app(app, nag=False)
+    stacks = {child.node.id: child for child in app.node.children if isinstance(child, Stack)}
+    assert not [name for name in stacks if "Knowledge" in name]
+    template = Template.from_stack(stacks["Bulwark-dev-Api"])
+    assert not template.find_resources("AWS::Lambda::Function", {"Properties": {"Handler": INGEST}})
+    (chat,) = template.find_resources("AWS::Lambda::Function", {"Properties": {"Handler": "handlers.chat.handler"}})
+    variables = template.find_resources("AWS::Lambda::Function")[chat]["Properties"]["Environment"]["Variables"]
+    assert "DOCUMENTS_BUCKET" not in variables and "VECTOR_INDEX_NAME" not in variables

@@ -6,9 +6,17 @@ import json
 
 import pytest
 
-from handlers.settings import Settings, TargetSetting, variable_names
+from handlers.settings import IngestSettings, Settings, TargetSetting, variable_names
 from stacks.config import AppConfig
-from stacks.lambda_settings import TableNames, chain_settings, chat_settings, worker_settings
+from stacks.lambda_settings import (
+    KnowledgeNames,
+    TableNames,
+    chain_settings,
+    chat_settings,
+    ingest_settings,
+    ingest_sizing,
+    worker_settings,
+)
 from tests.conftest import ROOT, TEST_SETTINGS
 
 CONFIG = AppConfig.from_context(json.loads((ROOT / "cdk.json").read_text())["context"]["bulwark"])
@@ -110,3 +118,33 @@ def test_a_langchain_target_carries_its_guardrail_secret_and_name_but_no_secret_
     assert Settings.from_env(TEST_SETTINGS.but(targets=chain).to_env()).targets == chain
     # Without a resolver for ARNs (the sandbox), the configured name is what the Lambda reads.
     assert chain_settings(config, "us-east-1", lambda t: (t.model_id, None))[1].secret_arn == "bulwark/openai"
+
+
+KNOWLEDGE = KnowledgeNames(documents_bucket="docs", vector_bucket="vectors", vector_index="index")
+
+
+def test_the_ingest_environment_comes_from_config_and_paces_to_its_share_of_the_embedding_quota() -> None:
+    ingest = ingest_settings(CONFIG, tables=TABLES, knowledge=KNOWLEDGE)
+    sizing = ingest_sizing(CONFIG)
+
+    assert IngestSettings.from_env(ingest.to_env()) == ingest
+    assert ingest.knowledge_enabled and ingest.documents_table_name == "d" and ingest.vector_index_name == "index"
+    assert sizing.max_concurrency >= 2
+    assert ingest.embed_rate_per_s is not None
+    assert ingest.embed_rate_per_s * sizing.max_concurrency == pytest.approx(CONFIG.knowledge.embeds_per_second, 1e-3)
+    assert ingest.ingest_deadline_s < CONFIG.knowledge.ingest_timeout_s
+    assert (ingest.chunk_chars, ingest.max_receive_count) == (
+        CONFIG.knowledge.chunk_chars,
+        CONFIG.knowledge.max_receive_count,
+    )
+    assert set(ingest.to_env()) <= set(variable_names())
+
+
+def test_chat_and_worker_get_the_knowledge_names_only_when_knowledge_is_deployed() -> None:
+    with_knowledge = chat_settings(CONFIG, tables=TABLES, targets=TARGETS, queue_url="q", knowledge=KNOWLEDGE)
+    worker = worker_settings(CONFIG, tables=TABLES, targets=TARGETS, queue_url="q", knowledge=KNOWLEDGE)
+    without = chat_settings(CONFIG, tables=TABLES, targets=TARGETS, queue_url="q")
+
+    assert with_knowledge.knowledge_enabled and worker.knowledge_enabled and not without.knowledge_enabled
+    assert with_knowledge.documents_bucket == "docs" and with_knowledge.retrieval_top_k == CONFIG.knowledge.top_k
+    assert Settings.from_env(with_knowledge.to_env()) == with_knowledge
