@@ -132,6 +132,7 @@ def build_stacks(app: App, config: AppConfig) -> dict[str, Stack]:
             "primaryTarget": {"model_id": primary_target.display_name, "region": primary_target.region},
         },
         connect=connect_sources(config, api_hosts=[api.api_host, dr_api.api_host]),
+        documents_buckets=[knowledge[name].bucket for name in ("knowledge", "knowledge-dr") if name in knowledge],
         key=keys.logs_key,  # only its log group
         env=primary,
         cross_region_references=True,

@@ -1,7 +1,8 @@
 """The web UI's files and its runtime config, written into the site bucket after both API stacks exist.
 
 config.json names both regional API URLs and the Cognito ids; index.html gets a Content-Security-Policy
-meta tag whose connect-src lists exactly the two API hosts and Cognito's (the CloudFront header, fixed
+meta tag whose connect-src lists exactly the two API hosts, Cognito's and, with knowledge, the documents buckets'
+hosts the browser uploads to with the API's presigned POST (the CloudFront header, fixed
 before the APIs exist, can only name *.execute-api in the two regions: browsers enforce both policies,
 so the narrower one decides). The site itself (bucket, CloudFront) is WebStack, deployed before the APIs.
 """
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import Aws, RemovalPolicy, Stack
 from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
@@ -39,8 +40,23 @@ def index_html(*, connect: Sequence[str]) -> str:
     return page.replace(_CHARSET, f"{_CHARSET}\n  {meta}", 1)
 
 
+def upload_hosts(buckets: Sequence[s3.IBucket]) -> list[str]:
+    """The hosts a presigned POST to each documents bucket may name: its regional virtual-hosted name and the
+    legacy global one, which botocore signs unless the client asks for the regional endpoint. Both name only
+    this bucket."""
+    hosts: list[str] = []
+    for bucket in buckets:
+        region = Stack.of(bucket).region
+        hosts += [
+            f"https://{bucket.bucket_name}.s3.{region}.{Aws.URL_SUFFIX}",
+            f"https://{bucket.bucket_name}.s3.{Aws.URL_SUFFIX}",
+        ]
+    return hosts
+
+
 class WebContentStack(Stack):
-    """`connect`: the exact hosts the UI may fetch from (both API hosts, Cognito's endpoint)."""
+    """`connect`: the exact hosts the UI may fetch from (both API hosts, Cognito's endpoint).
+    `documents_buckets`: each region's documents bucket (KnowledgeStack.bucket), which the browser uploads to."""
 
     def __init__(
         self,
@@ -53,9 +69,11 @@ class WebContentStack(Stack):
         runtime_config: dict[str, Any],
         connect: Sequence[str],
         key: kms.IKey,
+        documents_buckets: Sequence[s3.IBucket] = (),
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        connect = [*connect, *upload_hosts(documents_buckets)]
         deploy_logs = logs.LogGroup(
             self,
             "DeployLogs",

@@ -1,11 +1,12 @@
-// Bulwark web client: Cognito sign-in, chat, history, jobs, and regional failover.
+// Bulwark web client: Cognito sign-in, chat, history, jobs, documents, and regional failover.
 // No framework and no build step: the runtime config (config.json) is written at deploy time
 // from stack outputs (or served by the local sandbox).
 
+import { citationList, mountDocuments } from "./documents.js";
 import { newSrpSecret, passwordClaim } from "./srp.js";
 
 const $ = (id) => document.getElementById(id);
-const state = { config: null, endpoint: 0, token: null, email: null, conversationId: null };
+const state = { config: null, endpoint: 0, token: null, email: null, conversationId: null, documents: null };
 
 async function loadConfig() {
   const response = await fetch("config.json", { cache: "no-store" });
@@ -203,6 +204,13 @@ function addMessage(role, text, details) {
       node.append(note);
       node.classList.add("degraded");
     }
+    if (details.retrievalNote) {
+      const note = document.createElement("span");
+      note.className = "retrieval-note";
+      note.textContent = details.retrievalNote;
+      node.append(note);
+    }
+    if (details.citations && details.citations.length) node.append(citationList(details.citations));
   }
   $("messages").append(node);
   node.scrollIntoView({ block: "end" });
@@ -212,11 +220,19 @@ function addMessage(role, text, details) {
 function answerDetails(answer) {
   const primary = state.config.primaryTarget || null;
   const target = answer.target || {};
+  const passages = target.model_id === "passages";  // no model could answer: the best passages, quoted
   const who = target.model_id === "cache" ? "a cached answer"
-            : target.model_id === "none" ? "no model" : `${target.model_id} in ${target.region}`;
-  const details = { meta: `answered by ${who}` };
+            : target.model_id === "none" ? "no model"
+            : passages ? "passages from your documents" : `${target.model_id} in ${target.region}`;
+  const details = { meta: `answered by ${who}`, citations: answer.citations || [] };
   if (answer.usage && answer.usage.total_tokens) details.meta += ` · ${answer.usage.total_tokens} tokens`;
-  if (answer.degraded) {
+  if (answer.retrieval && !answer.retrieval.used) {
+    details.retrievalNote = `Answered without your documents: ${answer.retrieval.reason || "they were not searched"}`;
+  }
+  if (passages) {
+    details.note = "Passages from your documents, not a written answer: no model could answer "
+                 + `(${answer.degraded_reason || "the models are unavailable"}).`;
+  } else if (answer.degraded) {
     details.note = `Degraded answer: ${answer.degraded_reason || "the model could not answer"}`;
   } else if (primary && (target.model_id !== primary.model_id || target.region !== primary.region)) {
     details.note = `Answered by the fallback model (${target.model_id} in ${target.region}): the primary is unavailable.`;
@@ -358,6 +374,7 @@ function showSignedIn() {
   $("sign-out").hidden = false;
   $("who").textContent = state.email;
   showRegion();
+  state.documents.show();
   const saved = sessionStorage.getItem("bulwark.conversation");
   if (saved) openConversation(saved);
   else refreshConversations().catch((error) => setStatus(describeError(error), true));
@@ -370,10 +387,12 @@ function showSignIn() {
   $("app").hidden = true;
   $("sign-out").hidden = true;
   $("who").textContent = "";
+  if (state.documents) state.documents.hide();
 }
 
 async function main() {
   await loadConfig();
+  state.documents = mountDocuments({ api, describeError, ApiError });
   $("sign-in-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     $("sign-in-error").textContent = "";

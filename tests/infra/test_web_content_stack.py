@@ -1,6 +1,6 @@
 """The site's origin and the APIs' hosts, wired both ways: the API stacks allow exactly the CloudFront origin
-(CORS), and the UI may fetch only from exactly the two API hosts and Cognito's (CSP). The site is deployed
-before the APIs, its files and config.json after them."""
+(CORS), and the UI may fetch only from exactly the two API hosts, Cognito's and the two documents buckets (CSP).
+The site is deployed before the APIs, its files and config.json after them."""
 
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ def test_the_cloudfront_csp_names_cognito_and_execute_api_in_our_two_regions_onl
     assert "https://*.amazonaws.com" not in csp and "frame-ancestors 'none'" in csp
 
 
-def test_index_html_narrows_connect_src_to_exactly_both_api_hosts_and_cognito(synth: Synth) -> None:
+def test_index_html_narrows_connect_src_to_both_api_hosts_cognito_and_both_documents_buckets(synth: Synth) -> None:
     (deployment,) = synth.template(CONTENT).find_resources("Custom::CDKBucketDeployment").values()
     keys = deployment["Properties"]["SourceObjectKeys"]
     pages = [
@@ -115,6 +115,18 @@ def test_index_html_narrows_connect_src_to_exactly_both_api_hosts_and_cognito(sy
         r"https://\$\{ExportsReader\w+\./cdk/exports/\S+ApiDR\S+RefRestApi\w+\}\.execute-api\.us-west-2\.amazonaws\.com",
         sources[2],
     )
-    assert len(sources) == 3 and "*" not in policy
+    # The browser uploads documents with the API's presigned POST straight to its region's documents bucket:
+    # exactly the two Knowledge stacks' buckets, each by its regional and its global virtual-hosted name.
+    primary = r"\$\{Bulwark-dev-Knowledge:ExportsOutputRefDocuments\w+\}"
+    dr = r"\$\{ExportsReader\w+\./cdk/exports/\S+KnowledgeDR\S+RefDocuments\w+\}"
+    assert [re.sub(r"^https://(\$\{[^}]+\})", "https://BUCKET", host) for host in sources[3:]] == [
+        "https://BUCKET.s3.us-east-1.amazonaws.com",
+        "https://BUCKET.s3.amazonaws.com",
+        "https://BUCKET.s3.us-west-2.amazonaws.com",
+        "https://BUCKET.s3.amazonaws.com",
+    ]
+    assert all(re.match(rf"https://{primary}\.", host) for host in sources[3:5]), sources[3:5]
+    assert all(re.match(rf"https://{dr}\.", host) for host in sources[5:7]), sources[5:7]
+    assert len(sources) == 7 and "*" not in policy
     assert html.index("Content-Security-Policy") < html.index("<script"), "the policy must precede every script"
     assert json.dumps(markers).count("RestApi") >= 2
