@@ -41,7 +41,7 @@ USE_ACTIONS = [
     "kms:DescribeKey",
 ]
 # The services through which the data key may be used in a region (kms:ViaService).
-DATA_SERVICES = ("dynamodb", "sqs", "sns", "backup", "cognito-idp")
+DATA_SERVICES = ("dynamodb", "sqs", "sns", "backup", "cognito-idp", "s3")  # s3: the documents bucket (SSE-KMS)
 
 
 def via_service(service: str, region: str) -> str:

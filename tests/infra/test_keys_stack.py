@@ -50,7 +50,7 @@ def test_the_data_key_separates_administrators_from_use_through_services(
     use = policy["UseOnlyThroughAwsServices"]
     assert "kms:*" not in actions(use)
     assert use["Condition"]["StringEquals"]["kms:ViaService"] == [
-        f"{service}.{region}.amazonaws.com" for service in ("dynamodb", "sqs", "sns", "backup", "cognito-idp")
+        f"{service}.{region}.amazonaws.com" for service in ("dynamodb", "sqs", "sns", "backup", "cognito-idp", "s3")
     ]
     assert use["Condition"]["StringEquals"]["kms:CallerAccount"] == {"Ref": "AWS::AccountId"}
     # No statement grants kms:* to the account without a condition (the default key policy did).
@@ -86,7 +86,7 @@ def test_every_log_group_and_the_alarm_topic_use_the_logs_key(synth: Synth, stac
 
 
 @pytest.mark.parametrize(("stack", "region"), [("Bulwark-dev-Api", "us-east-1"), ("Bulwark-dev-Api-DR", "us-west-2")])
-def test_the_lambda_roles_use_the_data_key_only_through_dynamodb_and_sqs_with_the_actions_they_need(
+def test_the_lambda_roles_use_the_data_key_only_through_its_services_with_the_actions_they_need(
     synth: Synth, stack: str, region: str
 ) -> None:
     statements = [
@@ -100,10 +100,11 @@ def test_the_lambda_roles_use_the_data_key_only_through_dynamodb_and_sqs_with_th
     for statement in statements:
         via = statement["Condition"]["StringEquals"]["kms:ViaService"]  # every one is conditioned
         by_sid.setdefault(statement["Sid"], []).append(statement)
-        assert via == f"{'dynamodb' if statement['Sid'] == 'TableKey' else 'sqs'}.{region}.amazonaws.com"
+        service = {"TableKey": "dynamodb", "QueueKeyToSend": "sqs", "QueueKeyToReceive": "sqs"}.get(statement["Sid"], "s3")
+        assert via == f"{service}.{region}.amazonaws.com"  # documents (S3) are the only other use
         assert "kms:Encrypt" not in actions(statement)
-    assert {sid: len(found) for sid, found in by_sid.items()} == {
-        "TableKey": 2,
+    assert {sid: len(by_sid[sid]) for sid in ("TableKey", "QueueKeyToSend", "QueueKeyToReceive")} == {
+        "TableKey": 3,  # chat, worker and ingest
         "QueueKeyToSend": 2,
         "QueueKeyToReceive": 1,
     }

@@ -302,11 +302,6 @@ def test_ingest_dlq_depth_and_oldest_message_alarm_to_the_api_topic(synth: Synth
         assert alarm["Properties"]["AlarmActions"] and alarm["Properties"]["OKActions"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="stacks/keys_stack.py (not this change's file): the data key's policy admits use only via DynamoDB, "
-    "SQS, SNS, Backup and Cognito; SSE-KMS documents need 's3' in DATA_SERVICES in both regions",
-)
 @pytest.mark.parametrize("stack", ["Bulwark-dev-Keys", "Bulwark-dev-Keys-DR"])
 def test_the_data_key_may_be_used_through_s3_for_the_documents(synth: Synth, stack: str) -> None:
     region = synth.stacks[stack].region
