@@ -90,3 +90,14 @@ def emulator_process(config_file: Path | None = None, port: int | None = None) -
         args += ["--config", str(config_file)]
     with child(args, health_url=url + "/_emulator/health"):
         yield url
+
+
+@contextmanager
+def s3vectors_process(port: int | None = None) -> Iterator[str]:
+    """The S3 Vectors emulator (QueryVectors included, which moto lacks): state per region, from SigV4."""
+    port = port or free_port()
+    url = f"http://127.0.0.1:{port}"
+    with child(
+        [sys.executable, "-m", "local.s3vectors_emulator", "--port", str(port)], health_url=url + "/_emulator/health"
+    ):
+        yield url

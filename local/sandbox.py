@@ -1,10 +1,11 @@
 """The whole app on one machine, with no AWS account: `make dev` runs this.
 
-Starts moto's server (the embedded AWS) and the Bedrock emulator as processes, creates the tables,
-queues and user pool from the synthesized templates, runs the real Lambda handlers in-process
-behind a local API that routes exactly the template's routes with events shaped as API Gateway
-sends them (Cognito ID tokens verified like the authorizer does), pumps SQS into the worker like
-the event source mapping, and serves the web UI. Local mode swaps endpoints, not code: the
+Starts moto's server (the embedded AWS), the Bedrock emulator and the S3 Vectors emulator as processes,
+creates the tables, queues and user pool from the synthesized templates and both regions' knowledge side
+(documents buckets, S3 events, replication to DR, vector indexes, ingest Lambdas: local/knowledge.py),
+runs the real Lambda handlers in-process behind a local API that routes exactly the template's routes
+with events shaped as API Gateway sends them (Cognito ID tokens verified like the authorizer does), pumps
+SQS into the worker like the event source mapping, and serves the web UI. Local mode swaps endpoints, not code: the
 handlers' botocore clients find moto and the emulator through AWS_ENDPOINT_URL_* variables.
 """
 
@@ -55,6 +56,8 @@ class Sandbox:
     chat_env: dict[str, str]
     worker_env: dict[str, str]
     stack: ExitStack = field(repr=False)
+    vectors_url: str = ""  # the S3 Vectors emulator
+    knowledge: dict[str, dict[str, str]] = field(default_factory=dict)  # region -> local knowledge names
 
     def stop(self) -> None:
         self.stack.close()
@@ -73,7 +76,8 @@ def start(
 ) -> Sandbox:
     import boto3
 
-    from local.processes import emulator_process, moto_server
+    from local.knowledge import start_knowledge
+    from local.processes import emulator_process, moto_server, s3vectors_process
     from stacks.config import CONTEXT_KEY, AppConfig
 
     started = time.monotonic()
@@ -88,7 +92,9 @@ def start(
         progress(f"embedded AWS (moto server) at {aws_url}")
         emulator_url = stack.enter_context(emulator_process(emulator_config))
         progress(f"Bedrock emulator at {emulator_url}")
-        os.environ.update(_aws_environment(aws_url, emulator_url, region))
+        vectors_url = stack.enter_context(s3vectors_process())
+        progress(f"S3 Vectors emulator at {vectors_url}")
+        os.environ.update(_aws_environment(aws_url, emulator_url, region, vectors_url))
         session = boto3.Session(region_name=region)
         names = _provision_tables(session.client("dynamodb"), templates)
         queues = _provision_queues(session.client("sqs"), templates)
@@ -99,6 +105,9 @@ def start(
         api = LocalApi(templates, region, aws_url, pool_id, client_id, port)
         chat_env["ALLOWED_ORIGIN"] = api.url  # the web UI and the API share this one origin
         os.environ.update(chat_env)  # as Lambda would set it before the module's cold start
+        knowledge = start_knowledge(
+            templates, stack=stack, tables=names, table_region=region, origin=api.url, progress=progress
+        )
         api.invoke = _api_environments(templates, chat_env)
         api.static_headers["Content-Security-Policy"] = content_security_policy(connect=[aws_url])
         primary = config.chain_for(region)[0]
@@ -127,12 +136,15 @@ def start(
         chat_env=chat_env,
         worker_env=worker_env,
         stack=stack,
+        vectors_url=vectors_url,
+        knowledge={name: dict(local.__dict__) for name, local in knowledge.items()},
     )
     _write_state(sandbox)
     return sandbox
 
 
-def _aws_environment(aws_url: str, emulator_url: str, region: str) -> dict[str, str]:
+def _aws_environment(aws_url: str, emulator_url: str, region: str, vectors_url: str = "") -> dict[str, str]:
+    vectors = {"AWS_ENDPOINT_URL_S3VECTORS": vectors_url} if vectors_url else {}
     return {
         "AWS_ACCESS_KEY_ID": "sandbox",
         "AWS_SECRET_ACCESS_KEY": "sandbox",
@@ -142,6 +154,8 @@ def _aws_environment(aws_url: str, emulator_url: str, region: str) -> dict[str, 
         "AWS_ENDPOINT_URL_DYNAMODB": aws_url,
         "AWS_ENDPOINT_URL_SQS": aws_url,
         "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER": aws_url,
+        "AWS_ENDPOINT_URL_S3": aws_url,
+        **vectors,
         "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": emulator_url,
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_DISABLED": "true",
@@ -223,14 +237,11 @@ def _provision_users(cognito: Any, templates: Templates, prefix: str) -> tuple[s
 def _function_env(
     templates: Templates, handler: str, tables: dict[str, str], queues: dict[str, str], config: Any, region: str
 ) -> dict[str, str]:
-    """The function's environment from its template, with local names for tables and queues."""
+    """The function's environment from its template, with local names for tables, queues and the knowledge
+    resources (those of the knowledge stack the value imports from: local/knowledge.py)."""
+    from local.knowledge import KNOWLEDGE_VARIABLES, knowledge_value
+
     spec = templates.function_by_handler(handler)
-    # The Knowledge stack's bucket and index have names CloudFormation picks: fixed local names instead.
-    knowledge_names = {
-        "DOCUMENTS_BUCKET": "bulwark-documents-local",
-        "VECTOR_BUCKET_NAME": "bulwark-vectors-local",
-        "VECTOR_INDEX_NAME": "documents",
-    }
     env: dict[str, str] = {}
     for name, value in spec.environment.items():
         if isinstance(value, str) and name != "MODEL_TARGETS":
@@ -245,8 +256,8 @@ def _function_env(
             env[name] = queues[templates.queue_for(value).logical_id]
         elif name == "ALLOWED_ORIGIN":
             continue  # the site's CloudFront origin: locally the API's own origin, set once its port is known
-        elif name in knowledge_names:
-            env[name] = knowledge_names[name]
+        elif name in KNOWLEDGE_VARIABLES:
+            env[name] = knowledge_value(templates, name, value)
         else:
             raise KeyError(f"{handler}: environment variable {name} has a value the sandbox cannot map: {value}")
     return env
@@ -289,7 +300,9 @@ def _start_worker(sqs: Any, templates: Templates, queues: dict[str, str], env: d
 def _write_state(sandbox: Sandbox) -> None:
     STATE_FILE.parent.mkdir(exist_ok=True)
     state = {k: v for k, v in sandbox.__dict__.items() if k != "stack"}
-    state["aws_environment"] = _aws_environment(sandbox.aws_url, sandbox.emulator_url, sandbox.region)
+    state["aws_environment"] = _aws_environment(
+        sandbox.aws_url, sandbox.emulator_url, sandbox.region, sandbox.vectors_url
+    )
     STATE_FILE.write_text(json.dumps(state, indent=2))
 
 
@@ -304,6 +317,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  API         {sandbox.api_url}  (e.g. curl {sandbox.api_url}/health)")
     print(f"  Sign in     {DEMO_USER} / {DEMO_PASSWORD}")
     print(f"  Embedded AWS {sandbox.aws_url}   Bedrock emulator {sandbox.emulator_url}/_emulator/stats")
+    if sandbox.knowledge:
+        print(
+            f"  S3 Vectors emulator {sandbox.vectors_url}/_emulator/stats   documents buckets: "
+            + ", ".join(f"{region} {names['documents_bucket']}" for region, names in sandbox.knowledge.items())
+        )
     print("  Ctrl-C stops everything.", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

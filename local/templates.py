@@ -7,6 +7,7 @@ second hand-written list, so the two cannot drift (tests/integration/test_sandbo
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,67 @@ class GatewayResponseSpec:
     headers: dict[str, Any] = field(default_factory=dict, hash=False)  # name -> mapping ("'static'", intrinsic)
 
 
+@dataclass(frozen=True)
+class NotificationSpec:
+    """One queue configuration of a bucket's notifications: the events (s3:ObjectCreated:*, ...) and key filter."""
+
+    events: tuple[str, ...]
+    prefix: str = ""
+    suffix: str = ""
+
+    def matches(self, event_name: str, key: str) -> bool:
+        """`event_name` as S3 records it (ObjectCreated:Put): does this configuration send it for `key`?"""
+        wanted = any(
+            f"s3:{event_name}" == event or (event.endswith(":*") and f"s3:{event_name}".startswith(event[:-1]))
+            for event in self.events
+        )
+        return wanted and key.startswith(self.prefix) and key.endswith(self.suffix)
+
+
+@dataclass(frozen=True)
+class ReplicationSpec:
+    """The documents bucket's replication rule: what is copied, to which region's knowledge stack."""
+
+    prefix: str
+    delete_markers: bool
+    destination: Any  # the rule's raw destination bucket (a cross-region reference): Templates.knowledge_for it
+
+
+@dataclass(frozen=True)
+class KnowledgeSpec:
+    """One region's KnowledgeStack (bucket, notifications, ingest queue + DLQ, vector bucket + index) and the
+    ingest Lambda its API stack runs on that queue."""
+
+    stack_name: str
+    region: str
+    bucket_logical_id: str
+    versioned: bool
+    notifications: tuple[NotificationSpec, ...]
+    queue: QueueSpec
+    dlq: QueueSpec
+    vector_bucket_logical_id: str
+    index_logical_id: str
+    dimension: int
+    data_type: str
+    distance_metric: str
+    non_filterable_keys: tuple[str, ...]
+    ingest: FunctionSpec
+    batch_size: int
+    max_concurrency: int
+    replication: ReplicationSpec | None = None
+    cors_rules: tuple[dict[str, Any], ...] = ()  # the bucket's CORS rules (the site's presigned POST)
+
+    @property
+    def compact_name(self) -> str:
+        """How CDK names this stack (and its region) in cross-region export paths: BulwarkdevKnowledgeDRuswest2."""
+        return self.stack_name.replace("-", "") + self.region.replace("-", "")
+
+    def references(self, value: Any) -> bool:
+        """Whether an environment value imports something of this stack (same region or cross-region)."""
+        text = json.dumps(value)
+        return f'"{self.stack_name}:Exports' in text or f"/{self.compact_name}" in text
+
+
 @dataclass
 class Templates:
     tables: dict[str, TableSpec] = field(default_factory=dict)
@@ -81,7 +143,17 @@ class Templates:
     gateway_responses: dict[str, GatewayResponseSpec] = field(default_factory=dict)
     password_policy: dict[str, Any] = field(default_factory=dict)
     mfa_configuration: str = "OFF"  # the user pool's MfaConfiguration: OFF, OPTIONAL or ON
-    event_source: dict[str, Any] = field(default_factory=dict)
+    event_source: dict[str, Any] = field(default_factory=dict)  # the jobs worker's event source mapping
+    event_sources: dict[str, dict[str, Any]] = field(default_factory=dict)  # function logical id -> its mapping
+    data_stack: str = ""
+    knowledge: list[KnowledgeSpec] = field(default_factory=list)  # both regions', primary first
+
+    def knowledge_for(self, value: Any) -> KnowledgeSpec:
+        """The knowledge stack an environment value imports from."""
+        for spec in self.knowledge:
+            if spec.references(value):
+                return spec
+        raise KeyError(f"{value} does not reference a knowledge stack")
 
     def function_by_handler(self, handler: str) -> FunctionSpec:
         for spec in self.functions.values():
@@ -90,10 +162,15 @@ class Templates:
         raise KeyError(f"no function with handler {handler} in the templates")
 
     def table_for(self, value: Any) -> TableSpec:
-        """The table an environment value points to (an Fn::ImportValue of the Data stack's Ref)."""
+        """The table an environment value points to: an Fn::ImportValue of the Data stack's Ref, or (another
+        region's API stack) CDK's cross-region export reader path of it. Matched with the stack's name: the
+        Knowledge stacks' documents bucket has the same logical id as the documents table."""
         text = json.dumps(value)
+        compact = re.escape(self.data_stack.replace("-", ""))
         for logical_id, spec in self.tables.items():
-            if f"ExportsOutputRef{logical_id}" in text:
+            if f'"{self.data_stack}:ExportsOutputRef{logical_id}' in text or re.search(
+                rf"/{compact}[a-z0-9]*Ref{re.escape(logical_id)}", text
+            ):
                 return spec
         raise KeyError(f"{value} does not reference a table of the Data stack")
 
@@ -108,7 +185,7 @@ def load(cdk_out: Path, prefix: str, *, region_suffix: str = "") -> Templates:
     data = _read(cdk_out / f"{prefix}-Data.template.json")
     api = _read(cdk_out / f"{prefix}-Api{region_suffix}.template.json")
     auth = _read(cdk_out / f"{prefix}-Auth.template.json")
-    found = Templates()
+    found = Templates(data_stack=f"{prefix}-Data")
     for logical_id, resource in data["Resources"].items():
         if resource["Type"] == "AWS::DynamoDB::GlobalTable":
             props = resource["Properties"]
@@ -139,11 +216,9 @@ def load(cdk_out: Path, prefix: str, *, region_suffix: str = "") -> Templates:
                 environment=props.get("Environment", {}).get("Variables", {}),
                 reserved_concurrency=props.get("ReservedConcurrentExecutions"),
             )
-        elif resource["Type"] == "AWS::Lambda::EventSourceMapping":
-            found.event_source = {
-                "batch_size": props.get("BatchSize", 10),
-                "max_concurrency": props.get("ScalingConfig", {}).get("MaximumConcurrency", 2),
-            }
+    found.event_sources = _event_sources(api["Resources"])
+    worker = next((f for f in found.functions.values() if f.handler == "handlers.worker.handler"), None)
+    found.event_source = found.event_sources.get(worker.logical_id, {}) if worker else {}
     methods = _routes(api["Resources"])
     found.routes = [route for route in methods if route.method != "OPTIONS"]
     found.preflights = [route for route in methods if route.method == "OPTIONS"]
@@ -152,7 +227,125 @@ def load(cdk_out: Path, prefix: str, *, region_suffix: str = "") -> Templates:
         if resource["Type"] == "AWS::Cognito::UserPool":
             found.password_policy = resource["Properties"].get("Policies", {}).get("PasswordPolicy", {})
             found.mfa_configuration = resource["Properties"].get("MfaConfiguration", "OFF")
+    found.knowledge = load_knowledge(cdk_out, prefix)
     return found
+
+
+def _event_sources(resources: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each function's SQS event source mapping: batch size and maximum concurrency."""
+    found = {}
+    for resource in resources.values():
+        if resource["Type"] == "AWS::Lambda::EventSourceMapping":
+            props = resource["Properties"]
+            function = _ref(props.get("FunctionName")) or ""
+            found[function] = {
+                "batch_size": props.get("BatchSize", 10),
+                "max_concurrency": props.get("ScalingConfig", {}).get("MaximumConcurrency", 2),
+                "source": props.get("EventSourceArn"),
+            }
+    return found
+
+
+def _stack_regions(cdk_out: Path) -> dict[str, str]:
+    """Stack name -> region, from the cloud assembly's manifest (aws://account/region)."""
+    if not (cdk_out / "manifest.json").exists():
+        return {}
+    manifest = _read(cdk_out / "manifest.json")
+    return {
+        name: str(artifact.get("environment", "")).rsplit("/", 1)[-1]
+        for name, artifact in manifest.get("artifacts", {}).items()
+        if artifact.get("type") == "aws:cloudformation:stack"
+    }
+
+
+def load_knowledge(cdk_out: Path, prefix: str) -> list[KnowledgeSpec]:
+    """Both regions' knowledge stacks with the ingest Lambda of the API stack beside each; [] without knowledge."""
+    regions = _stack_regions(cdk_out)
+    found = []
+    for suffix in ("", "-DR"):
+        name = f"{prefix}-Knowledge{suffix}"
+        if name not in regions or not (cdk_out / f"{name}.template.json").exists():
+            continue
+        resources = _read(cdk_out / f"{name}.template.json")["Resources"]
+        api = _read(cdk_out / f"{prefix}-Api{suffix}.template.json")["Resources"]
+        found.append(_knowledge(name, regions[name], resources, api))
+    return found
+
+
+def _knowledge(name: str, region: str, resources: dict[str, Any], api: dict[str, Any]) -> KnowledgeSpec:
+    def of_type(kind: str) -> list[tuple[str, dict[str, Any]]]:
+        return [(lid, r.get("Properties", {})) for lid, r in resources.items() if r["Type"] == kind]
+
+    notifications = of_type("Custom::S3BucketNotifications")
+    if len(notifications) != 1:
+        raise ValueError(f"{name}: expected one bucket with notifications, found {len(notifications)}")
+    _, notification = notifications[0]
+    bucket_id = _ref(notification["BucketName"]) or ""
+    bucket = resources[bucket_id]["Properties"]
+    configs = notification["NotificationConfiguration"].get("QueueConfigurations", [])
+    queue_id = configs[0]["QueueArn"]["Fn::GetAtt"][0]
+    queues = {
+        lid: QueueSpec(
+            logical_id=lid,
+            visibility_timeout=int(props.get("VisibilityTimeout", 30)),
+            retention_s=int(props.get("MessageRetentionPeriod", 345_600)),
+            max_receive_count=int(props["RedrivePolicy"]["maxReceiveCount"]) if props.get("RedrivePolicy") else None,
+            dlq_logical_id=(props.get("RedrivePolicy") or {})
+            .get("deadLetterTargetArn", {})
+            .get("Fn::GetAtt", [None])[0],
+        )
+        for lid, props in of_type("AWS::SQS::Queue")
+    }
+    ((vector_bucket_id, _),) = of_type("AWS::S3Vectors::VectorBucket")
+    ((index_id, index),) = of_type("AWS::S3Vectors::Index")
+    ingest = next(
+        (lid, props) for lid, props in ((k, r.get("Properties", {})) for k, r in api.items())
+        if props.get("Handler") == "handlers.ingest.handler"
+    )  # fmt: skip
+    mapping = _event_sources(api).get(ingest[0], {})
+    rules = (bucket.get("ReplicationConfiguration") or {}).get("Rules") or []
+    replication = None
+    if rules:
+        rule = rules[0]
+        replication = ReplicationSpec(
+            prefix=(rule.get("Filter") or {}).get("Prefix", rule.get("Prefix", "")),
+            delete_markers=(rule.get("DeleteMarkerReplication") or {}).get("Status") == "Enabled",
+            destination=rule["Destination"]["Bucket"],
+        )
+    filters = []
+    for config in configs:
+        rules_ = {r["Name"].lower(): r["Value"] for r in config.get("Filter", {}).get("Key", {}).get("FilterRules", [])}
+        filters.append(
+            NotificationSpec(
+                events=tuple(config["Events"]), prefix=rules_.get("prefix", ""), suffix=rules_.get("suffix", "")
+            )
+        )
+    return KnowledgeSpec(
+        stack_name=name,
+        region=region,
+        bucket_logical_id=bucket_id,
+        versioned=(bucket.get("VersioningConfiguration") or {}).get("Status") == "Enabled",
+        notifications=tuple(filters),
+        queue=queues[queue_id],
+        dlq=queues[queues[queue_id].dlq_logical_id or ""],
+        vector_bucket_logical_id=vector_bucket_id,
+        index_logical_id=index_id,
+        dimension=int(index["Dimension"]),
+        data_type=str(index.get("DataType", "float32")),
+        distance_metric=str(index.get("DistanceMetric", "cosine")),
+        non_filterable_keys=tuple((index.get("MetadataConfiguration") or {}).get("NonFilterableMetadataKeys", [])),
+        ingest=FunctionSpec(
+            logical_id=ingest[0],
+            handler=ingest[1]["Handler"],
+            timeout_s=int(ingest[1].get("Timeout", 3)),
+            environment=ingest[1].get("Environment", {}).get("Variables", {}),
+            reserved_concurrency=ingest[1].get("ReservedConcurrentExecutions"),
+        ),
+        batch_size=int(mapping.get("batch_size", 1)),
+        max_concurrency=int(mapping.get("max_concurrency", 2)),
+        replication=replication,
+        cors_rules=tuple((bucket.get("CorsConfiguration") or {}).get("CorsRules") or ()),
+    )
 
 
 def _routes(resources: dict[str, Any]) -> list[Route]:

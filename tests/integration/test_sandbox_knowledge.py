@@ -1,0 +1,178 @@
+"""Knowledge end to end in the sandbox, both regions: upload with the presigned POST, S3 events to each region's
+ingest Lambda, replication to the DR bucket, a cited answer, deletion in both regions, tenant isolation.
+
+Every wait is on an observable state (the API, the DR bucket, the index), bounded by a generous guard."""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import boto3
+import pytest
+
+from local.sandbox import DEMO_PASSWORD, DEMO_USER
+from local.users import signed_in_users
+from tests.sandbox_fixture import call, sandbox, sign_in  # noqa: F401 - the fixture
+
+T = TypeVar("T")
+GUARD_S = 90.0  # generous: ingest paces its embedding calls, and the emulator adds model latency
+
+DOCUMENT = (
+    b"Bulwark field notes.\n\n"
+    b"The Quokkaville lighthouse keeper is named Ottoline Marsh. "
+    b"She has kept the Quokkaville lighthouse since the great storm of 1987.\n\n"
+    b"Tides at the harbour turn twice a day."
+)
+
+
+def wait_for(condition: Callable[[], T | None], what: str, *, guard_s: float = GUARD_S) -> T:
+    """Poll until `condition()` returns something truthy; fail after the guard with what was awaited."""
+    end = time.monotonic() + guard_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > end:
+            pytest.fail(f"gave up waiting for {what}")
+        time.sleep(0.2)
+
+
+def upload(form: dict[str, Any], data: bytes, content_type: str) -> int:
+    """POST the file with the presigned form, as a browser does (multipart/form-data, the file last)."""
+    boundary = uuid.uuid4().hex
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in form["fields"].items()
+    ]
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="notes.txt"\r\n'
+        f"Content-Type: {content_type}\r\n\r\n".encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    request = urllib.request.Request(
+        form["url"], data=b"".join(parts), headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    )
+    with urllib.request.urlopen(request) as response:
+        return int(response.status)
+
+
+def vectors_of(sandbox: Any, region: str, document_id: str) -> list[dict[str, Any]]:  # noqa: F811
+    names = sandbox.knowledge[region]
+    client = boto3.client("s3vectors", endpoint_url=sandbox.vectors_url, region_name=region)
+    found = []
+    for page in client.get_paginator("list_vectors").paginate(
+        vectorBucketName=names["vector_bucket"], indexName=names["vector_index"], returnMetadata=True
+    ):
+        found += [v for v in page["vectors"] if v.get("metadata", {}).get("document_id") == document_id]
+    return found
+
+
+def test_a_document_is_ingested_in_both_regions_cited_in_answers_and_deleted_everywhere(sandbox: Any) -> None:  # noqa: F811
+    assert set(sandbox.knowledge) == {"us-east-1", "us-west-2"}
+    token = sign_in(sandbox, DEMO_USER, DEMO_PASSWORD)
+
+    # GIVEN an upload form from the API, used as the web UI does
+    status, created, _ = call(
+        sandbox, "POST", "/documents", token=token,
+        body={"name": "field-notes.txt", "content_type": "text/plain", "size": len(DOCUMENT)},
+    )  # fmt: skip
+    assert status == 201, created
+    document_id = created["document"]["document_id"]
+    assert created["document"]["status"] == "uploading"
+    assert upload(created["upload"], DOCUMENT, "text/plain") in (200, 201, 204)
+
+    # WHEN the primary region's pipeline has ingested it
+    ready = wait_for(
+        lambda: (
+            (d := call(sandbox, "GET", f"/documents/{document_id}", token=token)[1])
+            and d["status"] in ("ready", "failed")
+            and d
+        ),
+        "the document to reach a terminal state",
+    )
+    assert ready["status"] == "ready", ready
+    assert ready["chunk_count"] >= 1
+
+    # THEN an answer that needs the document cites it
+    status, answer, _ = call(
+        sandbox, "POST", "/chat", token=token, body={"message": "Who is the Quokkaville lighthouse keeper?"}
+    )
+    assert status == 200, answer
+    assert "Ottoline Marsh" in answer["answer"]
+    assert any(c["document_id"] == document_id for c in answer["citations"]), answer
+    assert vectors_of(sandbox, "us-east-1", document_id)
+
+    # AND S3 replication put it in the DR bucket, whose own pipeline indexed it in the DR index
+    s3_dr = boto3.client("s3", endpoint_url=sandbox.aws_url, region_name="us-west-2")
+    dr_bucket = sandbox.knowledge["us-west-2"]["documents_bucket"]
+    key = f"documents/{_owner(token)}/{document_id}"
+    replica = wait_for(lambda: _object(s3_dr, dr_bucket, key), "the replica in the DR bucket")
+    assert replica == DOCUMENT
+    dr_vectors = wait_for(lambda: vectors_of(sandbox, "us-west-2", document_id), "vectors in the DR index")
+    assert len(dr_vectors) == len(vectors_of(sandbox, "us-east-1", document_id))
+
+    # AND another user neither sees nor retrieves nor deletes it
+    (other,) = signed_in_users(sandbox, 1, prefix=f"other-{uuid.uuid4().hex[:6]}", password=DEMO_PASSWORD)
+    assert call(sandbox, "GET", f"/documents/{document_id}", token=other)[0] == 404
+    assert all(d["document_id"] != document_id for d in call(sandbox, "GET", "/documents", token=other)[1]["documents"])
+    status, theirs, _ = call(
+        sandbox, "POST", "/chat", token=other, body={"message": "Who is the Quokkaville lighthouse keeper?"}
+    )
+    assert status == 200 and not theirs["citations"] and "Ottoline" not in theirs["answer"]
+    assert call(sandbox, "DELETE", f"/documents/{document_id}", token=other)[0] == 404
+    assert vectors_of(sandbox, "us-east-1", document_id)
+
+    # WHEN the owner deletes it, THEN its vectors go in both regions (DR: through the replicated delete marker)
+    assert call(sandbox, "DELETE", f"/documents/{document_id}", token=token)[0] in (200, 204)
+    assert not vectors_of(sandbox, "us-east-1", document_id)
+    wait_for(lambda: not vectors_of(sandbox, "us-west-2", document_id), "the DR index to lose the vectors")
+    assert _object(s3_dr, dr_bucket, key) is None  # the delete marker was replicated
+    assert call(sandbox, "GET", f"/documents/{document_id}", token=token)[0] == 404
+
+
+def test_sandbox_knowledge_resources_match_the_templates(sandbox: Any, synth: Any) -> None:  # noqa: F811
+    from pathlib import Path
+
+    from local.templates import load
+
+    templates = load(Path(synth.app.outdir), "Bulwark-dev")
+    assert [spec.region for spec in templates.knowledge] == ["us-east-1", "us-west-2"]
+    for spec in templates.knowledge:
+        names = sandbox.knowledge[spec.region]
+        s3 = boto3.client("s3", endpoint_url=sandbox.aws_url, region_name=spec.region)
+        assert s3.get_bucket_versioning(Bucket=names["documents_bucket"])["Status"] == "Enabled"
+        vectors = boto3.client("s3vectors", endpoint_url=sandbox.vectors_url, region_name=spec.region)
+        index = vectors.get_index(vectorBucketName=names["vector_bucket"], indexName=names["vector_index"])["index"]
+        assert index["dimension"] == spec.dimension and index["distanceMetric"] == spec.distance_metric
+        assert index["metadataConfiguration"]["nonFilterableMetadataKeys"] == list(spec.non_filterable_keys)
+        sqs = boto3.client("sqs", endpoint_url=sandbox.aws_url, region_name=spec.region)
+        attributes = sqs.get_queue_attributes(QueueUrl=names["queue_url"], AttributeNames=["All"])["Attributes"]
+        assert int(attributes["VisibilityTimeout"]) == spec.queue.visibility_timeout
+        assert f":{spec.region}:" in attributes["QueueArn"]
+    assert sandbox.chat_env["DOCUMENTS_BUCKET"] == sandbox.knowledge["us-east-1"]["documents_bucket"]
+    assert sandbox.chat_env["VECTOR_BUCKET_NAME"] == sandbox.knowledge["us-east-1"]["vector_bucket"]
+
+
+def _owner(token: str) -> str:
+    """The caller's Cognito sub (the documents/<sub>/ prefix), from the ID token's payload."""
+    import base64
+    import json
+
+    payload = token.split(".")[1]
+    return str(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sub"])
+
+
+def _object(s3: Any, bucket: str, key: str) -> bytes | None:
+    try:
+        return bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    except s3.exceptions.NoSuchKey:
+        return None
+    except Exception as error:  # a delete marker answers 404 (NoSuchKey) or, with moto, a ClientError
+        if getattr(error, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode") in (404, 405):
+            return None
+        raise
