@@ -34,7 +34,7 @@ print(time.perf_counter() - t)
 
 def _default_chat_environment() -> dict[str, str]:
     from stacks.config import CONTEXT_KEY, AppConfig
-    from stacks.lambda_settings import TableNames, chain_settings, chat_settings
+    from stacks.lambda_settings import KnowledgeNames, TableNames, chain_settings, chat_settings
 
     config = AppConfig.from_context(json.loads((ROOT / "cdk.json").read_text())["context"][CONTEXT_KEY])
     region = config.primary_region
@@ -42,7 +42,12 @@ def _default_chat_environment() -> dict[str, str]:
                         idempotency="bench-idempotency", usage="bench-usage", documents="bench-documents")  # fmt: skip
     targets = chain_settings(config, region, lambda target: (target.model_id, ("gr-bench", "1")))
     queue = f"https://sqs.{region}.amazonaws.com/123456789012/bench-jobs"
-    return chat_settings(config, tables=tables, targets=targets, queue_url=queue).to_env()
+    # The default deployment has knowledge on: the chat Lambda also builds its retriever at cold start.
+    knowledge = KnowledgeNames(documents_bucket="bench-docs", vector_bucket="bench-vectors", vector_index="bench-index")
+    settings = chat_settings(
+        config, tables=tables, targets=targets, queue_url=queue, allowed_origin="https://d.example", knowledge=knowledge
+    )
+    return settings.to_env()
 
 
 ENV = {

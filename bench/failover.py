@@ -23,24 +23,20 @@ from __future__ import annotations
 
 import os
 import statistics
-import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "lambda_src")]
-os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "BulwarkBench")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "BulwarkBench")  # before Powertools is imported
 
-import botocore.session  # noqa: E402
+import botocore.session
 
-from adapters.bedrock import BedrockTarget, client_config  # noqa: E402
-from core.gateway import GatewaySettings, ModelGateway  # noqa: E402
-from core.models import Message  # noqa: E402
-from local.bedrock_emulator import BedrockEmulator  # noqa: E402
+from adapters.bedrock import BedrockTarget, client_config
+from core.gateway import GatewaySettings, ModelGateway
+from core.models import Message
+from local.bedrock_emulator import BedrockEmulator
 
 QUICK = bool(os.environ.get("BENCH_QUICK"))
 PRIMARY = ("us.amazon.nova-lite-v1:0", "us-east-1")
