@@ -160,10 +160,11 @@ class IngestService:
 
     # --- object created --------------------------------------------------------------------------------
     def ingest(
-        self, obj: ObjectVersion, fetch: Callable[[], bytes], *, deadline_s: float | None = None
+        self, obj: ObjectVersion, fetch: Callable[[], bytes], *, deadline_s: float | None = None, force: bool = False
     ) -> IngestResult:
         """`fetch` downloads the object's bytes; it is called only once the size is known to be within limits.
-        `deadline_s` lowers the deadline (the Lambda's remaining time), never raises it."""
+        `deadline_s` lowers the deadline (the Lambda's remaining time), never raises it. `force` (an index
+        rebuild, tools/rebuild_index.py): a version already `ready` here is embedded and indexed again."""
         sequencer = normalize_sequencer(obj.sequencer)
         seconds = self._deadline_s if deadline_s is None else min(deadline_s, self._deadline_s)
         deadline = Deadline(seconds, self._clock)
@@ -179,6 +180,8 @@ class IngestService:
             lease_until=self._wall() + self._deadline_s + LEASE_MARGIN_S,
         )
         if claim is Claim.STALE:
+            if force and self._is_ready_version(obj):
+                return self._reindex(obj, fetch, deadline)
             return IngestResult(outcome=IngestOutcome.SKIPPED)
         if claim is Claim.BUSY:
             raise DocumentBusy(
@@ -223,6 +226,43 @@ class IngestService:
             return IngestResult(outcome=IngestOutcome.READY, chunks=len(vectors))
         self._clean_up_superseded(obj.owner, obj.document_id, version)
         return IngestResult(outcome=IngestOutcome.SKIPPED)
+
+    def _is_ready_version(self, obj: ObjectVersion) -> bool:
+        record = self._documents.get(obj.owner, obj.document_id)
+        status = record.status_in(self._region) if record and record.deleted_at is None else None
+        return status is not None and status.state is DocumentState.READY and status.version_id == obj.version_id
+
+    def _reindex(self, obj: ObjectVersion, fetch: Callable[[], bytes], deadline: Deadline) -> IngestResult:
+        """A rebuild of a `ready` version: the same deterministic vectors written again, the status untouched
+        (no claim: it was `ready` under its own sequencer). Whatever the record says afterwards decides which
+        version's chunks stay, so a newer version ingested meanwhile keeps its own."""
+        version = vector_version(obj.version_id)
+        try:
+            self._limits.check_size(obj.size)
+            parsed = self._parser.parse(fetch(), content_type=obj.content_type)
+            vectors = [
+                ChunkVector(
+                    owner=obj.owner,
+                    document_id=obj.document_id,
+                    version=version,
+                    chunk_index=chunk.index,
+                    vector=self._embed_checked(chunk.text, deadline),
+                    text=chunk.text,
+                    page=chunk.page if parsed.paginated else None,
+                )
+                for chunk in self._chunker.chunk(parsed)
+            ]
+        except (DocumentRejected, EmbeddingRejected) as error:  # it was ready once: the limits changed since
+            _log.warning("rebuild of document %s refused: %s", obj.document_id, error)
+            return IngestResult(outcome=IngestOutcome.SKIPPED, code="rebuild_refused")
+        self._check(deadline)
+        self._index.upsert(vectors)
+        self._clean_up_superseded(obj.owner, obj.document_id, version)
+        return IngestResult(outcome=IngestOutcome.READY, chunks=len(vectors))
+
+    def _embed_checked(self, text: str, deadline: Deadline) -> list[float]:
+        self._check(deadline)
+        return self._embedder.embed(text, deadline=deadline)
 
     def _check(self, deadline: Deadline) -> None:
         if deadline.expired():

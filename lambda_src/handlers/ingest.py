@@ -76,6 +76,7 @@ class ObjectEvent:
     version_id: str | None
     sequencer: str
     etag: str | None
+    force: bool = False  # an index rebuild (tools/rebuild_index.py): re-embed a version already `ready`
 
 
 def object_events(body: str) -> list[ObjectEvent]:
@@ -91,6 +92,7 @@ def object_events(body: str) -> list[ObjectEvent]:
     records = message.get("Records")
     if not isinstance(records, list):
         raise PoisonMessage("message body is not an S3 event notification (no Records)")
+    force = message.get("force") is True  # set only by tools/rebuild_index.py, never by S3
     events = []
     for record in records:
         try:
@@ -116,6 +118,7 @@ def object_events(body: str) -> list[ObjectEvent]:
                 version_id=obj.get("versionId") or None,
                 sequencer=str(obj.get("sequencer") or "0"),
                 etag=str(obj["eTag"]).strip('"') if obj.get("eTag") else None,
+                force=force,
             )
         )
     return events
@@ -263,7 +266,10 @@ def bootstrap(
         obj = object_version(event, head)
         read_version = head.get("VersionId") if head.get("VersionId") not in (None, "null") else None
         return service.ingest(
-            obj, lambda: objects.read(event.bucket, event.key, read_version), deadline_s=remaining_s()
+            obj,
+            lambda: objects.read(event.bucket, event.key, read_version),
+            deadline_s=remaining_s(),
+            force=event.force and event.created,
         )
 
     def record_handler(record: SQSRecord) -> None:
