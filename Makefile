@@ -109,6 +109,14 @@ bench: install  ## cold start and failover benchmarks (BENCH_QUICK=1 for a short
 	@$(PY) bench/failover.py
 	@$(PY) bench/burst.py
 	@$(PY) bench/load.py
+	@$(PY) bench/ingest.py
+
+.PHONY: bench-ingest rebuild-index
+bench-ingest: install  ## ingest benchmark: corpus vs the embedding quota, rebuild time, recall@k, chat latency with/without retrieval (BENCH_QUICK=1)
+	@$(PY) bench/ingest.py
+
+rebuild-index: $(VENV)/.installed  ## re-embed a region's index from its bucket: make rebuild-index STACK=<knowledge stack> REGION=... (or ARGS="--bucket ... --queue-url ... --endpoint-url ...")
+	@$(PY) tools/rebuild_index.py $(if $(STACK),--stack $(STACK)) $(if $(REGION),--region $(REGION)) $(ARGS)
 
 redrive: $(VENV)/.installed  ## move jobs DLQ messages back: make redrive STACK=Bulwark-dev-Api (or ARGS="--queue-url ... --dlq-url ... --endpoint-url ...")
 	@$(PY) tools/redrive.py $(if $(STACK),--stack $(STACK)) $(if $(REGION),--region $(REGION)) $(ARGS)
