@@ -61,9 +61,10 @@ export function mountDocuments({ api, describeError, ApiError }) {
   let delay = POLL_FIRST_MS;
   let pollingSince = 0;
 
-  function say(text, isError = false) {
+  function say(text, isError = false, until = "") {
     status.textContent = text;
     status.classList.toggle("error", isError);
+    status.dataset.until = until;
   }
 
   function render() {
@@ -106,7 +107,10 @@ export function mountDocuments({ api, describeError, ApiError }) {
     }
     clearTimeout(timer);
     timer = null;
-    if (!pending()) return;
+    if (!pending()) {
+      if (status.dataset.until === "terminal") say("");  // "uploaded: cited once ready" has served its turn
+      return;
+    }
     if (Date.now() - pollingSince > POLL_GIVE_UP_MS) {
       say("Some documents are taking long: press Refresh to check them again.");
       return;
@@ -177,7 +181,7 @@ export function mountDocuments({ api, describeError, ApiError }) {
       render();
       return;
     }
-    say(`${file.name} uploaded: it can be cited once it is ready.`);
+    say(`${file.name} uploaded: it can be cited once it is ready.`, false, "terminal");
     await refresh();
     schedule(true);
   }
