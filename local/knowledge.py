@@ -7,8 +7,8 @@ What stands in for what (the adapters and handlers are AWS's code, only endpoint
 - S3 event notifications: moto's server does send bucket notifications to SQS, but its records carry neither
   `versionId` nor `sequencer`, and the ingest pipeline orders a document's events by the sequencer. So the
   notifier below watches each bucket's version listing and sends what S3 sends for every new version
-  (ObjectCreated:Put), delete marker (ObjectRemoved:DeleteMarkerCreated) and permanently deleted version
-  (ObjectRemoved:Delete), in S3's JSON shape with a sequencer that grows per key, to the queues whose
+  (ObjectCreated:Put), delete marker (ObjectRemoved:DeleteMarkerCreated) and version or delete marker deleted
+  for good (ObjectRemoved:Delete), in S3's JSON shape with a sequencer that grows per key, to the queues whose
   notification configuration (events, prefix/suffix filter) matches.
 - S3 replication (moto has none): new versions and, as the template's rule says, delete markers under the
   rule's prefix are copied to the DR bucket, oldest first. Replicas get new version ids there (S3 keeps the
@@ -37,7 +37,7 @@ from urllib.parse import quote_plus
 from local.templates import KnowledgeSpec, NotificationSpec, Templates
 
 _log = logging.getLogger(__name__)
-POLL_INTERVAL_S = 0.2
+POLL_INTERVAL_S = 0.5  # S3 delivers notifications in about a second; each poll is a moto request per bucket
 # The environment variables that name knowledge resources, and which local name each gets.
 KNOWLEDGE_VARIABLES = {
     "DOCUMENTS_BUCKET": "documents_bucket",
@@ -176,7 +176,9 @@ class BucketEvents:
         """Compare the version listing with the last one; send and replicate what changed. The number of events."""
         current = {(entry.key, entry.version_id): entry for entry in self._listing()}
         new = [entry for ident, entry in current.items() if ident not in self._seen]
-        gone = [entry for ident, entry in self._seen.items() if ident not in current and not entry.delete_marker]
+        # Deleted for good (DeleteObject with a VersionId): a version, or a delete marker (which may make an older
+        # version current again: the ingest Lambda then indexes that one).
+        gone = [entry for ident, entry in self._seen.items() if ident not in current]
         self._seen = current
         # Oldest first, so each key's sequencers grow in the order S3 took the writes.
         for entry in sorted(new, key=lambda e: (e.key, e.last_modified, e.latest)):
@@ -186,7 +188,7 @@ class BucketEvents:
                 self._send("ObjectCreated:Put", entry)
             if self._replicate is not None:
                 self._replicate(entry)
-        for entry in gone:  # a version deleted for good (DeleteObject with its VersionId)
+        for entry in gone:
             self._send("ObjectRemoved:Delete", entry)
         return len(new) + len(gone)
 
