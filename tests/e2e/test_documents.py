@@ -105,10 +105,19 @@ def test_upload_a_document_see_it_ready_get_a_cited_answer_and_delete_it(page: A
     expect(page.locator("#document-list")).not_to_contain_text(NAME)
 
 
-def test_a_file_of_a_type_the_api_refuses_is_not_uploaded_and_the_page_says_why(page: Any, sandbox: Any) -> None:  # noqa: F811
+def test_a_refused_type_is_not_uploaded_and_an_answer_without_documents_says_why(page: Any, sandbox: Any) -> None:  # noqa: F811
     sign_in(page, sandbox)
     page.set_input_files(
         "#document-file", files=[{"name": "sheet.xlsx", "mimeType": "application/vnd.ms-excel", "buffer": b"x"}]
     )
     expect(page.locator("#documents-status")).to_contain_text("only PDF, HTML, Markdown and plain text")
     expect(page.locator("#document-list")).not_to_contain_text("sheet.xlsx")
+
+    # GIVEN no document of this user matches, WHEN they ask, THEN the answer says it was given without them
+    page.fill("#message", "The Pacific is the largest ocean. Which ocean is the largest?")
+    page.click("#send")
+    answer = page.locator(".msg.assistant").last
+    expect(answer.locator(".retrieval-note")).to_contain_text(
+        "Answered without your documents", timeout=ANSWER_TIMEOUT_MS
+    )
+    expect(answer.locator(".citations")).to_have_count(0)
