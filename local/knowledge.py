@@ -228,7 +228,7 @@ class BucketEvents:
 
     def record(self, event_name: str, entry: _Entry, *, configuration: str) -> dict[str, Any]:
         """One S3 event notification record, shaped as S3 sends it (event message structure version 2.1)."""
-        obj: dict[str, Any] = {"key": quote_plus(entry.key)}
+        obj: dict[str, Any] = {"key": quote_plus(entry.key, safe="/")}  # as S3 encodes keys: slashes kept
         if event_name.startswith("ObjectCreated:"):
             obj.update(size=entry.size, eTag=entry.etag)
         obj.update(versionId=entry.version_id, sequencer=f"{self._sequencer():016X}")

@@ -5,6 +5,7 @@ Every wait is on an observable state (the API, the DR bucket, the index), bounde
 
 from __future__ import annotations
 
+import json
 import time
 import urllib.request
 import uuid
@@ -135,6 +136,62 @@ def test_a_document_is_ingested_in_both_regions_cited_in_answers_and_deleted_eve
     assert call(sandbox, "GET", f"/documents/{document_id}", token=token)[0] == 404
 
 
+def test_a_new_version_replaces_the_old_one_in_both_regions(sandbox: Any) -> None:  # noqa: F811
+    """Two versions of one key, in order: each region ends on the newer one (the notifier's sequencers grow)."""
+    token = sign_in(sandbox, DEMO_USER, DEMO_PASSWORD)
+    first = b"The Brackenfold ferry leaves at dawn."
+    status, created, _ = call(
+        sandbox, "POST", "/documents", token=token,
+        body={"name": "ferry.txt", "content_type": "text/plain", "size": len(first)},
+    )  # fmt: skip
+    assert status == 201
+    document_id = created["document"]["document_id"]
+    upload(created["upload"], first, "text/plain")
+    wait_for(lambda: _texts(sandbox, "us-west-2", document_id) == {first.decode()}, "the first version in DR")
+
+    second = b"The Brackenfold ferry leaves at noon."
+    key = f"documents/{_owner(token)}/{document_id}"
+    s3 = boto3.client("s3", endpoint_url=sandbox.aws_url, region_name="us-east-1")
+    s3.put_object(
+        Bucket=sandbox.knowledge["us-east-1"]["documents_bucket"], Key=key, Body=second, ContentType="text/plain"
+    )
+
+    for region in ("us-east-1", "us-west-2"):
+        wait_for(lambda r=region: _texts(sandbox, r, document_id) == {second.decode()}, f"the new version in {region}")
+    assert call(sandbox, "GET", f"/documents/{document_id}", token=token)[1]["status"] == "ready"
+    assert call(sandbox, "DELETE", f"/documents/{document_id}", token=token)[0] in (200, 204)
+
+
+def test_the_notifiers_records_are_what_the_ingest_lambda_parses() -> None:
+    from datetime import UTC, datetime
+
+    from handlers.ingest import object_events
+    from local.knowledge import BucketEvents, _Entry
+
+    events = BucketEvents(
+        s3=None, sqs=None, bucket="docs", region="us-west-2", notifications=[], sequencer=iter(range(5, 99)).__next__
+    )
+    at = datetime.now(UTC)
+    created = _Entry(key="documents/u 1/d1", version_id="v1", delete_marker=False, latest=False, last_modified=at,
+                     size=3, etag="abc")  # fmt: skip
+    removed = _Entry(key="documents/u 1/d1", version_id="v2", delete_marker=True, latest=True, last_modified=at)
+    body = {
+        "Records": [
+            events.record("ObjectCreated:Put", created, configuration="c"),
+            events.record("ObjectRemoved:DeleteMarkerCreated", removed, configuration="c"),
+        ]
+    }
+
+    first, second = object_events(json.dumps(body))
+
+    assert (first.created, first.owner, first.document_id, first.version_id, first.etag) == (
+        True, "u 1", "d1", "v1", "abc",
+    )  # fmt: skip
+    assert (second.created, second.version_id) == (False, "v2")
+    assert second.sequencer > first.sequencer and len(second.sequencer) == len(first.sequencer)
+    assert body["Records"][0]["s3"]["object"]["key"] == "documents/u+1/d1"  # URL-encoded, as S3 sends keys
+
+
 def test_sandbox_knowledge_resources_match_the_templates(sandbox: Any, synth: Any) -> None:  # noqa: F811
     from pathlib import Path
 
@@ -161,10 +218,13 @@ def test_sandbox_knowledge_resources_match_the_templates(sandbox: Any, synth: An
 def _owner(token: str) -> str:
     """The caller's Cognito sub (the documents/<sub>/ prefix), from the ID token's payload."""
     import base64
-    import json
 
     payload = token.split(".")[1]
     return str(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sub"])
+
+
+def _texts(sandbox: Any, region: str, document_id: str) -> set[str]:  # noqa: F811
+    return {v["metadata"].get("_page_content", "") for v in vectors_of(sandbox, region, document_id)}
 
 
 def _object(s3: Any, bucket: str, key: str) -> bytes | None:
