@@ -121,3 +121,17 @@ def test_a_refused_type_is_not_uploaded_and_an_answer_without_documents_says_why
         "Answered without your documents", timeout=ANSWER_TIMEOUT_MS
     )
     expect(answer.locator(".citations")).to_have_count(0)
+
+
+def test_a_file_dropped_on_the_panel_is_uploaded(page: Any, sandbox: Any) -> None:  # noqa: F811
+    sign_in(page, sandbox)
+    # A drop as a browser delivers it: a DataTransfer holding a File (built in the page, not evaluated by the app)
+    transfer = page.evaluate_handle("() => new DataTransfer()")
+    transfer.evaluate(
+        "(t) => t.items.add(new File(['Tides at the harbour turn twice a day.'], 'dropped.txt', {type: 'text/plain'}))"
+    )
+    page.dispatch_event("#drop-zone", "drop", {"dataTransfer": transfer})
+    row = page.locator("#document-list li", has_text="dropped.txt")
+    expect(row).to_contain_text("ready", timeout=INGEST_TIMEOUT_MS)
+    row.get_by_role("button", name="Delete dropped.txt").click()
+    expect(page.locator("#document-list")).not_to_contain_text("dropped.txt")

@@ -91,6 +91,25 @@ def test_the_cloudfront_csp_names_cognito_and_execute_api_in_our_two_regions_onl
     assert "https://*.amazonaws.com" not in csp and "frame-ancestors 'none'" in csp
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="stacks/web_stack.py connect_sources() does not yet name S3 in the two regions for the CloudFront "
+    "header, which browsers enforce with the meta tag: uploads to the documents buckets are refused in AWS until it "
+    "does (then remove this mark and update the exact policy in the test above)",
+)
+def test_the_cloudfront_csp_lets_the_browser_upload_to_s3_in_our_two_regions(synth: Synth) -> None:
+    (policy,) = synth.template(WEB).find_resources("AWS::CloudFront::ResponseHeadersPolicy").values()
+    csp = flat(
+        policy["Properties"]["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"]["ContentSecurityPolicy"][
+            "ContentSecurityPolicy"
+        ]
+    )
+    connect = csp.split("connect-src ")[1].split(";")[0].split(" ")
+
+    assert "https://*.s3.us-east-1.amazonaws.com" in connect
+    assert "https://*.s3.us-west-2.amazonaws.com" in connect
+
+
 def test_index_html_narrows_connect_src_to_both_api_hosts_cognito_and_both_documents_buckets(synth: Synth) -> None:
     (deployment,) = synth.template(CONTENT).find_resources("Custom::CDKBucketDeployment").values()
     keys = deployment["Properties"]["SourceObjectKeys"]
