@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import io
 import json
 import os
@@ -50,6 +51,11 @@ class OneAtATime:
         self._app = app
         self._lock = threading.Lock()
         self._clock = clock
+        # DynamoDB's idempotency window for TransactWriteItems' ClientRequestToken (botocore fills it in):
+        # a retry of a transaction that already committed (its answer lost to a client timeout) gets that
+        # answer again instead of running twice and being cancelled by its own first run, as in DynamoDB.
+        self._transactions: dict[str, tuple[float, str, tuple[str, list[tuple[str, str]], bytes]]] = {}
+        self._transactions_lock = threading.Lock()  # taken before the app's lock, never inside it
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         body = _read_body(environ)
@@ -70,6 +76,28 @@ class OneAtATime:
         return [data]
 
     def _call(self, environ: dict[str, Any], body: bytes) -> tuple[str, list[tuple[str, str]], bytes]:
+        token = _transaction_token(environ, body)
+        if token is None:
+            return self._run(environ, body)
+        digest = hashlib.sha256(body).hexdigest()
+        with self._transactions_lock:
+            now = self._clock()
+            for old in [t for t, (at, _, _) in self._transactions.items() if now - at > _IDEMPOTENCY_WINDOW_S]:
+                del self._transactions[old]
+            seen = self._transactions.get(token)
+            if seen is not None:
+                if seen[1] != digest:
+                    return _dynamodb_error(
+                        "IdempotentParameterMismatchException",
+                        "The request uses the same client token as a previous, but non-identical request.",
+                    )
+                return seen[2]
+            answer = self._run(environ, body)
+            if answer[0].startswith("200"):
+                self._transactions[token] = (now, digest, answer)
+            return answer
+
+    def _run(self, environ: dict[str, Any], body: bytes) -> tuple[str, list[tuple[str, str]], bytes]:
         environ = {**environ, "wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))}
         answer: list[Any] = []
 
@@ -92,6 +120,25 @@ class OneAtATime:
             return status, headers, data
         headers = [(name, value) for name, value in headers if name.lower() != "content-length"]
         return status, [*headers, ("Content-Length", str(len(data)))], data
+
+
+_IDEMPOTENCY_WINDOW_S = 600.0  # DynamoDB keeps a ClientRequestToken for 10 minutes
+
+
+def _transaction_token(environ: dict[str, Any], body: bytes) -> str | None:
+    """The ClientRequestToken of a DynamoDB TransactWriteItems request, if it carries one."""
+    if environ.get("HTTP_X_AMZ_TARGET") != "DynamoDB_20120810.TransactWriteItems":
+        return None
+    try:
+        token = json.loads(body).get("ClientRequestToken")
+    except (ValueError, AttributeError):
+        return None
+    return token if isinstance(token, str) and token else None
+
+
+def _dynamodb_error(code: str, message: str) -> tuple[str, list[tuple[str, str]], bytes]:
+    data = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": message}).encode()
+    return "400 Bad Request", [("Content-Type", "application/x-amz-json-1.0"), ("Content-Length", str(len(data)))], data
 
 
 def _read_body(environ: dict[str, Any]) -> bytes:

@@ -200,3 +200,22 @@ def test_an_s3_head_keeps_the_objects_length_and_a_get_its_bytes(aws: dict[str, 
 
     assert s3.head_object(Bucket="documents", Key="a.txt")["ContentLength"] == 11
     assert s3.get_object(Bucket="documents", Key="a.txt")["Body"].read() == b"hello world"
+
+
+def test_a_retried_transaction_with_the_same_token_is_answered_once_as_dynamodb_does(aws: dict[str, Any]) -> None:
+    # GIVEN a transaction that committed, whose answer the client lost (a read timeout) and retries
+    dynamodb = aws["dynamodb"]
+    items = _turn("idem-user", 0)
+    dynamodb.transact_write_items(TransactItems=items, ClientRequestToken="token-1")
+
+    # WHEN the same request comes again: the same answer, not a cancellation by its own first run
+    dynamodb.transact_write_items(TransactItems=items, ClientRequestToken="token-1")
+
+    # THEN it ran once; the same token with another request is refused as DynamoDB refuses it
+    assert dynamodb.get_item(TableName="t", Key=_key("idem-user", "C#1"))["Item"]["n"] == {"N": "1"}
+    with pytest.raises(ClientError) as mismatch:
+        dynamodb.transact_write_items(TransactItems=_turn("idem-user", 1), ClientRequestToken="token-1")
+    assert mismatch.value.response["Error"]["Code"] == "IdempotentParameterMismatchException"
+    with pytest.raises(ClientError) as again:  # a new token runs it again: the condition now fails
+        dynamodb.transact_write_items(TransactItems=items, ClientRequestToken="token-2")
+    assert again.value.response["Error"]["Code"] == "TransactionCanceledException"
