@@ -60,6 +60,7 @@ export function mountDocuments({ api, describeError, ApiError }) {
   let timer = null;
   let delay = POLL_FIRST_MS;
   let pollingSince = 0;
+  let active = false;  // signed in: a poll that returns after sign-out schedules nothing
 
   function say(text, isError = false, until = "") {
     status.textContent = text;
@@ -107,6 +108,7 @@ export function mountDocuments({ api, describeError, ApiError }) {
     }
     clearTimeout(timer);
     timer = null;
+    if (!active) return;
     if (!pending()) {
       if (status.dataset.until === "terminal") say("");  // "uploaded: cited once ready" has served its turn
       return;
@@ -126,6 +128,7 @@ export function mountDocuments({ api, describeError, ApiError }) {
   async function refresh() {
     try {
       const { data } = await api("GET", "/documents");
+      if (!active) return false;  // signed out meanwhile: show nothing of the previous user's
       documents.clear();
       for (const record of data.documents) documents.set(record.document_id, record);
       panel.hidden = false;
@@ -229,9 +232,11 @@ export function mountDocuments({ api, describeError, ApiError }) {
 
   return {
     async show() {
+      active = true;
       if (await refresh()) schedule(true);
     },
     hide() {
+      active = false;
       clearTimeout(timer);
       timer = null;
       documents.clear();
