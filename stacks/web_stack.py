@@ -28,7 +28,12 @@ def connect_sources(config: AppConfig, *, api_hosts: Sequence[str] | None = None
     APIs are `*.execute-api` in the two configured regions; with them, exactly their hosts."""
     cognito = f"https://cognito-idp.{config.primary_region}.{Aws.URL_SUFFIX}"
     apis = api_hosts or [f"https://*.execute-api.{region}.{Aws.URL_SUFFIX}" for region in config.regions]
-    return [cognito, *apis]
+    # Document uploads go straight to a region's documents bucket (a presigned POST). The header is fixed
+    # before those buckets exist, so it names S3 in our two regions; index.html's meta tag names the buckets.
+    uploads = [] if api_hosts or not config.knowledge.enabled else [
+        f"https://*.s3.{region}.{Aws.URL_SUFFIX}" for region in config.regions
+    ]  # fmt: skip
+    return [cognito, *apis, *uploads]
 
 
 class WebStack(Stack):

@@ -189,6 +189,15 @@ def build_retriever(
     )
 
 
+def documents_s3_client(region: str) -> Any:
+    """SigV4 (presigned POSTs need it) on the regional virtual-hosted endpoint, so an upload URL names this
+    region's bucket host (<bucket>.s3.<region>.amazonaws.com), the host the site's CSP allows."""
+    regional = Config(
+        signature_version="s3v4", s3={"addressing_style": "virtual", "us_east_1_regional_endpoint": "regional"}
+    )
+    return shared_session().create_client("s3", region_name=region, config=data_client_config().merge(regional))
+
+
 def build_document_service(
     settings: KnowledgeSettings, *, dynamodb: Any, s3: Any = None, s3vectors: Any = None
 ) -> DocumentService | None:
@@ -198,10 +207,7 @@ def build_document_service(
     from adapters.document_catalog import DynamoDocumentCatalog, S3DocumentFiles
 
     region = _region(dynamodb)
-    # SigV4 (presigned POSTs need it) and the regional endpoint, so the upload URL names this region's bucket.
-    s3 = s3 or shared_session().create_client(
-        "s3", region_name=region, config=data_client_config().merge(Config(signature_version="s3v4"))
-    )
+    s3 = s3 or documents_s3_client(region)
     return DocumentService(
         catalog=DynamoDocumentCatalog(client=dynamodb, table_name=settings.documents_table_name or "", region=region),
         files=S3DocumentFiles(client=s3, bucket=settings.documents_bucket),

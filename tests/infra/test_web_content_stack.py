@@ -73,7 +73,7 @@ def test_the_site_is_deployed_before_the_apis_and_its_content_after(synth: Synth
     assert {"Bulwark-dev-Api", "Bulwark-dev-Api-DR"} <= depends(CONTENT)
 
 
-def test_the_cloudfront_csp_names_cognito_and_execute_api_in_our_two_regions_only(synth: Synth) -> None:
+def test_the_cloudfront_csp_names_cognito_execute_api_and_s3_in_our_two_regions_only(synth: Synth) -> None:
     (policy,) = synth.template(WEB).find_resources("AWS::CloudFront::ResponseHeadersPolicy").values()
     csp = flat(
         policy["Properties"]["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"]["ContentSecurityPolicy"][
@@ -86,17 +86,13 @@ def test_the_cloudfront_csp_names_cognito_and_execute_api_in_our_two_regions_onl
             "https://cognito-idp.us-east-1.amazonaws.com",
             "https://*.execute-api.us-east-1.amazonaws.com",
             "https://*.execute-api.us-west-2.amazonaws.com",
+            "https://*.s3.us-east-1.amazonaws.com",
+            "https://*.s3.us-west-2.amazonaws.com",
         ]
     )
     assert "https://*.amazonaws.com" not in csp and "frame-ancestors 'none'" in csp
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="stacks/web_stack.py connect_sources() does not yet name S3 in the two regions for the CloudFront "
-    "header, which browsers enforce with the meta tag: uploads to the documents buckets are refused in AWS until it "
-    "does (then remove this mark and update the exact policy in the test above)",
-)
 def test_the_cloudfront_csp_lets_the_browser_upload_to_s3_in_our_two_regions(synth: Synth) -> None:
     (policy,) = synth.template(WEB).find_resources("AWS::CloudFront::ResponseHeadersPolicy").values()
     csp = flat(

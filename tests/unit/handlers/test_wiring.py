@@ -78,3 +78,14 @@ def test_an_unreadable_secret_disables_that_target_only_with_the_services_code(a
 
 def test_a_chain_of_bedrock_targets_never_touches_secrets_manager(aws: dict[str, Any]) -> None:
     assert all(isinstance(t, BedrockTarget) for t in targets(aws, *TEST_SETTINGS.targets, secrets=NoSecrets()))
+
+
+@pytest.mark.parametrize("region", ["us-east-1", "us-west-2"])
+def test_uploads_are_signed_for_the_regional_bucket_host_the_csp_allows(region: str, monkeypatch: Any) -> None:
+    from handlers.wiring import documents_s3_client
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+
+    post = documents_s3_client(region).generate_presigned_post(Bucket="docs-bucket", Key="documents/u/d")
+
+    assert post["url"] == f"https://docs-bucket.s3.{region}.amazonaws.com/"
