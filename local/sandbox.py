@@ -40,6 +40,7 @@ DEMO_USER = "demo@bulwark.local"
 DEMO_PASSWORD = "Demo-Passw0rd!2026"  # meets the template's password policy
 LOCAL_GUARDRAIL = ("localguardrail", "1")  # a valid guardrail id: the emulator checks ApplyGuardrail's like Bedrock
 STATE_FILE = ROOT / ".sandbox" / "state.json"
+SANDBOX_DATA_READ_TIMEOUT_S = 3.0
 
 
 @dataclass
@@ -160,6 +161,10 @@ def _aws_environment(aws_url: str, emulator_url: str, region: str, vectors_url: 
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_DISABLED": "true",
         "POWERTOOLS_LOG_LEVEL": "WARNING",
+        # The embedded AWS serves one request at a time on this machine's CPU, shared with everything else:
+        # a busy moment may hold a call longer than DynamoDB ever would, so the data clients wait 3 s, not 1 s
+        # (still inside the chat path's deadline arithmetic, handlers/wiring.data_call_worst_case_s).
+        "DATA_READ_TIMEOUT_SECONDS": str(SANDBOX_DATA_READ_TIMEOUT_S),
     }
 
 

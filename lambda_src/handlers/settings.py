@@ -231,7 +231,16 @@ class SignUpSettings(EnvContract):
     allowed_email_domains: tuple[str, ...] = var("ALLOWED_EMAIL_DOMAINS", DOMAINS, ())
 
 
+@dataclass(frozen=True, kw_only=True)
+class DataClientSettings(EnvContract):
+    """How long a DynamoDB/SQS/S3 call may wait for an answer (handlers/wiring.py builds every data client
+    with it). The stacks leave the default, sized for the real services; the sandbox, whose embedded AWS
+    serves one request at a time on the same CPU as everything else, gives it more room."""
+
+    data_read_timeout_s: float = var("DATA_READ_TIMEOUT_SECONDS", FLOAT, 1.0)
+
+
 def variable_names() -> tuple[str, ...]:
     """Every variable of the contracts, for checks that a template sets nothing unknown."""
-    contracts = (Settings, IngestSettings, SignUpSettings)
+    contracts = (Settings, IngestSettings, SignUpSettings, DataClientSettings)
     return tuple(dict.fromkeys(item.metadata["env"] for contract in contracts for item in fields(contract)))

@@ -23,7 +23,7 @@ from core.limits import UserLimits, UserLimitSettings
 from core.ports import TargetModel
 from core.resilience import BreakerSettings, RateLimiter
 from core.retrieval import DocumentService, Retriever
-from handlers.settings import KnowledgeSettings, Settings, TargetSetting
+from handlers.settings import DataClientSettings, KnowledgeSettings, Settings, TargetSetting
 
 _session: botocore.session.Session | None = None
 _log = logging.getLogger(__name__)
@@ -44,14 +44,18 @@ def shared_session() -> botocore.session.Session:
 # gateway is their one retry layer.
 DATA_MAX_ATTEMPTS = 3
 DATA_CONNECT_TIMEOUT_S = 0.5
-DATA_READ_TIMEOUT_S = 1.0
+
+
+def data_read_timeout_s() -> float:
+    """DATA_READ_TIMEOUT_SECONDS (the environment contract; 1 s unless the sandbox gives more)."""
+    return DataClientSettings.from_env().data_read_timeout_s
 
 
 def data_client_config() -> Config:
     return Config(
         retries={"mode": "standard", "total_max_attempts": DATA_MAX_ATTEMPTS},  # the first attempt included
         connect_timeout=DATA_CONNECT_TIMEOUT_S,
-        read_timeout=DATA_READ_TIMEOUT_S,
+        read_timeout=data_read_timeout_s(),
     )
 
 
@@ -64,7 +68,7 @@ def data_call_worst_case_s() -> float:
     """The longest one data call can take, its retries included: every attempt may run into its timeouts,
     and a throttled one then waits its backoff (standard mode: up to 2**i s after attempt i + 1). The chat
     path keeps this much of the Lambda's time free after the model's deadline, for the turn's write."""
-    timeouts = DATA_MAX_ATTEMPTS * (DATA_CONNECT_TIMEOUT_S + DATA_READ_TIMEOUT_S)
+    timeouts = DATA_MAX_ATTEMPTS * (DATA_CONNECT_TIMEOUT_S + data_read_timeout_s())
     return timeouts + sum(2.0**attempt for attempt in range(DATA_MAX_ATTEMPTS - 1))
 
 

@@ -89,3 +89,16 @@ def test_uploads_are_signed_for_the_regional_bucket_host_the_csp_allows(region: 
     post = documents_s3_client(region).generate_presigned_post(Bucket="docs-bucket", Key="documents/u/d")
 
     assert post["url"] == f"https://docs-bucket.s3.{region}.amazonaws.com/"
+
+
+def test_data_clients_wait_as_the_contract_says_and_the_store_reserve_follows(monkeypatch: Any) -> None:
+    from handlers.wiring import data_call_worst_case_s, data_client_config
+
+    monkeypatch.delenv("DATA_READ_TIMEOUT_SECONDS", raising=False)
+    default = (data_client_config().read_timeout, data_call_worst_case_s())
+    monkeypatch.setenv("DATA_READ_TIMEOUT_SECONDS", "3")
+    sandbox = (data_client_config().read_timeout, data_call_worst_case_s())
+
+    assert default == (1.0, 3 * (0.5 + 1.0) + 1 + 2)  # three attempts, each with its timeouts, two backoffs
+    assert sandbox == (3.0, 3 * (0.5 + 3.0) + 1 + 2)
+    assert sandbox[1] < 25  # still inside the chat path's deadline
