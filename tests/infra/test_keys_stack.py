@@ -100,7 +100,9 @@ def test_the_lambda_roles_use_the_data_key_only_through_its_services_with_the_ac
     for statement in statements:
         via = statement["Condition"]["StringEquals"]["kms:ViaService"]  # every one is conditioned
         by_sid.setdefault(statement["Sid"], []).append(statement)
-        service = {"TableKey": "dynamodb", "QueueKeyToSend": "sqs", "QueueKeyToReceive": "sqs"}.get(statement["Sid"], "s3")
+        service = {"TableKey": "dynamodb", "QueueKeyToSend": "sqs", "QueueKeyToReceive": "sqs"}.get(
+            statement["Sid"], "s3"
+        )
         assert via == f"{service}.{region}.amazonaws.com"  # documents (S3) are the only other use
         assert "kms:Encrypt" not in actions(statement)
     assert {sid: len(by_sid[sid]) for sid in ("TableKey", "QueueKeyToSend", "QueueKeyToReceive")} == {
