@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import botocore.session
@@ -153,12 +155,41 @@ def _region(client: Any) -> str:
     return str(client.meta.region_name)
 
 
-def build_vector_index(settings: KnowledgeSettings, *, s3vectors: Any = None) -> Any:
+class LazyClient:
+    """A botocore client made on its first use. The chat Lambda's cold start then pays only for the clients
+    every request needs (DynamoDB, Bedrock): the S3 and S3 Vectors clients of the documents routes and of
+    retrieval cost about 100 ms to build and wait for the first request that uses them."""
+
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        self._factory = factory
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._factory()
+        return getattr(self._client, name)
+
+
+_vectors_clients: dict[str, LazyClient] = {}
+
+
+def _vectors_client(region: str) -> LazyClient:
+    """One S3 Vectors client per region and execution environment, shared by retrieval and the documents
+    routes, made when first used."""
+    if region not in _vectors_clients:
+        _vectors_clients[region] = LazyClient(lambda: data_client("s3vectors", region_name=region))
+    return _vectors_clients[region]
+
+
+def build_vector_index(settings: KnowledgeSettings, *, s3vectors: Any = None, region: str | None = None) -> Any:
     """This region's S3 Vectors index (imported here: only deployments with knowledge pay for it)."""
     from adapters.s3vectors import S3VectorIndex
 
     return S3VectorIndex(
-        client=s3vectors or data_client("s3vectors"),
+        client=s3vectors or _vectors_client(region or shared_session().get_config_variable("region") or ""),
         bucket_name=settings.vector_bucket_name or "",
         index_name=settings.vector_index_name or "",
         dimension=settings.embedding_dimensions,
@@ -185,7 +216,7 @@ def build_retriever(
             model_id=settings.embedding_model_id,
             dimensions=settings.embedding_dimensions,
         ),
-        index=build_vector_index(settings, s3vectors=s3vectors),
+        index=build_vector_index(settings, s3vectors=s3vectors, region=region),
         catalog=DynamoDocumentCatalog(client=dynamodb, table_name=settings.documents_table_name or "", region=region),
         top_k=settings.retrieval_top_k,
         context_chars=settings.retrieval_context_chars,
@@ -211,11 +242,11 @@ def build_document_service(
     from adapters.document_catalog import DynamoDocumentCatalog, S3DocumentFiles
 
     region = _region(dynamodb)
-    s3 = s3 or documents_s3_client(region)
+    s3 = s3 or LazyClient(lambda: documents_s3_client(region))
     return DocumentService(
         catalog=DynamoDocumentCatalog(client=dynamodb, table_name=settings.documents_table_name or "", region=region),
         files=S3DocumentFiles(client=s3, bucket=settings.documents_bucket),
-        index=build_vector_index(settings, s3vectors=s3vectors),
+        index=build_vector_index(settings, s3vectors=s3vectors, region=region),
         max_bytes=settings.max_document_bytes,
     )
 
