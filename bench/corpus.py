@@ -2,85 +2,21 @@
 and about one in ten bad ones, each with the failure code the pipeline must give it; plus the retrieval
 quality set (passages with known questions) shared by bench/ingest.py and the retrieval quality test.
 
-The PDF writers are copied (trimmed) from the test suite's hostile corpus, which benchmarks must not import.
+The PDF writers are local/document_corpus.py's, shared with the test suite's hostile corpus (benchmarks must not
+import tests/).
 """
 
 from __future__ import annotations
 
-import io
 import random
-import zlib
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pypdf import PdfReader, PdfWriter
-
-PDF_HEADER = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n"
-_FONT = b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"
-
-
-# --- minimal PDF writing ----------------------------------------------------------------------------------
-def _stream(data: bytes, *, compress: bool = True, entries: bytes = b"") -> bytes:
-    if compress:
-        data = zlib.compress(data)
-        entries += b" /Filter /FlateDecode"
-    return b"<< /Length %d" % len(data) + entries + b" >>\nstream\n" + data + b"\nendstream"
-
-
-def _assemble(objects: Sequence[bytes]) -> bytes:
-    out = io.BytesIO()
-    out.write(PDF_HEADER)
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(out.tell())
-        out.write(b"%d 0 obj\n" % number + body + b"\nendobj\n")
-    xref = out.tell()
-    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
-    for offset in offsets:
-        out.write(b"%010d 00000 n \n" % offset)
-    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref))
-    return out.getvalue()
-
-
-def _text_operators(lines: Sequence[str]) -> bytes:
-    def escape(text: str) -> bytes:
-        return text.encode("cp1252").replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")
-
-    shown = b" T* ".join(b"(" + escape(line) + b") Tj" for line in lines)
-    return b"BT /F1 12 Tf 14 TL 72 720 Td " + shown + b" ET"
-
-
-def _pdf(contents: Sequence[bytes], *, resources: bytes = b"<< /Font << /F1 3 0 R >> >>",
-         extra: Sequence[bytes] = ()) -> bytes:  # fmt: skip
-    kids, objects = [], [b"", b"", _FONT, *extra]
-    for content in contents:
-        page = len(objects) + 1
-        kids.append(b"%d 0 R" % page)
-        objects.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources " + resources
-                       + b" /Contents %d 0 R >>" % (page + 1))  # fmt: skip
-        objects.append(_stream(content))
-    objects[0] = b"<< /Type /Catalog /Pages 2 0 R >>"
-    objects[1] = b"<< /Type /Pages /Kids [" + b" ".join(kids) + b"] /Count %d >>" % len(contents)
-    return _assemble(objects)
-
-
-def text_pdf(pages: Sequence[Sequence[str]]) -> bytes:
-    return _pdf([_text_operators(lines) for lines in pages])
+from local.document_corpus import encrypted_pdf as _encrypted_pdf
+from local.document_corpus import image_only_pdf, text_pdf
 
 
 def encrypted_pdf() -> bytes:
-    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(text_pdf([["A secret report."], ["Second page."]]))))
-    writer.encrypt(user_password="secret", owner_password="owner-secret", algorithm="RC4-128")
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
-
-
-def image_only_pdf() -> bytes:
-    image = _stream(b"\x00\xff\xff\x00", entries=b" /Type /XObject /Subtype /Image /Width 2 /Height 2 "
-                    b"/ColorSpace /DeviceGray /BitsPerComponent 8")  # fmt: skip
-    paint = b"q 468 0 0 648 72 72 cm /Im1 Do Q"
-    return _pdf([paint, paint], resources=b"<< /XObject << /Im1 4 0 R >> >>", extra=[image])
+    return _encrypted_pdf([["A secret report."], ["Second page."]])
 
 
 # --- prose -------------------------------------------------------------------------------------------------

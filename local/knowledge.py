@@ -24,7 +24,6 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -34,6 +33,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote_plus
 
+from local.sqs_pump import PollingThread, SqsPump
 from local.templates import KnowledgeSpec, NotificationSpec, Templates
 
 _log = logging.getLogger(__name__)
@@ -289,15 +289,13 @@ class Replication:
         self.replicated += 1
 
 
-class Notifier:
+class Notifier(PollingThread):
     """One thread that polls every bucket's BucketEvents, as S3 would deliver them (asynchronously)."""
 
     def __init__(self, buckets: list[BucketEvents], *, interval_s: float = POLL_INTERVAL_S) -> None:
+        super().__init__("s3-notifier")
         self._buckets = buckets
         self._interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.errors: list[BaseException] = []
 
     def poll(self) -> int:
         events = 0
@@ -316,14 +314,8 @@ class Notifier:
 
         for bucket in self._buckets:
             bucket.poll()  # the starting state (fresh buckets: empty), nothing to send
-        self._thread = threading.Thread(target=loop, name="s3-notifier", daemon=True)
-        self._thread.start()
+        self._start_thread(loop)
         return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=5)
 
 
 # --- the whole knowledge side ---------------------------------------------------------------------------------
@@ -400,7 +392,6 @@ def _start_ingest(
     from handlers.settings import IngestSettings
     from handlers.wiring import data_client
     from local.lambda_pool import ExecutionEnvironments
-    from local.sqs_pump import SqsPump
 
     settings = IngestSettings.from_env(ingest_environment(templates, spec, tables))
 

@@ -19,7 +19,27 @@ from local.lambda_context import LocalContext
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
-class SqsPump:
+class PollingThread:
+    """One daemon thread that polls until stopped (the pump, local/knowledge.py's S3 notifier); `errors` holds
+    what the polls raised."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.errors: list[BaseException] = []
+
+    def _start_thread(self, loop: Callable[[], None]) -> None:
+        self._thread = threading.Thread(target=loop, name=self._name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+
+class SqsPump(PollingThread):
     def __init__(
         self,
         *,
@@ -31,6 +51,7 @@ class SqsPump:
         max_concurrency: int = 2,
         timeout_s: float = 120.0,
     ) -> None:
+        super().__init__("sqs-pump")
         self._client = client
         self._url = queue_url
         self._arn = queue_arn
@@ -39,10 +60,7 @@ class SqsPump:
         self._pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="pump")
         self._slots = threading.Semaphore(max_concurrency)
         self._timeout_s = timeout_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.invocations = 0
-        self.errors: list[BaseException] = []
 
     def poll_once(self) -> int:
         """Receive one batch and hand it to a free slot; the number of records received."""
@@ -115,12 +133,9 @@ class SqsPump:
                 if self.poll_once() == 0:
                     self._stop.wait(0.2)
 
-        self._thread = threading.Thread(target=loop, name="sqs-pump", daemon=True)
-        self._thread.start()
+        self._start_thread(loop)
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=5)
+        super().stop()
         self._pool.shutdown(wait=True)

@@ -5,23 +5,18 @@ from the upload's own response (version id) as S3 would send them through SQS.""
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote_plus
 
-import boto3
 import pytest
-from botocore.config import Config
 
-from adapters.s3vectors import NON_FILTERABLE_KEYS, S3VectorIndex
+from adapters.s3vectors import S3VectorIndex
 from core.documents import DocumentState, RegionStatus
 from handlers.settings import IngestSettings
 from local.bedrock_emulator import BedrockEmulator, embedding
-from local.lambda_context import LocalContext
-from local.resources import create_table
-from local.s3vectors_emulator import S3VectorsEmulator
+from tests.knowledge_fixtures import deliver, ingest_stack
 from tests.unit.adapters.corpus import encrypted_pdf, text_pdf
 
 REGION = "us-east-1"
@@ -80,18 +75,7 @@ class IngestWorld:
 
     def deliver(self, *bodies: Any, receives: int = 1) -> list[str]:
         """One SQS batch, one message per body (a dict is an S3 notification body); the failed message ids."""
-        records = [
-            {
-                "messageId": f"m{i}", "receiptHandle": f"r{i}", "eventSource": "aws:sqs",
-                "body": body if isinstance(body, str) else json.dumps(body),
-                "attributes": {"ApproximateReceiveCount": str(receives)},
-                "messageAttributes": {}, "md5OfBody": "", "eventSourceARN": "arn:aws:sqs:us-east-1:1:ingest",
-                "awsRegion": REGION,
-            }
-            for i, body in enumerate(bodies)
-        ]  # fmt: skip
-        response = self.handler({"Records": records}, LocalContext(function_name="ingest", timeout_s=300))
-        return [failure["itemIdentifier"] for failure in response["batchItemFailures"]]
+        return deliver(self.handler, *bodies, region=REGION, receives=receives)
 
     def status(self, owner: str, document_id: str) -> RegionStatus:
         from adapters.documents import DynamoDocumentStore
@@ -111,40 +95,11 @@ def notification(*records: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture
 def world() -> Iterator[IngestWorld]:
-    from moto import mock_aws
-
-    from handlers import ingest
-
-    with (
-        mock_aws(),
-        BedrockEmulator({"default": {"latency_ms": [0, 0]}}) as bedrock,
-        S3VectorsEmulator() as vectors,
-    ):
-        s3 = boto3.client("s3", region_name=REGION)
-        s3.create_bucket(Bucket=BUCKET)
-        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
-        create_table(dynamodb, "documents-test", [("pk", "HASH"), ("sk", "RANGE")])
-        s3vectors = boto3.client(
-            "s3vectors", region_name=REGION, endpoint_url=vectors.url, aws_access_key_id="e",
-            aws_secret_access_key="e", config=Config(retries={"total_max_attempts": 1}),
+    with ingest_stack(SETTINGS, REGION) as stack:
+        yield IngestWorld(
+            stack.s3, stack.dynamodb, stack.s3vectors, stack.bedrock, stack.handler,
+            itertools.count(0x0055AED6DCD90281E5),
         )  # fmt: skip
-        s3vectors.create_vector_bucket(vectorBucketName="knowledge-test")
-        s3vectors.create_index(
-            vectorBucketName="knowledge-test", indexName="chunks", dataType="float32", dimension=DIMENSIONS,
-            distanceMetric="cosine", metadataConfiguration={"nonFilterableMetadataKeys": list(NON_FILTERABLE_KEYS)},
-        )  # fmt: skip
-
-        def bedrock_client(config: Any) -> Any:
-            return boto3.client(
-                "bedrock-runtime", region_name=REGION, endpoint_url=bedrock.url, config=config,
-                aws_access_key_id="e", aws_secret_access_key="e",
-            )  # fmt: skip
-
-        handler = ingest.bootstrap(
-            SETTINGS, dynamodb=dynamodb, s3=s3, s3vectors=s3vectors, bedrock=bedrock_client, region=REGION
-        )
-        yield IngestWorld(s3, dynamodb, s3vectors, bedrock, handler, itertools.count(0x0055AED6DCD90281E5))
 
 
 def search(world: IngestWorld, owner: str, question: str) -> list[Any]:

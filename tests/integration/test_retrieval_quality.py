@@ -10,18 +10,12 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 
-from adapters.s3vectors import NON_FILTERABLE_KEYS
 from bench.corpus import QUALITY_PASSAGES, QUALITY_QUESTIONS, recall_at_k
 from core.documents import DocumentState
 from handlers.settings import IngestSettings
-from local.bedrock_emulator import BedrockEmulator
-from local.lambda_context import LocalContext
-from local.resources import create_table
-from local.s3vectors_emulator import S3VectorsEmulator
+from tests.knowledge_fixtures import create_index, deliver, ingest_stack
 from tools.rebuild_index import current_documents, rebuild_message
 
 REGION = "us-east-1"
@@ -42,50 +36,16 @@ SETTINGS = IngestSettings(
 
 
 def _create_index(s3vectors: Any) -> None:
-    s3vectors.create_index(
-        vectorBucketName="knowledge-quality", indexName="chunks", dataType="float32", dimension=DIMENSIONS,
-        distanceMetric="cosine", metadataConfiguration={"nonFilterableMetadataKeys": list(NON_FILTERABLE_KEYS)},
-    )  # fmt: skip
+    create_index(s3vectors, SETTINGS)
 
 
 @pytest.fixture(scope="module")
 def world() -> Iterator[dict[str, Any]]:
-    from moto import mock_aws
+    with ingest_stack(SETTINGS, REGION) as stack:
+        s3 = stack.s3
 
-    from handlers import ingest
-
-    with (
-        mock_aws(),
-        BedrockEmulator({"default": {"latency_ms": [0, 0]}}) as bedrock,
-        S3VectorsEmulator() as vectors,
-    ):
-        s3 = boto3.client("s3", region_name=REGION)
-        s3.create_bucket(Bucket=BUCKET)
-        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
-        create_table(dynamodb, "documents-quality", [("pk", "HASH"), ("sk", "RANGE")])
-        s3vectors = boto3.client(
-            "s3vectors", region_name=REGION, endpoint_url=vectors.url, aws_access_key_id="e",
-            aws_secret_access_key="e", config=Config(retries={"total_max_attempts": 1}),
-        )  # fmt: skip
-        s3vectors.create_vector_bucket(vectorBucketName="knowledge-quality")
-        _create_index(s3vectors)
-
-        def bedrock_client(config: Any) -> Any:
-            return boto3.client("bedrock-runtime", region_name=REGION, endpoint_url=bedrock.url, config=config,
-                                aws_access_key_id="e", aws_secret_access_key="e")  # fmt: skip
-
-        handler = ingest.bootstrap(
-            SETTINGS, dynamodb=dynamodb, s3=s3, s3vectors=s3vectors, bedrock=bedrock_client, region=REGION
-        )
-
-        def deliver(body: str) -> list[Any]:
-            record = {"messageId": "m0", "receiptHandle": "r0", "eventSource": "aws:sqs", "body": body,
-                      "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {}, "md5OfBody": "",
-                      "eventSourceARN": "arn:aws:sqs:us-east-1:1:ingest", "awsRegion": REGION}  # fmt: skip
-            return list(
-                handler({"Records": [record]}, LocalContext(function_name="ingest", timeout_s=300))["batchItemFailures"]
-            )
+        def deliver_one(body: str) -> list[str]:
+            return deliver(stack.handler, body, region=REGION)
 
         for sequencer, (name, text) in enumerate(QUALITY_PASSAGES.items(), start=1):
             response = s3.put_object(Bucket=BUCKET, Key=f"documents/{OWNER}/{name}", Body=text.encode(),
@@ -94,9 +54,9 @@ def world() -> Iterator[dict[str, Any]]:
                    "sequencer": f"{0x0055AED6DCD9000000 + sequencer:018X}", "size": len(text)}  # fmt: skip
             body = {"Records": [{"eventName": "ObjectCreated:Put", "awsRegion": REGION,
                                  "s3": {"bucket": {"name": BUCKET}, "object": obj}}]}  # fmt: skip
-            assert deliver(json.dumps(body)) == []
+            assert deliver_one(json.dumps(body)) == []
 
-        yield {"s3": s3, "s3vectors": s3vectors, "dynamodb": dynamodb, "deliver": deliver}
+        yield {"s3": s3, "s3vectors": stack.s3vectors, "dynamodb": stack.dynamodb, "deliver": deliver_one}
 
 
 def ranked(world: dict[str, Any]) -> dict[str, list[str]]:

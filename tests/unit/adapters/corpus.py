@@ -1,9 +1,9 @@
 """The hostile-document corpus, generated in code: real files, crafted files, and their broken variants.
 
-PDFs are written by hand (a few objects and an xref table) so each one holds exactly the property a
-test is about: text in a content stream, an image and no text, a stream that inflates 256x, a page
-tree that lies about its size. pypdf's writer adds the ones it can make itself (blank pages,
-encryption, a rewritten compressed copy).
+PDFs are written by hand (a few objects and an xref table; the common builders are local/document_corpus.py's,
+shared with the bench) so each one holds exactly the property a test is about: text in a content stream, an
+image and no text, a stream that inflates 256x, a page tree that lies about its size. pypdf's writer adds
+the ones it can make itself (blank pages, encryption, a rewritten compressed copy).
 """
 
 from __future__ import annotations
@@ -14,84 +14,18 @@ from collections.abc import Sequence
 
 from pypdf import PdfReader, PdfWriter
 
-PDF_HEADER = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n"
+from local import document_corpus
+from local.document_corpus import FONT as _FONT
+from local.document_corpus import PDF_HEADER, pdf_from_contents, text_operators, text_pdf
+from local.document_corpus import assemble as assemble  # re-exported for the tests
+from local.document_corpus import image_only_pdf as image_only_pdf  # re-exported for the tests
+from local.document_corpus import stream as _stream
+
 MIB = 1024 * 1024
-_FONT = b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"
-
-
-def _stream(data: bytes, *, compress: bool, entries: bytes = b"") -> bytes:
-    if compress:
-        data = zlib.compress(data)
-        entries += b" /Filter /FlateDecode"
-    return b"<< /Length %d" % len(data) + entries + b" >>\nstream\n" + data + b"\nendstream"
 
 
 def _flate_stream(compressed: bytes) -> bytes:
     return b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(compressed) + compressed + b"\nendstream"
-
-
-def assemble(objects: Sequence[bytes], *, root: int = 1) -> bytes:
-    """A PDF file from object bodies numbered 1..n, with a correct xref table."""
-    out = io.BytesIO()
-    out.write(PDF_HEADER)
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(out.tell())
-        out.write(b"%d 0 obj\n" % number + body + b"\nendobj\n")
-    xref = out.tell()
-    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
-    for offset in offsets:
-        out.write(b"%010d 00000 n \n" % offset)
-    out.write(b"trailer\n<< /Size %d /Root %d 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, root, xref))
-    return out.getvalue()
-
-
-def _escape(text: str) -> bytes:
-    raw = text.encode("cp1252")
-    return raw.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")
-
-
-def text_operators(lines: Sequence[str]) -> bytes:
-    """A content stream that shows each line with Helvetica, one under the other."""
-    shown = b" T* ".join(b"(" + _escape(line) + b") Tj" for line in lines)
-    return b"BT /F1 12 Tf 14 TL 72 720 Td " + shown + b" ET"
-
-
-def pdf_from_contents(
-    contents: Sequence[bytes | None],
-    *,
-    compress: bool = True,
-    declared_count: int | None = None,
-    raw_streams: bool = False,
-    resources: bytes = b"<< /Font << /F1 3 0 R >> >>",
-    extra_objects: Sequence[bytes] = (),
-) -> bytes:
-    """One page per content stream (None: a page without /Contents). Objects: 1 catalog, 2 pages, 3 font,
-    then the extra objects, then page and content pairs. `raw_streams` means the contents are already
-    complete FlateDecode stream bodies."""
-    kids, objects = [], [b"", b"", _FONT, *extra_objects]
-    for content in contents:
-        page_number = len(objects) + 1
-        kids.append(b"%d 0 R" % page_number)
-        if content is None:
-            objects.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources " + resources + b" >>")
-            objects.append(b"null")
-        else:
-            objects.append(
-                b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources "
-                + resources
-                + b" /Contents %d 0 R >>" % (page_number + 1)
-            )
-            objects.append(content if raw_streams else _stream(content, compress=compress))
-    count = len(contents) if declared_count is None else declared_count
-    objects[0] = b"<< /Type /Catalog /Pages 2 0 R >>"
-    objects[1] = b"<< /Type /Pages /Kids [" + b" ".join(kids) + b"] /Count %d >>" % count
-    return assemble(objects)
-
-
-def text_pdf(pages: Sequence[Sequence[str]], *, compress: bool = True) -> bytes:
-    """A real PDF with a text layer: one list of lines per page."""
-    return pdf_from_contents([text_operators(lines) for lines in pages], compress=compress)
 
 
 SAMPLE_PAGES = (
@@ -161,13 +95,9 @@ def rewritten_by_pypdf(data: bytes) -> bytes:
 
 
 def encrypted_pdf(*, user_password: str = "secret") -> bytes:
-    """Encrypted by pypdf's writer; RC4 so no crypto library is needed. An empty user password makes a PDF
-    that opens without a password but carries permission restrictions (still encrypted)."""
-    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(sample_pdf())))
-    writer.encrypt(user_password=user_password, owner_password="owner-secret", algorithm="RC4-128")
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
+    """The sample PDF encrypted by pypdf's writer (RC4); an empty user password opens without a password but
+    keeps permission restrictions."""
+    return document_corpus.encrypted_pdf(SAMPLE_PAGES, user_password=user_password)
 
 
 def blank_pdf(pages: int = 2) -> bytes:
@@ -178,21 +108,6 @@ def blank_pdf(pages: int = 2) -> bytes:
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()
-
-
-def image_only_pdf() -> bytes:
-    """What a scanner without OCR produces: each page paints an image and shows no text."""
-    image = _stream(
-        b"\x00\xff\xff\x00",
-        compress=True,
-        entries=b" /Type /XObject /Subtype /Image /Width 2 /Height 2 /ColorSpace /DeviceGray /BitsPerComponent 8",
-    )
-    paint = b"q 468 0 0 648 72 72 cm /Im1 Do Q"
-    return pdf_from_contents(
-        [paint, paint],
-        resources=b"<< /XObject << /Im1 4 0 R >> >>",
-        extra_objects=[image],
-    )
 
 
 def many_pages_pdf(pages: int) -> bytes:
