@@ -104,7 +104,7 @@ test: install browser $(CHECKOV_VENV)/.installed  ## the whole suite
 	@echo "==> pytest"
 	@$(PY) -m pytest
 
-bench: install  ## cold start and failover benchmarks (BENCH_QUICK=1 for a short run)
+bench: install  ## cold start, failover, burst, sandbox load and ingest benchmarks (BENCH_QUICK=1 for a short run)
 	@$(PY) bench/cold_start.py
 	@$(PY) bench/failover.py
 	@$(PY) bench/burst.py
