@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from core.documents import CANONICAL_CONTENT_TYPE
-from core.errors import DomainError, InvalidRequest, NotFound, PayloadTooLarge
+from core.errors import DependencyUnavailable, DomainError, InvalidRequest, NotFound, PayloadTooLarge
 from core.knowledge import MAX_TOP_K, Passage, VectorIndex
 from core.models import Citation, RetrievalReport
 
@@ -388,12 +388,18 @@ class DocumentService:
     def delete(self, *, owner: str, document_id: str) -> None:
         """Mark it deleted (ingest stops indexing it), delete its file (a delete marker, which replication
         carries to the DR region, whose pipeline deletes its vectors there) and this region's vectors.
-        A retried delete finishes what a failed one left (the record stays, marked deleted)."""
+        A retried delete finishes what a failed one left (the record stays, marked deleted). Removing this
+        region's vectors here is a head start, not the guarantee: the delete marker's own event makes this
+        region's pipeline remove them too, and a deleted record is never cited. So a slow or failing index
+        does not turn a delete that has happened into an error."""
         record = self._record(owner, document_id)
         if not record.deleted:
             self._catalog.mark_deleted(owner, document_id, at=self._clock())
         self._files.delete(object_key(owner, document_id))
-        self._index.delete_document(owner, document_id)
+        try:
+            self._index.delete_document(owner, document_id)
+        except DependencyUnavailable:
+            _log.warning("vectors of a deleted document left to the ingest pipeline's delete event")
 
     def _record(self, owner: str, document_id: str) -> DocumentView:
         validate_document_id(document_id)

@@ -59,6 +59,8 @@ class FakeIndex:
         raise NotImplementedError
 
     def delete_document(self, owner: str, document_id: str, *, keep_version: str | None = None) -> int:
+        if self.fail is not None:
+            raise self.fail
         self.deleted.append((owner, document_id))
         return 1
 
@@ -367,6 +369,18 @@ def test_documents_are_listed_newest_first_and_deleted_ones_are_gone() -> None:
         service.get(owner=ALICE, document_id=first_id)
     service.delete(owner=ALICE, document_id=first_id)  # a retried delete finishes, it does not fail
     assert len(files.deleted) == 2
+
+
+def test_a_delete_that_happened_is_not_an_error_when_the_index_is_slow() -> None:
+    service, _, files, index = documents()
+    upload = service.start_upload(owner=ALICE, body={"name": "a", "content_type": "text/plain", "size": 1})
+    document_id = upload["document"]["document_id"]
+    index.fail = DependencyUnavailable("the vector index did not answer in time")
+
+    service.delete(owner=ALICE, document_id=document_id)  # the delete event's pipeline removes the vectors
+
+    assert files.deleted == [object_key(ALICE, document_id)]
+    assert service.list(owner=ALICE) == []
 
 
 def test_another_users_document_is_not_found_and_a_bad_id_is_refused() -> None:
