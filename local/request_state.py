@@ -46,6 +46,8 @@ class _PerThreadWhenShared:
         self._name = name
         self._shared = shared
         self._values = threading.local()
+        self._copies: list[dict[Any, Any]] = []  # every thread's copy (kept: their ids stay unique)
+        self._copies_lock = threading.Lock()
 
     def __get__(self, instance: Any, owner: Any = None) -> Any:
         if instance is None:
@@ -60,9 +62,17 @@ class _PerThreadWhenShared:
             return self._values.value
         except AttributeError:
             self._values.value = dict(self._shared)
+            with self._copies_lock:
+                self._copies.append(self._values.value)
             return self._values.value
 
     def __set__(self, instance: Any, value: Any) -> None:
+        # Metrics() hands its provider `metric_set=self.metric_set`, which reads as the constructing thread's
+        # copy: stored as it is, that copy would become one dict shared by every thread. Store the shared
+        # dict instead, so each thread keeps reading its own.
+        with self._copies_lock:
+            if any(value is copy for copy in self._copies):
+                value = self._shared
         instance.__dict__[self._name] = value
 
 
@@ -95,7 +105,8 @@ def _isolate_metrics() -> bool:
 
     shared = {"metric_set": Metrics._metrics, "dimension_set": Metrics._dimensions, "metadata_set": Metrics._metadata}
     owners: tuple[Callable[..., Any], ...] = (Metrics, AmazonCloudWatchEMFProvider)
-    for owner in owners:
-        for name, values in shared.items():
-            setattr(owner, name, _PerThreadWhenShared(name, values))
+    for name, values in shared.items():
+        descriptor = _PerThreadWhenShared(name, values)  # one per name: it knows every copy it handed out
+        for owner in owners:
+            setattr(owner, name, descriptor)
     return True

@@ -63,3 +63,27 @@ def test_each_thread_flushes_only_its_own_metrics(capsys: Any) -> None:
     blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     names = sorted(tuple(m["Name"] for m in blob["_aws"]["CloudWatchMetrics"][0]["Metrics"]) for blob in blobs)
     assert names == [("First",), ("Second",)]
+
+
+def test_metrics_made_after_isolation_still_keep_a_set_per_thread() -> None:
+    import threading
+
+    from aws_lambda_powertools import Metrics
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    from local.request_state import isolate
+
+    isolate()
+    metrics = Metrics(namespace="Isolation", service="test")  # made after isolate(), as the sandbox does
+    metrics.add_metric(name="MainThreadOnly", unit=MetricUnit.Count, value=1)
+    seen: list[set[str]] = []
+
+    def other_thread() -> None:
+        seen.append(set(metrics.metric_set))
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    thread.join()
+
+    assert "MainThreadOnly" in metrics.metric_set and "MainThreadOnly" not in seen[0]
+    metrics.clear_metrics()
