@@ -90,7 +90,11 @@ class JobService:
             created_at=now,
             updated_at=now,
         )
-        self._reserve_slot(user_id, job_id)
+        if self._slots is not None:
+            existing = self._store.get(user_id, job_id)
+            if existing is not None and existing.status in ("done", "failed"):
+                return existing, False  # a replay of a finished job: its answer, never a 429 for a new slot
+            self._reserve_slot(user_id, job_id)
         stored, created = self._store.create(job)
         if not created and stored.status in ("done", "failed"):
             self._release_slot(user_id, job_id)  # a replay of a finished job holds no slot

@@ -273,3 +273,15 @@ def test_per_user_request_rate_answers_429_with_the_reset_time() -> None:
         assert malformed == [400] * 5 and answered == [202] * 3 and bob[0] == 202
         assert refused[0] == 429 and 1 <= int(refused[2]["Retry-After"]) <= 60
         assert "requests in a minute" in refused[1]["message"]
+
+
+def test_a_replayed_submit_of_a_finished_job_gets_its_job_even_at_the_cap() -> None:
+    with jobs_world(max_open_jobs_per_user=1) as world:
+        key = {"Idempotency-Key": "finished-one"}
+        first = call(world, "POST", "/jobs", body={"message": "one"}, headers=key)
+        assert world.pump().run_until(lambda: statuses(world, [first[1]["job_id"]]) == ["done"], timeout_s=60)
+        call(world, "POST", "/jobs", body={"message": "two"})  # holds the only slot
+
+        replay = call(world, "POST", "/jobs", body={"message": "one"}, headers=key)
+
+        assert replay[0] == 202 and replay[1]["job_id"] == first[1]["job_id"] and replay[1]["status"] == "done"
