@@ -173,15 +173,10 @@ class LazyClient:
         return getattr(self._client, name)
 
 
-_vectors_clients: dict[str, LazyClient] = {}
-
-
 def _vectors_client(region: str) -> LazyClient:
-    """One S3 Vectors client per region and execution environment, shared by retrieval and the documents
-    routes, made when first used."""
-    if region not in _vectors_clients:
-        _vectors_clients[region] = LazyClient(lambda: data_client("s3vectors", region_name=region))
-    return _vectors_clients[region]
+    """An S3 Vectors client made when first used. Not cached per process: each bootstrap (an execution
+    environment, or a sandbox with its own endpoints) gets its own, bound to the endpoints of its time."""
+    return LazyClient(lambda: data_client("s3vectors", region_name=region))
 
 
 def build_vector_index(settings: KnowledgeSettings, *, s3vectors: Any = None, region: str | None = None) -> Any:
