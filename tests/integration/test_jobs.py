@@ -82,7 +82,11 @@ def test_a_burst_at_three_times_the_quota_completes_every_job_exactly_once() -> 
     with jobs_world(faults, job_backoff_s=1, breaker_open_s=1) as world:
         ids = [call(world, "POST", "/jobs", body={"message": f"question {i}"})[1]["job_id"] for i in range(12)]
 
-        drained = world.pump(max_concurrency=2).run_until(lambda: set(statuses(world, ids)) == {"done"}, timeout_s=60)
+        # Done means every job answered AND every message deleted: a job is marked done before the pump
+        # deletes its message, so checking the queue right after the last status would race the pump.
+        drained = world.pump(max_concurrency=2).run_until(
+            lambda: set(statuses(world, ids)) == {"done"} and world.depth(world.queue_url) == 0, timeout_s=60
+        )
 
         stats = world.emulator.stats()[f"{MODEL[0]}@{MODEL[1]}"]
         assert drained, statuses(world, ids)
