@@ -18,16 +18,21 @@ s3vectors:GetVectors.
 Retries are botocore's (one retry layer): what reaches this module failed after them. Throttling, 5xx,
 timeouts and lost connections leave as DependencyUnavailable (503 + Retry-After), a missing bucket or index
 or denied access as VectorIndexMisconfigured, a refused request as VectorRejected; anything else (a bug)
-passes through unchanged, to be seen in full.
+passes through unchanged, to be seen in full. A query given a `timeout_s` (the chat path's retrieval deadline)
+runs as one attempt on a client whose connect and read timeouts fit in it, so a slow index costs the answer
+its documents, never its deadline.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+import math
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from botocore.config import Config
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
@@ -47,6 +52,8 @@ PUT_BATCH = 500  # vectors per PutVectors (API limit)
 DELETE_BATCH = 500  # keys per DeleteVectors (API limit)
 MAX_REQUEST_BYTES = 16 * 1024 * 1024  # the API's payload limit is 20 MiB: keep a margin for framing
 MAX_TEXT_BYTES = 36 * 1024  # 40 KB of metadata per vector, minus room for the filterable keys
+MIN_QUERY_S = 0.25  # a search given less of its deadline is not started
+QUERY_CONNECT_TIMEOUT_S = 0.5  # at most; half the budget when that is less
 THROTTLED_RETRY_AFTER_S = 2
 UNREACHABLE_RETRY_AFTER_S = 5
 _THROTTLING = frozenset({"TooManyRequestsException", "ThrottlingException", "SlowDown"})
@@ -69,10 +76,16 @@ class S3VectorIndex:
         dimension: int,
         max_request_bytes: int = MAX_REQUEST_BYTES,
         batch_size: int = PUT_BATCH,
+        client_factory: Callable[[Config], Any] | None = None,
     ) -> None:
+        """`client_factory(config)` makes a client with that botocore Config: queries given a `timeout_s` run on
+        one whose timeouts fit in it (one kept per quarter second); without a factory they use `client`."""
         if not 1 <= batch_size <= PUT_BATCH:
             raise ValueError(f"batch_size must be 1..{PUT_BATCH}, got {batch_size}")
         self._client = client
+        self._client_factory = client_factory
+        self._timed: dict[float, Any] = {}
+        self._timed_lock = threading.Lock()
         self._where = {"vectorBucketName": bucket_name, "indexName": index_name}
         self._name = f"{bucket_name}/{index_name}"
         self._dimension = dimension
@@ -154,13 +167,14 @@ class S3VectorIndex:
         )
 
     # --- reads ---------------------------------------------------------------------------------------
-    def query(self, owner: str, vector: Sequence[float], k: int) -> list[Passage]:
+    def query(self, owner: str, vector: Sequence[float], k: int, *, timeout_s: float | None = None) -> list[Passage]:
         if not 1 <= k <= MAX_TOP_K:
             raise ValueError(f"k must be 1..{MAX_TOP_K}, got {k}")
         if len(vector) != self._dimension:
             raise VectorRejected(f"query vector has {len(vector)} dimensions; the index has {self._dimension}")
+        client = self._client if timeout_s is None else self._client_within(timeout_s)
         with self._translated("search your documents"):
-            response = self._client.query_vectors(
+            response = client.query_vectors(
                 **self._where,
                 queryVector={"float32": [float(v) for v in vector]},
                 topK=k,
@@ -183,9 +197,34 @@ class S3VectorIndex:
                     page=int(page) if page is not None else None,
                     text=str(metadata.get(TEXT_KEY, "")),
                     score=1.0 - distance if cosine else 1.0 / (1.0 + distance),
+                    version=str(metadata.get("version", "")),
                 )
             )
         return passages
+
+    def _client_within(self, timeout_s: float) -> Any:
+        """A client whose one attempt (connect + read) ends within `timeout_s`: the retrieval deadline's rest.
+        botocore fixes timeouts per client, so one is kept per quarter second (rounded down), made on first use."""
+        if self._client_factory is None:
+            return self._client
+        budget = math.floor(timeout_s * 4) / 4
+        if budget < MIN_QUERY_S:
+            raise DependencyUnavailable(
+                f"could not search your documents: only {max(timeout_s, 0.0):.2f} s of the search's deadline was "
+                f"left; try again in {UNREACHABLE_RETRY_AFTER_S} s",
+                retry_after=UNREACHABLE_RETRY_AFTER_S,
+            )
+        with self._timed_lock:
+            client = self._timed.get(budget)
+            if client is None:
+                connect = min(QUERY_CONNECT_TIMEOUT_S, budget / 2)
+                config = Config(
+                    retries={"mode": "standard", "total_max_attempts": 1},  # no time for a second attempt
+                    connect_timeout=connect,
+                    read_timeout=budget - connect,
+                )
+                client = self._timed[budget] = self._client_factory(config)
+        return client
 
     # --- errors --------------------------------------------------------------------------------------
     @contextmanager

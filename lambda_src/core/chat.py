@@ -37,6 +37,13 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
+def cache_scope(user_id: str, retrieval: Retrieval | None) -> str:
+    """The answer cache's scope: the user and, with retrieval, what the answer was built from (whether the
+    documents were searched, which document versions were passed). A cached answer is served only while the
+    same search would give the model the same sources: never once its document is deleted or replaced."""
+    return user_id if retrieval is None else f"{user_id}|{retrieval.fingerprint}"
+
+
 class ChatService:
     def __init__(
         self,
@@ -99,7 +106,7 @@ class ChatService:
             system=grounded_system_prompt(SYSTEM_PROMPT, retrieval) if retrieval else SYSTEM_PROMPT,
             messages=[*history, Message(role="user", text=request.message)],
             deadline_s=deadline,
-            scope=user_id,
+            scope=cache_scope(user_id, retrieval),
         )
         citations = retrieval.citations if retrieval else ()
         report = retrieval.report if retrieval else None

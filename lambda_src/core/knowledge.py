@@ -100,6 +100,7 @@ class Passage:
     page: int | None
     text: str
     score: float  # similarity, higher is closer: cosine similarity for a cosine index, 1/(1+d) for euclidean
+    version: str = ""  # the document version the chunk was cut from (its vector key's version segment)
 
     def snippet(self, max_chars: int = 300) -> str:
         """The passage cut at a word boundary for a citation under an answer."""
@@ -123,6 +124,7 @@ class VectorIndex(Protocol):
         """Delete the document's chunks (all of them, or all but `keep_version`'s); the number deleted."""
         ...
 
-    def query(self, owner: str, vector: Sequence[float], k: int) -> list[Passage]:
-        """Up to `k` (1..MAX_TOP_K) of `owner`'s passages nearest to `vector`, best first; never another's."""
+    def query(self, owner: str, vector: Sequence[float], k: int, *, timeout_s: float | None = None) -> list[Passage]:
+        """Up to `k` (1..MAX_TOP_K) of `owner`'s passages nearest to `vector`, best first; never another's.
+        `timeout_s`: the call ends within about that many seconds (DependencyUnavailable if it cannot)."""
         ...

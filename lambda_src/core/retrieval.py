@@ -13,6 +13,8 @@ it into passages and writes that region's status.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import re
 import time
@@ -121,15 +123,28 @@ class DocumentFiles(Protocol):
 # --- retrieval ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
 class Retrieval:
-    """What a question found: the passages that fit the context budget and their citations, numbered alike."""
+    """What a question found: the passages that fit the context budget and their citations, numbered alike.
+    `searched`: the index answered (possibly with nothing); False when embedding or the search failed."""
 
     passages: tuple[Passage, ...]
     citations: tuple[Citation, ...]
     report: RetrievalReport
+    searched: bool = True
 
     @classmethod
-    def unused(cls, reason: str) -> Retrieval:
-        return cls(passages=(), citations=(), report=RetrievalReport(used=False, reason=reason))
+    def unused(cls, reason: str, *, searched: bool = False) -> Retrieval:
+        return cls(passages=(), citations=(), report=RetrievalReport(used=False, reason=reason), searched=searched)
+
+    @property
+    def fingerprint(self) -> str:
+        """What the answer was built from, for the answer cache's key: whether the documents were searched and
+        which version of which document each passage came from. A document deleted or replaced since changes
+        it, so an answer cached from the old text is never served for the new state of the documents."""
+        if not self.searched:
+            return "not-searched"
+        sources = sorted({(passage.document_id, passage.version) for passage in self.passages})
+        digest = hashlib.sha256(json.dumps(sources, separators=(",", ":")).encode()).hexdigest()[:32]
+        return f"searched:{digest}"
 
 
 def fit_passages(passages: Sequence[Passage], budget_chars: int) -> list[Passage]:
@@ -151,6 +166,7 @@ def fit_passages(passages: Sequence[Passage], budget_chars: int) -> list[Passage
                     page=passage.page,
                     text=cut,
                     score=passage.score,
+                    version=passage.version,
                 )
             )
             used = len(cut)
@@ -226,18 +242,22 @@ class Retriever:
         except Exception as error:
             _log.warning("question not embedded: answering without documents", exc_info=True)
             return Retrieval.unused(f"your documents could not be searched (embedding failed: {_why(error)})")
-        if self._timer() - started >= deadline:
+        left = deadline - (self._timer() - started)
+        if left <= 0:
             return Retrieval.unused("your documents could not be searched in time (embedding was too slow)")
         try:
-            found = self._index.query(owner, vector, self._top_k)
+            # The search gets what is left of the same deadline: its call ends by then or fails.
+            found = self._index.query(owner, vector, self._top_k, timeout_s=left)
         except Exception as error:
             _log.warning("vector query failed: answering without documents", exc_info=True)
             return Retrieval.unused(f"your documents could not be searched (the search failed: {_why(error)})")
+        if self._timer() - started >= deadline:
+            return Retrieval.unused("your documents could not be searched in time (the search was too slow)")
         found = [passage for passage in found if passage.text.strip()]
         names = self._names(owner, {passage.document_id for passage in found})
         found = [passage for passage in found if names.get(passage.document_id, "") is not None]
         if not found:
-            return Retrieval.unused("no passage of your documents matched the question")
+            return Retrieval.unused("no passage of your documents matched the question", searched=True)
         fitted = fit_passages(found, self._context_chars)
         citations = tuple(
             Citation(

@@ -183,11 +183,16 @@ def build_vector_index(settings: KnowledgeSettings, *, s3vectors: Any = None, re
     """This region's S3 Vectors index (imported here: only deployments with knowledge pay for it)."""
     from adapters.s3vectors import S3VectorIndex
 
+    region = region or shared_session().get_config_variable("region") or ""
     return S3VectorIndex(
-        client=s3vectors or _vectors_client(region or shared_session().get_config_variable("region") or ""),
+        client=s3vectors or _vectors_client(region),
         bucket_name=settings.vector_bucket_name or "",
         index_name=settings.vector_index_name or "",
         dimension=settings.embedding_dimensions,
+        # Retrieval's queries: clients whose timeouts fit what is left of the retrieval deadline.
+        client_factory=None
+        if s3vectors is not None
+        else lambda config: shared_session().create_client("s3vectors", region_name=region, config=config),
     )
 
 

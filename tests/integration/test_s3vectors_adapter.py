@@ -114,7 +114,7 @@ def test_upsert_then_query_returns_cited_passages_best_first(index: S3VectorInde
     passages = index.query(ALICE, vector("Which city makes port wine?"), k=3)
 
     best = passages[0]
-    assert best.chunk_index == 2
+    assert best.chunk_index == 2 and best.version == "v1"  # the answer cache keys on each passage's version
     assert (best.document_id, best.page, best.text) == ("doc-rivers", 3, "Porto is famous for its port wine cellars.")
     assert [p.score for p in passages] == sorted((p.score for p in passages), reverse=True)
     assert 0.0 < best.score <= 1.0
@@ -261,6 +261,55 @@ def test_botocore_is_the_only_retry_layer() -> None:
             index.query(ALICE, vector("anything"), k=5)
 
         assert emu.calls("QueryVectors", "eu-west-1") == 2  # botocore's two attempts, none added here
+
+
+# --- the retrieval deadline bounds the query ---------------------------------------------------------------
+class RecordingFactory:
+    """Makes the emulator's clients with the Config the adapter asks for, and keeps each Config."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.configs: list[Config] = []
+
+    def __call__(self, config: Config) -> Any:
+        self.configs.append(config)
+        return boto3.client("s3vectors", region_name="eu-west-1", endpoint_url=self.url,
+                            aws_access_key_id="emulator", aws_secret_access_key="emulator", config=config)  # fmt: skip
+
+
+def test_a_query_given_a_timeout_makes_one_attempt_on_a_client_that_ends_within_it(
+    emulator: S3VectorsEmulator, client: Any
+) -> None:
+    factory = RecordingFactory(emulator.url)
+    index = S3VectorIndex(client=client, bucket_name=BUCKET, index_name=INDEX, dimension=DIMENSION,
+                          client_factory=factory)  # fmt: skip
+    index.upsert(chunks(ALICE, "doc-rivers", "v1", ["The Tagus is the longest river of Iberia."]))
+
+    assert index.query(ALICE, vector("longest river"), k=1, timeout_s=2.9)[0].document_id == "doc-rivers"
+    index.query(ALICE, vector("longest river"), k=1, timeout_s=2.8)  # the same quarter second: the same client
+    (config,) = factory.configs
+    assert config.connect_timeout + config.read_timeout <= 2.75
+    assert config.retries == {"mode": "standard", "total_max_attempts": 1}
+
+    # WHEN the index hangs far longer than the time left
+    emulator.set_faults({"operations": {"QueryVectors": {"hang_s": 120}}})
+    calls = emulator.calls("QueryVectors", "eu-west-1")
+    with pytest.raises(DependencyUnavailable, match="did not answer in time"):
+        index.query(ALICE, vector("longest river"), k=1, timeout_s=0.6)
+
+    # THEN the one attempt was cut by its own timeouts (0.5 s for 0.6 s left), never retried
+    assert emulator.calls("QueryVectors", "eu-west-1") == calls + 1
+    assert factory.configs[-1].connect_timeout + factory.configs[-1].read_timeout == 0.5
+
+
+def test_a_query_with_almost_no_time_left_is_not_started(emulator: S3VectorsEmulator, client: Any) -> None:
+    index = S3VectorIndex(client=client, bucket_name=BUCKET, index_name=INDEX, dimension=DIMENSION,
+                          client_factory=RecordingFactory(emulator.url))  # fmt: skip
+
+    with pytest.raises(DependencyUnavailable, match="of the search's deadline was left"):
+        index.query(ALICE, vector("anything"), k=1, timeout_s=0.2)
+
+    assert emulator.calls("QueryVectors", "eu-west-1") == 0
 
 
 def test_an_unreachable_endpoint_is_dependency_unavailable() -> None:

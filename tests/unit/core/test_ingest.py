@@ -135,7 +135,7 @@ class FakeIndex:
             del self.vectors[key]
         return len(doomed)
 
-    def query(self, owner: str, vector: Sequence[float], k: int) -> list[Passage]:
+    def query(self, owner: str, vector: Sequence[float], k: int, *, timeout_s: float | None = None) -> list[Passage]:
         return []
 
     def versions(self, owner: str = OWNER) -> set[str]:

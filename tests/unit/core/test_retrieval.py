@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import random
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
 
-from core.chat import ChatService
+from core.chat import ChatService, cache_scope
 from core.errors import DependencyUnavailable, InvalidRequest, NotFound, PayloadTooLarge
-from core.gateway import DEGRADED_TEXT, NONE_TARGET
+from core.gateway import DEGRADED_TEXT, NONE_TARGET, GatewaySettings, ModelGateway
 from core.knowledge import ChunkVector, Passage, VectorIndex
 from core.models import ChatRequest, Limits, Message, ModelReply, TargetRef, Usage
 from core.retrieval import (
@@ -22,6 +23,8 @@ from core.retrieval import (
     fit_passages,
     object_key,
 )
+from tests.fakes import MemoryCache
+from tests.unit.core.simulated_time import SimulatedTarget, SimulatedTime, fails
 from tests.unit.core.test_chat import MemoryStore
 
 LIMITS = Limits(max_message_chars=500, max_history_turns=2, max_body_bytes=4096)
@@ -30,8 +33,10 @@ ALICE, BOB = "alice", "bob"
 DOC = "0b5e2a8c-1111-4c3e-9a0e-aaaaaaaaaaaa"
 
 
-def passage(document_id: str, text: str, score: float, page: int | None = 1, chunk: int = 0) -> Passage:
-    return Passage(document_id=document_id, chunk_index=chunk, page=page, text=text, score=score)
+def passage(
+    document_id: str, text: str, score: float, page: int | None = 1, chunk: int = 0, version: str = "v1"
+) -> Passage:
+    return Passage(document_id=document_id, chunk_index=chunk, page=page, text=text, score=score, version=version)
 
 
 class FakeEmbedder:
@@ -53,7 +58,9 @@ class FakeIndex:
         self.passages = passages or {}
         self.fail = fail
         self.queries: list[tuple[str, int]] = []
+        self.timeouts: list[float | None] = []
         self.deleted: list[tuple[str, str]] = []
+        self.on_query: Any = None  # called on each query (a test's clock moves there)
 
     def upsert(self, chunks: Sequence[ChunkVector]) -> None:  # pragma: no cover - not used here
         raise NotImplementedError
@@ -64,8 +71,11 @@ class FakeIndex:
         self.deleted.append((owner, document_id))
         return 1
 
-    def query(self, owner: str, vector: Sequence[float], k: int) -> list[Passage]:
+    def query(self, owner: str, vector: Sequence[float], k: int, *, timeout_s: float | None = None) -> list[Passage]:
         self.queries.append((owner, k))
+        self.timeouts.append(timeout_s)
+        if self.on_query is not None:
+            self.on_query()
         if self.fail is not None:
             raise self.fail
         return self.passages.get(owner, [])[:k]
@@ -272,6 +282,42 @@ def test_a_slow_embedding_is_not_followed_by_a_search() -> None:
     assert index.queries == []
 
 
+def test_the_search_gets_what_is_left_of_the_retrieval_deadline() -> None:
+    now = [0.0]
+    embedder = FakeEmbedder()
+    embedder_embed = embedder.embed
+
+    def slow_embed(text: str, *, timeout_s: float) -> list[float]:
+        now[0] += 0.4  # embedding took 0.4 s of the 3 s
+        return embedder_embed(text, timeout_s=timeout_s)
+
+    embedder.embed = slow_embed  # type: ignore[method-assign]
+    index = FakeIndex({ALICE: RIVERS})
+
+    found = retriever(index, embedder=embedder, deadline_s=3.0, timer=lambda: now[0]).retrieve(ALICE, "q")
+
+    assert found.report.used is True
+    assert index.timeouts == [pytest.approx(2.6)]
+
+
+def test_a_search_that_outlasts_the_deadline_answers_without_documents_and_says_so() -> None:
+    now = [0.0]
+    index = FakeIndex({ALICE: RIVERS})
+
+    def slow_index() -> None:
+        now[0] += 3.5  # the index answered, but after the retrieval deadline
+
+    index.on_query = slow_index
+    model = RecordingModel()
+    service = chat(model, retriever(index, deadline_s=3.0, timer=lambda: now[0]))
+
+    body = service.answer(user_id=ALICE, request=ChatRequest(message="Which river?")).to_api()
+
+    assert body["retrieval"]["used"] is False and "the search was too slow" in body["retrieval"]["reason"]
+    assert body["citations"] == [] and "<sources>" not in model.systems[0]
+    assert body["answer"] == "The Tagus [1]." and body["degraded"] is False  # the model still answered
+
+
 def test_without_a_retriever_answers_carry_no_retrieval_report() -> None:
     body = chat(RecordingModel(), None).answer(user_id=ALICE, request=ChatRequest(message="q")).to_api()
 
@@ -305,6 +351,89 @@ def test_a_cached_degraded_answer_is_kept_and_cites_nothing() -> None:
     body = service.answer(user_id=ALICE, request=ChatRequest(message="Which river?")).to_api()
 
     assert body["answer"] == "cached" and body["citations"] == []
+
+
+# --- the answer cache never outlives the sources it was built from ---------------------------------------------
+@pytest.fixture
+def sim() -> Iterator[SimulatedTime]:
+    sim = SimulatedTime()
+    yield sim
+    sim.settle()
+
+
+def cached_chat(sim: SimulatedTime, index: FakeIndex, embedder: FakeEmbedder) -> tuple[ChatService, SimulatedTarget]:
+    """The real gateway (one target, an in-memory answer cache) on simulated time, with retrieval."""
+    target = SimulatedTarget("primary", sim)
+    gateway = ModelGateway(targets=[target], settings=GatewaySettings(), cache=MemoryCache(), clock=sim.clock,
+                           sleep=sim.sleep, rng=random.Random(7), executor=sim, wait=sim.wait)  # fmt: skip
+    service = ChatService(store=MemoryStore(), model=gateway, limits=LIMITS, deadline_s=25, clock=lambda: "t",
+                          timer=sim.clock, retriever=retriever(index, embedder=embedder))  # fmt: skip
+    return service, target
+
+
+def test_a_cached_answer_is_served_while_its_sources_are_unchanged_and_never_after_they_change(
+    sim: SimulatedTime,
+) -> None:
+    index, embedder = FakeIndex({ALICE: RIVERS}), FakeEmbedder()
+    service, target = cached_chat(sim, index, embedder)
+    question = ChatRequest(message="Which is the longest river?")
+
+    # GIVEN an answer the model wrote from version v1 of the document (cached: a guardrail checked it)
+    first = service.answer(user_id=ALICE, request=question)
+    assert first.answer == "from primary" and first.degraded is False and first.turn == 0
+    # WHEN the model is down
+    target.behave(fails("ServiceUnavailableException"))
+
+    # THEN the same sources give the cached answer
+    same = service.answer(user_id=ALICE, request=question)
+    assert (same.answer, same.target.model_id, same.degraded) == ("from primary", "cache", True)
+
+    # the document replaced by v2: its passages now, quoted, never the answer written from v1
+    index.passages[ALICE] = [
+        passage(DOC, "The Douro is now listed as the longest river.", 0.9, page=1, version="v2"),
+        passage(DOC, "Lisbon lies where the Tagus meets the Atlantic.", 0.7, page=2, chunk=1, version="v2"),
+    ]
+    replaced = service.answer(user_id=ALICE, request=question)
+    assert replaced.target.model_id == "passages" and "The Douro is now listed" in replaced.answer
+    assert "from primary" not in replaced.answer
+
+    # the document deleted (no passage left): the canned answer, not the cached one
+    index.passages[ALICE] = []
+    deleted = service.answer(user_id=ALICE, request=question)
+    assert (deleted.answer, deleted.target.model_id) == (DEGRADED_TEXT, "none")
+
+    # v1's passages again (say, a restore): the answer written from them may be served again
+    index.passages[ALICE] = RIVERS
+    assert service.answer(user_id=ALICE, request=question).answer == "from primary"
+
+
+def test_an_answer_cached_from_the_documents_is_not_served_when_they_could_not_be_searched(
+    sim: SimulatedTime,
+) -> None:
+    index, embedder = FakeIndex({ALICE: RIVERS}), FakeEmbedder()
+    service, target = cached_chat(sim, index, embedder)
+    question = ChatRequest(message="Which is the longest river?")
+    assert service.answer(user_id=ALICE, request=question).answer == "from primary"
+    target.behave(fails("ServiceUnavailableException"))
+
+    embedder.fail = DependencyUnavailable("Bedrock is throttling")  # retrieval did not run
+    unsearched = service.answer(user_id=ALICE, request=question)
+
+    assert (unsearched.answer, unsearched.target.model_id) == (DEGRADED_TEXT, "none")
+    assert unsearched.retrieval is not None and unsearched.retrieval.used is False
+
+
+def test_the_fingerprint_names_whether_the_documents_were_searched_and_each_document_version() -> None:
+    found = retriever(FakeIndex({ALICE: RIVERS})).retrieve(ALICE, "q")
+    nothing = retriever(FakeIndex()).retrieve(ALICE, "q")
+    failed = retriever(FakeIndex(fail=DependencyUnavailable("index unreachable"))).retrieve(ALICE, "q")
+    v2 = retriever(FakeIndex({ALICE: [passage(DOC, "x", 0.9, version="v2")]})).retrieve(ALICE, "q")
+
+    prints = {found.fingerprint, nothing.fingerprint, failed.fingerprint, v2.fingerprint}
+    assert len(prints) == 4
+    assert failed.fingerprint == "not-searched" and nothing.fingerprint.startswith("searched:")
+    assert cache_scope(ALICE, None) == ALICE  # without knowledge, keys are as before
+    assert cache_scope(ALICE, found) != cache_scope(BOB, found)
 
 
 # --- documents ---------------------------------------------------------------------------------------------
