@@ -155,6 +155,12 @@ class JobsConfig:
     max_open_per_user: int = 20  # queued or running jobs one user may have at once (0: no limit)
     backoff_s: int = 5  # first requeue delay of a job the model could not answer now; doubles up to 300 s
     shed_to_jobs: bool = False  # /chat under load: accept as a job (202) instead of 503
+    # Disaster recovery: an open job whose region has not touched it for this long (no enqueue, start or
+    # delayed re-send) is adopted by the other region's recovery sweep (every minute) and answered there.
+    # Above the worker's timeout (a job being answered is never adopted) and above a healthy region's usual
+    # queue wait plus the longest backoff delay (300 s), or healthy regions hand jobs to each other (harmless,
+    # exactly once all the same, but pointless).
+    stranded_after_s: int = 600
 
     def __post_init__(self) -> None:
         _check_range("jobs.max_age_s", self.max_age_s, 60, 14 * 86_400)
@@ -173,6 +179,17 @@ class JobsConfig:
             )
         if self.max_age_s > self.retention_days * 86_400:
             raise ConfigError("jobs.max_age_s must not exceed the queue's retention (jobs.retention_days)")
+        _check_range("jobs.stranded_after_s", self.stranded_after_s, 60, 86_400)
+        if self.stranded_after_s < self.worker_timeout_s + 60:
+            raise ConfigError(
+                f"jobs.stranded_after_s ({self.stranded_after_s}) must be at least jobs.worker_timeout_s "
+                f"({self.worker_timeout_s}) + 60 s, so that a job a worker may still be answering is never adopted"
+            )
+        if self.stranded_after_s >= self.max_age_s:
+            raise ConfigError(
+                f"jobs.stranded_after_s ({self.stranded_after_s}) must be below jobs.max_age_s ({self.max_age_s}): "
+                "a stranded job must be adopted before it is too old to answer"
+            )
 
     @property
     def visibility_timeout_s(self) -> int:
