@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from stacks.config.dr import BackupConfig, BackupLockConfig, FailoverDomainConfig, dr_vault_name
 from stacks.config.models import INFERENCE_PROFILE_DESTINATIONS, REGION_PATTERN, ModelTarget
 from stacks.config.parsing import ConfigError, _check_range, _parse_object
 from stacks.config.sections import (
@@ -28,9 +29,9 @@ from stacks.config.sections import (
 )
 
 __all__ = [
-    "CONTEXT_KEY", "INFERENCE_PROFILE_DESTINATIONS", "ApiThrottling", "AppConfig", "AuthConfig", "ConfigError",
-    "GatewayConfig", "GuardrailConfig", "JobsConfig", "KeysConfig", "KnowledgeConfig", "ModelTarget",
-    "RequestLimits", "WorkerSizing",
+    "CONTEXT_KEY", "INFERENCE_PROFILE_DESTINATIONS", "ApiThrottling", "AppConfig", "AuthConfig", "BackupConfig",
+    "BackupLockConfig", "ConfigError", "FailoverDomainConfig", "GatewayConfig", "GuardrailConfig", "JobsConfig",
+    "KeysConfig", "KnowledgeConfig", "ModelTarget", "RequestLimits", "WorkerSizing", "dr_vault_name",
 ]  # fmt: skip
 
 CONTEXT_KEY = "bulwark"
@@ -50,7 +51,12 @@ class AppConfig:
     limits: RequestLimits = field(default_factory=RequestLimits)
     throttling: ApiThrottling = field(default_factory=ApiThrottling)
     chat_reserved_concurrency: int = 20
-    dr_chat_reserved_concurrency: int = 5
+    # The DR region's chat concurrency (and so its stage throttle). None, the default: the primary's figure,
+    # so after a failover the DR region takes the primary's whole load without a deploy (reserved concurrency
+    # costs nothing while idle). A smaller figure is a choice with a consequence: after a failover the DR
+    # region answers at most that many requests at once and sheds the rest (429 + Retry-After) until it is
+    # raised, which is a deploy of the DR stacks only (static stability: no primary region needed).
+    dr_chat_reserved_concurrency: int | None = None
     replicate_user_pool: bool = True
     log_retention_days: int = 365
     # Per region: a Bedrock guardrail on every model call (input and output filters, PII); `true`/`false` parse too.
@@ -60,6 +66,9 @@ class AppConfig:
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     knowledge: KnowledgeConfig = field(default_factory=KnowledgeConfig)
+    backup: BackupConfig = field(default_factory=BackupConfig)
+    # Route 53 failover records in front of both APIs; absent: clients use both regional URLs.
+    failover_domain: FailoverDomainConfig | None = None
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.app_name):
@@ -83,7 +92,15 @@ class AppConfig:
                 )
             seen.add((target.model_id, target.region))
         _check_range("chat_reserved_concurrency", self.chat_reserved_concurrency, 1, 1000)
-        _check_range("dr_chat_reserved_concurrency", self.dr_chat_reserved_concurrency, 1, 1000)
+        if self.dr_chat_reserved_concurrency is not None:
+            _check_range("dr_chat_reserved_concurrency", self.dr_chat_reserved_concurrency, 1, 1000)
+        if self.failover_domain is not None:
+            unknown = sorted(set(self.failover_domain.certificate_arns) - set(self.regions))
+            if unknown:
+                raise ConfigError(
+                    f"failover_domain.certificate_arns names {', '.join(unknown)}, not one of this app's regions "
+                    f"({', '.join(self.regions)})"
+                )
         if self.log_retention_days not in _LOG_RETENTION_DAYS:
             raise ConfigError(
                 f"log_retention_days must be one of {sorted(_LOG_RETENTION_DAYS)}, got {self.log_retention_days}"
@@ -98,7 +115,9 @@ class AppConfig:
         return (self.primary_region, self.dr_region)
 
     def reserved_concurrency(self, region: str) -> int:
-        return self.chat_reserved_concurrency if region == self.primary_region else self.dr_chat_reserved_concurrency
+        if region == self.primary_region or self.dr_chat_reserved_concurrency is None:
+            return self.chat_reserved_concurrency
+        return self.dr_chat_reserved_concurrency
 
     def chain_for(self, region: str) -> tuple[ModelTarget, ...]:
         """The failover chain as seen from `region`: targets in the local region first, order kept."""

@@ -77,8 +77,9 @@ def test_reserved_concurrency_comes_from_config_per_region(synth: Synth) -> None
     synth.template("Bulwark-dev-Api").has_resource_properties(
         "AWS::Lambda::Function", {"Handler": "handlers.chat.handler", "ReservedConcurrentExecutions": 20}
     )
+    # The DR region takes the primary's load by default (dr_chat_reserved_concurrency unset).
     synth.template("Bulwark-dev-Api-DR").has_resource_properties(
-        "AWS::Lambda::Function", {"Handler": "handlers.chat.handler", "ReservedConcurrentExecutions": 5}
+        "AWS::Lambda::Function", {"Handler": "handlers.chat.handler", "ReservedConcurrentExecutions": 20}
     )
 
 
@@ -152,7 +153,7 @@ def test_chat_requests_are_validated_and_stage_is_throttled(synth: Synth, name: 
         "AWS::ApiGateway::Model",
         {"Schema": Match.object_like({"required": ["message"], "additionalProperties": False})},
     )
-    concurrency = 20 if name == "Bulwark-dev-Api" else 5  # the chat Lambda's reserved concurrency there
+    concurrency = 20  # the chat Lambda's reserved concurrency, the same in both regions by default
     template.has_resource_properties(
         "AWS::ApiGateway::Stage",
         {

@@ -31,7 +31,7 @@ def test_the_shipped_cdk_json_parses_into_typed_config() -> None:
     assert config.models[0].foundation_model_id == "amazon.nova-lite-v1:0"
     assert config.limits.max_message_chars == 8000
     assert config.throttling.burst_limit == 100
-    assert config.reserved_concurrency("us-west-2") == 5
+    assert config.reserved_concurrency("us-west-2") == 20  # the DR region takes the primary's load
 
 
 def test_defaults_apply_when_optional_keys_are_absent() -> None:
