@@ -5,9 +5,13 @@
 
 Lists the current objects under documents/ (a deleted document's key has a delete marker: not listed), and
 sends each through the ingest path as an S3 notification marked `"force": true`: the ingest Lambda embeds
-and indexes a version that is already `ready` again (deterministic vector keys, status untouched) and
-ingests one this region never saw. No synthetic sequencer: a later upload still wins. Then waits until the
-ingest queue is empty and prints documents, chunks (from the Documents table, with --table) and elapsed time.
+and indexes a version that is already `ready` again (deterministic vector keys; the document is `ingesting`
+meanwhile, under the lease of the event that recorded it, and other versions' chunks are deleted) and ingests
+one this region never saw. No synthetic sequencer: a later upload still wins. A document re-uploaded while the
+rebuild runs is never left with the old version's chunks: if the upload's event comes first, the rebuild's
+message finds another version recorded and writes nothing; if it comes during the rebuild, it waits for the
+lease (SQS brings it back) and then replaces the rebuilt chunks. Then waits until the ingest queue is empty
+and prints documents, chunks (from the Documents table, with --table) and elapsed time.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ it, and `status`, a map with one entry per region:
     status.<region> = {state, version_id, sequencer, chunk_count | code + reason, updated_at, lease_until}
 Each region's pipeline writes only its own entry (its own copy of the object, its own vector index).
 
+An index rebuild re-takes a `ready` version's ingest with `reclaim` (same sequencer and version, a new lease).
 Every transition is one conditional UpdateItem on the event's S3 sequencer (normalized to a fixed width so
 that string order is event order): an older event never overwrites a newer one's state, and only the event
 that claimed the ingest may finish it. DynamoDB cannot SET a path inside a map that does not exist yet, so
@@ -166,6 +167,46 @@ class DynamoDocumentStore:
         if status.sequencer is not None and status.sequencer < sequencer and status.state is DocumentState.INGESTING:
             return Claim.BUSY
         return Claim.STALE
+
+    @dependency(_DOCUMENTS, "record the document's status")
+    def reclaim(
+        self, owner: str, document_id: str, region: str, *, sequencer: str, version_id: str, lease_until: float
+    ) -> Claim:
+        now = self._clock()
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=_key(owner, document_id),
+                UpdateExpression=(
+                    "SET #st.#r.#state = :ingesting, #st.#r.#lease = :lease, #st.#r.updated_at = :now, "
+                    "updated_at = :now REMOVE #st.#r.chunk_count"
+                ),
+                ConditionExpression=(
+                    "attribute_not_exists(deleted_at) AND #st.#r.#seq = :seq AND #st.#r.#v = :v AND ("
+                    "#st.#r.#state = :ready OR (#st.#r.#state = :ingesting AND #st.#r.#lease < :epoch))"
+                ),
+                ExpressionAttributeNames={**_NAMES, "#r": region, "#v": "version_id"},
+                ExpressionAttributeValues={
+                    ":ingesting": {"S": DocumentState.INGESTING.value},
+                    ":ready": {"S": DocumentState.READY.value},
+                    ":lease": {"N": repr(lease_until)},
+                    ":now": {"S": iso(now)},
+                    ":seq": {"S": sequencer},
+                    ":v": {"S": version_id},
+                    ":epoch": {"N": repr(now)},
+                },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            item = error.response.get("Item") or self._item(owner, document_id)
+            if not item or "deleted_at" in item:
+                return Claim.STALE
+            status = _region_status(item.get("status", {}).get("M", {}).get(region, {}).get("M", {}))
+            held = status.state is DocumentState.INGESTING and status.sequencer == sequencer
+            return Claim.BUSY if held and status.version_id == version_id else Claim.STALE
+        return Claim.STARTED
 
     def mark_ready(self, owner: str, document_id: str, region: str, *, sequencer: str, chunk_count: int) -> bool:
         return self._finish(

@@ -406,6 +406,16 @@ class DocumentStore(Protocol):
         (an upload by other means)."""
         ...
 
+    def reclaim(
+        self, owner: str, document_id: str, region: str, *, sequencer: str, version_id: str, lease_until: float
+    ) -> Claim:
+        """An index rebuild takes the recorded event's ingest again: `ingesting` under a new lease, for the same
+        sequencer and version, if that version is `ready` in `region` (or a reclaim of it was left `ingesting`
+        with its lease run out). BUSY while a lease still runs; STALE otherwise (a newer event, or deleted). So
+        a rebuild holds the document like an ingest does: a newer version's event waits for it (BUSY) and then
+        replaces its chunks, and a rebuild never writes a version that is no longer the recorded one."""
+        ...
+
     def mark_ready(self, owner: str, document_id: str, region: str, *, sequencer: str, chunk_count: int) -> bool:
         """`ready` with its chunk count, only if this event still owns the ingest; False otherwise."""
         ...

@@ -11,6 +11,10 @@ Why the steps are in this order:
   the user's reason, the message is acknowledged and never retried. Anything transient raises, so SQS
   redelivers the message; `give_up` on its last receive marks the document failed before the DLQ.
 
+- an index rebuild (a forced event) goes through the same steps under the recorded event's sequencer and
+  lease (`_reclaim`), so it can never leave an old version's chunks beside a version uploaded meanwhile: the
+  newest version wins by S3's sequencer, whichever of the two runs first.
+
 There is no idempotency table: the processing itself is idempotent. Vector keys are deterministic per
 document, version and chunk (re-ingest overwrites), and every state change is conditional on the event's
 sequencer, so a duplicate delivery either redoes the same writes or finds its work already recorded.
@@ -164,7 +168,8 @@ class IngestService:
     ) -> IngestResult:
         """`fetch` downloads the object's bytes; it is called only once the size is known to be within limits.
         `deadline_s` lowers the deadline (the Lambda's remaining time), never raises it. `force` (an index
-        rebuild, tools/rebuild_index.py): a version already `ready` here is embedded and indexed again."""
+        rebuild, tools/rebuild_index.py): a version already `ready` here is embedded and indexed again, holding
+        the document's lease (see `_reclaim`)."""
         sequencer = normalize_sequencer(obj.sequencer)
         seconds = self._deadline_s if deadline_s is None else min(deadline_s, self._deadline_s)
         deadline = Deadline(seconds, self._clock)
@@ -177,11 +182,12 @@ class IngestService:
             name=obj.name,
             content_type=obj.content_type,
             size=obj.size,
-            lease_until=self._wall() + self._deadline_s + LEASE_MARGIN_S,
+            lease_until=self._lease_until(),
         )
+        if claim is Claim.STALE and force:
+            # A rebuild of a version already recorded here: it takes that event's ingest again, under its lease.
+            claim, sequencer = self._reclaim(obj)
         if claim is Claim.STALE:
-            if force and self._is_ready_version(obj):
-                return self._reindex(obj, fetch, deadline)
             return IngestResult(outcome=IngestOutcome.SKIPPED)
         if claim is Claim.BUSY:
             raise DocumentBusy(
@@ -227,42 +233,29 @@ class IngestService:
         self._clean_up_superseded(obj.owner, obj.document_id, version)
         return IngestResult(outcome=IngestOutcome.SKIPPED)
 
-    def _is_ready_version(self, obj: ObjectVersion) -> bool:
+    def _lease_until(self) -> float:
+        return self._wall() + self._deadline_s + LEASE_MARGIN_S
+
+    def _reclaim(self, obj: ObjectVersion) -> tuple[Claim, str]:
+        """A forced event (an index rebuild) carries no sequencer of its own: it re-ingests the version the
+        record holds for this region, under that event's sequencer, holding the document's lease as any ingest
+        does. Then the rest is an ordinary ingest: the same deterministic vectors written again, every other
+        version's chunks deleted (no newer version can have chunks while the lease runs: a newer event waits,
+        BUSY, and replaces these when it goes), `ready` again. A version that is no longer the recorded one
+        (a newer upload took over, or the document was deleted) is STALE: nothing of it is written."""
         record = self._documents.get(obj.owner, obj.document_id)
-        status = record.status_in(self._region) if record and record.deleted_at is None else None
-        return status is not None and status.state is DocumentState.READY and status.version_id == obj.version_id
-
-    def _reindex(self, obj: ObjectVersion, fetch: Callable[[], bytes], deadline: Deadline) -> IngestResult:
-        """A rebuild of a `ready` version: the same deterministic vectors written again, the status untouched
-        (no claim: it was `ready` under its own sequencer). Whatever the record says afterwards decides which
-        version's chunks stay, so a newer version ingested meanwhile keeps its own."""
-        version = vector_version(obj.version_id)
-        try:
-            self._limits.check_size(obj.size)
-            parsed = self._parser.parse(fetch(), content_type=obj.content_type)
-            vectors = [
-                ChunkVector(
-                    owner=obj.owner,
-                    document_id=obj.document_id,
-                    version=version,
-                    chunk_index=chunk.index,
-                    vector=self._embed_checked(chunk.text, deadline),
-                    text=chunk.text,
-                    page=chunk.page if parsed.paginated else None,
-                )
-                for chunk in self._chunker.chunk(parsed)
-            ]
-        except (DocumentRejected, EmbeddingRejected) as error:  # it was ready once: the limits changed since
-            _log.warning("rebuild of document %s refused: %s", obj.document_id, error)
-            return IngestResult(outcome=IngestOutcome.SKIPPED, code="rebuild_refused")
-        self._check(deadline)
-        self._index.upsert(vectors)
-        self._clean_up_superseded(obj.owner, obj.document_id, version)
-        return IngestResult(outcome=IngestOutcome.READY, chunks=len(vectors))
-
-    def _embed_checked(self, text: str, deadline: Deadline) -> list[float]:
-        self._check(deadline)
-        return self._embedder.embed(text, deadline=deadline)
+        status = record.status_in(self._region) if record is not None and record.deleted_at is None else None
+        if status is None or status.sequencer is None or status.version_id != obj.version_id:
+            return Claim.STALE, ""
+        claim = self._documents.reclaim(
+            obj.owner,
+            obj.document_id,
+            self._region,
+            sequencer=status.sequencer,
+            version_id=obj.version_id,
+            lease_until=self._lease_until(),
+        )
+        return claim, status.sequencer
 
     def _check(self, deadline: Deadline) -> None:
         if deadline.expired():
@@ -301,15 +294,25 @@ class IngestService:
         return IngestResult(outcome=IngestOutcome.DELETED)
 
     # --- the message's last receive ----------------------------------------------------------------------
-    def give_up(self, owner: str, document_id: str, *, sequencer: str, receives: int) -> bool:
+    def give_up(
+        self, owner: str, document_id: str, *, sequencer: str, receives: int, rebuilt_version: str | None = None
+    ) -> bool:
         """Every attempt failed on a dependency: `failed` with a reason (if this event still owns the ingest),
         so the document never stays `ingesting`. True if the status changed. The passages are removed when
-        the index can be reached; if it cannot, a redrive (`make redrive`) finishes the work."""
+        the index can be reached; if it cannot, a redrive (`make redrive`) finishes the work. A rebuild's
+        forced event (`rebuilt_version`: the version it re-ingested) finishes under the recorded sequencer it
+        reclaimed, since it has none of its own."""
+        sequencer = normalize_sequencer(sequencer)
+        if rebuilt_version is not None:
+            record = self._documents.get(owner, document_id)
+            status = record.status_in(self._region) if record is not None else None
+            if status is not None and status.version_id == rebuilt_version and status.sequencer:
+                sequencer = status.sequencer
         marked = self._documents.mark_failed(
             owner,
             document_id,
             self._region,
-            sequencer=normalize_sequencer(sequencer),
+            sequencer=sequencer,
             code=CODE_NOT_PROCESSED,
             reason=not_processed_reason(receives, document_id),
         )

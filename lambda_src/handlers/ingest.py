@@ -286,7 +286,11 @@ def bootstrap(
                 receives = int(record.attributes.approximate_receive_count or 1)
                 logger.exception("document attempt failed", extra={**where, "receives": receives})
                 if receives >= settings.max_receive_count and service.give_up(
-                    event.owner, event.document_id, sequencer=event.sequencer, receives=receives
+                    event.owner,
+                    event.document_id,
+                    sequencer=event.sequencer,
+                    receives=receives,
+                    rebuilt_version=event.version_id if event.force else None,
                 ):
                     metrics.add_metric(name="DocumentsFailed", unit=MetricUnit.Count, value=1)
                 raise

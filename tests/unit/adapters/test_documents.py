@@ -125,6 +125,51 @@ def test_the_same_event_may_claim_again_until_it_finished(store: DynamoDocumentS
     assert claim(store, OLD) is Claim.STALE  # a duplicate of a finished event
 
 
+def reclaim(store: DocumentStore, sequencer: str = OLD, *, version: str = "v1", lease_until: float) -> Claim:
+    return store.reclaim(ALICE, DOC, PRIMARY, sequencer=sequencer, version_id=version, lease_until=lease_until)
+
+
+def test_a_rebuild_reclaims_a_ready_version_under_its_own_sequencer_and_a_new_lease(
+    store: DynamoDocumentStore, clock: Clock
+) -> None:
+    claim(store, OLD)
+    store.mark_ready(ALICE, DOC, PRIMARY, sequencer=OLD, chunk_count=3)
+
+    assert reclaim(store, lease_until=clock.now + 300) is Claim.STARTED
+    status = store.get(ALICE, DOC).status[PRIMARY]  # type: ignore[union-attr]
+    assert (status.state, status.sequencer, status.chunk_count) == (DocumentState.INGESTING, OLD, None)
+    assert reclaim(store, lease_until=clock.now + 300) is Claim.BUSY  # its lease runs: one rebuild at a time
+    assert claim(store, NEW, version="v2") is Claim.BUSY  # a newer upload waits for the rebuild
+
+    assert store.mark_ready(ALICE, DOC, PRIMARY, sequencer=OLD, chunk_count=3)
+    assert claim(store, NEW, version="v2") is Claim.STARTED  # then it goes, and replaces v1's chunks
+
+
+def test_a_rebuild_left_ingesting_is_reclaimed_once_its_lease_ran_out(store: DynamoDocumentStore, clock: Clock) -> None:
+    claim(store, OLD)
+    store.mark_ready(ALICE, DOC, PRIMARY, sequencer=OLD, chunk_count=3)
+    reclaim(store, lease_until=clock.now + 300)  # ... and that rebuild's Lambda died
+
+    clock.now += 301
+    assert reclaim(store, lease_until=clock.now + 300) is Claim.STARTED
+
+
+def test_a_rebuild_never_reclaims_another_version_a_failed_one_or_a_deleted_document(
+    store: DynamoDocumentStore, clock: Clock, client: Any
+) -> None:
+    claim(store, OLD)
+    store.mark_ready(ALICE, DOC, PRIMARY, sequencer=OLD, chunk_count=3)
+    claim(store, NEW, version="v2")  # a newer upload took the document over
+
+    assert reclaim(store, lease_until=clock.now + 300) is Claim.STALE  # v1 is not the recorded version now
+    assert reclaim(store, NEW, version="v1", lease_until=clock.now + 300) is Claim.STALE
+    store.mark_failed(ALICE, DOC, PRIMARY, sequencer=NEW, code="malformed", reason="damaged")
+    assert reclaim(store, NEW, version="v2", lease_until=clock.now + 300) is Claim.STALE  # failed stays failed
+
+    store.mark_deleted(ALICE, DOC, PRIMARY, sequencer=normalize_sequencer("0055AED6DCD90281FF"))
+    assert reclaim(store, NEW, version="v2", lease_until=clock.now + 300) is Claim.STALE
+
+
 def test_regions_keep_their_own_status(store: DynamoDocumentStore) -> None:
     claim(store, OLD, region=PRIMARY)
     store.mark_ready(ALICE, DOC, PRIMARY, sequencer=OLD, chunk_count=4)

@@ -4,7 +4,7 @@ one's chunks, deletion, stale and busy events."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 import pytest
@@ -79,6 +79,22 @@ class FakeDocuments:
                   content_type=content_type, size=size)  # fmt: skip
         return Claim.STARTED
 
+    def reclaim(self, owner: str, document_id: str, region: str, *, sequencer: str, version_id: str,
+                lease_until: float) -> Claim:  # fmt: skip
+        record = self.get(owner, document_id)
+        current = self._status(owner, document_id)
+        if record is None or record.deleted_at or current is None:
+            return Claim.STALE
+        if current.sequencer != sequencer or current.version_id != version_id:
+            return Claim.STALE
+        if current.state is DocumentState.INGESTING and (current.lease_until or 0) >= self.now:
+            return Claim.BUSY
+        if current.state not in (DocumentState.READY, DocumentState.INGESTING):
+            return Claim.STALE
+        self._put(owner, document_id, replace(current, state=DocumentState.INGESTING, chunk_count=None,
+                                              lease_until=lease_until))  # fmt: skip
+        return Claim.STARTED
+
     def _owns(self, owner: str, document_id: str, sequencer: str) -> RegionStatus | None:
         record = self.get(owner, document_id)
         current = self._status(owner, document_id)
@@ -146,9 +162,12 @@ class FakeEmbedder:
     def __init__(self) -> None:
         self.calls = 0
         self.failures: list[Exception] = []
+        self.meanwhile: list[Callable[[], object]] = []
 
     def embed(self, text: str, *, deadline: Deadline) -> list[float]:
         self.calls += 1
+        if self.meanwhile:  # something that happens while this document is being embedded
+            self.meanwhile.pop(0)()
         if self.failures:
             raise self.failures.pop(0)
         return [float(len(text)), 1.0, 0.0]
@@ -168,7 +187,7 @@ class World:
 
     def ingest(self, data: bytes = TEXT.encode(), *, version: str = "v1", sequencer: str = "10",
                content_type: str = "text/plain", size: int | None = None,
-               owner: str = OWNER) -> IngestResult:  # fmt: skip
+               owner: str = OWNER, force: bool = False) -> IngestResult:  # fmt: skip
         def fetch() -> bytes:
             self.fetches += 1
             return data
@@ -176,7 +195,11 @@ class World:
         size = len(data) if size is None else size
         obj = ObjectVersion(owner=owner, document_id=DOC, version_id=version, sequencer=sequencer, size=size,
                             content_type=content_type, name="notes.txt")  # fmt: skip
-        return self.service.ingest(obj, fetch)
+        return self.service.ingest(obj, fetch, force=force)
+
+    def rebuild(self, data: bytes = TEXT.encode(), *, version: str = "v1") -> IngestResult:
+        """tools/rebuild_index.py's forced event for `version`: no sequencer of its own."""
+        return self.ingest(data, version=version, sequencer="0", force=True)
 
     def status(self, owner: str = OWNER) -> RegionStatus:
         record = self.documents.get(owner, DOC)
@@ -321,3 +344,75 @@ def test_an_expired_deadline_is_a_retry_not_a_failure() -> None:
         world.ingest()
     assert world.status().state is DocumentState.INGESTING
     assert not world.index.vectors
+
+
+# --- an index rebuild (tools/rebuild_index.py's forced events) racing new uploads --------------------------------
+V2 = b"The second version, uploaded during the rebuild, about failover drills."
+
+
+def test_a_rebuild_re_embeds_the_ready_version_and_removes_any_other_versions_chunks(world: World) -> None:
+    world.ingest(version="v1", sequencer="10")
+    chunks = world.embedder.calls
+    stray = next(iter(world.index.vectors.values()))
+    world.index.upsert([replace(stray, version="v0")])  # a chunk an older version left behind
+
+    result = world.rebuild(version="v1")
+
+    assert (result.outcome, result.chunks) == (IngestOutcome.READY, chunks)
+    assert world.embedder.calls == 2 * chunks and world.index.versions() == {"v1"}
+    status = world.status()
+    assert (status.state, status.version_id, status.chunk_count) == (DocumentState.READY, "v1", chunks)
+    assert status.sequencer == "10".rjust(32, "0")  # still the upload's event: a later upload still wins
+
+
+def test_an_upload_during_a_rebuild_waits_for_it_then_replaces_its_chunks(world: World) -> None:
+    world.ingest(version="v1", sequencer="10")
+    busy: list[Exception] = []
+
+    def upload_v2() -> None:
+        try:
+            world.ingest(V2, version="v2", sequencer="20")
+        except DocumentBusy as error:  # the rebuild holds the document's lease: SQS brings v2 back later
+            busy.append(error)
+
+    world.embedder.meanwhile = [upload_v2]
+    assert world.rebuild(version="v1").outcome is IngestOutcome.READY
+    assert busy and world.index.versions() == {"v1"}
+
+    assert world.ingest(V2, version="v2", sequencer="20").outcome is IngestOutcome.READY  # the redelivery
+    assert world.index.versions() == {"v2"} and world.status().version_id == "v2"
+
+
+def test_a_rebuild_of_a_version_replaced_meanwhile_writes_nothing(world: World) -> None:
+    world.ingest(version="v1", sequencer="10")
+    world.ingest(V2, version="v2", sequencer="20")  # uploaded after the rebuild listed the bucket
+    calls = world.embedder.calls
+
+    assert world.rebuild(version="v1").outcome is IngestOutcome.SKIPPED
+
+    assert world.embedder.calls == calls and world.index.versions() == {"v2"}
+
+
+def test_a_rebuild_arriving_while_a_newer_upload_is_ingested_writes_nothing(world: World) -> None:
+    world.ingest(version="v1", sequencer="10")
+    rebuilt: list[IngestResult] = []
+    world.embedder.meanwhile = [lambda: rebuilt.append(world.rebuild(version="v1"))]
+
+    assert world.ingest(V2, version="v2", sequencer="20").outcome is IngestOutcome.READY
+
+    assert [r.outcome for r in rebuilt] == [IngestOutcome.SKIPPED]
+    assert world.index.versions() == {"v2"} and world.status().version_id == "v2"
+
+
+def test_a_rebuild_that_fails_on_every_receive_ends_failed_with_a_reason(world: World) -> None:
+    world.ingest(version="v1", sequencer="10")
+    world.index.fail_upserts = 10
+    for _ in range(4):
+        with pytest.raises(DependencyUnavailable):
+            world.rebuild(version="v1")
+        world.documents.now += 10_000  # each redelivery comes after the lease (the visibility timeout is longer)
+
+    assert world.service.give_up(OWNER, DOC, sequencer="0", receives=4, rebuilt_version="v1")
+
+    status = world.status()
+    assert (status.state, status.code) == (DocumentState.FAILED, CODE_NOT_PROCESSED)
