@@ -228,26 +228,52 @@ class LocalApi:
         if verifier is None:
             from local.auth import CognitoVerifier
 
+            # The pool's own region (its id's prefix): the DR API accepts the tokens of the one user pool, as its
+            # Cognito replica does in AWS (ADR 0001).
+            pool_region = pool_id.partition("_")[0] or region
             verifier = CognitoVerifier(
                 jwks_url=f"{aws_url}/{pool_id}/.well-known/jwks.json",
-                issuer=f"https://cognito-idp.{region}.amazonaws.com/{pool_id}",
+                issuer=f"https://cognito-idp.{pool_region}.amazonaws.com/{pool_id}",
                 client_id=client_id,
             )
         self.verifier = verifier
         self.server = _Server(("127.0.0.1", port), _handler_class(self))
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.port = int(self.server.server_address[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        # The site's origin, allowed by CORS (in AWS the CloudFront domain; here the API that serves the web UI).
+        self.site_origin = self.url
         self.runtime_config["apiEndpoints"] = [f"{self.url}/api"]
         self.static_headers: dict[str, str] = {}  # added to the web UI's files (the sandbox sets its CSP)
+        self.available = True
         self._thread: threading.Thread | None = None
+        self._serving = False
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self.server.serve_forever, name="local-api", daemon=True)
         self._thread.start()
+        self._serving = True
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        if self._serving:
+            self._serving = False
+            self.server.shutdown()
+            self.server.server_close()
+
+    def go_down(self) -> None:
+        """A regional outage: the port refuses connections, and requests in flight get no answer (their
+        connections are closed), whatever the handler still does."""
+        self.available = False
+        self.stop()
+
+    def come_back(self) -> None:
+        """The region's API answers again, on the same port."""
+        if self._serving:
+            return
+        self.server = _Server(("127.0.0.1", self.port), _handler_class(self))
+        self.server.daemon_threads = True
+        self.available = True
+        self.start()
 
     # --- API Gateway's request pipeline (no HTTP here: testable on its own) ---------------------------
     def handle(
@@ -431,6 +457,10 @@ def _handler_class(api: LocalApi) -> type[BaseHTTPRequestHandler]:
             self._send(code, json.dumps({"message": text}).encode(), {"Content-Type": "application/json"})
 
         def _serve(self) -> None:
+            if not api.available:  # a kept-alive connection's next request after the region went down
+                self.close_connection = True
+                self._answered = True
+                return
             method = _text(self.command or "")
             target = _text(self.path)
             if target.startswith(("http://", "https://")):  # absolute-form request target
@@ -538,6 +568,10 @@ def _handler_class(api: LocalApi) -> type[BaseHTTPRequestHandler]:
             self._send(status, json.dumps(payload).encode(), {"Content-Type": "application/json"})
 
         def _send(self, status: int, data: bytes, headers: Mapping[str, str]) -> None:
+            if not api.available:  # the region went down while this request was in flight: no answer
+                self.close_connection = True
+                self._answered = True
+                return
             self.send_response(status)
             for name, value in headers.items():
                 if name.lower() in ("content-length", "connection", "transfer-encoding"):
@@ -547,7 +581,7 @@ def _handler_class(api: LocalApi) -> type[BaseHTTPRequestHandler]:
                 self.send_header(name, value.encode("latin-1", "replace").decode("latin-1"))
             if not any(h.lower() == "access-control-allow-origin" for h in headers):
                 # In AWS the site's origin (a CloudFront domain); here the web UI shares this origin.
-                self.send_header("Access-Control-Allow-Origin", api.url)
+                self.send_header("Access-Control-Allow-Origin", api.site_origin)
             self.send_header("Content-Length", str(len(data)))
             if self.close_connection:
                 self.send_header("Connection", "close")

@@ -45,10 +45,14 @@ _POLL_INTERVAL_S = 0.05  # between the short polls that stand in for one long po
 
 
 class OneAtATime:
-    """WSGI middleware: the wrapped app serves one request at a time."""
+    """WSGI middleware: the wrapped app serves one request at a time. Requests under `/_bulwark/` go to
+    `admin` instead (the sandbox's own controls, such as global tables' replication), outside the turn."""
 
-    def __init__(self, app: WsgiApp, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, app: WsgiApp, *, clock: Callable[[], float] = time.monotonic, admin: WsgiApp | None = None
+    ) -> None:
         self._app = app
+        self.admin = admin
         self._lock = threading.Lock()
         self._clock = clock
         # DynamoDB's idempotency window for TransactWriteItems' ClientRequestToken (botocore fills it in):
@@ -57,7 +61,14 @@ class OneAtATime:
         self._transactions: dict[str, tuple[float, str, tuple[str, list[tuple[str, str]], bytes]]] = {}
         self._transactions_lock = threading.Lock()  # taken before the app's lock, never inside it
 
+    @property
+    def lock(self) -> threading.Lock:
+        """Held while moto serves a request: whatever else changes moto's state takes it too."""
+        return self._lock
+
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if self.admin is not None and str(environ.get("PATH_INFO", "")).startswith("/_bulwark/"):
+            return self.admin(environ, start_response)
         body = _read_body(environ)
         wait_s, short_poll = _long_poll(environ, body)
         if short_poll is None:
@@ -256,12 +267,17 @@ def _transact_write_items(original: Callable[..., None]) -> Callable[..., None]:
             touched = _snapshot(self, transact_items)
         except Exception:  # a malformed transaction: moto's own path answers it (with its whole-table copy)
             return original(self, transact_items)
+        # A cancelled transaction wrote nothing: the stream records of the items it wrote before failing go too
+        # (moto's whole-table rollback took the stream back with the table; global tables read these streams).
+        streams = {id(t): (t.stream_shard, len(t.stream_shard.items)) for t, *_ in touched if t.stream_shard}
         _state.item_rollback = True
         try:
             original(self, transact_items)
         except BaseException:
             for table, hash_key, range_key, item in touched:
                 _restore(table, hash_key, range_key, item)
+            for shard, length in streams.values():
+                del shard.items[length:]
             raise
         finally:
             _state.item_rollback = False
@@ -329,10 +345,42 @@ def _partition_items(original: Callable[..., Any]) -> Callable[..., Any]:
 
 # --- the server ----------------------------------------------------------------------------------------
 def build_app() -> WsgiApp:
-    """moto's server app (as `python -m moto.server` builds it), one request at a time."""
+    """moto's server app (as `python -m moto.server` builds it), one request at a time, with global tables'
+    replication (local/global_tables.py) controlled at /_bulwark/global-tables."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    return OneAtATime(DomainDispatcherApplication(create_backend_app))
+    from local.global_tables import GlobalTables
+
+    app = OneAtATime(DomainDispatcherApplication(create_backend_app))
+    replication = GlobalTables(lock=app.lock).start()
+    app.admin = _admin_app(replication)
+    return app
+
+
+def _admin_app(replication: Any) -> WsgiApp:
+    """GET /_bulwark/global-tables[?keys=1]: the replication's state (per direction: pending changes, their oldest
+    age, replicated and superseded counts; with keys=1 the pending items' keys). POST it with any of
+    {"tables": [...], "regions": [...], "lag_s": 0.5, "unavailable": ["us-east-1"]} to configure it."""
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD", "GET")
+        status, payload = "404 Not Found", {"message": f"no route {method} {path}"}
+        if path == "/_bulwark/global-tables":
+            try:
+                if method == "POST":
+                    replication.configure(**json.loads(_read_body(environ) or b"{}"))
+                    status, payload = "200 OK", replication.stats()
+                elif method == "GET":
+                    keys = dict(parse_qsl(environ.get("QUERY_STRING", ""))).get("keys") == "1"
+                    status, payload = "200 OK", replication.stats(keys=keys)
+            except (ValueError, TypeError) as error:
+                status, payload = "400 Bad Request", {"message": str(error)}
+        data = json.dumps(payload).encode()
+        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+        return [data]
+
+    return app
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,6 +7,14 @@ runs the real Lambda handlers in-process behind a local API that routes exactly 
 with events shaped as API Gateway sends them (Cognito ID tokens verified like the authorizer does), pumps
 SQS into the worker like the event source mapping, and serves the web UI. Local mode swaps endpoints, not code: the
 handlers' botocore clients find moto and the emulator through AWS_ENDPOINT_URL_* variables.
+
+With `dr=True` (make dev's default) the DR region runs too, as the warm standby does in AWS: its own API (from
+the Api-DR template, on its own port), its tables (the same names, in the DR region of the embedded AWS), its
+jobs queue and worker pump, its model chain (the DR region's targets first) and its scheduled functions. The
+global tables replicate between the two regions (local/global_tables.py: streams, a lag, last writer wins), and
+the web UI knows both endpoints, so it fails over for real. `Sandbox.outage(region)` takes a region down (its API
+refuses connections, its models fail, its queue pump, schedules and replication stop) and `recover(region)`
+brings it back; `make drill` (tools/drill.py) is built on them.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import signal
 import sys
 import threading
 import time
+import urllib.request
 import warnings
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -30,8 +39,10 @@ warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 from handlers.settings import Settings  # noqa: E402
 from local.api_server import LocalApi  # noqa: E402
+from local.global_tables import DEFAULT_LAG_S  # noqa: E402
 from local.lambda_context import LocalContext  # noqa: E402
 from local.lambda_pool import ExecutionEnvironments  # noqa: E402
+from local.schedules import ScheduledHandler  # noqa: E402
 from local.templates import Templates, load  # noqa: E402
 from stacks.csp import content_security_policy  # noqa: E402
 from stacks.lambda_settings import chain_settings  # noqa: E402
@@ -41,6 +52,49 @@ DEMO_PASSWORD = "Demo-Passw0rd!2026"  # meets the template's password policy
 LOCAL_GUARDRAIL = ("localguardrail", "1")  # a valid guardrail id: the emulator checks ApplyGuardrail's like Bedrock
 STATE_FILE = ROOT / ".sandbox" / "state.json"
 SANDBOX_DATA_READ_TIMEOUT_S = 3.0
+
+
+@dataclass
+class RegionRuntime:
+    """One region's compute in the sandbox: its API, its jobs worker pump and its scheduled functions."""
+
+    region: str
+    api: LocalApi
+    queue_url: str
+    dlq_url: str
+    chat_env: dict[str, str]
+    worker_env: dict[str, str]
+    start_worker: Callable[[], Any] = field(repr=False)
+    worker: Any = field(default=None, repr=False)
+    schedules: dict[str, ScheduledHandler] = field(default_factory=dict, repr=False)
+    up: bool = True
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.api.url}/api"
+
+    def go_down(self) -> None:
+        self.up = False
+        self.api.go_down()
+        for schedule in self.schedules.values():
+            schedule.pause()
+        if self.worker is not None:
+            self.worker.stop()
+            self.worker = None
+
+    def come_back(self) -> None:
+        self.worker = self.worker or self.start_worker()
+        for schedule in self.schedules.values():
+            schedule.resume()
+        self.api.come_back()
+        self.up = True
+
+    def stop(self) -> None:
+        for schedule in self.schedules.values():
+            schedule.stop()
+        if self.worker is not None:
+            self.worker.stop()
+        self.api.stop()
 
 
 @dataclass
@@ -59,9 +113,71 @@ class Sandbox:
     stack: ExitStack = field(repr=False)
     vectors_url: str = ""  # the S3 Vectors emulator
     knowledge: dict[str, dict[str, str]] = field(default_factory=dict)  # region -> local knowledge names
+    regions: dict[str, RegionRuntime] = field(default_factory=dict, repr=False)  # primary first
+    dr_region: str | None = None
+    emulator_faults: dict[str, Any] = field(default_factory=dict, repr=False)  # the emulator's base config
 
     def stop(self) -> None:
         self.stack.close()
+
+    @property
+    def dr_api_url(self) -> str | None:
+        return self.regions[self.dr_region].api_url if self.dr_region else None
+
+    # --- regional outages ---------------------------------------------------------------------------------------
+    def outage(self, region: str) -> None:
+        """Take `region` down as a regional outage would: its API refuses connections (requests in flight get no
+        answer), its models fail (the emulator's `*@<region>` is down), its jobs pump and scheduled functions
+        stop, and its global tables neither send nor receive. What stays up: the embedded AWS itself (the other
+        region's code never calls this region's tables or queues) and Cognito (the user pool's replica serves
+        sign-in in the other region: ADR 0001)."""
+        runtime = self.regions[region]
+        self._set_down(region, True)
+        runtime.go_down()
+
+    def recover(self, region: str) -> None:
+        """Bring `region` back: models, replication (what waited is sent, oldest first), pump, schedules, API."""
+        self._set_down(region, False)
+        self.regions[region].come_back()
+
+    def _set_down(self, region: str, down: bool) -> None:
+        downs = {name for name, runtime in self.regions.items() if not runtime.up and name != region}
+        if down:
+            downs.add(region)
+        targets = dict(self.emulator_faults.get("targets", {}))
+        targets.update({f"*@{name}": {"down": True} for name in downs})
+        _post_json(f"{self.emulator_url}/_emulator/faults", {**self.emulator_faults, "targets": targets})
+        if len(self.regions) > 1:
+            self.configure_replication(unavailable=sorted(downs))
+
+    # --- global tables --------------------------------------------------------------------------------------------
+    def replication(self, *, keys: bool = False) -> dict[str, Any]:
+        """The global tables' replication state (local/global_tables.py): pending changes per direction..."""
+        url = f"{self.aws_url}/_bulwark/global-tables" + ("?keys=1" if keys else "")
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return json.loads(response.read())  # type: ignore[no-any-return]
+
+    def configure_replication(self, **settings: Any) -> dict[str, Any]:
+        return _post_json(f"{self.aws_url}/_bulwark/global-tables", settings)
+
+    def wait_replicated(self, *, timeout_s: float = 60.0, poll_s: float = 0.1) -> bool:
+        """Wait until no change is pending between available regions (a paused direction keeps its own)."""
+        end = time.monotonic() + timeout_s
+        while True:
+            directions = self.replication()["directions"].values()
+            if all(d["pending"] == 0 for d in directions if not d["paused"]):
+                return True
+            if time.monotonic() >= end:
+                return False
+            time.sleep(poll_s)
+
+
+def _post_json(url: str, payload: Any) -> Any:
+    request = urllib.request.Request(
+        url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read() or b"null")
 
 
 def _progress(message: str) -> None:
@@ -74,7 +190,14 @@ def start(
     cdk_out: Path = ROOT / "cdk.out.local",
     progress: Callable[[str], None] = _progress,
     emulator_config: Path = ROOT / "local" / "emulator.json",
+    dr: bool = False,
+    dr_port: int = 0,
+    replication_lag_s: float = DEFAULT_LAG_S,
+    schedule_every_s: float | None = None,
 ) -> Sandbox:
+    """The sandbox; with `dr` the DR region too (its API on `dr_port`), the global tables replicating between
+    them `replication_lag_s` after each write. Scheduled functions run on their template's rate, or every
+    `schedule_every_s` seconds when given."""
     import boto3
 
     from local.knowledge import start_knowledge
@@ -85,8 +208,11 @@ def start(
     config = AppConfig.from_context(json.loads((ROOT / "cdk.json").read_text())["context"][CONTEXT_KEY])
     region = config.primary_region
     templates = load(cdk_out, config.prefix)
+    regional = {region: templates}
+    if dr:
+        regional[config.dr_region] = load(cdk_out, config.prefix, region_suffix="-DR")
     progress(f"templates read from {cdk_out.name}: {len(templates.tables)} tables, {len(templates.queues)} queues, "
-             f"{len(templates.routes)} routes")  # fmt: skip
+             f"{len(templates.routes)} routes" + (f", regions {' and '.join(regional)}" if dr else ""))  # fmt: skip
     stack = ExitStack()
     try:
         aws_url = stack.enter_context(moto_server())
@@ -96,49 +222,92 @@ def start(
         vectors_url = stack.enter_context(s3vectors_process())
         progress(f"S3 Vectors emulator at {vectors_url}")
         os.environ.update(_aws_environment(aws_url, emulator_url, region, vectors_url))
+        names: dict[str, str] = {}
+        queues: dict[str, dict[str, str]] = {}
+        for name, regional_templates in regional.items():
+            session = boto3.Session(region_name=name)
+            names = _provision_tables(session.client("dynamodb"), regional_templates)
+            queues[name] = _provision_queues(session.client("sqs"), regional_templates)
         session = boto3.Session(region_name=region)
-        names = _provision_tables(session.client("dynamodb"), templates)
-        queues = _provision_queues(session.client("sqs"), templates)
         pool_id, client_id = _provision_users(session.client("cognito-idp"), templates, config.prefix)
-        progress(f"created {len(names)} tables, {len(queues)} queues, user pool {pool_id} from the templates")
-        chat_env = _function_env(templates, "handlers.chat.handler", names, queues, config, region)
-        worker_env = _function_env(templates, "handlers.worker.handler", names, queues, config, region)
-        api = LocalApi(templates, region, aws_url, pool_id, client_id, port)
-        chat_env["ALLOWED_ORIGIN"] = api.url  # the web UI and the API share this one origin
-        os.environ.update(chat_env)  # as Lambda would set it before the module's cold start
+        progress(f"created {len(names)} tables, {len(queues[region])} queues, user pool {pool_id} from the templates"
+                 + (f"; the same tables and the DR queues in {config.dr_region}" if dr else ""))  # fmt: skip
+        if dr:
+            _post_json(
+                f"{aws_url}/_bulwark/global-tables",
+                {"tables": sorted(set(names.values())), "regions": list(regional), "lag_s": replication_lag_s},
+            )
+            progress(
+                f"global tables replicating {' <-> '.join(regional)} (lag {replication_lag_s:g} s, last writer wins)"
+            )
+        apis = {
+            name: LocalApi(regional_templates, name, aws_url, pool_id, client_id, port if name == region else dr_port)
+            for name, regional_templates in regional.items()
+        }
+        site = apis[region].url  # the web UI's origin (CloudFront's, in AWS): every region's API allows it
         knowledge = start_knowledge(
-            templates, stack=stack, tables=names, table_region=region, origin=api.url, progress=progress
+            templates, stack=stack, tables=names, table_region=region, origin=site, progress=progress
         )
-        api.invoke = _api_environments(templates, chat_env)
-        api.static_headers["Content-Security-Policy"] = content_security_policy(connect=[aws_url])
         primary = config.chain_for(region)[0]
-        api.runtime_config["primaryTarget"] = {"model_id": primary.model_id, "region": primary.region}
-        stack.callback(api.stop)
-        worker = _start_worker(session.client("sqs"), templates, queues, worker_env)
-        stack.callback(worker.stop)
-        progress(f"worker pump on the jobs queue (batch {templates.event_source.get('batch_size')}, "
-                 f"max concurrency {templates.event_source.get('max_concurrency')})")  # fmt: skip
-        api.start()
-        progress(f"API and web UI at {api.url} (ready in {time.monotonic() - started:.1f} s)")
+        runtimes: dict[str, RegionRuntime] = {}
+        for name, regional_templates in regional.items():
+            chat_env = _function_env(regional_templates, "handlers.chat.handler", names, queues[name], config, name)
+            worker_env = _function_env(regional_templates, "handlers.worker.handler", names, queues[name], config, name)
+            chat_env["ALLOWED_ORIGIN"] = site  # the web UI and the primary's API share this one origin
+            if name == region:
+                os.environ.update(chat_env)  # as Lambda would set it before the module's cold start
+            api = apis[name]
+            api.site_origin = site
+            api.invoke = _api_environments(regional_templates, chat_env, name)
+            others = [other.url for other_name, other in apis.items() if other_name != name]
+            api.static_headers["Content-Security-Policy"] = content_security_policy(connect=[aws_url, *others])
+            api.runtime_config["apiEndpoints"] = [f"{apis[n].url}/api" for n in regional]
+            api.runtime_config["primaryTarget"] = {"model_id": primary.model_id, "region": primary.region}
+            runtime = RegionRuntime(
+                region=name,
+                api=api,
+                queue_url=_queue_pair(regional_templates, queues[name])[0],
+                dlq_url=_queue_pair(regional_templates, queues[name])[1],
+                chat_env=chat_env,
+                worker_env=worker_env,
+                start_worker=_worker_starter(regional_templates, queues[name], worker_env, name),
+            )
+            stack.callback(runtime.stop)
+            runtime.worker = runtime.start_worker()
+            runtime.schedules = _start_schedules(
+                regional_templates, names, queues[name], config, name, schedule_every_s
+            )
+            runtimes[name] = runtime
+            source = regional_templates.event_source
+            progress(f"{name}: worker pump on the jobs queue (batch {source.get('batch_size')}, max concurrency "
+                     f"{source.get('max_concurrency')})"
+                     + "".join(f", {s.name} every {s.every_s:g} s" for s in runtime.schedules.values()))  # fmt: skip
+        for name, runtime in runtimes.items():
+            runtime.api.start()
+            progress(f"{name}: API{' and web UI' if name == region else ''} at {runtime.api.url}")
+        progress(f"ready in {time.monotonic() - started:.1f} s")
     except BaseException:
         stack.close()
         raise
-    requests_queue, dlq = _queue_pair(templates, queues)
+    first = runtimes[region]
     sandbox = Sandbox(
-        api_url=f"{api.url}/api",
-        web_url=api.url,
+        api_url=first.api_url,
+        web_url=site,
         aws_url=aws_url,
         emulator_url=emulator_url,
         region=region,
         user_pool_id=pool_id,
         client_id=client_id,
-        queue_url=requests_queue,
-        dlq_url=dlq,
-        chat_env=chat_env,
-        worker_env=worker_env,
+        queue_url=first.queue_url,
+        dlq_url=first.dlq_url,
+        chat_env=first.chat_env,
+        worker_env=first.worker_env,
         stack=stack,
         vectors_url=vectors_url,
         knowledge={name: dict(local.__dict__) for name, local in knowledge.items()},
+        regions=runtimes,
+        dr_region=config.dr_region if dr else None,
+        emulator_faults=json.loads(emulator_config.read_text()) if emulator_config.exists() else {},
     )
     _write_state(sandbox)
     return sandbox
@@ -171,11 +340,15 @@ def _aws_environment(aws_url: str, emulator_url: str, region: str, vectors_url: 
 def _provision_tables(dynamodb: Any, templates: Templates) -> dict[str, str]:
     names = {}
     for logical_id, spec in templates.tables.items():
+        # A global table's replicas stream their changes (NEW_AND_OLD_IMAGES): the replication reads them.
+        streams = {"StreamSpecification": {"StreamEnabled": True, "StreamViewType": spec.stream_view_type}}
         dynamodb.create_table(
             TableName=logical_id,
             KeySchema=spec.key_schema,
             AttributeDefinitions=spec.attributes,
             BillingMode="PAY_PER_REQUEST",
+            **(streams if spec.stream_view_type else {}),
+            **({"GlobalSecondaryIndexes": spec.indexes} if spec.indexes else {}),
         )
         if spec.ttl_attribute:
             dynamodb.update_time_to_live(
@@ -268,13 +441,24 @@ def _function_env(
     return env
 
 
-def _api_environments(templates: Templates, env: dict[str, str]) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """The chat Lambda as API Gateway invokes it: up to its reserved concurrency of environments."""
+def _api_environments(
+    templates: Templates, env: dict[str, str], region: str
+) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The chat Lambda as API Gateway invokes it: up to its reserved concurrency of environments, each with its
+    region's clients (the region is the function's, as AWS_REGION is in Lambda)."""
     from handlers import chat
+    from handlers.wiring import data_client
 
     spec = templates.function_by_handler("handlers.chat.handler")
     settings = Settings.from_env(env)
-    environments = ExecutionEnvironments(lambda: chat.bootstrap(settings), limit=spec.reserved_concurrency or 10)
+    environments = ExecutionEnvironments(
+        lambda: chat.bootstrap(
+            settings,
+            dynamodb=data_client("dynamodb", region_name=region),
+            sqs=data_client("sqs", region_name=region),
+        ),
+        limit=spec.reserved_concurrency or 10,
+    )
 
     def invoke(event: dict[str, Any]) -> dict[str, Any]:
         return environments(event, LocalContext(function_name="chat", timeout_s=spec.timeout_s))
@@ -282,44 +466,141 @@ def _api_environments(templates: Templates, env: dict[str, str]) -> Callable[[di
     return invoke
 
 
-def _start_worker(sqs: Any, templates: Templates, queues: dict[str, str], env: dict[str, str]) -> Any:
+def _worker_starter(
+    templates: Templates, queues: dict[str, str], env: dict[str, str], region: str
+) -> Callable[[], Any]:
+    """Starts the region's jobs pump (again after an outage) over one pool of worker environments."""
+    import boto3
+
     from handlers import worker
+    from handlers.wiring import data_client
     from local.sqs_pump import SqsPump
 
     settings = Settings.from_env(env)
     concurrency = int(templates.event_source.get("max_concurrency", 2))
     # As in Lambda, each environment paces its model calls to its share of the quota.
-    handler = ExecutionEnvironments(lambda: worker.bootstrap(settings), limit=concurrency)
+    handler = ExecutionEnvironments(
+        lambda: worker.bootstrap(
+            settings,
+            dynamodb=data_client("dynamodb", region_name=region),
+            sqs=data_client("sqs", region_name=region),
+        ),
+        limit=concurrency,
+    )
     queue_url, _ = _queue_pair(templates, queues)
+    sqs = boto3.Session(region_name=region).client("sqs")
     arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    return SqsPump(
-        client=sqs,
-        queue_url=queue_url,
-        queue_arn=arn,
-        handler=handler,
-        batch_size=int(templates.event_source.get("batch_size", 1)),
-        max_concurrency=int(templates.event_source.get("max_concurrency", 2)),
-    ).start()
+
+    def start_pump() -> Any:
+        return SqsPump(
+            client=sqs,
+            queue_url=queue_url,
+            queue_arn=arn,
+            handler=handler,
+            batch_size=int(templates.event_source.get("batch_size", 1)),
+            max_concurrency=concurrency,
+        ).start()
+
+    return start_pump
+
+
+def _start_schedules(
+    templates: Templates,
+    tables: dict[str, str],
+    queues: dict[str, str],
+    config: Any,
+    region: str,
+    every_s: float | None,
+) -> dict[str, ScheduledHandler]:
+    """The region's scheduled functions (EventBridge rules in the template), each called on its rate (or every
+    `every_s`) by its module's `bootstrap(settings, dynamodb=, sqs=, region=)` with its template environment."""
+    import importlib
+
+    schedules = {}
+    for logical_id, period in templates.schedules.items():
+        spec = templates.functions[logical_id]
+        module = importlib.import_module(spec.handler.rpartition(".")[0])
+        env = _function_env(templates, spec.handler, tables, queues, config, region)
+        name = spec.handler.split(".")[1]
+        handler = ExecutionEnvironments(_scheduled_cold_start(module, env, region), limit=1)
+        schedules[name] = ScheduledHandler(
+            handler, name=name, region=region, every_s=every_s or period, timeout_s=float(spec.timeout_s)
+        ).start()
+    return schedules
+
+
+def _scheduled_cold_start(module: Any, env: dict[str, str], region: str) -> Callable[[], Any]:
+    """A scheduled function's cold start: its bootstrap with its settings and this region's clients."""
+    import inspect
+
+    from handlers.wiring import data_client
+
+    accepted = inspect.signature(module.bootstrap).parameters
+    settings_type = accepted["settings"].annotation if "settings" in accepted else None
+    settings = _settings_for(module, settings_type, env)
+    clients: dict[str, Callable[[], Any]] = {
+        "dynamodb": lambda: data_client("dynamodb", region_name=region),
+        "sqs": lambda: data_client("sqs", region_name=region),
+        "region": lambda: region,
+    }
+
+    def cold_start() -> Any:
+        return module.bootstrap(settings, **{name: make() for name, make in clients.items() if name in accepted})
+
+    return cold_start
+
+
+def _settings_for(module: Any, annotation: Any, env: dict[str, str]) -> Any:
+    """The settings object a scheduled function's bootstrap takes, read from its environment like at cold start."""
+    from handlers import settings as settings_module
+
+    names = [annotation] if isinstance(annotation, str) else [getattr(annotation, "__name__", "")]
+    for name in names:
+        cls = getattr(module, name.split("|")[0].strip(), None) or getattr(
+            settings_module, name.split("|")[0].strip(), None
+        )
+        if cls is not None and hasattr(cls, "from_env"):
+            return cls.from_env(env)
+    return Settings.from_env(env)
 
 
 def _write_state(sandbox: Sandbox) -> None:
     STATE_FILE.parent.mkdir(exist_ok=True)
-    state = {k: v for k, v in sandbox.__dict__.items() if k != "stack"}
+    skip = {"stack", "regions", "emulator_faults"}
+    state: dict[str, Any] = {k: v for k, v in sandbox.__dict__.items() if k not in skip}
     state["aws_environment"] = _aws_environment(
         sandbox.aws_url, sandbox.emulator_url, sandbox.region, sandbox.vectors_url
     )
+    state["regions"] = {
+        name: {"api_url": runtime.api_url, "queue_url": runtime.queue_url, "dlq_url": runtime.dlq_url,
+               "chat_env": runtime.chat_env, "worker_env": runtime.worker_env}
+        for name, runtime in sandbox.regions.items()
+    }  # fmt: skip
     STATE_FILE.write_text(json.dumps(state, indent=2))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run Bulwark locally (make dev).")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
+    parser.add_argument("--dr-port", type=int, default=None, help="the DR region's API (default: --port + 1)")
+    parser.add_argument("--single-region", action="store_true", help="the primary region only (no DR, no replication)")
+    parser.add_argument("--replication-lag", type=float, default=DEFAULT_LAG_S, help="global tables' lag in seconds")
     parser.add_argument("--cdk-out", type=Path, default=ROOT / "cdk.out.local")
     args = parser.parse_args(argv)
-    sandbox = start(port=args.port, cdk_out=args.cdk_out)
+    dr_port = args.dr_port if args.dr_port is not None else (args.port + 1 if args.port else 0)
+    sandbox = start(
+        port=args.port,
+        cdk_out=args.cdk_out,
+        dr=not args.single_region,
+        dr_port=dr_port,
+        replication_lag_s=args.replication_lag,
+    )
     print()
     print(f"  Web UI      {sandbox.web_url}")
     print(f"  API         {sandbox.api_url}  (e.g. curl {sandbox.api_url}/health)")
+    if sandbox.dr_region:
+        print(f"  DR API      {sandbox.dr_api_url}  ({sandbox.dr_region}; the web UI fails over to it)")
+        print(f"  Replication {sandbox.aws_url}/_bulwark/global-tables")
     print(f"  Sign in     {DEMO_USER} / {DEMO_PASSWORD}")
     print(f"  Embedded AWS {sandbox.aws_url}   Bedrock emulator {sandbox.emulator_url}/_emulator/stats")
     if sandbox.knowledge:

@@ -19,6 +19,9 @@ class TableSpec:
     key_schema: list[dict[str, str]]
     attributes: list[dict[str, str]]
     ttl_attribute: str | None
+    stream_view_type: str | None = None  # a global table's replicas stream NEW_AND_OLD_IMAGES
+    # Global secondary indexes as CreateTable takes them (IndexName, KeySchema, Projection).
+    indexes: list[dict[str, Any]] = field(default_factory=list, hash=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,9 @@ class Templates:
     event_sources: dict[str, dict[str, Any]] = field(default_factory=dict)  # function logical id -> its mapping
     data_stack: str = ""
     knowledge: list[KnowledgeSpec] = field(default_factory=list)  # both regions', primary first
+    # Functions run on a schedule (an EventBridge rule or an EventBridge Scheduler schedule): logical id ->
+    # the period in seconds of its rate() expression.
+    schedules: dict[str, float] = field(default_factory=dict)
 
     def knowledge_for(self, value: Any) -> KnowledgeSpec:
         """The knowledge stack an environment value imports from."""
@@ -195,6 +201,11 @@ def load(cdk_out: Path, prefix: str, *, region_suffix: str = "") -> Templates:
                 key_schema=props["KeySchema"],
                 attributes=props["AttributeDefinitions"],
                 ttl_attribute=ttl.get("AttributeName") if ttl.get("Enabled") else None,
+                stream_view_type=(props.get("StreamSpecification") or {}).get("StreamViewType"),
+                indexes=[
+                    {key: index[key] for key in ("IndexName", "KeySchema", "Projection") if key in index}
+                    for index in props.get("GlobalSecondaryIndexes") or []
+                ],
             )
     for logical_id, resource in api["Resources"].items():
         props = resource.get("Properties", {})
@@ -217,6 +228,7 @@ def load(cdk_out: Path, prefix: str, *, region_suffix: str = "") -> Templates:
                 reserved_concurrency=props.get("ReservedConcurrentExecutions"),
             )
     found.event_sources = _event_sources(api["Resources"])
+    found.schedules = _schedules(api["Resources"])
     worker = next((f for f in found.functions.values() if f.handler == "handlers.worker.handler"), None)
     found.event_source = found.event_sources.get(worker.logical_id, {}) if worker else {}
     methods = _routes(api["Resources"])
@@ -243,6 +255,34 @@ def _event_sources(resources: dict[str, Any]) -> dict[str, dict[str, Any]]:
                 "max_concurrency": props.get("ScalingConfig", {}).get("MaximumConcurrency", 2),
                 "source": props.get("EventSourceArn"),
             }
+    return found
+
+
+_RATE = re.compile(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)")
+_UNIT_S = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+def _schedules(resources: dict[str, Any]) -> dict[str, float]:
+    """Each scheduled function's period: EventBridge rules' and Scheduler schedules' rate() expressions."""
+    found = {}
+    for resource in resources.values():
+        props = resource.get("Properties", {})
+        if resource["Type"] == "AWS::Events::Rule" and props.get("ScheduleExpression"):
+            targets = [target.get("Arn") for target in props.get("Targets") or []]
+        elif resource["Type"] == "AWS::Scheduler::Schedule":
+            targets = [(props.get("Target") or {}).get("Arn")]
+        else:
+            continue
+        if str(props.get("State", "ENABLED")).upper() == "DISABLED":
+            continue
+        rate = _RATE.fullmatch(str(props.get("ScheduleExpression", "")).strip())
+        if rate is None:
+            raise ValueError(f"the sandbox runs rate() schedules only, not {props.get('ScheduleExpression')!r}")
+        period = int(rate.group(1)) * _UNIT_S[rate.group(2).rstrip("s")]
+        for arn in targets:
+            function = arn.get("Fn::GetAtt", [None])[0] if isinstance(arn, dict) else None
+            if function in resources and resources[function]["Type"] == "AWS::Lambda::Function":
+                found[function] = float(period)
     return found
 
 
