@@ -4,6 +4,14 @@ submit: a job row (keyed by the user and an idempotency key, so a retried submit
 then a queue message. process (in the worker, inside Powertools idempotency): answer with the
 same ChatService/gateway as /chat; a degraded answer is not an answer for a job, so the message
 goes back to the queue with a delay; a job older than its limit fails with a clear reason.
+
+Disaster recovery: each open job has an owner region (whose queue holds it) and a heartbeat the owner
+refreshes whenever it works on the job (enqueue, running, a delayed re-send). A region that finds an open
+job of another region quiet for longer than `stranded_after_s` adopts it (a conditional write: only if
+owner and heartbeat are still what it saw) and sends it to its own queue; a worker drops messages of jobs
+owned elsewhere. Exactly once rests on the worker's idempotency records (a global table): a job answered
+in one region is replayed, not answered again, in the other. `recovery_action` is the pure decision,
+`JobService.sweep` the scheduled pass over the recovery index.
 """
 
 from __future__ import annotations
@@ -11,9 +19,9 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 from core.chat import ChatService
 from core.errors import (
@@ -25,8 +33,8 @@ from core.errors import (
     Overloaded,
     TooManyRequests,
 )
-from core.models import ChatRequest, Job
-from core.ports import JobQueue, JobStore, OpenJobSlots
+from core.models import ChatRequest, Job, OpenJob
+from core.ports import JobEvents, JobQueue, JobStore, OpenJobSlots
 from core.resilience import RateLimiter
 
 _NAMESPACE = uuid.UUID("6f1c2b1e-7d0a-4b8e-9a55-2f3c9e1d4b70")
@@ -43,6 +51,16 @@ class RetryLater(DomainError):
         self.delay_s = delay_s
 
 
+class OwnedElsewhere(DomainError):
+    """Another region owns this open job (it adopted it): this region's message for it is dropped."""
+
+    status = 409
+
+    def __init__(self, owner_region: str) -> None:
+        super().__init__(f"the job is owned by {owner_region}")
+        self.owner_region = owner_region
+
+
 @dataclass(frozen=True, kw_only=True)
 class JobSettings:
     max_age_s: float = 3600.0  # older jobs fail instead of being answered hours late
@@ -54,6 +72,43 @@ class JobSettings:
     finished_ttl_s: int = 7 * 86_400
     max_open_per_user: int = 0  # queued or running jobs one user may hold at once (0: no cap)
     open_cap_retry_after_s: int = 30
+    # Another region's open job whose heartbeat is older than this is adopted. Longer than the worker's timeout
+    # (a job being answered is never adopted), and than a healthy region's usual backlog plus backoff delay.
+    stranded_after_s: float = 600.0
+
+
+RecoveryAction = Literal["fail_stale", "adopt", "resend"]
+
+
+def recovery_action(job: Job | OpenJob, *, region: str, now: float, settings: JobSettings) -> RecoveryAction | None:
+    """What `region` should do with an unfinished job it came across (sweep, status read, replayed submit).
+
+    fail_stale: older than max_age_s, whoever owns it. adopt: another region owns it and has been quiet for
+    stranded_after_s. resend: this region owns it (or nobody does: a job from before owners) and its
+    message was never sent, resend_after_s after it was created or claimed (a submit or an adoption that
+    crashed between its write and its send). None: leave it to its owner."""
+    if job.status not in ("queued", "running"):
+        return None
+    if now - job.created_at > settings.max_age_s:
+        return "fail_stale"
+    quiet_s = now - (job.heartbeat_at if job.heartbeat_at is not None else job.created_at)
+    if job.owner_region is not None and job.owner_region != region:
+        return "adopt" if quiet_s >= settings.stranded_after_s else None
+    if not job.enqueued and quiet_s >= settings.resend_after_s:
+        return "resend"
+    return None
+
+
+@dataclass
+class SweepReport:
+    """One recovery pass: counts only (metrics), never a job's content."""
+
+    adopted: int = 0
+    resent: int = 0
+    stale_failed: int = 0
+    claims_lost: int = 0  # another sweep, a status read or the owner changed the job first
+    seen: int = 0
+    out_of_time: bool = False  # stopped by its budget with jobs left for the next pass
 
 
 class JobService:
@@ -67,6 +122,7 @@ class JobService:
         clock: Callable[[], float],
         pacing: RateLimiter | None = None,
         slots: OpenJobSlots | None = None,
+        events: JobEvents | None = None,
     ) -> None:
         self._store = store
         self._queue = queue
@@ -75,6 +131,11 @@ class JobService:
         self._clock = clock
         self._pacing = pacing  # the model quota's share of this execution environment
         self._slots = slots if settings.max_open_per_user > 0 else None
+        self._events = events
+
+    @property
+    def region(self) -> str:
+        return self._store.region
 
     # --- API side -----------------------------------------------------------------------------
     def submit(self, *, user_id: str, request: ChatRequest, idempotency_key: str | None) -> tuple[Job, bool]:
@@ -89,6 +150,9 @@ class JobService:
             status="queued",
             created_at=now,
             updated_at=now,
+            owner_region=self.region,
+            heartbeat_at=now,
+            accepted_in=self.region,
         )
         if self._slots is not None:
             existing = self._store.get(user_id, job_id)
@@ -96,13 +160,16 @@ class JobService:
                 return existing, False  # a replay of a finished job: its answer, never a 429 for a new slot
             self._reserve_slot(user_id, job_id)
         stored, created = self._store.create(job)
-        if not created and stored.status in ("done", "failed"):
-            self._release_slot(user_id, job_id)  # a replay of a finished job holds no slot
-        if created or (not stored.enqueued and now - stored.created_at >= self.settings.resend_after_s):
+        if created:
             self._queue.send({"job_id": job_id, "user_id": user_id, "requeues": 0})
             self._store.mark_enqueued(user_id, job_id)
-            stored = replace(stored, enqueued=True)
-        return stored, created
+            return replace(stored, enqueued=True), True
+        if not stored.open:
+            self._release_slot(user_id, job_id)  # a replay of a finished job holds no slot
+        # A replay of a job whose first submit crashed before sending it, or that a lost region holds: send it.
+        if recovery_action(stored, region=self.region, now=now, settings=self.settings) in ("adopt", "resend"):
+            stored = self._taken_over(stored, now)
+        return stored, False
 
     def _reserve_slot(self, user_id: str, job_id: str) -> None:
         if self._slots is None:
@@ -138,16 +205,86 @@ class JobService:
         return str(uuid.uuid5(_NAMESPACE, f"{user_id}|body|{digest}|{window}"))
 
     def status(self, *, user_id: str, job_id: str) -> Job:
+        """The job as it is; reading it also fails it when too old, and adopts it when its region went quiet
+        (so a user polling a region that took over gets their answer without waiting for the sweep)."""
         job = self._store.get(user_id, job_id)
         if job is None:
             raise NotFound(f"job {job_id} was not found")
-        if job.status in ("queued", "running") and self._stale(job):
-            failed = self._store.fail(user_id, job_id, self._stale_reason(job), ttl_s=self.settings.finished_ttl_s)
-            self._release_slot(user_id, job_id)
-            return failed or job
+        now = self._clock()
+        action = recovery_action(job, region=self.region, now=now, settings=self.settings)
+        if action == "fail_stale":
+            return self._fail_stale(job) or job
+        if action is not None:
+            return self._taken_over(job, now)
         return job
 
+    # --- recovery (any region) ----------------------------------------------------------------------
+    def sweep(self, *, peers: Sequence[str], budget_s: float) -> SweepReport:
+        """Adopt the peers' stranded jobs, send this region's never-sent ones, fail the too old, within
+        `budget_s` seconds (what is left waits for the next pass). Every step is a conditional write, so
+        passes running at once in one region (or a status read) never take the same job twice."""
+        start = self._clock()
+        report = SweepReport()
+        passes = [(peer, self.settings.stranded_after_s) for peer in peers if peer != self.region]
+        passes.append((self.region, self.settings.resend_after_s))
+        for owner, quiet_s in passes:
+            for found in self._store.open_jobs(owner, heartbeat_before=start - quiet_s):
+                now = self._clock()
+                if now - start > budget_s:
+                    report.out_of_time = True
+                    return report
+                report.seen += 1
+                action = recovery_action(found, region=self.region, now=now, settings=self.settings)
+                if action == "fail_stale":
+                    report.stale_failed += self._fail_stale(found) is not None
+                elif action is not None:
+                    if not self._take_over(found):
+                        report.claims_lost += 1
+                    elif action == "adopt":
+                        report.adopted += 1
+                    else:
+                        report.resent += 1
+        return report
+
+    def _take_over(self, job: Job | OpenJob) -> bool:
+        """Claim the job for this region, then send it to this region's queue. Claim first: a crash before
+        the send leaves it owned here and not enqueued, and the next pass re-sends it (`resend`)."""
+        adopting = job.owner_region is not None and job.owner_region != self.region
+        if not self._store.claim(job.user_id, job.job_id, owner_region=job.owner_region, heartbeat_at=job.heartbeat_at):
+            self._record("claim_lost")
+            return False
+        self._queue.send({"job_id": job.job_id, "user_id": job.user_id, "requeues": 0})
+        self._store.mark_enqueued(job.user_id, job.job_id)
+        self._record("adopted" if adopting else "resent")
+        return True
+
+    def _taken_over(self, job: Job, now: float) -> Job:
+        """`job` as this region now holds it (or unchanged if another got there first)."""
+        if not self._take_over(job):
+            return job
+        return replace(job, owner_region=self.region, heartbeat_at=now, enqueued=True)
+
+    def _fail_stale(self, job: Job | OpenJob) -> Job | None:
+        failed = self._store.fail(job.user_id, job.job_id, self._stale_reason(job), ttl_s=self.settings.finished_ttl_s)
+        self._release_slot(job.user_id, job.job_id)
+        if failed is not None:
+            self._record("stale_failed")
+        return failed
+
+    def _record(self, event: str) -> None:
+        if self._events is not None:
+            self._events.record(event)
+
     # --- worker side --------------------------------------------------------------------------
+    def owned_elsewhere(self, message: dict[str, Any]) -> str | None:
+        """The region that owns the message's job when it is open and not ours (it adopted the job while this
+        region was out): the worker then drops the message. Checked before the idempotency record is written,
+        so a dropped message leaves no trace there to block the owner."""
+        job = self._store.get(message["user_id"], message["job_id"])
+        if job is None or not job.open or job.owner_region in (None, self.region):
+            return None
+        return job.owner_region
+
     def answer(self, message: dict[str, Any], *, remaining_s: float) -> dict[str, Any]:
         """The model's answer for a queued job (called once per job, under idempotency)."""
         assert self._chat is not None, "the worker's JobService needs a ChatService"
@@ -159,11 +296,15 @@ class JobService:
             return {"outcome": "finished"}
         if self._stale(job):
             return {"outcome": "stale", "reason": self._stale_reason(job)}
+        if job.open and job.owner_region not in (None, self.region):
+            raise OwnedElsewhere(job.owner_region)  # not answered here: Powertools drops the record it began
         requeues = int(message.get("requeues", 0))
         backoff = min(self.settings.backoff_cap_s, self.settings.backoff_base_s * 2**requeues)
         if self._pacing is not None and not self._pacing.acquire(timeout_s=max(0.0, remaining_s / 2)):
             raise RetryLater("the model's quota is fully used; waiting for capacity", delay_s=backoff)
-        self._store.mark_running(job.user_id, job.job_id, reopen=redriven)
+        owner = self._store.mark_running(job.user_id, job.job_id, reopen=redriven)
+        if owner is not None:  # adopted between the read above and this write
+            raise OwnedElsewhere(owner)
         try:
             reply = self._chat.answer(
                 user_id=job.user_id,
@@ -188,8 +329,13 @@ class JobService:
             self._store.fail(user_id, job_id, result["reason"], ttl_s=ttl, reopen=bool(message.get("redriven")))
         self._release_slot(user_id, job_id)
 
-    def requeue(self, message: dict[str, Any], delay_s: int) -> None:
+    def requeue(self, message: dict[str, Any], delay_s: int) -> bool:
+        """Send the job again after `delay_s`, refreshing its heartbeat first (a delayed job is not stranded).
+        False, and nothing sent, when it finished meanwhile or another region adopted it."""
+        if not self._store.heartbeat(message["user_id"], message["job_id"]):
+            return False
         self._queue.send({**message, "requeues": int(message.get("requeues", 0)) + 1}, delay_s=delay_s)
+        return True
 
     def fail(self, message: dict[str, Any], reason: str) -> None:
         self._store.fail(
@@ -198,10 +344,10 @@ class JobService:
         )  # fmt: skip
         self._release_slot(message["user_id"], message["job_id"])
 
-    def _stale(self, job: Job) -> bool:
+    def _stale(self, job: Job | OpenJob) -> bool:
         return self._clock() - job.created_at > self.settings.max_age_s
 
-    def _stale_reason(self, job: Job) -> str:
+    def _stale_reason(self, job: Job | OpenJob) -> str:
         waited = self._clock() - job.created_at
         return (
             f"stale: the job waited {waited:.0f} s, longer than the {self.settings.max_age_s:.0f} s limit; "

@@ -270,6 +270,16 @@ class Job:
     answer: dict[str, Any] | None = None
     reason: str | None = None
     requeues: int = 0
+    # Disaster recovery: the region whose queue holds the job (the one that accepted it, until another region
+    # adopts it after that region went quiet) and when that region last showed it was working on the job.
+    # The heartbeat is kept only while the job is open, so only open jobs are in the recovery index.
+    owner_region: str | None = None
+    heartbeat_at: float | None = None
+    accepted_in: str | None = None  # the region that accepted the job; never changes
+
+    @property
+    def open(self) -> bool:
+        return self.status in ("queued", "running")
 
     def to_api(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -283,3 +293,16 @@ class Job:
         if self.reason is not None:
             body["reason"] = self.reason
         return body
+
+
+@dataclass(frozen=True, kw_only=True)
+class OpenJob:
+    """An unfinished job as the recovery index shows it: who owns it and since when, never its text."""
+
+    job_id: str
+    user_id: str
+    status: JobStatus
+    created_at: float
+    owner_region: str
+    heartbeat_at: float
+    enqueued: bool

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
-from core.models import Conversation, Job, Message, ModelReply, TargetRef, Turn
+from core.models import Conversation, Job, Message, ModelReply, OpenJob, TargetRef, Turn
 
 
 class ConversationStore(Protocol):
@@ -71,16 +71,43 @@ class GatewayMetrics(Protocol):
 
 
 class JobStore(Protocol):
+    """The jobs table as one region sees it (its replica of the global table).
+
+    Every open job has an owner region (the one whose queue holds it) and a heartbeat that the owner
+    refreshes whenever it works on the job; another region may adopt the job once the heartbeat is old."""
+
+    @property
+    def region(self) -> str:
+        """This store's region: new jobs are owned by it, and it may adopt jobs another region left."""
+        ...
+
     def create(self, job: Job) -> tuple[Job, bool]:
         """Store `job` unless one with its id exists; return the stored job and whether it is new."""
         ...
 
     def get(self, user_id: str, job_id: str) -> Job | None: ...
 
-    def mark_enqueued(self, user_id: str, job_id: str) -> None: ...
+    def mark_enqueued(self, user_id: str, job_id: str) -> None:
+        """Its message was sent: set enqueued and refresh the heartbeat, while the job is open and ours."""
+        ...
 
-    def mark_running(self, user_id: str, job_id: str, *, reopen: bool = False) -> None:
-        """queued -> running; with `reopen` also failed -> running (a redriven job)."""
+    def mark_running(self, user_id: str, job_id: str, *, reopen: bool = False) -> str | None:
+        """queued -> running (with `reopen` also failed -> running: a redriven job), refreshing the heartbeat.
+        Returns the owner region when another region owns the open job (then nothing changes), else None."""
+        ...
+
+    def heartbeat(self, user_id: str, job_id: str) -> bool:
+        """Refresh the heartbeat of an open job this region owns; False if it is finished or owned elsewhere."""
+        ...
+
+    def claim(self, user_id: str, job_id: str, *, owner_region: str | None, heartbeat_at: float | None) -> bool:
+        """Make this region the owner of the open job (heartbeat now, not yet enqueued) if its owner and
+        heartbeat are still the ones given (what the caller saw); False when someone changed it first."""
+        ...
+
+    def open_jobs(self, owner_region: str, *, heartbeat_before: float) -> Iterator[OpenJob]:
+        """Open jobs owned by `owner_region` whose heartbeat is older than `heartbeat_before`, oldest first.
+        Read from an index (eventually consistent): a claim re-checks what it saw."""
         ...
 
     def finish(self, user_id: str, job_id: str, answer: dict[str, Any], *, ttl_s: int) -> Job | None:
@@ -94,6 +121,14 @@ class JobStore(Protocol):
 
 class JobQueue(Protocol):
     def send(self, body: dict[str, Any], *, delay_s: int = 0) -> None: ...
+
+
+class JobEvents(Protocol):
+    """Counts of what disaster recovery did (metrics; never a job's text)."""
+
+    def record(self, event: str) -> None:
+        """event: adopted | resent | stale_failed | claim_lost | owned_elsewhere."""
+        ...
 
 
 class UsageCounters(Protocol):

@@ -94,6 +94,7 @@ DOMAINS = Codec(
     parse=lambda text: tuple(part.strip().lower() for part in text.split(",") if part.strip()),
     render=lambda domains: ",".join(domains),
 )
+REGIONS = DOMAINS  # comma-separated AWS region names
 
 
 def var(name: str, codec: Codec, default: Any = MISSING, *, optional: bool = False) -> Any:
@@ -201,6 +202,8 @@ class Settings(KnowledgeSettings):
     job_max_age_s: float = var("JOB_MAX_AGE_SECONDS", FLOAT, 3600.0)
     job_deadline_s: float = var("JOB_DEADLINE_SECONDS", FLOAT, 90.0)
     job_backoff_s: int = var("JOB_BACKOFF_SECONDS", INT, 5)  # first requeue delay of an unanswered job; doubles
+    # Another region's open job quiet this long is adopted (GET /jobs/{id} here; the recovery sweep too).
+    job_stranded_after_s: float = var("JOB_STRANDED_AFTER_SECONDS", FLOAT, 600.0)
     breaker_open_s: float = var("BREAKER_OPEN_SECONDS", FLOAT, 30.0)
     worker_rate_per_s: float | None = var("WORKER_RATE_PER_SECOND", FLOAT, None, optional=True)
     max_receive_count: int = var("MAX_RECEIVE_COUNT", INT, 4)  # the worker fails the job on the last receive
@@ -224,6 +227,25 @@ class Settings(KnowledgeSettings):
 
 
 @dataclass(frozen=True, kw_only=True)
+class RecoverySettings(EnvContract):
+    """The jobs recovery sweep (handlers/recovery.py), run every minute in each region: adopts the open jobs of
+    the peer regions that went quiet for `stranded_after_s`, sends this region's never-sent ones, fails jobs
+    older than `job_max_age_s`. Its region is its own (the DynamoDB client's)."""
+
+    jobs_table_name: str = var("JOBS_TABLE_NAME", STR)
+    jobs_queue_url: str = var("JOBS_QUEUE_URL", STR)  # this region's requests queue: adopted jobs go there
+    peer_regions: tuple[str, ...] = var("JOBS_PEER_REGIONS", REGIONS, ())  # whose jobs this region may adopt
+    stranded_after_s: float = var("JOB_STRANDED_AFTER_SECONDS", FLOAT, 600.0)
+    job_max_age_s: float = var("JOB_MAX_AGE_SECONDS", FLOAT, 3600.0)
+    max_open_jobs_per_user: int = var("MAX_OPEN_JOBS_PER_USER", INT, 0)  # a failed job's slot is given back
+    sweep_budget_s: float = var("RECOVERY_BUDGET_SECONDS", FLOAT, 45.0)  # per pass; the rest waits a minute
+
+    def __post_init__(self) -> None:
+        if self.stranded_after_s <= 0 or self.sweep_budget_s <= 0:
+            raise ValueError("JOB_STRANDED_AFTER_SECONDS and RECOVERY_BUDGET_SECONDS must be positive")
+
+
+@dataclass(frozen=True, kw_only=True)
 class SignUpSettings(EnvContract):
     """The pre-sign-up trigger (handlers/pre_sign_up.py): which email domains may sign themselves up."""
 
@@ -242,5 +264,5 @@ class DataClientSettings(EnvContract):
 
 def variable_names() -> tuple[str, ...]:
     """Every variable of the contracts, for checks that a template sets nothing unknown."""
-    contracts = (Settings, IngestSettings, SignUpSettings, DataClientSettings)
+    contracts = (Settings, IngestSettings, RecoverySettings, SignUpSettings, DataClientSettings)
     return tuple(dict.fromkeys(item.metadata["env"] for contract in contracts for item in fields(contract)))

@@ -7,6 +7,9 @@ now goes back to the queue as a new, delayed message (its receive count does not
 throttling never sends it to the DLQ). A record that keeps failing is reported as a batch item
 failure; on its last receive the job is marked failed with the reason, and SQS parks the message
 in the DLQ for `make redrive`.
+
+Disaster recovery: a message whose job another region has adopted (this region was out; see core.jobs) is
+dropped before any idempotency record is written: the owner answers it, or has already.
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from adapters.jobs import JOB_EVENT_METRICS
 from adapters.residue import JOB_IDEMPOTENCY_PREFIX
 from core.gateway import GatewaySettings
-from core.jobs import JobService, RetryLater
+from core.jobs import JobService, OwnedElsewhere, RetryLater
 from core.resilience import BreakerSettings
 from handlers.settings import Settings
 from handlers.wiring import build_chat_service, build_job_service, data_client
@@ -125,15 +129,30 @@ def bootstrap(
     def answer_job(message: dict[str, Any]) -> dict[str, Any]:
         return jobs.answer(message, remaining_s=remaining_seconds())
 
+    def dropped(message: dict[str, Any], owner_region: str) -> None:
+        metrics.add_metric(name=JOB_EVENT_METRICS["owned_elsewhere"], unit=MetricUnit.Count, value=1)
+        logger.info("job owned by another region: message dropped",
+                    extra={"job_id": message["job_id"], "owner_region": owner_region})  # fmt: skip
+
     def record_handler(record: SQSRecord) -> None:
         message = parse(record)
         try:
+            owner = jobs.owned_elsewhere(message)
+            if owner is not None:
+                dropped(message, owner)
+                return
             try:
                 result = answer_job(message=message)
             except RetryLater as later:
-                jobs.requeue(message, later.delay_s)
-                metrics.add_metric(name="JobsRequeued", unit=MetricUnit.Count, value=1)
-                logger.info("job requeued", extra={"job_id": message["job_id"], "delay_s": later.delay_s})
+                if jobs.requeue(message, later.delay_s):
+                    metrics.add_metric(name="JobsRequeued", unit=MetricUnit.Count, value=1)
+                    logger.info("job requeued", extra={"job_id": message["job_id"], "delay_s": later.delay_s})
+                else:
+                    logger.info("job not requeued: it finished or another region adopted it",
+                                extra={"job_id": message["job_id"]})  # fmt: skip
+                return
+            except OwnedElsewhere as elsewhere:  # adopted between the check above and the job's write
+                dropped(message, elsewhere.owner_region)
                 return
             jobs.complete(message, result)
             metrics.add_metric(name=f"Jobs.{result['outcome']}", unit=MetricUnit.Count, value=1)
