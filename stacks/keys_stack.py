@@ -7,8 +7,9 @@ logs are regional, so each region has its own single-Region key.
 Who may do what, in each key's policy:
 - administrators (the CDK deployment role, which CloudFormation uses to update the key, plus
   `keys.admin_role_arns`) manage the key (policy, rotation, deletion, tags) but cannot encrypt or decrypt;
-- the data key is used only through DynamoDB, SQS, SNS, AWS Backup and Cognito in its region: the account's
-  IAM policies may grant use (the Lambda roles' statements carry kms:ViaService too), never direct calls;
+- the data key is used only through DynamoDB, SQS, SNS, AWS Backup, Cognito, S3 and S3 Vectors in its region:
+  the account's IAM policies may grant use (the Lambda roles' statements carry kms:ViaService too), never direct
+  calls; S3 Vectors' indexing service decrypts for this account's vector buckets;
 - the logs key only by CloudWatch Logs (for this account's log groups) and CloudWatch alarms;
 - break-glass: the account's root user (and only it, not every IAM principal of the account) keeps full
   control, so deleting the admin roles can never leave a key unmanageable. Guard it with MFA and alarm on
@@ -41,7 +42,8 @@ USE_ACTIONS = [
     "kms:DescribeKey",
 ]
 # The services through which the data key may be used in a region (kms:ViaService).
-DATA_SERVICES = ("dynamodb", "sqs", "sns", "backup", "cognito-idp", "s3")  # s3: the documents bucket (SSE-KMS)
+# s3: the documents bucket (SSE-KMS); s3vectors: the vector bucket (SSE-KMS).
+DATA_SERVICES = ("dynamodb", "sqs", "sns", "backup", "cognito-idp", "s3", "s3vectors")
 
 
 def via_service(service: str, region: str) -> str:
@@ -99,6 +101,21 @@ def _data_use(region: str) -> list[iam.PolicyStatement]:
             actions=["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
             resources=["*"],
             conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
+        ),
+        # S3 Vectors maintains the vector bucket's indexes in the background with its own service principal,
+        # which must decrypt with the bucket's key: only for this account's vector buckets in this region.
+        iam.PolicyStatement(
+            sid="S3VectorsIndexing",
+            principals=[iam.ServicePrincipal("indexing.s3vectors.amazonaws.com")],
+            actions=["kms:Decrypt"],
+            resources=["*"],
+            conditions={
+                "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+                "ArnLike": {"aws:SourceArn": f"arn:{Aws.PARTITION}:s3vectors:{region}:{Aws.ACCOUNT_ID}:bucket/*"},
+                "ForAnyValue:StringEquals": {
+                    "kms:EncryptionContextKeys": ["aws:s3vectors:arn", "aws:s3vectors:resource-id"]
+                },
+            },
         ),
         # Log groups were encrypted with this key before the logs key existed: CloudWatch Logs keeps reading
         # those events with it (decrypt only). Remove once log_retention_days have passed since the switch.

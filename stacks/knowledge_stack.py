@@ -5,6 +5,13 @@ delete marker) to the DR bucket within 15 minutes (S3 Replication Time Control),
 region's key. S3 Vectors has no replication: each region's ingest pipeline (IngestPipeline, in its API stack)
 embeds what lands in its own bucket into its own index, so retrieval works in DR with no step by hand.
 
+Replication is two-way, so fail-back loses no document: what users upload (or delete) in the DR region during
+an outage replicates back to the primary bucket, under the same rule (prefix, RTC, delete markers, the
+primary's key), with replica modification sync on both rules. S3 never replicates a replica again, so the two
+rules make no loop. S3 refuses a rule whose destination bucket does not exist yet, and the DR stack deploys
+first, so the DR bucket's rule is put by the primary stack (an AwsCustomResource calling PutBucketReplication
+in the DR region, once both buckets exist): the DR stack never depends on the primary's.
+
 Reads top to bottom: the buckets, the queue the bucket notifies, the vector index; then the grants the
 compute side asks for (each exact: the documents/ prefix, the index ARN, the embedding model), then outputs.
 """
@@ -20,12 +27,14 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_s3vectors as s3vectors
 from aws_cdk import aws_sqs as sqs
+from aws_cdk import custom_resources as cr
 from cdk_nag import NagPackSuppression, NagSuppressions, RegexAppliesTo
 from constructs import Construct
 
 from adapters.s3vectors import NON_FILTERABLE_KEYS
 from stacks.config import AppConfig
-from stacks.constructs.nag import skip_checkov, suppress, suppress_cdk_provider
+from stacks.constructs.access_logs import access_logs_bucket
+from stacks.constructs.nag import skip_checkov, suppress, suppress_cdk_provider, suppress_path
 from stacks.lambda_settings import KnowledgeNames
 
 DOCUMENTS_PREFIX = "documents/"
@@ -58,17 +67,9 @@ class KnowledgeStack(Stack):
         knowledge = config.knowledge
 
         # --- the documents bucket and its access logs ------------------------------------------------------
-        access_logs = s3.Bucket(
-            self,
-            "AccessLogs",
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            encryption=s3.BucketEncryption.S3_MANAGED,  # S3 server access logging cannot write SSE-KMS
-            enforce_ssl=True,
-            versioned=True,
-            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(config.log_retention_days))],
-            removal_policy=RemovalPolicy.RETAIN,
+        access_logs = access_logs_bucket(
+            self, "AccessLogs", retention_days=config.log_retention_days, logged="the documents bucket"
         )
-        self._suppress_access_logs(access_logs)
         # Our own role: CDK's default is named CDKReplicationRole (one per account) and may use any key.
         replication_role = (
             iam.Role(
@@ -112,13 +113,19 @@ class KnowledgeStack(Stack):
             removal_policy=RemovalPolicy.RETAIN,
         )
         if replica and replication_role:
-            self._grant_replication(replication_role, replica)
+            self._grant_replication(
+                replication_role,
+                source=(self.bucket, key, self.region),
+                destination=(replica.bucket, replica.key, replica.region),
+            )
+            self._replicate_back(replica)
         else:
             suppress(
                 self.bucket,
-                "This is the DR region's copy: the primary bucket replicates into it (RTC, 15 minutes). Documents "
-                "uploaded here during an outage are re-uploaded to the primary on fail-back (docs/dr-runbook.md); "
-                "replicating back would need both stacks to know each other's bucket, a deploy-order cycle.",
+                "This is the DR region's copy: the primary bucket replicates into it (RTC, 15 minutes), and this "
+                "bucket replicates back to the primary under a rule the primary's Knowledge stack puts once both "
+                "buckets exist (S3 refuses a rule to a bucket that does not exist yet, and this stack deploys "
+                "first), so the rule is not in this template.",
                 "NIST.800.53.R5-S3BucketReplicationEnabled",
                 "HIPAA.Security-S3BucketReplicationEnabled",
             )
@@ -156,12 +163,14 @@ class KnowledgeStack(Stack):
         self._skip_checks_on_notifications_handler()
 
         # --- the vector store ------------------------------------------------------------------------------
-        # SSE-S3 for now: S3 Vectors with SSE-KMS needs the data key's policy to admit the S3 Vectors service
-        # (stacks/keys_stack.py); the vectors are derived data, rebuilt from the KMS-encrypted documents.
+        # SSE-KMS with this region's data key, as the documents: the chunks' text is in the vectors' metadata.
+        # The key's policy admits S3 Vectors (its indexing service, and use via s3vectors: stacks/keys_stack.py).
         self.vector_bucket = s3vectors.CfnVectorBucket(
             self,
             "Vectors",
-            encryption_configuration=s3vectors.CfnVectorBucket.EncryptionConfigurationProperty(sse_type="AES256"),
+            encryption_configuration=s3vectors.CfnVectorBucket.EncryptionConfigurationProperty(
+                sse_type="aws:kms", kms_key_arn=key.key_arn
+            ),
         )
         self.index = s3vectors.CfnIndex(
             self,
@@ -199,6 +208,7 @@ class KnowledgeStack(Stack):
         deleting a document's vectors in this region (DELETE /documents/{id}; found by a filtered query)."""
         self._statement(role, "UploadAndDeleteDocuments", ["s3:PutObject", "s3:DeleteObject"], self._documents())
         self._statement(role, "DeleteDocumentVectors", ["s3vectors:DeleteVectors"], [self.index_arn])
+        self._key_via(role, "VectorsKey", "s3vectors", ["kms:Decrypt"])
         self._key_via_s3(role, "DocumentsKeyToUpload", ["kms:GenerateDataKey", "kms:Decrypt"])
         self._suppress_prefix(role, "a user's documents are created at upload (documents/<user>/<document id>)")
 
@@ -208,11 +218,13 @@ class KnowledgeStack(Stack):
         self._key_via_s3(role, "DocumentsKeyToRead", ["kms:Decrypt"])
         self._suppress_prefix(role, "the ingest Lambda reads whichever document its S3 event names")
         self._statement(role, "WriteVectors", _VECTORS_WRITE, [self.index_arn])
+        self._key_via(role, "VectorsKey", "s3vectors", ["kms:Decrypt"])
         self.grant_embed(role)
 
     def grant_retrieval(self, role: iam.IRole) -> None:
         """Chat and worker: embed the question, query this index (metadata returned, hence GetVectors)."""
         self._statement(role, "QueryVectors", _VECTORS_READ, [self.index_arn])
+        self._key_via(role, "VectorsKey", "s3vectors", ["kms:Decrypt"])
         self.grant_embed(role)
 
     def grant_embed(self, role: iam.IRole) -> None:
@@ -245,19 +257,25 @@ class KnowledgeStack(Stack):
         role.add_to_principal_policy(iam.PolicyStatement(sid=sid, actions=actions, resources=resources))
 
     def _key_via_s3(self, role: iam.IRole, sid: str, actions: list[str]) -> None:
+        self._key_via(role, sid, "s3", actions)
+
+    def _key_via(self, role: iam.IRole, sid: str, service: str, actions: list[str]) -> None:
+        """The data key, only through `service` in this region (S3 Vectors needs kms:Decrypt for every vector
+        operation, reads and writes alike)."""
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid=sid,
                 actions=actions,
                 resources=[self.key.key_arn],
-                conditions={"StringEquals": {"kms:ViaService": f"s3.{self.region}.amazonaws.com"}},
+                conditions={"StringEquals": {"kms:ViaService": f"{service}.{self.region}.amazonaws.com"}},
             )
         )
 
     # --- parts ------------------------------------------------------------------------------------------------
     def _replication(self, replica: KnowledgeStack) -> list[s3.ReplicationRule]:
         """Everything under documents/ to the DR bucket: RTC (15 minutes, with its metrics), delete markers
-        too (a delete in the primary is a delete in DR), re-encrypted with the DR region's key."""
+        too (a delete in the primary is a delete in DR), re-encrypted with the DR region's key, and replica
+        modification sync (the rule back, `_replicate_back`, has it too: two-way replication)."""
         return [
             s3.ReplicationRule(
                 destination=replica.bucket,
@@ -267,37 +285,153 @@ class KnowledgeStack(Stack):
                 metrics=s3.ReplicationTimeValue.FIFTEEN_MINUTES,
                 delete_marker_replication=True,
                 sse_kms_encrypted_objects=True,
+                replica_modifications=True,
                 kms_key=replica.key,
             )
         ]
 
-    def _grant_replication(self, role: iam.Role, replica: KnowledgeStack) -> None:
-        """What S3 replication needs, exactly: read this bucket's versions, write replicas into the DR bucket,
-        decrypt with this region's key and encrypt with the DR region's, each only through S3 there."""
+    def _replicate_back(self, replica: KnowledgeStack) -> None:
+        """The DR bucket's rule back to this one: the same rule as `_replication`, reversed. Put here, in the
+        stack deployed after both buckets exist, with PutBucketReplication in the DR region (S3 refuses a rule
+        whose destination does not exist, so the DR stack, deployed first, cannot carry it), and removed with
+        this stack. The role S3 assumes for it is this stack's too: IAM is global."""
+        role = iam.Role(
+            self,
+            "FailBackReplicationRole",
+            assumed_by=iam.ServicePrincipal("s3.amazonaws.com"),
+            description="S3 replication of the DR documents bucket back to the primary region (fail-back)",
+        )
+        self._grant_replication(
+            role, source=(replica.bucket, replica.key, replica.region), destination=(self.bucket, self.key, self.region)
+        )
+        rule = {
+            "ID": "FailBack",
+            "Priority": 1,
+            "Status": "Enabled",
+            "Filter": {"Prefix": DOCUMENTS_PREFIX},
+            "DeleteMarkerReplication": {"Status": "Enabled"},
+            "SourceSelectionCriteria": {
+                "SseKmsEncryptedObjects": {"Status": "Enabled"},
+                "ReplicaModifications": {"Status": "Enabled"},
+            },
+            "Destination": {
+                "Bucket": self.bucket.bucket_arn,
+                "EncryptionConfiguration": {"ReplicaKmsKeyID": self.key.key_arn},
+                "ReplicationTime": {"Status": "Enabled", "Time": {"Minutes": 15}},
+                "Metrics": {"Status": "Enabled", "EventThreshold": {"Minutes": 15}},
+            },
+        }
+        put = cr.AwsSdkCall(
+            service="S3",
+            action="putBucketReplication",
+            region=replica.region,
+            parameters={
+                "Bucket": replica.bucket.bucket_name,
+                "ReplicationConfiguration": {"Role": role.role_arn, "Rules": [rule]},
+            },
+            physical_resource_id=cr.PhysicalResourceId.of(f"{DOCUMENTS_PREFIX}fail-back"),
+        )
+        self.fail_back = cr.AwsCustomResource(
+            self,
+            "FailBackReplication",
+            on_create=put,
+            on_update=put,
+            on_delete=cr.AwsSdkCall(
+                service="S3",
+                action="deleteBucketReplication",
+                region=replica.region,
+                parameters={"Bucket": replica.bucket.bucket_name},
+            ),
+            policy=cr.AwsCustomResourcePolicy.from_statements(
+                [
+                    # PutBucketReplication and DeleteBucketReplication are both s3:PutReplicationConfiguration.
+                    iam.PolicyStatement(
+                        actions=["s3:PutReplicationConfiguration"], resources=[replica.bucket.bucket_arn]
+                    ),
+                    iam.PolicyStatement(actions=["iam:PassRole"], resources=[role.role_arn]),
+                ]
+            ),
+            install_latest_aws_sdk=False,
+        )
+        # The role's grants exist before S3 checks them (the role itself is already referenced by its ARN).
+        self.fail_back.node.add_dependency(role.node.find_child("DefaultPolicy"))
+        self.fail_back_rule = rule
+        suppress(
+            self.fail_back,
+            "aws-cdk-lib writes the AwsCustomResource's statements (PutReplicationConfiguration on the DR "
+            "documents bucket, PassRole on the fail-back replication role) into one inline policy of its role.",
+            "NIST.800.53.R5-IAMNoInlinePolicy",
+            "HIPAA.Security-IAMNoInlinePolicy",
+            children=True,
+        )
+        suppress_cdk_provider(
+            self,
+            f"/{self.stack_name}/{AWS_CUSTOM_RESOURCE_PROVIDER}",
+            "AwsCustomResource provider (puts the DR documents bucket's replication rule back to the primary)",
+        )
+        suppress_path(
+            self,
+            f"/{self.stack_name}/{AWS_CUSTOM_RESOURCE_PROVIDER}/LogGroup",
+            "The deploy-time provider's log group holds its own requests (a bucket name, a role ARN, the rule), "
+            "never a document; the logs key lives in the Keys stack and this stack is given only the data key, "
+            "whose policy lets CloudWatch Logs decrypt, not encrypt.",
+            "NIST.800.53.R5-CloudWatchLogGroupEncrypted",
+            "HIPAA.Security-CloudWatchLogGroupEncrypted",
+        )
+        provider = self.node.find_child(AWS_CUSTOM_RESOURCE_PROVIDER)
+        purpose = "CDK's AwsCustomResource provider (puts the DR bucket's fail-back replication rule)"
+        for check, reason in {
+            "CKV_AWS_115": f"{purpose} runs only when CloudFormation deploys this stack, one invocation per change; "
+            "a reserved-concurrency limit would only make deploys fail.",
+            "CKV_AWS_116": f"{purpose} is invoked synchronously by CloudFormation, which reports a failure and rolls "
+            "back; a DLQ only receives asynchronous invocations.",
+            "CKV_AWS_117": f"{purpose} calls only the public S3 API with IAM (PutReplicationConfiguration on the DR "
+            "documents bucket); a VPC would add NAT or endpoint cost without narrowing it.",
+        }.items():
+            skip_checkov(provider, reason, check)
+        skip_checkov(
+            provider.node.find_child("LogGroup"),
+            f"{purpose}: its log group holds the provider's own requests, never a document; this stack is given "
+            "only the data key, whose policy lets CloudWatch Logs decrypt, not encrypt.",
+            "CKV_AWS_158",
+        )
+
+    def _grant_replication(
+        self,
+        role: iam.Role,
+        *,
+        source: tuple[s3.IBucket, kms.IKey, str],
+        destination: tuple[s3.IBucket, kms.IKey, str],
+    ) -> None:
+        """What S3 replication needs, exactly: read the source bucket's versions, write replicas into the
+        destination bucket, decrypt with the source region's key and encrypt with the destination region's,
+        each only through S3 there. `source`/`destination`: (bucket, key, region)."""
+        source_bucket, source_key, source_region = source
+        destination_bucket, destination_key, destination_region = destination
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="ReadReplicationConfiguration",
                 actions=["s3:GetReplicationConfiguration", "s3:ListBucket"],
-                resources=[self.bucket.bucket_arn],
+                resources=[source_bucket.bucket_arn],
             )
         )
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="ReadVersionsToReplicate",
                 actions=["s3:GetObjectVersionForReplication", "s3:GetObjectVersionAcl", "s3:GetObjectVersionTagging"],
-                resources=[self.bucket.arn_for_objects(f"{DOCUMENTS_PREFIX}*")],
+                resources=[source_bucket.arn_for_objects(f"{DOCUMENTS_PREFIX}*")],
             )
         )
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="WriteReplicas",
                 actions=["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"],
-                resources=[replica.bucket.arn_for_objects(f"{DOCUMENTS_PREFIX}*")],
+                resources=[destination_bucket.arn_for_objects(f"{DOCUMENTS_PREFIX}*")],
             )
         )
         for sid, actions, key, region in (
-            ("DecryptSource", ["kms:Decrypt"], self.key, self.region),
-            ("EncryptReplica", ["kms:Encrypt", "kms:GenerateDataKey"], replica.key, replica.region),
+            ("DecryptSource", ["kms:Decrypt"], source_key, source_region),
+            ("EncryptReplica", ["kms:Encrypt", "kms:GenerateDataKey"], destination_key, destination_region),
         ):
             role.add_to_policy(
                 iam.PolicyStatement(
@@ -310,7 +444,7 @@ class KnowledgeStack(Stack):
         _suppress_documents_prefix(
             role,
             "S3 replicates any object under documents/ (names are per user and per document, known only at "
-            "upload), so its object actions are on the documents/* prefix of the source and DR buckets.",
+            "upload), so its object actions are on the documents/* prefix of the source and destination buckets.",
         )
         suppress(
             role,
@@ -319,34 +453,6 @@ class KnowledgeStack(Stack):
             "NIST.800.53.R5-IAMNoInlinePolicy",
             "HIPAA.Security-IAMNoInlinePolicy",
             children=True,
-        )
-
-    def _suppress_access_logs(self, bucket: s3.Bucket) -> None:
-        suppress(
-            bucket,
-            "This bucket is the documents bucket's access-log destination; logging it into itself would loop.",
-            "AwsSolutions-S1",
-            "NIST.800.53.R5-S3BucketLoggingEnabled",
-            "HIPAA.Security-S3BucketLoggingEnabled",
-        )
-        skip_checkov(
-            bucket,
-            "This bucket is the documents bucket's access-log destination; logging it into itself would loop.",
-            "CKV_AWS_18",
-        )
-        suppress(
-            bucket,
-            "S3 server access logging delivers only to buckets encrypted with SSE-S3; the log records name "
-            "requests and callers, the documents themselves stay under the KMS data key.",
-            "NIST.800.53.R5-S3DefaultEncryptionKMS",
-            "HIPAA.Security-S3DefaultEncryptionKMS",
-        )
-        suppress(
-            bucket,
-            "Access logs are regional evidence of this region's requests; the DR region keeps its own, so "
-            "replicating them would add cost without improving recovery.",
-            "NIST.800.53.R5-S3BucketReplicationEnabled",
-            "HIPAA.Security-S3BucketReplicationEnabled",
         )
 
     def _skip_checks_on_notifications_handler(self) -> None:
@@ -392,3 +498,5 @@ def _suppress_documents_prefix(role: iam.IRole, reason: str) -> None:
 
 # The singleton Lambda aws-cdk-lib adds to a stack whose buckets have event notifications.
 NOTIFICATIONS_HANDLER = "BucketNotificationsHandler050a0587b7544547bf325f094a3db834"
+# The singleton Lambda behind every AwsCustomResource of a stack.
+AWS_CUSTOM_RESOURCE_PROVIDER = "AWS679f53fac002430cb0da5b7982bd2287"

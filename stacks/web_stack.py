@@ -17,6 +17,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from stacks.config import AppConfig
+from stacks.constructs.access_logs import access_logs_bucket
 from stacks.constructs.nag import skip_checkov, suppress
 from stacks.csp import content_security_policy
 from stacks.edge_stack import cloudfront_web_acl
@@ -52,30 +53,12 @@ class WebStack(Stack):
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        access_logs = s3.Bucket(
+        access_logs = access_logs_bucket(
             self,
             "AccessLogs",
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            enforce_ssl=True,
-            versioned=True,
-            # CloudFront standard logging writes with ACLs, so this bucket must accept them.
-            object_ownership=s3.ObjectOwnership.OBJECT_WRITER,
-            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(config.log_retention_days))],
-            removal_policy=RemovalPolicy.RETAIN,
-        )
-        suppress(
-            access_logs,
-            "This bucket is the access-log destination; logging it into itself would loop.",
-            "AwsSolutions-S1",
-            "NIST.800.53.R5-S3BucketLoggingEnabled",
-            "HIPAA.Security-S3BucketLoggingEnabled",
-        )
-        skip_checkov(
-            access_logs,
-            "This bucket is the access-log destination for the site bucket and CloudFront; logging it into "
-            "itself would loop.",
-            "CKV_AWS_18",
+            retention_days=config.log_retention_days,
+            logged="the site bucket and CloudFront",
+            cloudfront=True,  # CloudFront standard logging writes with ACLs, so this bucket must accept them
         )
         self.bucket = s3.Bucket(
             self,
@@ -88,21 +71,20 @@ class WebStack(Stack):
             server_access_logs_prefix="s3/",
             removal_policy=RemovalPolicy.RETAIN,
         )
-        for bucket in (access_logs, self.bucket):
-            suppress(
-                bucket,
-                "Holds public static web assets or access logs, no customer data: SSE-S3 is sufficient "
-                "and avoids KMS calls on every CloudFront fetch.",
-                "NIST.800.53.R5-S3DefaultEncryptionKMS",
-                "HIPAA.Security-S3DefaultEncryptionKMS",
-            )
-            suppress(
-                bucket,
-                "Rebuilt from source by cdk deploy in any region; cross-region replication of these "
-                "objects would add cost without improving recovery.",
-                "NIST.800.53.R5-S3BucketReplicationEnabled",
-                "HIPAA.Security-S3BucketReplicationEnabled",
-            )
+        suppress(
+            self.bucket,
+            "Holds public static web assets, no customer data: SSE-S3 is sufficient and avoids KMS calls on "
+            "every CloudFront fetch.",
+            "NIST.800.53.R5-S3DefaultEncryptionKMS",
+            "HIPAA.Security-S3DefaultEncryptionKMS",
+        )
+        suppress(
+            self.bucket,
+            "Rebuilt from source by cdk deploy in any region; cross-region replication of these objects would "
+            "add cost without improving recovery.",
+            "NIST.800.53.R5-S3BucketReplicationEnabled",
+            "HIPAA.Security-S3BucketReplicationEnabled",
+        )
 
         headers = cloudfront.ResponseHeadersPolicy(
             self,

@@ -37,7 +37,7 @@ def test_the_data_key_separates_administrators_from_use_through_services(
 
     assert set(policy) == {
         "KeyAdministration", "BreakGlassRootUserOnly", "UseOnlyThroughAwsServices", "CognitoUserPoolUse",
-        "CloudWatchLogsReadsEventsFromBeforeTheLogsKey",
+        "CloudWatchLogsReadsEventsFromBeforeTheLogsKey", "S3VectorsIndexing",
     }  # fmt: skip
     admin = policy["KeyAdministration"]
     assert not actions(admin) & CRYPTO and "kms:PutKeyPolicy" in actions(admin)
@@ -50,8 +50,15 @@ def test_the_data_key_separates_administrators_from_use_through_services(
     use = policy["UseOnlyThroughAwsServices"]
     assert "kms:*" not in actions(use)
     assert use["Condition"]["StringEquals"]["kms:ViaService"] == [
-        f"{service}.{region}.amazonaws.com" for service in ("dynamodb", "sqs", "sns", "backup", "cognito-idp", "s3")
+        f"{service}.{region}.amazonaws.com"
+        for service in ("dynamodb", "sqs", "sns", "backup", "cognito-idp", "s3", "s3vectors")
     ]
+    # S3 Vectors' indexing service: decrypt only, for this account's vector buckets in this region.
+    indexing = policy["S3VectorsIndexing"]
+    assert indexing["Principal"] == {"Service": "indexing.s3vectors.amazonaws.com"}
+    assert actions(indexing) == {"kms:Decrypt"}
+    assert indexing["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    assert f":s3vectors:{region}:" in json.dumps(indexing["Condition"]["ArnLike"])
     assert use["Condition"]["StringEquals"]["kms:CallerAccount"] == {"Ref": "AWS::AccountId"}
     # No statement grants kms:* to the account without a condition (the default key policy did).
     assert all(s.get("Condition") for s in policy.values() if s["Action"] == "kms:*")
@@ -100,9 +107,9 @@ def test_the_lambda_roles_use_the_data_key_only_through_its_services_with_the_ac
     for statement in statements:
         via = statement["Condition"]["StringEquals"]["kms:ViaService"]  # every one is conditioned
         by_sid.setdefault(statement["Sid"], []).append(statement)
-        service = {"TableKey": "dynamodb", "QueueKeyToSend": "sqs", "QueueKeyToReceive": "sqs"}.get(
-            statement["Sid"], "s3"
-        )
+        service = {
+            "TableKey": "dynamodb", "QueueKeyToSend": "sqs", "QueueKeyToReceive": "sqs", "VectorsKey": "s3vectors"
+        }.get(statement["Sid"], "s3")  # fmt: skip
         assert via == f"{service}.{region}.amazonaws.com"  # documents (S3) are the only other use
         assert "kms:Encrypt" not in actions(statement)
     assert {sid: len(by_sid[sid]) for sid in ("TableKey", "QueueKeyToSend", "QueueKeyToReceive")} == {

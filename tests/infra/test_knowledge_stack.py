@@ -90,17 +90,77 @@ def test_only_the_primary_replicates_with_rtc_delete_markers_and_the_dr_key(synt
     (rule,) = primary["ReplicationConfiguration"]["Rules"]
     assert rule["Status"] == "Enabled" and rule["Filter"] == {"Prefix": "documents/"}
     assert rule["DeleteMarkerReplication"] == {"Status": "Enabled"}
-    assert rule["SourceSelectionCriteria"] == {"SseKmsEncryptedObjects": {"Status": "Enabled"}}
+    assert rule["SourceSelectionCriteria"] == {
+        "SseKmsEncryptedObjects": {"Status": "Enabled"},
+        "ReplicaModifications": {"Status": "Enabled"},  # two-way: replica modification sync
+    }
     destination = rule["Destination"]
     assert destination["ReplicationTime"] == {"Status": "Enabled", "Time": {"Minutes": 15}}
     assert destination["Metrics"] == {"Status": "Enabled", "EventThreshold": {"Minutes": 15}}
     # The DR stack's bucket and the DR region's key, through CDK's cross-region references.
     assert "Knowledge-DR" in json.dumps(destination["Bucket"]) or "KnowledgeDR" in json.dumps(destination["Bucket"])
     assert "KeysDR" in json.dumps(destination["EncryptionConfiguration"]["ReplicaKmsKeyID"])
+    # The DR bucket's own rule (back to the primary) is not in its template: the primary stack puts it.
     assert "ReplicationConfiguration" not in documents_bucket(synth.template("Bulwark-dev-Knowledge-DR"))["Properties"]
-    # DR is deployed first: the primary's replication needs its bucket.
-    dr = synth.stacks["Bulwark-dev-Knowledge-DR"]
-    assert dr in synth.stacks["Bulwark-dev-Knowledge"].dependencies
+    # DR is deployed first: the primary's replication needs its bucket; the DR stack never needs the primary's.
+    dr, primary = synth.stacks["Bulwark-dev-Knowledge-DR"], synth.stacks["Bulwark-dev-Knowledge"]
+    assert dr in primary.dependencies and primary not in dr.dependencies
+
+
+def fail_back_call(template: Template, event: str) -> dict[str, Any]:
+    """The AwsCustomResource's SDK call for `event` (Create, Update, Delete); intrinsics shown as <...> text."""
+
+    def text(value: Any) -> str:
+        if isinstance(value, str):
+            return value
+        if "Fn::Join" in value:
+            return "".join(text(part) for part in value["Fn::Join"][1])
+        (function, argument), *_ = value.items()
+        return f"<{function} {' '.join(map(str, argument)) if isinstance(argument, list) else argument}>"
+
+    (resource,) = template.find_resources("Custom::AWS").values()
+    return dict(json.loads(text(resource["Properties"][event])))
+
+
+def test_documents_uploaded_in_dr_replicate_back_to_the_primary_under_the_same_rule_reversed(synth: Synth) -> None:
+    template = synth.template("Bulwark-dev-Knowledge")
+    primary = documents_bucket(template)["Properties"]["ReplicationConfiguration"]["Rules"][0]
+    put = fail_back_call(template, "Create")
+    assert fail_back_call(template, "Update") == put
+    assert (put["service"], put["action"], put["region"]) == ("S3", "putBucketReplication", "us-west-2")
+    assert "KnowledgeDRuswest2RefDocuments" in put["parameters"]["Bucket"]  # the DR bucket
+    (back,) = put["parameters"]["ReplicationConfiguration"]["Rules"]
+    assert "FailBackReplicationRole" in put["parameters"]["ReplicationConfiguration"]["Role"]
+    # The same rule as the primary's, reversed (local/knowledge.py's sandbox replicates both ways on this).
+    for field in ("Status", "Filter", "DeleteMarkerReplication", "SourceSelectionCriteria", "Priority"):
+        assert back[field] == primary[field], field
+    for field in ("ReplicationTime", "Metrics"):
+        assert back["Destination"][field] == primary["Destination"][field], field
+    assert back["Destination"]["Bucket"].startswith("<Fn::GetAtt Documents")  # this (primary) bucket
+    assert "Bulwark-dev-Keys:" in back["Destination"]["EncryptionConfiguration"]["ReplicaKmsKeyID"]  # primary key
+    delete = fail_back_call(template, "Delete")
+    assert (delete["action"], delete["region"]) == ("deleteBucketReplication", "us-west-2")
+
+    # The provider may put exactly that rule on exactly that bucket, and pass exactly that role.
+    (policy,) = [
+        p
+        for name, p in template.find_resources("AWS::IAM::Policy").items()
+        if name.startswith("FailBackReplicationCustom")
+    ]
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert sorted(actions(s)[0] for s in statements) == ["iam:PassRole", "s3:PutReplicationConfiguration"]
+    assert all("*" not in joined(r) for s in statements for r in resources(s))
+    # S3 assumes an unnamed role of its own that reads the DR bucket and writes into this one, each key via S3.
+    statements = role_statements(template, "FailBackReplicationRole")
+    assert set(statements) == {
+        "ReadReplicationConfiguration", "ReadVersionsToReplicate", "WriteReplicas", "DecryptSource", "EncryptReplica"
+    }  # fmt: skip
+    for sid, region in (("DecryptSource", "us-west-2"), ("EncryptReplica", "us-east-1")):
+        assert statements[sid]["Condition"] == {"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}}
+    assert "KnowledgeDRuswest2FnGetAttDocuments" in json.dumps(statements["ReadVersionsToReplicate"])
+    assert "Documents" in json.dumps(statements["WriteReplicas"]) and "Exports" not in json.dumps(
+        statements["WriteReplicas"]
+    )
 
 
 def test_the_replication_role_is_unnamed_and_uses_each_key_only_through_s3_in_its_region(synth: Synth) -> None:
@@ -171,6 +231,14 @@ def test_vector_bucket_and_index_match_the_embedding_and_the_adapter(synth: Synt
     assert props["Dimension"] == CONFIG.knowledge.dimensions
     assert props["MetadataConfiguration"] == {"NonFilterableMetadataKeys": list(NON_FILTERABLE_KEYS)}
     assert "IndexName" not in props and "VectorBucketName" not in props  # CloudFormation names them
+    # Encrypted with this region's data key, as the documents are (the chunks' text is vector metadata).
+    (bucket,) = template.find_resources("AWS::S3Vectors::VectorBucket").values()
+    encryption = bucket["Properties"]["EncryptionConfiguration"]
+    assert encryption["SseType"] == "aws:kms"
+    keys = "Bulwark-dev-Keys:" if stack == "Bulwark-dev-Knowledge" else "Keys-DR"
+    assert keys in json.dumps(encryption["KmsKeyArn"])
+    (documents,) = documents_bucket(template)["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert documents["ServerSideEncryptionByDefault"]["KMSMasterKeyID"] == encryption["KmsKeyArn"]
     outputs = template.find_outputs("*")
     assert {"DocumentsBucketName", "IngestQueueUrl", "IngestDlqUrl", "VectorBucketName", "VectorIndexName",
             "VectorIndexArn"} <= set(outputs)  # fmt: skip
@@ -248,7 +316,16 @@ def test_the_ingest_role_has_exactly_what_it_needs(synth: Synth, stack: str) -> 
     assert statements["TableKey"]["Condition"] == {
         "StringEquals": {"kms:ViaService": f"dynamodb.{region}.amazonaws.com"}
     }
+    assert_vectors_key(statements, region)
     _no_wildcards_but_xray_and_the_documents_prefix(statements)
+
+
+def assert_vectors_key(statements: dict[str, dict[str, Any]], region: str) -> None:
+    """The vector bucket's key: decrypt only (S3 Vectors needs it for every vector operation), only via S3 Vectors."""
+    assert actions(statements["VectorsKey"]) == ["kms:Decrypt"]
+    assert statements["VectorsKey"]["Condition"] == {
+        "StringEquals": {"kms:ViaService": f"s3vectors.{region}.amazonaws.com"}
+    }
 
 
 @pytest.mark.parametrize("stack", API)
@@ -269,6 +346,7 @@ def test_the_chat_and_worker_roles_get_exact_knowledge_grants(synth: Synth, stac
     assert actions(chat["QueryVectors"]) == ["s3vectors:GetVectors", "s3vectors:QueryVectors"]
     assert actions(chat["DeleteDocumentVectors"]) == ["s3vectors:DeleteVectors"]  # DELETE /documents/{id}
     assert "WriteVectors" not in chat and "ReadDocuments" not in chat
+    assert_vectors_key(chat, region)
     (model,) = resources(chat["InvokeEmbeddingModel"])
     assert joined(model).endswith(f":bedrock:{region}::foundation-model/{CONFIG.knowledge.embedding_model_id}")
     _no_wildcards_but_xray_and_the_documents_prefix(chat)
@@ -277,6 +355,7 @@ def test_the_chat_and_worker_roles_get_exact_knowledge_grants(synth: Synth, stac
     assert actions(worker["QueryVectors"]) == ["s3vectors:GetVectors", "s3vectors:QueryVectors"]
     assert actions(worker["Documents"]) == ["dynamodb:GetItem", "dynamodb:Query"]
     assert "InvokeEmbeddingModel" in worker
+    assert_vectors_key(worker, region)
     assert not {"UploadAndDeleteDocuments", "DeleteDocumentVectors", "WriteVectors"} & set(worker)
     _no_wildcards_but_xray_and_the_documents_prefix(worker)
 
@@ -303,10 +382,11 @@ def test_ingest_dlq_depth_and_oldest_message_alarm_to_the_api_topic(synth: Synth
 
 
 @pytest.mark.parametrize("stack", ["Bulwark-dev-Keys", "Bulwark-dev-Keys-DR"])
-def test_the_data_key_may_be_used_through_s3_for_the_documents(synth: Synth, stack: str) -> None:
+def test_the_data_key_may_be_used_through_s3_and_s3_vectors(synth: Synth, stack: str) -> None:
     region = synth.stacks[stack].region
     text = json.dumps(synth.template(stack).to_json())
-    assert f"s3.{region}.amazonaws.com" in text
+    assert f"s3.{region}.amazonaws.com" in text and f"s3vectors.{region}.amazonaws.com" in text
+    assert "indexing.s3vectors.amazonaws.com" in text
 
 
 def test_without_knowledge_there_are_no_knowledge_stacks_no_ingest_and_no_document_names() -> None:
