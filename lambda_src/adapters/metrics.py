@@ -19,6 +19,7 @@ class PowertoolsGatewayMetrics:
             "hedge": "Hedges",
             "shed": "Shed",
             "skipped": "BreakerSkips",
+            "at_capacity": "CapacitySkips",
             "breaker": "BreakerTransitions",
             "degraded": "DegradedAnswers",
             "misconfigured": "TargetMisconfigured",

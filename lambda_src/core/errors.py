@@ -53,6 +53,13 @@ class Overloaded(DomainError):
         self.retry_after = retry_after
 
 
+class AtCapacity(Overloaded):
+    """Load shedding under back-pressure: the targets are healthy but full (throttling), so the excess is
+    refused at once instead of being queued or sent only to be throttled."""
+
+    status = 429
+
+
 class ModelRejected(DomainError):
     """The model refused the request as invalid (e.g. context window exceeded): not retryable."""
 

@@ -3,7 +3,10 @@
 For each request: try targets in order, skipping those whose breaker is open; on a target,
 retry transient errors with jittered backoff while the retry budget and the deadline allow;
 each attempt's timeout is derived from what is left of the deadline and from the target's
-observed latency; a half-open probe gets a short timeout. If the running target has not
+observed latency; a half-open probe gets a short timeout. Throttles are back-pressure, not failures:
+they lower the target's adaptive concurrency limit (core.resilience.AdaptiveLimit) and leave its
+breaker alone; a target at its limit is passed over at no cost, and when every target is full the
+request is refused at once (429 + Retry-After), as when every breaker is open (503). If the running target has not
 answered within its hedge delay (a few times its observed p95), the next target is started
 alongside it and the first answer wins, so a slow or hanging target cannot hold the user.
 When every target fails: a cached answer if one exists (exact match, scoped), otherwise an
@@ -22,10 +25,11 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar
 
-from core.errors import ModelRejected, Overloaded, TargetCallError
+from core.errors import AtCapacity, ModelRejected, Overloaded, TargetCallError
 from core.models import Message, ModelReply, TargetRef, Usage
 from core.policy import (
     GatewaySettings,
+    Refusal,
     attempt_timeout,
     decide_retry,
     hedge_delay,
@@ -38,13 +42,17 @@ from core.policy import (
 from core.ports import AnswerCache, GatewayMetrics, TargetModel
 from core.resilience import (
     Action,
+    AdaptiveLimit,
     BreakerState,
+    CapacityState,
     CircuitBreaker,
     Clock,
     Deadline,
     LatencyTracker,
     Permit,
     RetryBudget,
+    Signal,
+    Slot,
     classify,
 )
 
@@ -87,6 +95,15 @@ class _Target:
     model: TargetModel
     breaker: CircuitBreaker
     latency: LatencyTracker
+    capacity: AdaptiveLimit
+
+
+@dataclass(frozen=True)
+class _Admission:
+    """What a lane holds while it runs: the breaker's permit and its place in the concurrency limit."""
+
+    permit: Permit
+    slot: Slot | None  # None when throttles count as failures (no limit applies)
 
 
 class ModelGateway:
@@ -119,14 +136,18 @@ class ModelGateway:
         self._wait = wait
         self._rng = rng or random.Random()
         self._budget = RetryBudget(ratio=self.settings.retry_ratio)
+        self._adaptive = not self.settings.throttle_as_failure
         # Lanes (one target's attempts) run here so a hedge can start beside a slow one. A lane
-        # left behind by a faster answer ends by its own attempt timeout, inside the deadline.
-        self._executor = executor or ThreadPoolExecutor(max_workers=4 * len(targets), thread_name_prefix="gateway")
+        # left behind by a faster answer ends by its own attempt timeout, inside the deadline. A lane
+        # holds its target's place until it ends, so each target's lanes fit without queueing.
+        workers = max(4, self.settings.capacity.ceiling) * len(targets)
+        self._executor = executor or ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gateway")
         self._targets = [
             _Target(
                 model=model,
                 breaker=CircuitBreaker(self.settings.breaker, clock, self._transition_hook(model.target)),
                 latency=LatencyTracker(),
+                capacity=AdaptiveLimit(self.settings.capacity, clock),
             )
             for model in targets
         ]
@@ -138,6 +159,10 @@ class ModelGateway:
     def breaker_state(self, index: int) -> BreakerState:
         return self._targets[index].breaker.state
 
+    def capacity_state(self, index: int) -> CapacityState:
+        """The target's concurrency limit as learnt so far, its calls in flight and any pause."""
+        return self._targets[index].capacity.state
+
     def converse(
         self, *, system: str, messages: Sequence[Message], deadline_s: float, scope: str = "anonymous"
     ) -> ModelReply:
@@ -146,35 +171,38 @@ class ModelGateway:
         pending: dict[Future[ModelReply], _Target] = {}
         reasons: list[str] = []
         offered = False
+        # Whether every target that was called failed only for being full: then the request is shed
+        # as back-pressure (429) rather than answered with the degraded text.
+        attempted, only_throttled = False, True
 
-        def launch() -> tuple[_Target | None, bool]:
-            """Start the next target the chain allows; also whether every target was shed."""
-            nonlocal queue, offered
-            pick = select_next_target(
-                self.settings, queue, remaining_s=deadline.remaining(), admit=lambda t: t.breaker.allow()
-            )
-            for skipped in pick.skipped:
-                reasons.append(f"{_name(skipped)}: breaker open")
-                self._emit("skipped", skipped.model.target)
+        def launch() -> tuple[_Target | None, bool, bool]:
+            """Start the next target the chain allows; also whether every target was passed over, and
+            whether any of them for being full."""
+            nonlocal queue, offered, attempted
+            pick = select_next_target(self.settings, queue, remaining_s=deadline.remaining(), admit=self._admit)
+            for skipped, refusal in pick.skipped:
+                reasons.append(f"{_name(skipped)}: {refusal.value}")
+                self._emit("skipped" if refusal is Refusal.BREAKER_OPEN else "at_capacity", skipped.model.target)
             if pick.out_of_time:
                 reasons.append("deadline reached")
             queue = list(pick.waiting)
             if pick.target is None or pick.permit is None:
-                return None, pick.shed
+                return None, pick.shed, pick.at_capacity
             if not offered:
                 # One deposit per request that reaches a model, not per call: retries stay <= ratio x
                 # requests, so under full throttling no target sees more than (1 + ratio) x them.
                 self._budget.on_call()
                 offered = True
+            attempted = True
             future = self._executor.submit(
                 self._try_target, pick.target, pick.permit, system, messages, deadline, len(queue)
             )
             pending[future] = pick.target
-            return pick.target, False
+            return pick.target, False, False
 
-        running, shed = launch()
+        running, shed, full = launch()
         if shed:
-            return self._shed(scope, messages, "; ".join(reasons))
+            return self._shed(scope, messages, "; ".join(reasons), at_capacity=full)
         hedge_at = self._hedge_at(running)
         while pending:
             wait_s = wait_timeout(
@@ -192,25 +220,49 @@ class ModelGateway:
                     if classify(error.code).action is Action.REJECT:
                         raise ModelRejected(_rejection_message(error)) from error
                     reasons.append(f"{_name(target)}: {error.code}")
+                    only_throttled = only_throttled and self._is_back_pressure(error.code)
                     if queue:
                         self._emit("failover", target.model.target, error.code)
                     continue
                 return self._remember(scope, messages, reply)
             if deadline.remaining() <= 0.0:
                 reasons.append("deadline reached")
+                only_throttled = False
                 break
             if not pending:
-                running, _ = launch()
+                running, _, _ = launch()
                 hedge_at = self._hedge_at(running)
             elif not done and hedge_due(
                 self.settings, until_hedge_s=hedge_at - self._clock(), targets_waiting=bool(queue)
             ):
                 slow = next(iter(pending.values()))
-                hedge, _ = launch()
+                hedge, _, _ = launch()
                 if hedge is not None:
                     self._emit("hedge", slow.model.target)
                     hedge_at = self._hedge_at(hedge)
+        if attempted and only_throttled:
+            return self._shed(scope, messages, "; ".join(reasons), at_capacity=True)
         return self._degraded(scope, messages, "; ".join(reasons) or "no target available")
+
+    def _admit(self, target: _Target) -> _Admission | Refusal:
+        """A target's breaker first (an open one is skipped), then its concurrency limit, then the breaker's
+        permit (it may be a half-open probe): so a probe is only taken for a call that is then made."""
+        if target.breaker.state is BreakerState.OPEN:
+            return Refusal.BREAKER_OPEN
+        slot = None
+        if self._adaptive:
+            slot = target.capacity.acquire()
+            if slot is None:
+                return Refusal.AT_CAPACITY
+        permit = target.breaker.allow()
+        if permit is None:
+            if slot is not None:
+                target.capacity.release(slot)
+            return Refusal.BREAKER_OPEN
+        return _Admission(permit, slot)
+
+    def _is_back_pressure(self, code: str) -> bool:
+        return self._adaptive and classify(code).back_pressure
 
     def _hedge_at(self, target: _Target | None) -> float:
         """When the next target starts beside `target` if it has not answered (0: nothing runs)."""
@@ -222,12 +274,28 @@ class ModelGateway:
     def _try_target(
         self,
         target: _Target,
-        permit: Permit,
+        admission: _Admission,
         system: str,
         messages: Sequence[Message],
         deadline: Deadline,
         later_targets: int,
     ) -> ModelReply:
+        try:
+            return self._attempts(target, admission, system, messages, deadline, later_targets)
+        finally:
+            if admission.slot is not None:
+                target.capacity.release(admission.slot)
+
+    def _attempts(
+        self,
+        target: _Target,
+        admission: _Admission,
+        system: str,
+        messages: Sequence[Message],
+        deadline: Deadline,
+        later_targets: int,
+    ) -> ModelReply:
+        permit, slot = admission.permit, admission.slot
         attempt = 0
         while True:
             attempt += 1
@@ -246,7 +314,13 @@ class ModelGateway:
             except TargetCallError as error:
                 elapsed = self._clock() - started
                 rule = classify(error.code)
-                target.breaker.record(failed=rule.counts_as_failure, slow=False, probe=permit.probe)
+                if self._is_back_pressure(error.code):
+                    # Full, not failing: the limit backs off and the breaker does not count it.
+                    target.breaker.release(probe=permit.probe)
+                    self._signal(target, slot, Signal.THROTTLED)
+                else:
+                    target.breaker.record(failed=rule.counts_as_failure, slow=False, probe=permit.probe)
+                    self._signal(target, slot, Signal.NONE)
                 self._emit("attempt", target.model.target, error.code, elapsed)
                 if rule.alarm:
                     self._emit("misconfigured", target.model.target, error.code)
@@ -260,6 +334,7 @@ class ModelGateway:
                     breaker_open=target.breaker.state is BreakerState.OPEN,
                     draw_backoff=lambda ceiling: self._rng.uniform(0, ceiling),  # full jitter
                     spend_retry=self._budget.try_spend,
+                    paused=target.capacity.paused_for() > 0.0,
                 )
                 if not decision.retry:
                     raise
@@ -269,21 +344,33 @@ class ModelGateway:
             elapsed = self._clock() - started
             slow = elapsed > slow_threshold(self.settings, p95_s=target.latency.quantile(0.95))
             target.breaker.record(failed=False, slow=slow, probe=permit.probe)
+            self._signal(target, slot, Signal.OK)
             target.latency.add(elapsed)
             self._emit("attempt", target.model.target, "ok", elapsed)
             return reply
 
+    @staticmethod
+    def _signal(target: _Target, slot: Slot | None, signal: Signal) -> None:
+        if slot is not None:
+            target.capacity.record(slot, signal)
+
     # --- degraded path ------------------------------------------------------------------------
-    def _shed(self, scope: str, messages: Sequence[Message], reason: str) -> ModelReply:
-        """Every breaker is open: a cached answer if there is one, else refuse at once (no waiting)."""
+    def _shed(self, scope: str, messages: Sequence[Message], reason: str, *, at_capacity: bool) -> ModelReply:
+        """No target can take the request now (breakers open, or full): a cached answer if there is one,
+        else refuse at once (no waiting), saying when a target may take a call again."""
         cached = self._from_cache(scope, messages, reason)
         if cached is not None:
             return cached
-        wait_s = min(t.breaker.seconds_until_probe() for t in self._targets)
+        wait_s = min(max(t.breaker.seconds_until_probe(), t.capacity.paused_for()) for t in self._targets)
+        retry_after = max(1, round(wait_s))
+        if at_capacity:
+            self._emit("shed", NONE_TARGET, "at capacity")
+            raise AtCapacity(
+                "the model is at capacity right now, so this request was not answered", retry_after=retry_after
+            )
         self._emit("shed", NONE_TARGET, "breakers open")
         raise Overloaded(
-            "every model target is failing right now, so this request was not attempted",
-            retry_after=max(1, round(wait_s)),
+            "every model target is failing right now, so this request was not attempted", retry_after=retry_after
         )
 
     def _degraded(self, scope: str, messages: Sequence[Message], reason: str) -> ModelReply:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Generic, TypeVar
 
-from core.resilience import Action, BreakerSettings, Permit, classify
+from core.resilience import Action, BreakerSettings, CapacitySettings, classify
 
 # Below this an attempt cannot succeed, so it is not made. Fixed rather than `min_timeout_s`, so a
 # half-open probe (whose timeout may be below the minimum) is still really attempted.
@@ -50,26 +50,43 @@ class GatewaySettings:
     prompt_version: str = "v1"
     guardrail_version: str = "none"
     breaker: BreakerSettings = field(default_factory=BreakerSettings)
+    capacity: CapacitySettings = field(default_factory=CapacitySettings)
+    # The behaviour before adaptive capacity, kept as bench/burst.py's baseline: no concurrency limit, and a
+    # throttle counts toward the breaker like any failure (so a saturated target gets its breaker opened).
+    throttle_as_failure: bool = False
 
 
 # --- which target next ------------------------------------------------------------------------
 T = TypeVar("T")
+P = TypeVar("P")
+
+
+class Refusal(Enum):
+    """Why a target was passed over without a call."""
+
+    BREAKER_OPEN = "breaker open"  # it is failing: wait for the breaker's probe
+    AT_CAPACITY = "at capacity"  # it is healthy but full (throttling): back-pressure
 
 
 @dataclass(frozen=True)
-class Selection(Generic[T]):
+class Selection(Generic[T, P]):
     """The outcome of looking down the chain for the next target to start."""
 
     target: T | None  # None: nothing can be started now
-    permit: Permit | None
-    skipped: tuple[T, ...]  # passed over because their breaker is open
+    permit: P | None
+    skipped: tuple[tuple[T, Refusal], ...]  # passed over without a call, and why
     waiting: tuple[T, ...]  # still to try after this one
     out_of_time: bool  # stopped because the deadline cannot carry another call
 
     @property
     def shed(self) -> bool:
-        """Every target was skipped for an open breaker: refuse at once rather than fail slowly."""
+        """Every target was passed over (breaker open or full): refuse at once rather than fail slowly."""
         return self.target is None and not self.out_of_time and bool(self.skipped)
+
+    @property
+    def at_capacity(self) -> bool:
+        """Some target was passed over only for being full: the refusal is back-pressure (429), not an outage."""
+        return any(refusal is Refusal.AT_CAPACITY for _, refusal in self.skipped)
 
 
 def can_start_target(settings: GatewaySettings, *, remaining_s: float) -> bool:
@@ -81,20 +98,21 @@ def select_next_target(
     waiting: Sequence[T],
     *,
     remaining_s: float,
-    admit: Callable[[T], Permit | None],
-) -> Selection[T]:
-    """The first target in order whose breaker admits a call, if the deadline still allows one.
+    admit: Callable[[T], P | Refusal],
+) -> Selection[T, P]:
+    """The first target in order that admits a call, if the deadline still allows one.
 
-    `admit` is the target's breaker (it may hand out a half-open probe), asked in chain order and
-    only as far as needed, so a probe is never taken for a target that is not then called.
+    `admit` asks the target's breaker (it may hand out a half-open probe) and its concurrency limit,
+    in chain order and only as far as needed, so a probe or a place is never taken for a target that
+    is not then called.
     """
-    skipped: list[T] = []
+    skipped: list[tuple[T, Refusal]] = []
     for index, candidate in enumerate(waiting):
         if not can_start_target(settings, remaining_s=remaining_s):
             return Selection(None, None, tuple(skipped), (), out_of_time=True)
         permit = admit(candidate)
-        if permit is None:
-            skipped.append(candidate)
+        if isinstance(permit, Refusal):
+            skipped.append((candidate, permit))
             continue
         return Selection(candidate, permit, tuple(skipped), tuple(waiting[index + 1 :]), out_of_time=False)
     return Selection(None, None, tuple(skipped), (), out_of_time=False)
@@ -166,6 +184,7 @@ class GiveUp(Enum):
     LATER_TARGET_WAITING = "a later target can take the request now"
     DEADLINE = "no time for the backoff and another attempt"
     BREAKER_OPEN = "the target's breaker opened"
+    PAUSED = "the target asked to be left alone for now (throttled at its concurrency floor)"
     BUDGET_SPENT = "the retry budget is spent"
 
 
@@ -195,6 +214,7 @@ def decide_retry(
     breaker_open: bool,
     draw_backoff: Callable[[float], float],
     spend_retry: Callable[[], bool],
+    paused: bool = False,
 ) -> RetryDecision:
     """After a failed attempt: retry on this target, or give up on it (fail over, or reject).
 
@@ -211,6 +231,8 @@ def decide_retry(
         return RetryDecision(GiveUp.ATTEMPTS_USED)
     if later_targets and not s.retry_before_failover:
         return RetryDecision(GiveUp.LATER_TARGET_WAITING)
+    if paused:  # retrying into the pause would undo the back-pressure it applies
+        return RetryDecision(GiveUp.PAUSED)
     backoff = draw_backoff(backoff_ceiling(s, attempt=attempt))
     if remaining_s - backoff < s.min_timeout_s + later_targets * LATER_TARGET_SHARE_S:
         return RetryDecision(GiveUp.DEADLINE)

@@ -1,10 +1,11 @@
-"""The resilience contract's building blocks: taxonomy, deadline, retry budget, breaker, latency.
+"""The resilience contract's building blocks: taxonomy, deadline, retry budget, breaker, capacity, latency.
 
 Pure and thread-safe; time comes from an injectable monotonic clock so tests control it.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -26,11 +27,14 @@ class Rule:
     action: Action
     counts_as_failure: bool  # toward opening the target's breaker
     alarm: bool = False  # a configuration fault an operator must fix
+    # The target is healthy but full: a caller that adapts its concurrency (AdaptiveLimit) takes this as
+    # back-pressure instead of a failure. Callers without one keep counting it toward their breaker.
+    back_pressure: bool = False
 
 
 # DESIGN "Error taxonomy (Bedrock runtime)", entry by entry. Transport codes come from adapters.
 TAXONOMY: dict[str, Rule] = {
-    "ThrottlingException": Rule(Action.RETRY, True),
+    "ThrottlingException": Rule(Action.RETRY, True, back_pressure=True),
     "ServiceUnavailableException": Rule(Action.RETRY, True),
     "InternalServerException": Rule(Action.RETRY, True),
     "ModelNotReadyException": Rule(Action.RETRY, True),
@@ -173,6 +177,13 @@ class CircuitBreaker:
             if self._state is BreakerState.CLOSED and self._should_open():
                 self._move(BreakerState.OPEN, now)
 
+    def release(self, *, probe: bool = False) -> None:
+        """A call that says nothing about the target's health (it was throttled: back-pressure, not a
+        fault): it counts nowhere, and a half-open probe's slot is given back for the next request."""
+        if probe:
+            with self._lock:
+                self._probes = max(0, self._probes - 1)
+
     def _should_open(self) -> bool:
         s = self.settings
         if self._consecutive >= s.consecutive_failures:
@@ -202,6 +213,121 @@ class CircuitBreaker:
     def _trim(self, now: float) -> None:
         while self._calls and now - self._calls[0][0] > self.settings.window_s:
             self._calls.popleft()
+
+
+@dataclass(frozen=True)
+class CapacitySettings:
+    """How one target's concurrency limit adapts to throttling (see AdaptiveLimit)."""
+
+    ceiling: int = 16  # most calls in flight to one target from this execution environment
+    increase: float = 1.0  # additive increase: the limit grows by about this much per limit's worth of successes
+    decrease: float = 0.5  # multiplicative decrease: the limit is multiplied by this on a throttle
+    pause_s: float = 0.05  # at the floor, the first pause a throttle imposes
+    pause_factor: float = 4.0  # the next pause is this many times longer after a throttle, shorter after a success
+    max_pause_s: float = 30.0  # a target that throttles everything is tried again this often at least
+
+    def __post_init__(self) -> None:
+        if self.ceiling < 1:
+            raise ValueError(f"ceiling must be at least 1, got {self.ceiling}")
+        if not 0 < self.increase <= self.ceiling:
+            raise ValueError(f"increase must be in (0, ceiling], got {self.increase}")
+        if not 0 < self.decrease < 1:
+            raise ValueError(f"decrease must be in (0, 1), got {self.decrease}")
+        if self.pause_factor <= 1:
+            raise ValueError(f"pause_factor must be above 1, got {self.pause_factor}")
+        if not 0 < self.pause_s <= self.max_pause_s:
+            raise ValueError(f"need 0 < pause_s <= max_pause_s, got {self.pause_s} and {self.max_pause_s}")
+
+
+class Signal(Enum):
+    """What one attempt's outcome says about the target's capacity."""
+
+    OK = "ok"  # answered: room for more
+    THROTTLED = "throttled"  # full: back off
+    NONE = "none"  # failed for another reason: says nothing about capacity (the breaker judges it)
+
+
+@dataclass
+class Slot:
+    """One lane's place in a target's concurrency limit, held from its first attempt to its last."""
+
+    epoch: int  # the limit's reaction count when the current attempt started
+
+
+@dataclass(frozen=True)
+class CapacityState:
+    limit: float
+    in_flight: int
+    paused_s: float  # > 0: every call is refused for this long yet
+
+
+class AdaptiveLimit:
+    """Per target (model x region): how many calls may be in flight, learnt from throttles (AIMD).
+
+    A success that used the limit raises it by `increase / limit` (about `increase` per round of
+    calls), a throttle multiplies it by `decrease`, between the floor (one call) and the ceiling;
+    calls over it are refused at once, so the excess is shed instead of queued or sent to be throttled.
+    As in TCP, the limit reacts once per round: a throttle of a call started before the last reaction
+    is the same congestion, already answered. Below one call in flight the limit works in time: at the
+    floor a throttle pauses the target (`pause_s`, then `pause_factor` times longer while throttles go
+    on, up to `max_pause_s`), a success makes the next pause as much shorter, and the limit grows again
+    only once the pause is back to nothing. That keeps an execution environment that serves one request
+    at a time (a Lambda) backing off too, and a target that throttles everything is left alone about as
+    long as an open breaker would leave it.
+    """
+
+    def __init__(self, settings: CapacitySettings | None = None, clock: Clock = time.monotonic) -> None:
+        self.settings = settings or CapacitySettings()
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._limit = float(self.settings.ceiling)
+        self._in_flight = 0
+        self._epoch = 0
+        self._pause = 0.0  # the next pause at the floor (0: none, the limit is in concurrency)
+        self._resume_at = -math.inf
+
+    def acquire(self) -> Slot | None:
+        """A place for one lane, or None when the target is full or paused (refuse at once)."""
+        with self._lock:
+            if self._clock() < self._resume_at or self._in_flight >= max(1, math.floor(self._limit)):
+                return None
+            self._in_flight += 1
+            return Slot(self._epoch)
+
+    def record(self, slot: Slot, signal: Signal) -> None:
+        """One attempt's outcome; the slot is kept (the lane may retry) and stamped for its next attempt."""
+        with self._lock:
+            s = self.settings
+            if signal is Signal.OK:
+                if self._pause > 0:
+                    self._pause = self._pause / s.pause_factor if self._pause / s.pause_factor >= s.pause_s else 0.0
+                elif 2 * self._in_flight >= self._limit:  # only a limit in use is known to be enough
+                    self._limit = min(float(s.ceiling), self._limit + s.increase / self._limit)
+            elif signal is Signal.THROTTLED and slot.epoch == self._epoch:
+                self._epoch += 1
+                if self._limit > 1.0:
+                    # From what was in flight, not from the limit, which may never have been used (RFC 5681's
+                    # FlightSize): one throttled call in flight brings the limit down to the floor at once.
+                    self._limit = max(1.0, min(self._limit, self._in_flight) * s.decrease)
+                else:
+                    self._pause = min(s.max_pause_s, max(s.pause_s, s.pause_factor * self._pause))
+                    self._resume_at = self._clock() + self._pause
+            slot.epoch = self._epoch
+
+    def release(self, slot: Slot) -> None:
+        """The lane is over (answered, failed or given up): its place is free."""
+        with self._lock:
+            self._in_flight = max(0, self._in_flight - 1)
+
+    def paused_for(self) -> float:
+        """How long every call is still refused (0: not paused)."""
+        with self._lock:
+            return max(0.0, self._resume_at - self._clock())
+
+    @property
+    def state(self) -> CapacityState:
+        with self._lock:
+            return CapacityState(self._limit, self._in_flight, max(0.0, self._resume_at - self._clock()))
 
 
 class LatencyTracker:

@@ -18,7 +18,7 @@ import botocore.session
 import pytest
 
 from adapters.bedrock import BedrockTarget
-from core.errors import ModelRejected, Overloaded
+from core.errors import AtCapacity, ModelRejected, Overloaded
 from core.gateway import DEGRADED_TEXT, GatewaySettings, ModelGateway
 from core.models import Message, ModelReply, TargetRef
 from core.ports import TargetModel
@@ -153,6 +153,23 @@ def test_fully_throttled_primary_fails_over_within_budget(emulator: BedrockEmula
 
     assert emulator.calls(*PRIMARY) / requests <= 1.1
     assert emulator.calls(*SECONDARY) == requests
+    assert gw.breaker_state(0) is BreakerState.CLOSED  # throttles are back-pressure, not failures
+
+
+def test_a_fully_throttled_single_target_sheds_with_429_and_keeps_its_breaker_closed(emulator: BedrockEmulator) -> None:
+    emulator.set_faults({"default": {"errors": {"ThrottlingException": 1.0}}})
+    metrics = RecordedMetrics()
+    gw = gateway(emulator, PRIMARY, metrics=metrics)
+    requests = 20
+
+    for _ in range(requests):
+        with pytest.raises(AtCapacity) as shed:
+            ask(gw)
+        assert shed.value.status == 429 and shed.value.retry_after >= 1
+
+    assert gw.breaker_state(0) is BreakerState.CLOSED and metrics.of("breaker") == []
+    assert emulator.calls(*PRIMARY) <= 1.1 * requests  # paused between throttles: most were refused without one
+    assert len(metrics.of("shed")) == requests and {detail for _, detail in metrics.of("shed")} == {"at capacity"}
 
 
 def test_hard_down_primary_opens_the_breaker_then_a_probe_closes_it(emulator: BedrockEmulator) -> None:

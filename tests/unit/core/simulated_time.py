@@ -223,3 +223,51 @@ class SimulatedTarget:
             raise TargetCallError(behaviour.error)
         # As a guarded target answers (Converse with a guardrail): the gateway caches only such answers.
         return ModelReply(text=f"from {self.name}", usage=Usage(), target=self.target, guardrail_checked=True)
+
+
+@dataclass
+class QuotaTarget:
+    """A TargetModel behind a request quota, as Bedrock's: a token bucket on simulated time.
+
+    `rate_per_s` requests a second with `burst` requests' worth of headroom (full at the start); a call
+    that finds a token answers after `takes_s`, one that finds none is throttled after `throttle_s`.
+    """
+
+    name: str
+    sim: SimulatedTime
+    rate_per_s: float
+    burst: float
+    takes_s: float = 0.047
+    throttle_s: float = 0.0013
+    answered: int = 0
+    throttled: int = 0
+    _tokens: float | None = None
+    _stamp: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def target(self) -> TargetRef:
+        return TargetRef(model_id=self.name, region="sim")
+
+    @property
+    def calls(self) -> int:
+        return self.answered + self.throttled
+
+    def call(self, *, system: str, messages: Sequence[Message], timeout_s: float) -> ModelReply:
+        with self._lock:
+            now = self.sim.clock()
+            if self._tokens is None:
+                self._tokens, self._stamp = self.burst, now
+            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate_per_s)
+            self._stamp = now
+            admitted = self._tokens >= 1.0
+            if admitted:
+                self._tokens -= 1.0
+                self.answered += 1
+            else:
+                self.throttled += 1
+        if not admitted:
+            self.sim.sleep(self.throttle_s)
+            raise TargetCallError("ThrottlingException", "Too many requests")
+        self.sim.sleep(self.takes_s)
+        return ModelReply(text=f"from {self.name}", usage=Usage(), target=self.target, guardrail_checked=True)

@@ -10,17 +10,25 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from concurrent.futures import Future
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
 
-from core.errors import ModelRejected, Overloaded, TargetCallError
+from core.errors import AtCapacity, ModelRejected, Overloaded, TargetCallError
 from core.gateway import CACHE_TARGET, DEGRADED_TEXT, NONE_TARGET, GatewaySettings, ModelGateway
 from core.models import Message, ModelReply, TargetRef
-from core.resilience import BreakerSettings, BreakerState
+from core.resilience import BreakerSettings, BreakerState, CapacitySettings
 from tests.fakes import MemoryCache
-from tests.unit.core.simulated_time import HANGS, SimulatedTarget, SimulatedTime, SimulationStuck, answers, fails
+from tests.unit.core.simulated_time import (
+    HANGS,
+    QuotaTarget,
+    SimulatedTarget,
+    SimulatedTime,
+    SimulationStuck,
+    answers,
+    fails,
+)
 
 ASK = [Message(role="user", text="What is the capital of France?")]
 
@@ -168,36 +176,73 @@ def test_a_slow_primary_times_out_at_its_attempt_timeout_then_fails_over(
     assert metrics.of("failover") == [(exactly(2.0), "primary", "Timeout")]
 
 
+THROTTLES = pytest.mark.parametrize(
+    "throttle_as_failure", [True, False], ids=["throttles as failures (before)", "throttles as back-pressure"]
+)
+
+
+@THROTTLES
 @pytest.mark.parametrize("retry_before_failover", [False, True])
 def test_a_fully_throttled_primary_fails_over_and_the_model_sees_at_most_1_1x_the_offered_calls(
-    sim: SimulatedTime, retry_before_failover: bool
+    sim: SimulatedTime, retry_before_failover: bool, throttle_as_failure: bool
 ) -> None:
     primary = SimulatedTarget("primary", sim, fails("ThrottlingException", after_s=0.05))
     secondary = SimulatedTarget("secondary", sim, answers(0.1))
     never_opens = BreakerSettings(consecutive_failures=10_000, min_calls=10_000)  # the budget alone limits
     gateway = gateway_on(
-        sim, primary, secondary, retry_before_failover=retry_before_failover, breaker=never_opens, hedging=False
+        sim,
+        primary,
+        secondary,
+        retry_before_failover=retry_before_failover,
+        breaker=never_opens,
+        hedging=False,
+        throttle_as_failure=throttle_as_failure,
     )
     offered = 200
 
     replies = [ask(sim, gateway)[0] for _ in range(offered)]
 
     assert all(r.target == secondary.target and not r.degraded for r in replies)
-    assert offered <= len(primary.calls) <= 1.1 * offered
+    assert len(primary.calls) <= 1.1 * offered
     assert len(secondary.calls) == offered
-    if not retry_before_failover:
-        assert len(primary.calls) == offered  # with a later target waiting, a throttle fails over at once
+    if throttle_as_failure:
+        assert offered <= len(primary.calls)
+        if not retry_before_failover:
+            assert len(primary.calls) == offered  # with a later target waiting, a throttle fails over at once
+    else:
+        # Back-pressure: at the floor each throttle pauses the primary longer, so it is passed over at no cost
+        assert len(primary.calls) <= 10
+        assert gateway.breaker_state(0) is BreakerState.CLOSED
 
 
-def test_a_single_fully_throttled_target_sees_at_most_1_1x_the_offered_calls(sim: SimulatedTime) -> None:
+@THROTTLES
+def test_a_single_fully_throttled_target_sees_at_most_1_1x_the_offered_calls(
+    sim: SimulatedTime, throttle_as_failure: bool
+) -> None:
     only = SimulatedTarget("only", sim, fails("ThrottlingException", after_s=0.05))
-    gateway = gateway_on(sim, only, breaker=BreakerSettings(consecutive_failures=10_000, min_calls=10_000))
+    gateway = gateway_on(
+        sim,
+        only,
+        breaker=BreakerSettings(consecutive_failures=10_000, min_calls=10_000),
+        throttle_as_failure=throttle_as_failure,
+    )
     offered = 200
 
-    replies = [ask(sim, gateway)[0] for _ in range(offered)]
+    outcomes: list[str] = []
+    for _ in range(offered):
+        try:
+            outcomes.append("degraded" if ask(sim, gateway)[0].degraded else "answered")
+        except AtCapacity as shed:
+            outcomes.append(f"shed {shed.status}")
+        sim.advance(0.1)
 
-    assert all(r.degraded for r in replies)
-    assert offered < len(only.calls) <= 1.1 * offered  # some retries were made, within the budget
+    assert len(only.calls) <= 1.1 * offered
+    if throttle_as_failure:
+        assert outcomes == ["degraded"] * offered
+        assert offered < len(only.calls)  # some retries were made, within the budget
+    else:
+        assert outcomes == ["shed 429"] * offered  # back-pressure: refused with Retry-After, not a canned answer
+        assert len(only.calls) <= 10 and gateway.breaker_state(0) is BreakerState.CLOSED
 
 
 def test_the_last_target_retries_transient_errors_after_a_backoff_but_earlier_ones_fail_over(
@@ -288,10 +333,185 @@ def test_a_single_target_breaker_opens_then_sheds_in_zero_simulated_seconds(
             ask(sim, gateway, deadline_s=3.0)
         assert sim.clock() - started == 0.0  # refused without waiting for anything
         assert 1 <= shed.value.retry_after <= 30
+        assert not isinstance(shed.value, AtCapacity) and shed.value.status == 503  # failing, not full
         sim.advance(1.0)
 
     assert len(only.calls) == 5  # 5 to open (no budget yet for retries), then none
     assert len(metrics.of("shed")) == 3
+
+
+# --- throttles are back-pressure: they adapt the concurrency limit, not the breaker ---------------
+@dataclass(frozen=True)
+class Outcome:
+    kind: str  # "answered", "degraded", "shed 429" or "shed 503"
+    took: float
+    target: str = ""
+
+
+def burst(sim: SimulatedTime, gateway: ModelGateway, *, per_s: float, seconds: float) -> list[Outcome]:
+    """Requests arriving `per_s` a second for `seconds`, each on its own simulated thread (a caller)."""
+    outcomes: list[Outcome] = []
+
+    def one() -> None:
+        started = sim.clock()
+        try:
+            reply = gateway.converse(system="s", messages=ASK, deadline_s=25.0, scope="alice")
+            kind, target = ("degraded" if reply.degraded else "answered"), reply.target.model_id
+        except Overloaded as shed:
+            kind, target = f"shed {shed.status}", ""
+        outcomes.append(Outcome(kind, sim.clock() - started, target))
+
+    for _ in range(round(per_s * seconds)):
+        sim.submit(one)
+        sim.advance(1 / per_s)
+    sim.settle()
+    return outcomes
+
+
+def kinds(outcomes: list[Outcome]) -> dict[str, int]:
+    return {kind: sum(o.kind == kind for o in outcomes) for kind in sorted({o.kind for o in outcomes})}
+
+
+@THROTTLES
+def test_a_burst_at_3x_a_single_targets_quota_uses_the_quota_and_sheds_the_rest_at_once(
+    sim: SimulatedTime, throttle_as_failure: bool
+) -> None:
+    quota = QuotaTarget("only", sim, rate_per_s=10, burst=10)  # 10 requests/s, a second's worth of headroom
+    gateway = gateway_on(sim, quota, throttle_as_failure=throttle_as_failure)
+
+    outcomes = burst(sim, gateway, per_s=30, seconds=10)
+
+    allowed = 10 * 10 + 10  # what the quota lets through in the window, the initial headroom included
+    answered = kinds(outcomes).get("answered", 0)
+    assert quota.calls <= 1.1 * len(outcomes)
+    if throttle_as_failure:
+        # Before: the throttles opened the breaker, which then refused what the quota could have answered
+        assert answered < 0.3 * allowed
+        assert any(o.kind == "shed 503" for o in outcomes)
+        return
+    assert answered >= 0.9 * allowed
+    assert kinds(outcomes) == {"answered": answered, "shed 429": len(outcomes) - answered}
+    refused = [o.took for o in outcomes if o.kind == "shed 429"]
+    # Over the limit: refused without a call; after a throttle: its 1.3 ms and at most one 0.1 s backoff
+    assert sum(took == 0.0 for took in refused) >= len(refused) / 2
+    assert max(refused) <= 0.1 + 2 * quota.throttle_s
+    assert gateway.breaker_state(0) is BreakerState.CLOSED
+
+
+def test_a_burst_over_the_primarys_quota_goes_to_the_secondary_without_opening_the_primarys_breaker(
+    sim: SimulatedTime, metrics: RecordedMetrics
+) -> None:
+    primary = QuotaTarget("primary", sim, rate_per_s=10, burst=10)
+    secondary = SimulatedTarget("secondary", sim, answers(0.061))
+    gateway = gateway_on(sim, primary, secondary, metrics=metrics)
+
+    outcomes = burst(sim, gateway, per_s=30, seconds=10)
+
+    assert kinds(outcomes) == {"answered": 300}
+    assert sum(o.target == "primary" for o in outcomes) >= 0.9 * (10 * 10 + 10)
+    assert primary.calls <= 1.1 * 300 and gateway.breaker_state(0) is BreakerState.CLOSED
+    assert metrics.of("at_capacity") and not metrics.of("skipped")  # passed over for being full, not failing
+
+
+def test_a_request_over_a_targets_limit_passes_it_over_without_a_call(
+    sim: SimulatedTime, metrics: RecordedMetrics
+) -> None:
+    primary = SimulatedTarget("primary", sim, answers(1.0))
+    secondary = SimulatedTarget("secondary", sim, answers(0.25))
+    gateway = gateway_on(sim, primary, secondary, metrics=metrics, capacity=CapacitySettings(ceiling=1))
+
+    first = sim.submit(ask, sim, gateway)  # holds the primary's only place for 1 s
+    sim.advance(0.1)
+    reply, took = ask(sim, gateway)
+
+    assert reply.target == secondary.target and took == exactly(0.25)  # no wait, no hedge delay
+    sim.settle()
+    assert len(primary.calls) == 1 and first.result()[0].target == primary.target
+    assert metrics.of("at_capacity") == [(exactly(0.1), "primary", "")]
+    assert gateway.capacity_state(0).in_flight == 0
+
+
+def test_a_full_single_target_sheds_with_429_and_a_retry_after_from_its_pause(sim: SimulatedTime) -> None:
+    only = SimulatedTarget("only", sim, fails("ThrottlingException", after_s=0.01))
+    gateway = gateway_on(sim, only, capacity=CapacitySettings(max_pause_s=12.0))
+    pauses: list[float] = []
+    while not pauses or pauses[-1] < 12.0:  # throttle after throttle, each once the pause before it is over
+        sim.advance(pauses[-1] if pauses else 0.0)
+        with pytest.raises(AtCapacity):
+            ask(sim, gateway)
+        pauses.append(gateway.capacity_state(0).paused_s)
+    assert pauses == pytest.approx([0.0, 0.05, 0.2, 0.8, 3.2, 12.0])  # to the floor, then paused 4x longer
+    calls = len(only.calls)
+    sim.advance(2.4)
+
+    started = sim.clock()
+    with pytest.raises(AtCapacity) as shed:
+        ask(sim, gateway)
+
+    assert sim.clock() == started and len(only.calls) == calls  # refused at once, no call
+    assert shed.value.status == 429 and shed.value.retry_after == round(12.0 - 2.4)
+    assert gateway.breaker_state(0) is BreakerState.CLOSED
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        fails("ServiceUnavailableException"),
+        fails("InternalServerException"),
+        fails("ModelTimeoutException"),
+        fails("ModelErrorException"),
+        fails("AccessDeniedException"),
+        HANGS,
+    ],
+    ids=["503", "500", "model timeout", "model error", "access denied", "read timeout"],
+)
+def test_real_failures_still_open_the_breaker_and_then_shed_with_503(sim: SimulatedTime, failure: Any) -> None:
+    only = SimulatedTarget("only", sim, failure)
+    gateway = gateway_on(sim, only, cold_timeout_s=1.0)
+    for _ in range(5):
+        assert ask(sim, gateway, deadline_s=3.0)[0].degraded
+        sim.advance(1.0)
+
+    assert gateway.breaker_state(0) is BreakerState.OPEN
+    with pytest.raises(Overloaded) as shed:
+        ask(sim, gateway)
+    assert shed.value.status == 503 and not isinstance(shed.value, AtCapacity)
+
+
+def test_throttles_between_failures_neither_count_nor_break_the_run_of_failures(sim: SimulatedTime) -> None:
+    down = fails("ServiceUnavailableException")
+    only = SimulatedTarget("only", sim, script=[down, down, fails("ThrottlingException"), down, down, down])
+    gateway = gateway_on(sim, only)
+    outcomes, states = [], []
+
+    for _ in range(6):
+        try:
+            outcomes.append("degraded" if ask(sim, gateway)[0].degraded else "answered")
+        except AtCapacity:
+            outcomes.append("shed 429")
+        states.append(gateway.breaker_state(0))
+        sim.advance(1.0)
+
+    assert outcomes == ["degraded", "degraded", "shed 429", "degraded", "degraded", "degraded"]
+    # Open on the fifth failure in a row: the throttle between them neither counted nor reset the run
+    assert states == [BreakerState.CLOSED] * 5 + [BreakerState.OPEN]
+
+
+def test_a_throttled_half_open_probe_leaves_the_breaker_half_open_for_the_next_probe(sim: SimulatedTime) -> None:
+    down = fails("ServiceUnavailableException")
+    only = SimulatedTarget("only", sim, answers(0.1), script=[down] * 5 + [fails("ThrottlingException")])
+    gateway = gateway_on(sim, only, breaker=BreakerSettings(open_s=1.0))
+    for _ in range(5):
+        ask(sim, gateway)
+    sim.advance(1.5)
+
+    with pytest.raises(AtCapacity):
+        ask(sim, gateway)  # the probe is throttled: says nothing about the target's health
+    assert gateway.breaker_state(0) is BreakerState.HALF_OPEN
+    reply, _ = ask(sim, gateway)
+
+    assert reply.target == only.target and gateway.breaker_state(0) is BreakerState.CLOSED
+    assert only.timeouts[-2:] == [2.0, 2.0]  # both were probes, with the probe timeout
 
 
 # --- the end of the chain -----------------------------------------------------------------------

@@ -11,6 +11,7 @@ from core.policy import (
     SHORTEST_ATTEMPT_S,
     GatewaySettings,
     GiveUp,
+    Refusal,
     attempt_timeout,
     backoff_ceiling,
     can_start_target,
@@ -141,8 +142,8 @@ def breakers(clock: FakeClock, *opened: bool) -> list[CircuitBreaker]:
     return result
 
 
-def admit(breaker: CircuitBreaker) -> Permit | None:
-    return breaker.allow()
+def admit(breaker: CircuitBreaker) -> Permit | Refusal:
+    return breaker.allow() or Refusal.BREAKER_OPEN
 
 
 def test_the_first_target_whose_breaker_admits_is_chosen_and_open_ones_are_skipped() -> None:
@@ -152,7 +153,7 @@ def test_the_first_target_whose_breaker_admits_is_chosen_and_open_ones_are_skipp
     pick = select_next_target(DEFAULTS, [first, second, third], remaining_s=25.0, admit=admit)
 
     assert pick.target is second and pick.permit == Permit(probe=False)
-    assert pick.skipped == (first,) and pick.waiting == (third,) and not pick.shed
+    assert pick.skipped == ((first, Refusal.BREAKER_OPEN),) and pick.waiting == (third,) and not pick.shed
 
 
 def test_every_breaker_open_means_shed_at_once() -> None:
@@ -161,7 +162,20 @@ def test_every_breaker_open_means_shed_at_once() -> None:
 
     pick = select_next_target(DEFAULTS, chain, remaining_s=25.0, admit=admit)
 
-    assert pick.target is None and pick.skipped == tuple(chain) and pick.shed
+    assert pick.target is None and [t for t, _ in pick.skipped] == chain and pick.shed and not pick.at_capacity
+
+
+def test_a_full_target_is_passed_over_and_a_chain_of_full_or_open_ones_is_shed_as_back_pressure() -> None:
+    clock = FakeClock()
+    first, second = breakers(clock, True, False)
+
+    def full_second(breaker: CircuitBreaker) -> Permit | Refusal:
+        return Refusal.AT_CAPACITY if breaker is second else admit(breaker)
+
+    pick = select_next_target(DEFAULTS, [first, second], remaining_s=25.0, admit=full_second)
+
+    assert pick.target is None and pick.shed and pick.at_capacity
+    assert pick.skipped == ((first, Refusal.BREAKER_OPEN), (second, Refusal.AT_CAPACITY))
 
 
 def test_once_open_time_has_passed_the_breaker_hands_out_one_probe() -> None:
@@ -180,9 +194,9 @@ def test_no_target_is_started_when_the_deadline_cannot_carry_a_call() -> None:
     asked: list[CircuitBreaker] = []
     chain = breakers(FakeClock(), False, False)
 
-    def counting_admit(breaker: CircuitBreaker) -> Permit | None:
+    def counting_admit(breaker: CircuitBreaker) -> Permit | Refusal:
         asked.append(breaker)
-        return breaker.allow()
+        return admit(breaker)
 
     pick = select_next_target(DEFAULTS, chain, remaining_s=0.3, admit=counting_admit)
 
@@ -202,6 +216,7 @@ def decide(
     breaker_open: bool = False,
     spend: Callable[[], bool] = lambda: True,
     settings: GatewaySettings = DEFAULTS,
+    paused: bool = False,
 ) -> GiveUp | None:
     return decide_retry(
         settings,
@@ -213,6 +228,7 @@ def decide(
         breaker_open=breaker_open,
         draw_backoff=lambda ceiling: ceiling,  # the worst case of the jitter
         spend_retry=spend,
+        paused=paused,
     ).give_up
 
 
@@ -255,6 +271,11 @@ def test_no_retry_into_a_breaker_that_opened() -> None:
     assert decide(breaker_open=True) is GiveUp.BREAKER_OPEN
 
 
+def test_no_retry_into_a_target_that_is_paused_for_back_pressure() -> None:
+    assert decide(paused=True) is GiveUp.PAUSED
+    assert decide("ServiceUnavailableException", paused=True) is GiveUp.PAUSED
+
+
 def test_the_budget_is_spent_only_on_a_retry_that_nothing_else_forbids() -> None:
     spent: list[bool] = []
 
@@ -269,6 +290,7 @@ def test_the_budget_is_spent_only_on_a_retry_that_nothing_else_forbids() -> None
         {"later": 1},
         {"remaining": 0.5},
         {"breaker_open": True},
+        {"paused": True},
     ):
         assert decide(spend=spend, **blocked) is not None
     assert spent == []

@@ -7,12 +7,16 @@ import pytest
 from core.resilience import (
     TAXONOMY,
     Action,
+    AdaptiveLimit,
     BreakerSettings,
     BreakerState,
+    CapacitySettings,
     CircuitBreaker,
     Deadline,
     LatencyTracker,
     RetryBudget,
+    Signal,
+    Slot,
     classify,
 )
 
@@ -51,6 +55,11 @@ def test_taxonomy_entry(code: str, action: Action, counts: bool, alarm: bool) ->
 
 def test_taxonomy_table_has_no_entry_left_untested() -> None:
     assert len(TAXONOMY) == 12
+
+
+def test_only_a_throttle_is_back_pressure() -> None:
+    assert [code for code, rule in TAXONOMY.items() if rule.back_pressure] == ["ThrottlingException"]
+    assert not classify("SomethingNew").back_pressure
 
 
 def test_retry_budget_allows_at_most_ten_percent_retries() -> None:
@@ -161,3 +170,132 @@ def test_rate_limiter_paces_callers_to_the_rate_and_gives_up_at_the_timeout() ->
     for _ in range(4):
         assert limiter.acquire(10)
     assert clock.now - start == pytest.approx(2.0)  # 4 tokens at 2/s
+
+
+def test_a_throttled_call_gives_a_half_open_probe_slot_back_and_counts_nowhere() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(BreakerSettings(open_s=30), clock)
+    for _ in range(4):
+        breaker.record(failed=True)
+    breaker.release()  # a throttle in the middle of a run of failures
+    breaker.record(failed=True)
+    assert breaker.state is BreakerState.OPEN  # five failures in a row: the throttle did not break the run
+
+    clock.now += 30
+    probe = breaker.allow()
+    assert probe is not None and probe.probe and breaker.allow() is None
+    breaker.release(probe=True)
+
+    assert breaker.state is BreakerState.HALF_OPEN
+    assert breaker.allow() == probe  # the slot is free for the next request's probe
+
+
+# --- the adaptive concurrency limit ------------------------------------------------------------------
+def limit(clock: FakeClock, **settings: float) -> AdaptiveLimit:
+    return AdaptiveLimit(CapacitySettings(**settings), clock)  # type: ignore[arg-type]
+
+
+def fill(capacity: AdaptiveLimit) -> list[Slot]:
+    slots = []
+    while (slot := capacity.acquire()) is not None:
+        slots.append(slot)
+    return slots
+
+
+def test_the_limit_starts_at_the_ceiling_and_refuses_past_it_until_a_place_is_free() -> None:
+    capacity = limit(FakeClock(), ceiling=3)
+
+    slots = fill(capacity)
+
+    assert len(slots) == 3 and capacity.state.in_flight == 3
+    capacity.release(slots[0])
+    assert capacity.acquire() is not None and capacity.acquire() is None
+
+
+def test_a_throttle_cuts_the_limit_from_what_was_in_flight_once_per_round() -> None:
+    capacity = limit(FakeClock(), ceiling=16, decrease=0.5)
+    slots = [capacity.acquire() for _ in range(8)]  # 8 in flight, under the ceiling
+
+    capacity.record(slots[0], Signal.THROTTLED)  # type: ignore[arg-type]
+    assert capacity.state.limit == 4.0  # 8 in flight x 0.5, not 16 x 0.5
+    for slot in slots[1:]:  # the same congestion: started before the reaction
+        capacity.record(slot, Signal.THROTTLED)  # type: ignore[arg-type]
+    assert capacity.state.limit == 4.0
+
+    capacity.record(slots[0], Signal.THROTTLED)  # type: ignore[arg-type]  # its retry, after the reaction
+    assert capacity.state.limit == 2.0 and capacity.state.paused_s == 0.0
+
+
+def test_at_the_floor_a_throttle_pauses_the_target_longer_each_time_up_to_the_cap() -> None:
+    clock = FakeClock()
+    capacity = limit(clock, pause_s=0.05, pause_factor=4.0, max_pause_s=1.0)
+    slot = capacity.acquire()
+    assert slot is not None
+    capacity.record(slot, Signal.THROTTLED)  # one in flight: down to the floor, no pause yet
+    assert capacity.state.limit == 1.0 and capacity.paused_for() == 0.0
+
+    pauses = []
+    for _ in range(4):
+        capacity.record(slot, Signal.THROTTLED)
+        pauses.append(capacity.paused_for())
+        assert capacity.acquire() is None  # paused: refused at once
+        clock.now += pauses[-1]
+
+    assert pauses == pytest.approx([0.05, 0.2, 0.8, 1.0])
+    capacity.release(slot)
+    assert capacity.acquire() is not None  # the pause is over: one call may go
+
+
+def test_successes_shorten_the_pause_then_grow_the_limit_additively_to_the_ceiling() -> None:
+    clock = FakeClock()
+    capacity = limit(clock, ceiling=3, increase=1.0, pause_s=0.05, pause_factor=4.0)
+    slot = capacity.acquire()
+    assert slot is not None
+    for _ in range(3):  # to the floor, then pauses of 0.05 and 0.2 s
+        capacity.record(slot, Signal.THROTTLED)
+    clock.now += 1.0
+
+    capacity.record(slot, Signal.OK)  # the last pause was 0.2 s: a throttle now would pause 0.05 s
+    capacity.record(slot, Signal.OK)  # none left: the next throttle starts again at 0.05 s
+    assert capacity.state.limit == 1.0
+    capacity.record(slot, Signal.THROTTLED)
+    assert capacity.paused_for() == pytest.approx(0.05)
+    clock.now += 1.0
+    capacity.record(slot, Signal.OK)  # that pause shortened to nothing
+    assert capacity.state.limit == 1.0
+    capacity.record(slot, Signal.OK)  # one in flight uses a limit of 1: + 1/1
+    assert capacity.state.limit == 2.0
+    capacity.record(slot, Signal.OK)  # one in flight uses half a limit of 2: + 1/2
+    assert capacity.state.limit == 2.5
+    capacity.record(slot, Signal.OK)  # but less than half of 2.5: no evidence a higher limit is needed
+    assert capacity.state.limit == 2.5
+    other = capacity.acquire()
+    assert other is not None
+    for _ in range(3):
+        capacity.record(other, Signal.OK)  # + 1/2.5, then held at the ceiling
+    assert capacity.state.limit == 3.0
+
+
+def test_a_failure_that_is_not_a_throttle_leaves_the_limit_alone() -> None:
+    capacity = limit(FakeClock(), ceiling=4)
+    slot = capacity.acquire()
+    assert slot is not None
+
+    capacity.record(slot, Signal.NONE)
+
+    assert capacity.state.limit == 4.0 and capacity.paused_for() == 0.0
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"ceiling": 0}, "ceiling must be at least 1"),
+        ({"increase": 0}, "increase must be in"),
+        ({"decrease": 1.0}, "decrease must be in"),
+        ({"pause_factor": 1.0}, "pause_factor must be above 1"),
+        ({"pause_s": 2.0, "max_pause_s": 1.0}, "pause_s <= max_pause_s"),
+    ],
+)
+def test_capacity_settings_refuse_values_that_cannot_work(settings: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        CapacitySettings(**settings)  # type: ignore[arg-type]

@@ -229,7 +229,7 @@ def test_malformed_conversation_id_in_path_is_400(api: Api) -> None:
     assert "UUID" in body["message"]
 
 
-@pytest.mark.parametrize("code", ["ThrottlingException", "ServiceUnavailableException", "AccessDeniedException"])
+@pytest.mark.parametrize("code", ["ServiceUnavailableException", "AccessDeniedException"])
 def test_model_failures_give_an_honest_degraded_answer_and_store_nothing(api: Api, code: str) -> None:
     # One target, no cache: the gateway retries transient codes within its budget (empty at
     # start), then answers degraded. The Stubber answers before any HTTP, one error per call.
@@ -241,6 +241,19 @@ def test_model_failures_give_an_honest_degraded_answer_and_store_nothing(api: Ap
     assert body["degraded"] is True and code in body["degraded_reason"]
     assert body["target"] == {"model_id": "none", "region": "-"}
     assert body["turn"] is None and body["conversation_id"] is None
+    assert api.dynamodb.scan(TableName="conversations-test")["Items"] == []
+
+
+def test_a_throttled_model_is_back_pressure_429_with_retry_after_and_stores_nothing(api: Api) -> None:
+    # Throttling says the model is full, not failing: the request is refused at once to be retried later.
+    api.bedrock.add_client_error(
+        "converse", service_error_code="ThrottlingException", service_message="slow down", http_status_code=400
+    )
+
+    status, body, headers = api.call("POST", "/chat", body={"message": "hi"})
+
+    assert status == 429 and int(headers["Retry-After"]) >= 1
+    assert "at capacity" in body["message"] and "slow down" not in body["message"]
     assert api.dynamodb.scan(TableName="conversations-test")["Items"] == []
 
 
