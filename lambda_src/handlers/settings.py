@@ -205,6 +205,10 @@ class Settings(KnowledgeSettings):
     # Another region's open job quiet this long is adopted (GET /jobs/{id} here; the recovery sweep too).
     job_stranded_after_s: float = var("JOB_STRANDED_AFTER_SECONDS", FLOAT, 600.0)
     breaker_open_s: float = var("BREAKER_OPEN_SECONDS", FLOAT, 30.0)
+    # Each model target's adaptive limit on calls in flight (throttles lower it, successes raise it).
+    concurrency_ceiling: int = var("GATEWAY_CONCURRENCY_CEILING", INT, 16)
+    concurrency_increase: float = var("GATEWAY_CONCURRENCY_INCREASE", FLOAT, 1.0)
+    concurrency_decrease: float = var("GATEWAY_CONCURRENCY_DECREASE", FLOAT, 0.5)
     worker_rate_per_s: float | None = var("WORKER_RATE_PER_SECOND", FLOAT, None, optional=True)
     max_receive_count: int = var("MAX_RECEIVE_COUNT", INT, 4)  # the worker fails the job on the last receive
     shed_to_jobs: bool = var("SHED_TO_JOBS", BOOL, False)  # every breaker open: accept /chat as a job (202)

@@ -23,7 +23,7 @@ from core.gateway import GatewaySettings, ModelGateway
 from core.jobs import JobService, JobSettings
 from core.limits import UserLimits, UserLimitSettings
 from core.ports import TargetModel
-from core.resilience import BreakerSettings, RateLimiter
+from core.resilience import BreakerSettings, CapacitySettings, RateLimiter
 from core.retrieval import DocumentService, Retriever
 from handlers.settings import DataClientSettings, KnowledgeSettings, Settings, TargetSetting
 
@@ -74,6 +74,17 @@ def data_call_worst_case_s() -> float:
     return timeouts + sum(2.0**attempt for attempt in range(DATA_MAX_ATTEMPTS - 1))
 
 
+def gateway_capacity(settings: Settings) -> CapacitySettings:
+    """Each model target's adaptive concurrency limit, as configured. A target that throttles everything is
+    left alone at most as long as an open breaker would leave it."""
+    return CapacitySettings(
+        ceiling=settings.concurrency_ceiling,
+        increase=settings.concurrency_increase,
+        decrease=settings.concurrency_decrease,
+        max_pause_s=settings.breaker_open_s,
+    )
+
+
 def build_chat_service(
     settings: Settings,
     *,
@@ -95,6 +106,7 @@ def build_chat_service(
     gateway_settings = gateway_settings or GatewaySettings(
         deadline_s=settings.deadline_s,
         breaker=BreakerSettings(open_s=settings.breaker_open_s),
+        capacity=gateway_capacity(settings),
         guardrail_version=settings.targets[0].guardrail[1] if settings.targets[0].guardrail else "none",
     )
     # The client every target's first call uses (cold timeout), so a failover never waits for one.

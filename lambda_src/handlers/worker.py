@@ -35,7 +35,7 @@ from core.gateway import GatewaySettings
 from core.jobs import JobService, OwnedElsewhere, RetryLater
 from core.resilience import BreakerSettings
 from handlers.settings import Settings
-from handlers.wiring import build_chat_service, build_job_service, data_client
+from handlers.wiring import build_chat_service, build_job_service, data_client, gateway_capacity
 
 logger = Logger()
 tracer = Tracer(patch_modules=["botocore"])
@@ -83,6 +83,7 @@ def build_worker_jobs(
             probe_timeout_s=10.0,
             hedging=False,
             breaker=BreakerSettings(open_s=settings.breaker_open_s),
+            capacity=gateway_capacity(settings),
             # The same cache scope as the chat path's, so either can serve what the other cached.
             guardrail_version=settings.targets[0].guardrail[1] if settings.targets[0].guardrail else "none",
         ),

@@ -203,11 +203,19 @@ class GatewayConfig:
 
     breaker_open_s: float = 30.0  # how long an open breaker skips its target before a probe
     degraded_status: int = 200  # no model answered: 200 with degraded=true, or 503 + Retry-After
+    # Throttles are back-pressure, not failures: each target's limit on calls in flight (per execution
+    # environment) adapts between 1 and the ceiling; requests over it are shed at once (429 + Retry-After).
+    concurrency_ceiling: int = 16
+    concurrency_increase: float = 1.0  # additive increase: about this much per round of successful calls
+    concurrency_decrease: float = 0.5  # multiplicative decrease: the limit is multiplied by this on a throttle
 
     def __post_init__(self) -> None:
         _check_range("gateway.breaker_open_s", self.breaker_open_s, 1, 600)
         if self.degraded_status not in (200, 503):
             raise ConfigError(f"gateway.degraded_status must be 200 or 503, got {self.degraded_status}")
+        _check_range("gateway.concurrency_ceiling", self.concurrency_ceiling, 1, 1000)
+        _check_range("gateway.concurrency_increase", self.concurrency_increase, 0.01, self.concurrency_ceiling)
+        _check_range("gateway.concurrency_decrease", self.concurrency_decrease, 0.05, 0.95)
 
 
 MFA_CHOICES = ("required", "optional", "off")

@@ -102,3 +102,30 @@ def test_data_clients_wait_as_the_contract_says_and_the_store_reserve_follows(mo
     assert default == (1.0, 3 * (0.5 + 1.0) + 1 + 2)  # three attempts, each with its timeouts, two backoffs
     assert sandbox == (3.0, 3 * (0.5 + 3.0) + 1 + 2)
     assert sandbox[1] < 25  # still inside the chat path's deadline
+
+
+def test_the_gateways_capacity_limits_come_from_the_environment_contract(aws: dict[str, Any]) -> None:
+    import boto3
+
+    from core.resilience import CapacitySettings
+    from handlers.settings import Settings
+    from handlers.worker import build_worker_jobs
+
+    env = {
+        **TEST_SETTINGS.to_env(),
+        "GATEWAY_CONCURRENCY_CEILING": "8",
+        "GATEWAY_CONCURRENCY_INCREASE": "2",
+        "GATEWAY_CONCURRENCY_DECREASE": "0.7",
+    }
+    settings = Settings.from_env(env)  # as the Lambdas read it at cold start
+    expected = CapacitySettings(ceiling=8, increase=2.0, decrease=0.7, max_pause_s=settings.breaker_open_s)
+
+    chat = build_chat_service(settings, dynamodb=aws["dynamodb"])
+    worker = build_worker_jobs(
+        settings.but(jobs_queue_url="q", jobs_table_name="j", idempotency_table_name="i"),
+        dynamodb=aws["dynamodb"],
+        sqs=boto3.client("sqs", region_name="us-east-1"),
+    )
+
+    assert chat._model.settings.capacity == expected  # type: ignore[attr-defined]
+    assert worker._chat._model.settings.capacity == expected  # type: ignore[attr-defined]

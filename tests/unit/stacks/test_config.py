@@ -147,6 +147,12 @@ def test_defaults_apply_when_optional_keys_are_absent() -> None:
         (with_(gateway={"degraded_status": 500}), "gateway.degraded_status must be 200 or 503"),
         (with_(gateway={"breaker_open_s": 0}), "gateway.breaker_open_s must be between 1 and 600"),
         (with_(gateway={"timeout": 1}), "unknown keys in gateway: timeout"),
+        (with_(gateway={"concurrency_ceiling": 0}), "gateway.concurrency_ceiling must be between 1 and 1000"),
+        (
+            with_(gateway={"concurrency_ceiling": 4, "concurrency_increase": 5}),
+            "gateway.concurrency_increase must be between 0.01 and 4",
+        ),
+        (with_(gateway={"concurrency_decrease": 1}), "gateway.concurrency_decrease must be between 0.05 and 0.95"),
     ],
 )
 def test_invalid_values_fail_with_a_sentence_naming_the_key(raw: Any, message: str) -> None:
