@@ -18,6 +18,12 @@ from constructs import Construct
 from stacks.config import AppConfig
 from stacks.constructs.nag import suppress
 
+# The jobs table's recovery index (lambda_src/adapters/jobs.py reads it; a test holds the two together): open jobs
+# by owner region and heartbeat. Sparse: a job leaves it when it finishes (its heartbeat is removed). Only keys,
+# status and times are projected, never a job's text. Global: each region's replica has it.
+OPEN_JOBS_INDEX = "OpenJobsByOwner"
+OPEN_JOBS_INDEX_ATTRIBUTES = ["status", "created_at", "enqueued"]
+
 
 class DataStack(Stack):
     def __init__(
@@ -70,10 +76,20 @@ class DataStack(Stack):
         self.response_cache = self._global_table(
             "ResponseCache", key, config, partition="key", ttl="expires_at", recovery_days=7
         )
-        # Async jobs (pk = user sub, sk = job id); finished jobs expire by TTL.
+        # Async jobs (pk = user sub, sk = job id); finished jobs expire by TTL. A region that is lost leaves its
+        # open jobs here: the other region finds them in the recovery index and adopts them (issue 10).
         self.jobs = self._global_table(
-            "Jobs", key, config, partition="pk", sort="sk", ttl="expires_at", recovery_days=35
-        )
+            "Jobs", key, config, partition="pk", sort="sk", ttl="expires_at", recovery_days=35,
+            indexes=[
+                dynamodb.GlobalSecondaryIndexPropsV2(
+                    index_name=OPEN_JOBS_INDEX,
+                    partition_key=dynamodb.Attribute(name="owner_region", type=dynamodb.AttributeType.STRING),
+                    sort_key=dynamodb.Attribute(name="heartbeat_at", type=dynamodb.AttributeType.NUMBER),
+                    projection_type=dynamodb.ProjectionType.INCLUDE,
+                    non_key_attributes=OPEN_JOBS_INDEX_ATTRIBUTES,
+                )
+            ],
+        )  # fmt: skip
         # Powertools idempotency records for the worker (one per job; TTL "expiration").
         self.idempotency = self._global_table("Idempotency", key, config, partition="id", ttl="expiration")
         # Per-user usage counters (pk = user sub, sk = counter and window): request rate now, token
@@ -132,6 +148,7 @@ class DataStack(Stack):
         ttl: str,
         sort: str | None = None,
         recovery_days: int = 7,
+        indexes: list[dynamodb.GlobalSecondaryIndexPropsV2] | None = None,
     ) -> dynamodb.TableV2:
         """A TTL'd global table with its DR replica, both deletion-protected, PITR on."""
         recovery = dynamodb.PointInTimeRecoverySpecification(
@@ -144,6 +161,7 @@ class DataStack(Stack):
             sort_key=dynamodb.Attribute(name=sort, type=dynamodb.AttributeType.STRING) if sort else None,
             billing=dynamodb.Billing.on_demand(),
             time_to_live_attribute=ttl,
+            global_secondary_indexes=indexes,
             encryption=dynamodb.TableEncryptionV2.customer_managed_key(
                 key, replica_key_arns={config.dr_region: self.dr_key_arn}
             ),

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from handlers.settings import IngestSettings, Settings, SignUpSettings, TargetSetting
+from handlers.settings import IngestSettings, RecoverySettings, Settings, SignUpSettings, TargetSetting
 from stacks.config import AppConfig, ModelTarget
 
 # The sync path must answer before API Gateway's 29 s integration timeout.
@@ -20,6 +20,9 @@ CHAT_DEADLINE_SECONDS = 25
 EXPECTED_EMBED_SECONDS = 0.5
 # Of the ingest Lambda's timeout, the share a document may take before it is failed with its reason.
 INGEST_DEADLINE_SHARE = 0.8
+# The jobs recovery sweep runs every minute: each pass ends well inside its timeout, before the next one.
+RECOVERY_TIMEOUT_SECONDS = 60
+RECOVERY_BUDGET_SECONDS = 45
 
 # For one target: (the id Converse is called with, the guardrail (id, version) that covers it, or None).
 # A LangChain target is covered by the guardrail of the region its Lambda runs in (ApplyGuardrail).
@@ -159,6 +162,19 @@ def worker_settings(
     )
 
 
+def recovery_settings(config: AppConfig, *, tables: TableNames, queue_url: str, region: str) -> RecoverySettings:
+    """The jobs recovery sweep in `region`: it may adopt the other region's stranded jobs into its own queue."""
+    return RecoverySettings(
+        jobs_table_name=tables.jobs,
+        jobs_queue_url=queue_url,
+        peer_regions=tuple(peer for peer in config.regions if peer != region),
+        stranded_after_s=float(config.jobs.stranded_after_s),
+        job_max_age_s=float(config.jobs.max_age_s),
+        max_open_jobs_per_user=config.jobs.max_open_per_user,
+        sweep_budget_s=float(RECOVERY_BUDGET_SECONDS),
+    )
+
+
 def ingest_settings(config: AppConfig, *, tables: TableNames, knowledge: KnowledgeNames) -> IngestSettings:
     """The ingest Lambda: parsing limits and chunking as configured, its share of the embedding quota, a
     per-document deadline under its timeout, and the receive count on which a document fails for good."""
@@ -221,5 +237,9 @@ def _common(
         max_body_bytes=config.limits.max_body_bytes,
         job_max_age_s=float(config.jobs.max_age_s),
         job_backoff_s=config.jobs.backoff_s,
+        job_stranded_after_s=float(config.jobs.stranded_after_s),
         breaker_open_s=config.gateway.breaker_open_s,
+        concurrency_ceiling=config.gateway.concurrency_ceiling,
+        concurrency_increase=config.gateway.concurrency_increase,
+        concurrency_decrease=config.gateway.concurrency_decrease,
     )

@@ -1,4 +1,5 @@
-"""The queue between the application and the model: SQS (+DLQ) and the worker Lambda."""
+"""The queue between the application and the model: SQS (+DLQ), the worker Lambda, and the recovery sweep that
+adopts the jobs a lost region had accepted (every minute, into this region's queue)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from collections.abc import Callable, Mapping
 
 from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
@@ -15,6 +18,9 @@ from constructs import Construct
 from stacks.config import AppConfig
 from stacks.constructs.nag import suppress
 from stacks.constructs.python_function import PythonFunction, lambda_code
+from stacks.constructs.regional_tables import RegionalTables
+from stacks.data_stack import OPEN_JOBS_INDEX
+from stacks.lambda_settings import RECOVERY_TIMEOUT_SECONDS
 
 
 class JobsPipeline(Construct):
@@ -27,10 +33,14 @@ class JobsPipeline(Construct):
         key: kms.IKey,
         log_retention: logs.RetentionDays,
         worker_environment: Callable[[str], Mapping[str, str]],
+        tables: RegionalTables,
+        recovery_environment: Callable[[str], Mapping[str, str]],
         log_key: kms.IKey | None = None,
     ) -> None:
-        """`worker_environment(queue_url)`: the worker's environment (the Settings contract, rendered).
-        `key` encrypts the queues, `log_key` (default: `key`) the worker's log group."""
+        """`worker_environment(queue_url)` / `recovery_environment(queue_url)`: the worker's and the recovery
+        sweep's environments (their Settings contracts, rendered). `tables`: this region's replicas (the sweep
+        reads the jobs table's recovery index and updates jobs). `key` encrypts the queues, `log_key` (default:
+        `key`) the log groups."""
         super().__init__(scope, construct_id)
         self._key = key
         jobs = config.jobs
@@ -95,6 +105,11 @@ class JobsPipeline(Construct):
         )
         self.worker.role.add_to_principal_policy(self._queue_key_statement("QueueKeyToReceive", ["kms:Decrypt"]))
 
+        self.recovery = self._recovery(
+            tables=tables, log_key=log_key or key, log_retention=log_retention,
+            environment=recovery_environment(self.queue.queue_url),
+        )  # fmt: skip
+
         self.alarms = [
             self.dlq.metric_approximate_number_of_messages_visible(period=Duration.minutes(1)).create_alarm(
                 self,
@@ -113,9 +128,77 @@ class JobsPipeline(Construct):
                 evaluation_periods=3,
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             ),
+            self.recovery.function.metric_errors(period=Duration.minutes(1)).create_alarm(
+                self,
+                "RecoveryFailing",
+                alarm_description="the jobs recovery sweep keeps failing: a lost region's jobs are not being "
+                "adopted here (read the sweep's log)",
+                threshold=1,
+                evaluation_periods=5,
+                datapoints_to_alarm=3,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            ),
         ]
         CfnOutput(self, "JobsQueueUrl", value=self.queue.queue_url)
         CfnOutput(self, "JobsDlqUrl", value=self.dlq.queue_url)
+
+    def _recovery(
+        self,
+        *,
+        tables: RegionalTables,
+        log_key: kms.IKey,
+        log_retention: logs.RetentionDays,
+        environment: Mapping[str, str],
+    ) -> PythonFunction:
+        """The sweep (handlers/recovery.py), every minute, one pass at a time; a failed pass is not retried
+        (the next one a minute later does the same work). Exact IAM: Query on the recovery index only,
+        UpdateItem on the jobs table (adopt, re-send, fail a too-old job, give its slot back), SendMessage on
+        this region's queue only; the keys only through DynamoDB and SQS in this region."""
+        sweep = PythonFunction(
+            self,
+            "Recovery",
+            handler="handlers.recovery.handler",
+            service_name="jobs-recovery",
+            code=lambda_code(),
+            log_key=log_key,
+            log_retention=log_retention,
+            reserved_concurrency=1,
+            timeout=Duration.seconds(RECOVERY_TIMEOUT_SECONDS),
+            memory_size=256,
+            no_dlq_reason="Invoked every minute by a schedule with no payload: a failed pass has nothing to keep, "
+            "the next pass repeats its work (and an alarm watches its errors).",
+            environment=dict(environment),
+        )
+        sweep.function.configure_async_invoke(retry_attempts=0, max_event_age=Duration.seconds(60))
+        events.Rule(
+            self,
+            "RecoverySchedule",
+            description="Jobs recovery: adopt the open jobs of a region that went quiet (issue 10)",
+            schedule=events.Schedule.rate(Duration.minutes(1)),
+            targets=[targets.LambdaFunction(sweep.function, retry_attempts=0, max_event_age=Duration.seconds(60))],
+        )
+        region = Stack.of(self).region
+        sweep.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="FindOpenJobs",
+                actions=["dynamodb:Query"],
+                resources=[f"{tables.jobs.table_arn}/index/{OPEN_JOBS_INDEX}"],
+            )
+        )
+        sweep.role.add_to_principal_policy(
+            iam.PolicyStatement(sid="AdoptJobs", actions=["dynamodb:UpdateItem"], resources=[tables.jobs.table_arn])
+        )
+        sweep.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="TableKey",
+                actions=["kms:Decrypt", "kms:DescribeKey"],
+                resources=[tables.key.key_arn],
+                conditions={"StringEquals": {"kms:ViaService": f"dynamodb.{region}.amazonaws.com"}},
+            )
+        )
+        self.grant_send(sweep.role)
+        return sweep
 
     def grant_send(self, role: iam.IRole) -> None:
         """Exactly SendMessage on the requests queue, and the key use SSE-KMS needs for it, only through SQS."""

@@ -38,3 +38,31 @@ def test_no_stack_has_an_unprotected_table(synth: Synth) -> None:
             assert table["Properties"].get("DeletionProtectionEnabled") is True, name
         for table in template.find_resources("AWS::DynamoDB::GlobalTable").values():
             assert all(replica.get("DeletionProtectionEnabled") is True for replica in table["Properties"]["Replicas"])
+
+
+def test_the_jobs_table_has_the_sparse_recovery_index_the_adapter_queries(synth: Synth) -> None:
+    """Disaster recovery (issue 10): open jobs by owner region and heartbeat, keys and times only (never a job's
+    text), on the global table, so each region's replica has it. Its name and projection are the adapter's."""
+    from adapters.jobs import OPEN_JOBS_INDEX, OPEN_JOBS_INDEX_ATTRIBUTES
+
+    tables = synth.template(DATA_STACK).find_resources("AWS::DynamoDB::GlobalTable")
+    (jobs,) = [t for name, t in tables.items() if name.startswith("Jobs")]
+    properties = jobs["Properties"]
+
+    assert properties["GlobalSecondaryIndexes"] == [
+        {
+            "IndexName": OPEN_JOBS_INDEX,
+            "KeySchema": [
+                {"AttributeName": "owner_region", "KeyType": "HASH"},
+                {"AttributeName": "heartbeat_at", "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(OPEN_JOBS_INDEX_ATTRIBUTES)},
+        }
+    ]
+    assert {"AttributeName": "owner_region", "AttributeType": "S"} in properties["AttributeDefinitions"]
+    assert {"AttributeName": "heartbeat_at", "AttributeType": "N"} in properties["AttributeDefinitions"]
+    assert "message" not in OPEN_JOBS_INDEX_ATTRIBUTES and "answer" not in OPEN_JOBS_INDEX_ATTRIBUTES
+    # No other table has an index (each one is a write cost on every item of its table).
+    assert [name for name, t in tables.items() if t["Properties"].get("GlobalSecondaryIndexes")] == [
+        name for name in tables if name.startswith("Jobs")
+    ]
