@@ -162,6 +162,72 @@ def test_a_new_version_replaces_the_old_one_in_both_regions(sandbox: Any) -> Non
     assert call(sandbox, "DELETE", f"/documents/{document_id}", token=token)[0] in (200, 204)
 
 
+def test_a_document_written_in_dr_replicates_back_to_the_primary_and_is_indexed_there(sandbox: Any) -> None:  # noqa: F811
+    """Fail-back loses no document: what is uploaded in DR during an outage reaches the primary bucket (the
+    fail-back rule) and its index, once; the replica is not replicated back to DR."""
+    owner, document_id = str(uuid.uuid4()), str(uuid.uuid4())
+    key = f"documents/{owner}/{document_id}"
+    text = b"The Wrenmoor archive was moved to the east wing during the outage."
+    s3_dr = boto3.client("s3", endpoint_url=sandbox.aws_url, region_name="us-west-2")
+    s3_primary = boto3.client("s3", endpoint_url=sandbox.aws_url, region_name="us-east-1")
+    dr_bucket = sandbox.knowledge["us-west-2"]["documents_bucket"]
+    primary_bucket = sandbox.knowledge["us-east-1"]["documents_bucket"]
+
+    s3_dr.put_object(Bucket=dr_bucket, Key=key, Body=text, ContentType="text/plain")
+
+    assert wait_for(lambda: _object(s3_primary, primary_bucket, key), "the replica in the primary bucket") == text
+    wait_for(lambda: vectors_of(sandbox, "us-east-1", document_id), "vectors in the primary index")
+    wait_for(lambda: vectors_of(sandbox, "us-west-2", document_id), "vectors in the DR index")
+    for s3, bucket in ((s3_dr, dr_bucket), (s3_primary, primary_bucket)):
+        listing = s3.list_object_versions(Bucket=bucket, Prefix=key)
+        assert len(listing.get("Versions", [])) == 1, bucket  # one upload, one replica: no loop
+
+
+def test_make_invoke_runs_either_regions_ingest_lambda_against_the_sandbox(
+    sandbox: Any,  # noqa: F811
+    monkeypatch: Any,
+    capsys: Any,
+    tmp_path: Any,
+) -> None:
+    from local import invoke
+    from local import sandbox as sandbox_module
+
+    monkeypatch.setattr(invoke, "STATE_FILE", sandbox_module.STATE_FILE)
+    sample = invoke.ROOT / "events" / "ingest-sqs.json"
+
+    # The sample names a document that does not exist: skipped, not failed, in either region.
+    assert invoke.main(["ingest", str(sample)]) == 0
+    assert json.loads(capsys.readouterr().out) == {"batchItemFailures": []}
+    assert invoke.main(["ingest", str(sample), "--region", "us-west-2"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"batchItemFailures": []}
+
+    # A body that is not an S3 notification is a poison message: reported, so SQS moves it towards the DLQ.
+    event = json.loads(sample.read_text())
+    event["Records"][0]["body"] = "not json"
+    poison = tmp_path / "poison.json"
+    poison.write_text(json.dumps(event))
+    assert invoke.main(["ingest", str(poison)]) == 0
+    assert json.loads(capsys.readouterr().out) == {"batchItemFailures": [{"itemIdentifier": "sample-ingest-message-1"}]}
+
+    # A real object, named in the sample's shape, is indexed by the invoked Lambda in that region (in a bucket of
+    # its own, so that the sandbox's own pipeline, which watches the documents buckets, does not race it).
+    owner, document_id = str(uuid.uuid4()), str(uuid.uuid4())
+    key, bucket = f"documents/{owner}/{document_id}", f"invoke-{uuid.uuid4().hex[:12]}"
+    s3 = boto3.client("s3", endpoint_url=sandbox.aws_url, region_name="us-east-1")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    put = s3.put_object(Bucket=bucket, Key=key, ContentType="text/plain", Body=b"The Hollowmere beacon is lit at dusk.")
+    body = json.loads(json.loads(sample.read_text())["Records"][0]["body"])
+    body["Records"][0]["s3"]["bucket"]["name"] = bucket
+    body["Records"][0]["s3"]["object"].update(key=key, versionId=put["VersionId"])
+    event["Records"][0]["body"] = json.dumps(body)
+    real = tmp_path / "real.json"
+    real.write_text(json.dumps(event))
+    assert invoke.main(["ingest", str(real)]) == 0
+    assert json.loads(capsys.readouterr().out) == {"batchItemFailures": []}
+    assert vectors_of(sandbox, "us-east-1", document_id)  # indexed by the time the invocation returned
+
+
 def test_the_notifiers_records_are_what_the_ingest_lambda_parses() -> None:
     from datetime import UTC, datetime
 
