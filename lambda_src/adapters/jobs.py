@@ -181,7 +181,7 @@ class DynamoJobStore:
                 page = self._client.query(
                     TableName=self._table,
                     IndexName=OPEN_JOBS_INDEX,
-                    KeyConditionExpression="owner_region = :o AND heartbeat_at < :before",
+                    KeyConditionExpression="owner_region = :o AND heartbeat_at <= :before",
                     ExpressionAttributeValues={":o": {"S": owner_region}, ":before": {"N": repr(heartbeat_before)}},
                     ScanIndexForward=True,  # the longest quiet first
                     **({"ExclusiveStartKey": start} if start else {}),

@@ -106,7 +106,7 @@ class JobStore(Protocol):
         ...
 
     def open_jobs(self, owner_region: str, *, heartbeat_before: float) -> Iterator[OpenJob]:
-        """Open jobs owned by `owner_region` whose heartbeat is older than `heartbeat_before`, oldest first.
+        """Open jobs owned by `owner_region` whose heartbeat is at or before `heartbeat_before`, oldest first.
         Read from an index (eventually consistent): a claim re-checks what it saw."""
         ...
 

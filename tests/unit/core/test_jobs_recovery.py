@@ -1,0 +1,357 @@
+"""Disaster recovery of jobs, the pure part (issue 10): what a region does with an open job it finds, on a fake clock,
+and the sweep, status read, submit and worker steps over an in-memory store (the DynamoDB one: tests/integration)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from core.jobs import JobService, JobSettings, OwnedElsewhere, recovery_action
+from core.models import ChatRequest, Job, OpenJob
+from core.ports import JobEvents, JobQueue, JobStore
+
+HERE, PEER = "us-west-2", "us-east-1"
+SETTINGS = JobSettings(max_age_s=3600, stranded_after_s=600, resend_after_s=10)
+T0 = 1_000_000.0
+
+
+def job(**changes: Any) -> Job:
+    base = Job(
+        job_id="j1", user_id="u1", message="question", conversation_id=None, status="queued", created_at=T0,
+        updated_at=T0, enqueued=True, owner_region=PEER, heartbeat_at=T0, accepted_in=PEER,
+    )  # fmt: skip
+    return replace(base, **changes)
+
+
+# --- the decision --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("case", "changes", "now", "expected"),
+    [
+        ("another region's job, quiet just under the limit", {}, T0 + 599.9, None),
+        ("another region's job, quiet for the limit", {}, T0 + 600, "adopt"),
+        ("quiet since its last heartbeat, not since creation", {"heartbeat_at": T0 + 300}, T0 + 700, None),
+        ("running elsewhere, quiet", {"status": "running"}, T0 + 601, "adopt"),
+        ("another region's, never sent, fresh", {"enqueued": False}, T0 + 30, None),
+        ("finished elsewhere", {"status": "done", "heartbeat_at": None}, T0 + 9999, None),
+        ("failed elsewhere", {"status": "failed", "heartbeat_at": None}, T0 + 9999, None),
+        ("too old, whoever owns it", {}, T0 + 3601, "fail_stale"),
+        ("too old and ours", {"owner_region": HERE}, T0 + 3601, "fail_stale"),
+        ("ours, sent, quiet for long", {"owner_region": HERE}, T0 + 3000, None),
+        ("ours, never sent, for resend_after_s", {"owner_region": HERE, "enqueued": False}, T0 + 10, "resend"),
+        ("ours, never sent, just now", {"owner_region": HERE, "enqueued": False}, T0 + 9, None),
+        (
+            "before owners, never sent",
+            {"owner_region": None, "heartbeat_at": None, "enqueued": False},
+            T0 + 11,
+            "resend",
+        ),
+        ("from before owners, sent", {"owner_region": None, "heartbeat_at": None}, T0 + 3000, None),
+    ],
+)
+def test_what_a_region_does_with_an_open_job_it_finds(
+    case: str, changes: dict[str, Any], now: float, expected: Any
+) -> None:
+    assert recovery_action(job(**changes), region=HERE, now=now, settings=SETTINGS) == expected, case
+
+
+def test_the_index_view_of_a_job_gets_the_same_decision_as_the_job() -> None:
+    found = OpenJob(job_id="j1", user_id="u1", status="queued", created_at=T0, owner_region=PEER, heartbeat_at=T0,
+                    enqueued=True)  # fmt: skip
+    for now in (T0 + 1, T0 + 600, T0 + 3601):
+        assert recovery_action(found, region=HERE, now=now, settings=SETTINGS) == recovery_action(
+            job(), region=HERE, now=now, settings=SETTINGS
+        )
+
+
+# --- an in-memory region -------------------------------------------------------------------------------------------
+class Clock:
+    def __init__(self, now: float = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class MemoryJobStore:
+    """The JobStore port over a dict shared by stores of different regions (one replica, replication instant)."""
+
+    def __init__(self, region: str, rows: dict[tuple[str, str], Job], clock: Clock) -> None:
+        self._region = region
+        self.rows = rows
+        self._clock = clock
+        self.index_reads = 0
+
+    @property
+    def region(self) -> str:
+        return self._region
+
+    def create(self, new: Job) -> tuple[Job, bool]:
+        key = (new.user_id, new.job_id)
+        if key in self.rows:
+            return self.rows[key], False
+        self.rows[key] = new
+        return new, True
+
+    def get(self, user_id: str, job_id: str) -> Job | None:
+        return self.rows.get((user_id, job_id))
+
+    def _ours(self, row: Job | None) -> bool:
+        return row is not None and row.open and row.owner_region in (None, self._region)
+
+    def mark_enqueued(self, user_id: str, job_id: str) -> None:
+        row = self.get(user_id, job_id)
+        if row is not None and self._ours(row):
+            self.rows[(user_id, job_id)] = replace(row, enqueued=True, heartbeat_at=self._clock())
+
+    def mark_running(self, user_id: str, job_id: str, *, reopen: bool = False) -> str | None:
+        row = self.get(user_id, job_id)
+        if row is None:
+            return None
+        if self._ours(row) or (reopen and row.status == "failed"):
+            self.rows[(user_id, job_id)] = replace(row, status="running", owner_region=self._region,
+                                                   heartbeat_at=self._clock())  # fmt: skip
+            return None
+        return row.owner_region if row.open else None
+
+    def heartbeat(self, user_id: str, job_id: str) -> bool:
+        row = self.get(user_id, job_id)
+        if row is None or not self._ours(row):
+            return False
+        self.rows[(user_id, job_id)] = replace(row, heartbeat_at=self._clock())
+        return True
+
+    def claim(self, user_id: str, job_id: str, *, owner_region: str | None, heartbeat_at: float | None) -> bool:
+        row = self.get(user_id, job_id)
+        if row is None or not row.open or (row.owner_region, row.heartbeat_at) != (owner_region, heartbeat_at):
+            return False
+        self.rows[(user_id, job_id)] = replace(row, owner_region=self._region, heartbeat_at=self._clock(),
+                                               enqueued=False)  # fmt: skip
+        return True
+
+    def open_jobs(self, owner_region: str, *, heartbeat_before: float) -> Iterator[OpenJob]:
+        self.index_reads += 1
+        rows = sorted(
+            (r for r in self.rows.values()
+             if r.open and r.owner_region == owner_region and r.heartbeat_at is not None
+             and r.heartbeat_at <= heartbeat_before),
+            key=lambda r: r.heartbeat_at or 0,
+        )  # fmt: skip
+        for r in rows:
+            assert r.heartbeat_at is not None and r.owner_region is not None
+            yield OpenJob(job_id=r.job_id, user_id=r.user_id, status=r.status, created_at=r.created_at,
+                          owner_region=r.owner_region, heartbeat_at=r.heartbeat_at, enqueued=r.enqueued)  # fmt: skip
+
+    def finish(self, user_id: str, job_id: str, answer: dict[str, Any], *, ttl_s: int) -> Job | None:
+        return self._end(user_id, job_id, status="done", answer=answer)
+
+    def fail(self, user_id: str, job_id: str, reason: str, *, ttl_s: int, reopen: bool = False) -> Job | None:
+        return self._end(user_id, job_id, status="failed", reason=reason)
+
+    def _end(self, user_id: str, job_id: str, **changes: Any) -> Job | None:
+        row = self.get(user_id, job_id)
+        if row is None or not row.open:
+            return None
+        ended = replace(row, heartbeat_at=None, **changes)
+        self.rows[(user_id, job_id)] = ended
+        return ended
+
+
+class MemoryQueue:
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    def send(self, body: dict[str, Any], *, delay_s: int = 0) -> None:
+        self.sent.append(body)
+
+
+class Counted:
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def record(self, event: str) -> None:
+        self.events.append(event)
+
+
+def region(name: str, rows: dict[tuple[str, str], Job], clock: Clock, **changes: Any) -> tuple[JobService, Any]:
+    store: JobStore = MemoryJobStore(name, rows, clock)
+    queue: JobQueue = MemoryQueue()
+    events: JobEvents = Counted()
+    service = JobService(store=store, queue=queue, chat=None, settings=replace(SETTINGS, **changes), clock=clock,
+                         events=events)  # fmt: skip
+    return service, (store, queue, events)
+
+
+def accepted_in_peer(rows: dict[tuple[str, str], Job], clock: Clock, count: int = 1) -> list[str]:
+    peer, _ = region(PEER, rows, clock)
+    ids = []
+    for index in range(count):
+        accepted, _ = peer.submit(user_id="u1", request=ChatRequest(message=f"q{index}"), idempotency_key=f"k{index}")
+        ids.append(accepted.job_id)
+        clock.now += 1
+    return ids
+
+
+# --- the sweep -------------------------------------------------------------------------------------------------------
+def test_a_sweep_adopts_the_quiet_jobs_of_its_peers_oldest_first_and_sends_each_once() -> None:
+    rows: dict[tuple[str, str], Job] = {}
+    clock = Clock()
+    ids = accepted_in_peer(rows, clock, count=3)
+    dr, (_, queue, events) = region(HERE, rows, clock)
+
+    clock.now = T0 + 599  # the oldest has been quiet for 599 s: nothing yet
+    assert dr.sweep(peers=[PEER, HERE], budget_s=30).adopted == 0
+    clock.now = T0 + 601.5  # the first two are past the limit, the third (accepted 2 s later) is not
+    report = dr.sweep(peers=[PEER, HERE], budget_s=30)
+
+    assert (report.adopted, report.claims_lost) == (2, 0)
+    assert [m["job_id"] for m in queue.sent] == ids[:2]
+    assert all(rows[("u1", i)].owner_region == HERE and rows[("u1", i)].enqueued for i in ids[:2])
+    assert rows[("u1", ids[2])].owner_region == PEER and events.events == ["adopted", "adopted"]
+    # A second pass finds nothing more to do for them.
+    assert dr.sweep(peers=[PEER], budget_s=30).adopted == 0 and len(queue.sent) == 2
+
+
+def test_a_sweep_stops_at_its_budget_and_the_next_pass_goes_on() -> None:
+    rows: dict[tuple[str, str], Job] = {}
+    clock = Clock()
+    accepted_in_peer(rows, clock, count=3)
+    dr, (store, queue, _) = region(HERE, rows, clock)
+    clock.now = T0 + 10_000 - 7000  # all three quiet, none too old
+
+    real_claim = store.claim
+
+    def slow_claim(*args: Any, **kwargs: Any) -> bool:
+        clock.now += 20  # each adoption takes 20 s of the pass's 30 s budget
+        return real_claim(*args, **kwargs)
+
+    store.claim = slow_claim
+    first = dr.sweep(peers=[PEER], budget_s=30)
+    second = dr.sweep(peers=[PEER], budget_s=30)
+
+    assert (first.adopted, first.out_of_time) == (2, True)
+    assert (second.adopted, second.out_of_time) == (1, False) and len(queue.sent) == 3
+
+
+def test_a_sweep_fails_too_old_jobs_with_their_reason_and_does_not_adopt_them() -> None:
+    rows: dict[tuple[str, str], Job] = {}
+    clock = Clock()
+    (job_id,) = accepted_in_peer(rows, clock)
+    dr, (_, queue, events) = region(HERE, rows, clock)
+    clock.now = T0 + 3700
+
+    report = dr.sweep(peers=[PEER], budget_s=30)
+
+    assert (report.stale_failed, report.adopted, queue.sent) == (1, 0, [])
+    failed = rows[("u1", job_id)]
+    assert failed.status == "failed" and (failed.reason or "").startswith("stale: the job waited 3700 s")
+    assert events.events == ["stale_failed"]
+
+
+def test_a_pass_that_lost_the_race_counts_it_and_sends_nothing() -> None:
+    rows: dict[tuple[str, str], Job] = {}
+    clock = Clock()
+    accepted_in_peer(rows, clock)
+    one, (_, first_queue, _) = region(HERE, rows, clock)
+    other, (other_store, other_queue, other_events) = region(HERE, rows, clock)
+    clock.now = T0 + 601
+    stale_view = list(other_store.open_jobs(PEER, heartbeat_before=clock.now - 600))
+    # What the index showed before the first pass wrote (eventually consistent).
+    other_store.open_jobs = lambda owner, *, heartbeat_before: iter([j for j in stale_view if j.owner_region == owner])
+
+    first, second = one.sweep(peers=[PEER], budget_s=30), other.sweep(peers=[PEER], budget_s=30)
+
+    assert (first.adopted, second.adopted, second.claims_lost) == (1, 0, 1)
+    assert len(first_queue.sent) == 1 and other_queue.sent == [] and other_events.events == ["claim_lost"]
+
+
+def test_the_own_region_pass_resends_what_was_claimed_but_never_sent() -> None:
+    rows: dict[tuple[str, str], Job] = {}
+    clock = Clock()
+    (job_id,) = accepted_in_peer(rows, clock)
+    dr, (_, queue, events) = region(HERE, rows, clock)
+    clock.now = T0 + 601
+    rows[("u1", job_id)] = replace(rows[("u1", job_id)], owner_region=HERE, heartbeat_at=clock.now, enqueued=False)
+
+    clock.now += 9
+    assert dr.sweep(peers=[PEER], budget_s=30).resent == 0
+    clock.now += 1
+    report = dr.sweep(peers=[PEER], budget_s=30)
+
+    assert (report.resent, report.adopted) == (1, 0) and [m["job_id"] for m in queue.sent] == [job_id]
+    assert rows[("u1", job_id)].enqueued and events.events == ["resent"]
+
+
+# --- the other places that adopt, and the worker's side --------------------------------------------------------------
+def test_a_status_read_and_a_replayed_submit_in_the_other_region_adopt_a_stranded_job() -> None:
+    rows: dict[tuple[str, str], Job] = {}
+    clock = Clock()
+    first_id, second_id = accepted_in_peer(rows, clock, count=2)
+    dr, (_, queue, _) = region(HERE, rows, clock)
+    clock.now = T0 + 100
+    assert dr.status(user_id="u1", job_id=first_id).owner_region == PEER and queue.sent == []  # fresh: left alone
+
+    clock.now = T0 + 700
+    read = dr.status(user_id="u1", job_id=first_id)
+    replayed, created = dr.submit(user_id="u1", request=ChatRequest(message="q1"), idempotency_key="k1")
+
+    assert (read.owner_region, read.enqueued) == (HERE, True)
+    assert not created and replayed.job_id == second_id and replayed.owner_region == HERE
+    assert [m["job_id"] for m in queue.sent] == [first_id, second_id]
+
+
+def test_a_new_job_belongs_to_the_region_that_accepted_it() -> None:
+    rows: dict[tuple[str, str], Job] = {}
+    clock = Clock()
+    dr, (_, queue, _) = region(HERE, rows, clock)
+
+    accepted, created = dr.submit(user_id="u1", request=ChatRequest(message="q"), idempotency_key=None)
+
+    stored = rows[("u1", accepted.job_id)]
+    assert created and (stored.owner_region, stored.accepted_in, stored.heartbeat_at) == (HERE, HERE, T0)
+    assert stored.enqueued and len(queue.sent) == 1
+
+
+def test_the_worker_drops_a_job_another_region_owns_and_does_not_resend_it() -> None:
+    rows: dict[tuple[str, str], Job] = {}
+    clock = Clock()
+    (job_id,) = accepted_in_peer(rows, clock)
+    primary, (_, primary_queue, _) = region(PEER, rows, clock)
+    dr, _ = region(HERE, rows, clock)
+    message = {"job_id": job_id, "user_id": "u1", "requeues": 0}
+    clock.now = T0 + 601
+    dr.sweep(peers=[PEER], budget_s=30)
+
+    assert primary.owned_elsewhere(message) == HERE and dr.owned_elsewhere(message) is None
+    with pytest.raises(OwnedElsewhere) as raised:
+        primary_with_chat(primary).answer(message, remaining_s=60)
+    assert raised.value.owner_region == HERE
+    assert primary.requeue(message, delay_s=5) is False and primary_queue.sent == []
+
+
+def test_a_delayed_resend_refreshes_the_heartbeat_so_a_job_in_backoff_is_not_stranded() -> None:
+    rows: dict[tuple[str, str], Job] = {}
+    clock = Clock()
+    (job_id,) = accepted_in_peer(rows, clock)
+    primary, (_, queue, _) = region(PEER, rows, clock)
+    clock.now = T0 + 500
+
+    assert primary.requeue({"job_id": job_id, "user_id": "u1", "requeues": 0}, delay_s=300)
+    dr, _ = region(HERE, rows, clock)
+    clock.now = T0 + 1000  # 1000 s after the submit, 500 s after the re-send
+
+    assert rows[("u1", job_id)].heartbeat_at == T0 + 500 and dr.sweep(peers=[PEER], budget_s=30).adopted == 0
+    assert queue.sent[-1]["requeues"] == 1
+
+
+def primary_with_chat(service: JobService) -> JobService:
+    """The same service with a chat that must never be reached (the job is dropped before the model)."""
+
+    class Unreachable:
+        def answer(self, **_: Any) -> Any:
+            raise AssertionError("the model must not be asked for a job another region owns")
+
+    return JobService(store=service._store, queue=service._queue, chat=Unreachable(),  # type: ignore[arg-type]
+                      settings=service.settings, clock=service._clock)  # fmt: skip
