@@ -14,7 +14,7 @@ from botocore.config import Config
 from adapters.answer_cache import DynamoAnswerCache
 from adapters.bedrock import BedrockTarget
 from adapters.dynamodb import DynamoConversationStore
-from adapters.jobs import DynamoJobStore, DynamoOpenJobSlots, SqsJobQueue
+from adapters.jobs import DynamoJobStore, DynamoOpenJobSlots, PowertoolsJobEvents, SqsJobQueue
 from adapters.metrics import PowertoolsGatewayMetrics
 from adapters.residue import DynamoConversationResidue
 from adapters.usage import DynamoUsageCounters
@@ -306,10 +306,12 @@ def build_job_service(
             deadline_s=settings.job_deadline_s,
             backoff_base_s=settings.job_backoff_s,
             max_open_per_user=settings.max_open_jobs_per_user,
+            stranded_after_s=settings.job_stranded_after_s,  # GET /jobs/{id} adopts a lost region's job
         ),
         clock=time.time,
         pacing=RateLimiter(settings.worker_rate_per_s) if chat is not None and settings.worker_rate_per_s else None,
         slots=DynamoOpenJobSlots(client=dynamodb, table_name=settings.jobs_table_name),
+        events=PowertoolsJobEvents(),
     )
 
 

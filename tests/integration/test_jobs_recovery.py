@@ -162,6 +162,22 @@ def test_a_status_read_in_dr_adopts_a_stranded_job_and_a_sweep_after_it_finds_no
         assert world.dr.job(ALICE, job_id).status == "done" and model_calls(world) == 1
 
 
+def test_get_job_in_dr_adopts_a_stranded_job_through_the_api_and_counts_it_without_user_data(capsys: Any) -> None:
+    # stranded_after_s 0: any job of the other region counts as stranded, so no clock is needed through the API.
+    with two_regions(job_stranded_after_s=0.0) as world:
+        job_id = accept_in_primary(world, message="my secret question")
+        capsys.readouterr()
+
+        status, shown = call(world.dr, "GET", f"/jobs/{job_id}")
+
+        assert status == 200 and shown["status"] == "queued" and world.dr.job(ALICE, job_id).owner_region == DR
+        metrics = capsys.readouterr().out
+        assert '"JobsAdopted"' in metrics and "my secret question" not in metrics
+        world.dr.deliver()
+        status, shown = call(world.dr, "GET", f"/jobs/{job_id}")
+        assert status == 200 and shown["status"] == "done" and model_calls(world) == 1
+
+
 def test_a_replayed_submit_in_dr_adopts_the_stranded_job_it_names() -> None:
     with two_regions() as world:
         _, body = call(world.primary, "POST", "/jobs", body={"message": "hi"}, headers={"Idempotency-Key": "k1"})
