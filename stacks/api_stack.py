@@ -10,9 +10,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from aws_cdk import Annotations, Aws, CfnOutput, Duration, Stack
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_route53 as route53
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
@@ -20,7 +23,7 @@ from handlers.settings import TargetSetting
 from stacks.auth_stack import user_pool_arn_in
 from stacks.config import AppConfig, ModelTarget
 from stacks.constructs.api_alarms import ApiAlarms
-from stacks.constructs.chat_api import ChatRestApi
+from stacks.constructs.chat_api import STAGE_NAME, ChatRestApi
 from stacks.constructs.ingest_pipeline import IngestPipeline
 from stacks.constructs.jobs_pipeline import JobsPipeline
 from stacks.constructs.python_function import PythonFunction, lambda_code, log_retention
@@ -146,6 +149,13 @@ class ApiStack(Stack):
         data.grant_api(chat.role)
         data.grant_worker(self.jobs.worker.role)
         self.jobs.grant_send(chat.role)
+        # GET /health/deep: the jobs queue answers (one attribute, no messages read). Its table read is the
+        # conversations GetItem granted above.
+        chat.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="DeepHealthQueueProbe", actions=["sqs:GetQueueAttributes"], resources=[self.jobs.queue.queue_arn]
+            )
+        )
         self.jobs.grant_send(self.jobs.worker.role)
         for role in (chat.role, self.jobs.worker.role):
             grant_model_access(role, config=config, region=region, models=models)
@@ -164,6 +174,70 @@ class ApiStack(Stack):
         # --- outputs -------------------------------------------------------------------------------
         CfnOutput(self, "ApiUrl", value=self.api.url)
         CfnOutput(self, "HealthUrl", value=self.api.url_for_path("/health"))
+        CfnOutput(self, "DeepHealthUrl", value=self.api.url_for_path("/health/deep"))
+        if config.failover_domain is not None:
+            self._failover_domain(config, region)
+
+    def _failover_domain(self, config: AppConfig, region: str) -> None:
+        """One name for both regions: this region's custom domain for the API, a Route 53 health check on this
+        region's GET /health/deep (on the execute-api host, so it never depends on the record it steers), and
+        this region's failover alias record: PRIMARY in the primary region, SECONDARY in DR. Route 53 answers
+        with the primary while its check passes and with DR otherwise; no deploy is needed to fail over."""
+        domain = config.failover_domain
+        assert domain is not None
+        zone = route53.HostedZone.from_hosted_zone_attributes(
+            self, "Zone", hosted_zone_id=domain.hosted_zone_id, zone_name=domain.zone_name
+        )
+        arn = domain.certificate_arns.get(region)
+        certificate = (
+            acm.Certificate.from_certificate_arn(self, "Certificate", arn)
+            if arn
+            else acm.Certificate(
+                self, "Certificate", domain_name=domain.domain_name, validation=acm.CertificateValidation.from_dns(zone)
+            )
+        )
+        custom = apigw.DomainName(
+            self,
+            "Domain",
+            domain_name=domain.domain_name,
+            certificate=certificate,
+            endpoint_type=apigw.EndpointType.REGIONAL,
+            security_policy=apigw.SecurityPolicy.TLS_1_2,
+            mapping=self.api,
+        )
+        check = route53.CfnHealthCheck(
+            self,
+            "DeepHealthCheck",
+            health_check_config=route53.CfnHealthCheck.HealthCheckConfigProperty(
+                type="HTTPS",
+                fully_qualified_domain_name=f"{self.api.rest_api_id}.execute-api.{region}.{Aws.URL_SUFFIX}",
+                port=443,
+                resource_path=f"/{STAGE_NAME}/health/deep",
+                enable_sni=True,
+                request_interval=domain.health_check_interval_s,
+                failure_threshold=domain.failure_threshold,
+            ),
+            health_check_tags=[
+                route53.CfnHealthCheck.HealthCheckTagProperty(key="Name", value=f"{config.prefix} {region} deep health")
+            ],
+        )
+        primary = region == config.primary_region
+        route53.CfnRecordSet(
+            self,
+            "FailoverRecord",
+            hosted_zone_id=domain.hosted_zone_id,
+            name=domain.domain_name,
+            type="A",
+            set_identifier=f"{config.prefix}-{region}",
+            failover="PRIMARY" if primary else "SECONDARY",
+            health_check_id=check.attr_health_check_id,
+            alias_target=route53.CfnRecordSet.AliasTargetProperty(
+                dns_name=custom.domain_name_alias_domain_name,
+                hosted_zone_id=custom.domain_name_alias_hosted_zone_id,
+                evaluate_target_health=False,  # the health check above decides
+            ),
+        )
+        CfnOutput(self, "FailoverUrl", value=f"https://{domain.domain_name}/")
 
     def _provider_secrets(self, config: AppConfig) -> dict[str, tuple[str, str]]:
         """For each LangChain target that names a secret: (the ARN its Lambdas read, the ARN pattern IAM allows).

@@ -72,6 +72,11 @@ class ChatService:
         # the model's deadline, so the turn's write still ends before the Lambda does.
         self._store_reserve_s = store_reserve_s
 
+    @property
+    def model(self) -> ChatModel:
+        """The model port (the gateway in Lambda), for the deep health route to read its breakers."""
+        return self._model
+
     def answer(self, *, user_id: str, request: ChatRequest, remaining_s: float | None = None) -> ChatAnswer:
         """Answer one message. `remaining_s` is the Lambda's remaining time, if known.
 

@@ -29,17 +29,23 @@ from core.errors import (
     TooManyRequests,
     Unauthorized,
 )
+from core.gateway import ModelGateway
+from core.health import DeepHealth, HealthSettings
 from core.jobs import JobService
 from core.limits import UserLimits
 from core.models import ChatRequest, validate_conversation_id
 from core.retrieval import DocumentService
 from handlers.settings import Settings
 from handlers.wiring import (
+    DATA_CONNECT_TIMEOUT_S,
+    LazyClient,
     build_chat_service,
     build_document_service,
     build_job_service,
     build_user_limits,
     data_client,
+    data_read_timeout_s,
+    shared_session,
 )
 
 logger = Logger()
@@ -70,12 +76,14 @@ class ChatApi:
         jobs: JobService | None,
         limits: UserLimits | None = None,
         documents: DocumentService | None = None,
+        health: DeepHealth | None = None,
     ) -> None:
         self.settings = settings
         self.service = service
         self.jobs = jobs
         self.limits = limits
         self.documents = documents
+        self.health = health
         # CORS headers only for the web UI's origin (never "*"); without one configured, none at all.
         cors = CORSConfig(allow_origin=settings.allowed_origin, max_age=3600) if settings.allowed_origin else None
         self.app = app = APIGatewayRestResolver(cors=cors)
@@ -89,6 +97,7 @@ class ChatApi:
         app.get("/documents")(tracer.capture_method(self.list_documents))
         app.get("/documents/<document_id>")(tracer.capture_method(self.get_document))
         app.delete("/documents/<document_id>")(tracer.capture_method(self.delete_document))
+        app.get("/health/deep")(self.deep_health)  # public (no authorizer): failover routing probes it
         app.exception_handler(DomainError)(self.domain_error)
         app.not_found(self.not_found)
         app.exception_handler(Exception)(self.unexpected_error)
@@ -142,7 +151,7 @@ class ChatApi:
                 note = "the model is unavailable right now: your request was queued as a job"
                 return _accepted(job.to_api(), note=note)
             hint = " POST the same body to /jobs to have it answered when the model recovers." if self.jobs else ""
-            raise Overloaded(f"{error.message}.{hint}", retry_after=error.retry_after) from error
+            raise type(error)(f"{error.message}.{hint}", retry_after=error.retry_after) from error
         if answer.degraded:
             metrics.add_metric(name="ChatDegraded", unit=MetricUnit.Count, value=1)
             if self.settings.degraded_status == 503:
@@ -202,6 +211,20 @@ class ChatApi:
         self.document_service().delete(owner=user, document_id=document_id)
         return Response(status_code=204, content_type=content_types.APPLICATION_JSON, body="")
 
+    def deep_health(self) -> Response[str]:
+        """This region's table, queue and model breakers: 200 when it can answer, else 503 + Retry-After.
+        No user identity is read and no user data is returned."""
+        if self.health is None:
+            raise NotFound("deep health is not configured in this deployment")
+        report, fresh = self.health.report()
+        headers = {"Cache-Control": "no-store"}
+        if not report.healthy:
+            headers["Retry-After"] = str(self.health.retry_after)
+            if fresh:  # once per measurement, not per probe served from the cache
+                metrics.add_metric(name="DeepHealthUnhealthy", unit=MetricUnit.Count, value=1)
+                logger.warning("deep health: unhealthy", extra={"failing": list(report.failing)})
+        return _json(200 if report.healthy else 503, report.to_api(now=self.health.now()), headers)
+
     # --- errors: domain errors map to HTTP here, nowhere else --------------------------------------
     def domain_error(self, error: DomainError) -> Response[str]:
         headers: dict[str, str] = {}
@@ -258,10 +281,12 @@ def bootstrap(
     """Wire one execution environment: settings (default: from the environment) and clients (default:
     botocore's, configured in handlers.wiring) into the services and routes. Returns the handler."""
     settings = settings or Settings.from_env()
+    probe_clients = {"dynamodb": dynamodb, "sqs": sqs}  # tests' clients; else probe clients (one attempt)
     dynamodb = dynamodb or data_client("dynamodb")  # one client for chat, jobs and documents
+    service = build_chat_service(settings, dynamodb=dynamodb, bedrock_factory=bedrock_factory, s3vectors=s3vectors)
     api = ChatApi(
         settings=settings,
-        service=build_chat_service(settings, dynamodb=dynamodb, bedrock_factory=bedrock_factory, s3vectors=s3vectors),
+        service=service,
         documents=build_document_service(settings, dynamodb=dynamodb, s3=s3, s3vectors=s3vectors),
         jobs=build_job_service(settings, chat=None, dynamodb=dynamodb, sqs=sqs),
         limits=build_user_limits(
@@ -269,6 +294,7 @@ def bootstrap(
             dynamodb=dynamodb,
             on_unavailable=lambda: metrics.add_metric(name="UserLimitUnavailable", unit=MetricUnit.Count, value=1),
         ),
+        health=build_deep_health(settings, service=service, region=str(dynamodb.meta.region_name), **probe_clients),
     )
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
@@ -278,6 +304,35 @@ def bootstrap(
         return api.app.resolve(event, context)
 
     return handle
+
+
+def build_deep_health(
+    settings: Settings, *, service: ChatService, region: str, dynamodb: Any = None, sqs: Any = None
+) -> DeepHealth:
+    """The deep health checks of this execution environment: the conversations table, the jobs queue (when
+    jobs are on) and the gateway's breakers. Probe clients make one attempt with the data clients' timeouts
+    and are built on the first probe, so cold starts do not pay for them."""
+    from adapters.health import DynamoTableProbe, SqsQueueProbe, probe_client_config
+
+    read_timeout_s = data_read_timeout_s()
+
+    def probe_client(service_name: str) -> Any:
+        config = probe_client_config(connect_timeout_s=DATA_CONNECT_TIMEOUT_S, read_timeout_s=read_timeout_s)
+        return LazyClient(lambda: shared_session().create_client(service_name, region_name=region, config=config))
+
+    probes: list[Any] = [DynamoTableProbe(client=dynamodb or probe_client("dynamodb"), table_name=settings.table_name)]
+    if settings.jobs_queue_url:
+        probes.append(SqsQueueProbe(client=sqs or probe_client("sqs"), queue_url=settings.jobs_queue_url))
+    gateway = service.model if isinstance(service.model, ModelGateway) else None
+
+    def breakers() -> list[str]:
+        if gateway is None:
+            return []
+        return [gateway.breaker_state(index).value for index in range(len(settings.targets))]
+
+    # All probes in flight together end within one connect + read timeout (Route 53 allows 2 s after connecting).
+    budget_s = DATA_CONNECT_TIMEOUT_S + read_timeout_s
+    return DeepHealth(region=region, probes=probes, breakers=breakers, settings=HealthSettings(budget_s=budget_s))
 
 
 handler = bootstrap()  # cold start: settings from the environment the stack set

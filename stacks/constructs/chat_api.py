@@ -15,6 +15,7 @@ from constructs import Construct
 from stacks.config import AppConfig
 from stacks.constructs.nag import skip_checkov, suppress
 
+STAGE_NAME = "v1"  # in every URL of the API (and in the Route 53 health check's path)
 UUID_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 # `$` also matches before a final newline in Java's and Python's regexes (API Gateway's validator and the local
 # one): the exact length closes that in every dialect. The Lambda checks the id again with a full match.
@@ -22,6 +23,10 @@ UUID_LENGTH = 36
 # What POST /documents accepts (core.retrieval.ALLOWED_CONTENT_TYPES; a test holds the two equal).
 DOCUMENT_CONTENT_TYPES = ["application/pdf", "text/html", "text/markdown", "text/plain"]
 MAX_DOCUMENT_NAME_CHARS = 255
+# GET /health/deep is public and runs the chat Lambda: its own stage limit keeps anonymous probes (Route 53's
+# checkers, clients) to a small share of the Lambda's concurrency; its answer is cached for a few seconds.
+HEALTH_PROBE_RATE_LIMIT = 10
+HEALTH_PROBE_BURST_LIMIT = 20
 # The access log: who (the caller's Cognito `sub`; `$context.identity.user` is empty under Cognito), what,
 # when, and how it ended. Never a body, a header or a token.
 ACCESS_LOG_FIELDS = {
@@ -61,7 +66,8 @@ GATEWAY_RESPONSES: dict[str, tuple[apigw.ResponseType, str, str, dict[str, str]]
 
 
 class ChatRestApi(Construct):
-    """Every route but GET /health needs a Cognito ID token; bodies are validated before the Lambda."""
+    """Every route but GET /health and GET /health/deep needs a Cognito ID token; bodies are validated before
+    the Lambda."""
 
     def __init__(
         self,
@@ -92,7 +98,7 @@ class ChatRestApi(Construct):
             cloud_watch_role=True,
             cloud_watch_role_removal_policy=RemovalPolicy.RETAIN,
             deploy_options=apigw.StageOptions(
-                stage_name="v1",
+                stage_name=STAGE_NAME,
                 throttling_rate_limit=min(config.throttling.rate_limit, concurrency),
                 throttling_burst_limit=min(config.throttling.burst_limit, concurrency),
                 access_log_destination=apigw.LogGroupLogDestination(access_logs),
@@ -101,6 +107,12 @@ class ChatRestApi(Construct):
                 data_trace_enabled=False,  # never log prompts or answers
                 tracing_enabled=True,
                 metrics_enabled=True,
+                method_options={
+                    "/health/deep/GET": apigw.MethodDeploymentOptions(
+                        throttling_rate_limit=min(HEALTH_PROBE_RATE_LIMIT, concurrency),
+                        throttling_burst_limit=min(HEALTH_PROBE_BURST_LIMIT, concurrency),
+                    )
+                },
             ),
             default_cors_preflight_options=apigw.CorsOptions(
                 allow_origins=[allowed_origin],
@@ -195,7 +207,8 @@ class ChatRestApi(Construct):
         document.add_method("GET", integration, **auth)
         document.add_method("DELETE", integration, **auth)
 
-        health = root.add_resource("health").add_method(
+        health_resource = root.add_resource("health")
+        health = health_resource.add_method(
             "GET",
             apigw.MockIntegration(
                 request_templates={"application/json": '{"statusCode": 200}'},
@@ -215,6 +228,18 @@ class ChatRestApi(Construct):
         )
         suppress(health, public_probe, "AwsSolutions-APIG4", "AwsSolutions-COG4")
         skip_checkov(health, public_probe, "CKV_AWS_59")
+        # The deep probe (Route 53 failover health checks, clients): this region's table, queue and model
+        # breakers, answered by the chat Lambda. Public like /health; it reads no user identity or data.
+        deep = health_resource.add_resource("deep").add_method(
+            "GET", integration, authorization_type=apigw.AuthorizationType.NONE
+        )
+        deep_probe = (
+            "Public deep health probe for failover routing (Route 53 health checks cannot sign in): it reports "
+            "only check names and states (no user data, no resource names), is cached for seconds in the "
+            "Lambda and has its own low stage throttle."
+        )
+        suppress(deep, deep_probe, "AwsSolutions-APIG4", "AwsSolutions-COG4")
+        skip_checkov(deep, deep_probe, "CKV_AWS_59")
 
     def _suppressions(self) -> None:
         for method in self.api.methods:

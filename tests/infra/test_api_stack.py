@@ -175,3 +175,160 @@ def test_synth_warns_when_a_target_has_no_guardrail_and_says_its_answers_are_not
     text = str(warnings[0].entry.data)
     assert "guardrail.enabled is false" in text and "never cached" in text
     assert not Annotations.from_stack(synth.stacks[stack]).find_warning("*", UNGUARDED)
+
+
+# --- GET /health/deep: public, served by the chat Lambda, exact IAM, its own throttle ------------------------
+def _paths(template: Template) -> dict[str, str]:
+    """Each API Gateway resource's logical id -> its full path (/health/deep)."""
+    resources = template.find_resources("AWS::ApiGateway::Resource")
+
+    def path(logical_id: str) -> str:
+        props = resources[logical_id]["Properties"]
+        parent = props["ParentId"].get("Ref")
+        return (path(parent) if parent in resources else "") + "/" + props["PathPart"]
+
+    return {logical_id: path(logical_id) for logical_id in resources}
+
+
+@pytest.mark.parametrize("stack", API_STACKS)
+def test_deep_health_is_a_public_get_on_the_chat_lambda(synth: Synth, stack: str) -> None:
+    template = synth.template(stack)
+    paths = _paths(template)
+    (deep,) = [
+        m["Properties"] for m in template.find_resources("AWS::ApiGateway::Method").values()
+        if paths.get(m["Properties"]["ResourceId"].get("Ref", "")) == "/health/deep"
+        and m["Properties"]["HttpMethod"] != "OPTIONS"
+    ]  # fmt: skip
+    (chat_id,) = template.find_resources("AWS::Lambda::Function", {"Properties": {"Handler": "handlers.chat.handler"}})
+
+    assert deep["HttpMethod"] == "GET" and deep["AuthorizationType"] == "NONE" and "AuthorizerId" not in deep
+    assert deep["Integration"]["Type"] == "AWS_PROXY"
+    assert chat_id in json.dumps(deep["Integration"]["Uri"])
+    template.has_resource_properties(
+        "AWS::ApiGateway::Stage",
+        {
+            "MethodSettings": Match.array_with(
+                [
+                    Match.object_like(
+                        {
+                            "HttpMethod": "GET",
+                            "ResourcePath": "/~1health~1deep",
+                            "ThrottlingRateLimit": 10,
+                            "ThrottlingBurstLimit": 20,
+                        }
+                    )
+                ]
+            )
+        },
+    )
+
+
+@pytest.mark.parametrize("stack", API_STACKS)
+def test_deep_health_reads_the_queue_attributes_of_exactly_the_jobs_queue(synth: Synth, stack: str) -> None:
+    template = synth.template(stack)
+    (probe,) = [s for s in statements(template) if s.get("Sid") == "DeepHealthQueueProbe"]
+    (queue_id,) = [
+        lid for lid, q in template.find_resources("AWS::SQS::Queue").items()
+        if "RedrivePolicy" in q["Properties"] and "Jobs" in lid
+    ]  # fmt: skip
+
+    assert probe["Action"] == "sqs:GetQueueAttributes" and probe["Effect"] == "Allow"
+    assert probe["Resource"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+    # The table read is the conversations GetItem the chat role already has, on that table only.
+    (own,) = [s for s in statements(template) if s.get("Sid") == "OwnConversationsTable" and
+              "dynamodb:DeleteItem" in s["Action"]]  # fmt: skip
+    assert "dynamodb:GetItem" in own["Action"] and "*" not in json.dumps(own["Resource"])
+
+
+# --- Route 53 failover: only with a configured domain ---------------------------------------------------------
+FAILOVER_DOMAIN = {
+    "domain_name": "api.example.com",
+    "hosted_zone_id": "Z0123456789ABCDEFGHIJ",
+    "certificate_arns": {
+        "us-west-2": "arn:aws:acm:us-west-2:123456789012:certificate/12345678-1234-1234-1234-123456789012"
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def failover(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Stack]:
+    app = App(context=cdk_context(failover_domain=FAILOVER_DOMAIN), outdir=str(tmp_path_factory.mktemp("failover")))
+    build_app(app)  # with the nag packs
+    app.synth()
+    return stacks_of(app)
+
+
+def test_without_a_domain_there_are_no_route53_resources(synth: Synth) -> None:
+    for stack in API_STACKS:
+        template = synth.template(stack)
+        for kind in ("AWS::Route53::RecordSet", "AWS::Route53::HealthCheck", "AWS::ApiGateway::DomainName"):
+            template.resource_count_is(kind, 0)
+
+
+@pytest.mark.parametrize(
+    ("stack", "region", "role"),
+    [("Bulwark-dev-Api", "us-east-1", "PRIMARY"), ("Bulwark-dev-Api-DR", "us-west-2", "SECONDARY")],
+)
+def test_a_domain_gets_failover_records_each_on_its_regions_deep_health(
+    failover: dict[str, Stack], stack: str, region: str, role: str
+) -> None:
+    template = Template.from_stack(failover[stack])
+    (rest_api,) = template.find_resources("AWS::ApiGateway::RestApi")
+    ((check_id, check),) = template.find_resources("AWS::Route53::HealthCheck").items()
+    (domain_id,) = template.find_resources("AWS::ApiGateway::DomainName")
+
+    config = check["Properties"]["HealthCheckConfig"]
+    assert (config["Type"], config["Port"], config["ResourcePath"]) == ("HTTPS", 443, "/v1/health/deep")
+    assert (config["RequestInterval"], config["FailureThreshold"], config["EnableSNI"]) == (30, 3, True)
+    host = json.dumps(config["FullyQualifiedDomainName"])
+    assert rest_api in host and f".execute-api.{region}." in host  # the regional host, not the failover name
+    template.has_resource_properties(
+        "AWS::Route53::RecordSet",
+        {
+            "HostedZoneId": "Z0123456789ABCDEFGHIJ",
+            "Name": "api.example.com",
+            "Type": "A",
+            "Failover": role,
+            "SetIdentifier": f"Bulwark-dev-{region}",
+            "HealthCheckId": {"Fn::GetAtt": [check_id, "HealthCheckId"]},
+            "AliasTarget": {
+                "DNSName": {"Fn::GetAtt": [domain_id, "RegionalDomainName"]},
+                "HostedZoneId": {"Fn::GetAtt": [domain_id, "RegionalHostedZoneId"]},
+                "EvaluateTargetHealth": False,
+            },
+        },
+    )
+    template.has_resource_properties(
+        "AWS::ApiGateway::DomainName",
+        {
+            "DomainName": "api.example.com",
+            "EndpointConfiguration": {"Types": ["REGIONAL"]},
+            "SecurityPolicy": "TLS_1_2",
+        },
+    )
+    template.has_resource_properties("AWS::ApiGateway::BasePathMapping", {"RestApiId": {"Ref": rest_api}})
+
+
+def test_a_region_without_a_certificate_arn_gets_one_validated_through_the_zone(failover: dict[str, Stack]) -> None:
+    primary = Template.from_stack(failover["Bulwark-dev-Api"])
+    primary.has_resource_properties(
+        "AWS::CertificateManager::Certificate",
+        {
+            "DomainName": "api.example.com",
+            "ValidationMethod": "DNS",
+            "DomainValidationOptions": [{"DomainName": "api.example.com", "HostedZoneId": "Z0123456789ABCDEFGHIJ"}],
+        },
+    )
+    dr = Template.from_stack(failover["Bulwark-dev-Api-DR"])
+    dr.resource_count_is("AWS::CertificateManager::Certificate", 0)
+    dr.has_resource_properties(
+        "AWS::ApiGateway::DomainName", {"RegionalCertificateArn": FAILOVER_DOMAIN["certificate_arns"]["us-west-2"]}
+    )
+
+
+@pytest.mark.parametrize("stack", API_STACKS)
+def test_the_failover_resources_pass_every_nag_pack(failover: dict[str, Stack], stack: str) -> None:
+    nag = Match.string_like_regexp(r"^(AwsSolutions|NIST\.800\.53\.R5|HIPAA\.Security)-")
+    annotations = Annotations.from_stack(failover[stack])
+    found = [*annotations.find_error("*", nag), *annotations.find_warning("*", nag)]
+    assert [f"{f.id}: {str(f.entry.data)[:160]}" for f in found] == []

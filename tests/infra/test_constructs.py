@@ -51,10 +51,12 @@ def test_rest_api_routes_errors_and_throttling_capped_at_the_lambdas_concurrency
     verbs = sorted(
         m["Properties"]["HttpMethod"] for m in methods.values() if m["Properties"]["HttpMethod"] != "OPTIONS"
     )
-    # chat, jobs (+ status), conversations (list, read, delete), documents (upload, list, read, delete), health
-    assert verbs == ["DELETE", "DELETE", "GET", "GET", "GET", "GET", "GET", "GET", "POST", "POST", "POST"]
+    # chat, jobs (+ status), conversations (list, read, delete), documents (upload, list, read, delete), health,
+    # deep health
+    assert verbs == ["DELETE", "DELETE", "GET", "GET", "GET", "GET", "GET", "GET", "GET", "POST", "POST", "POST"]
     unauthenticated = [m for m in methods.values() if m["Properties"].get("AuthorizationType") in (None, "NONE")]
-    assert {m["Properties"]["HttpMethod"] for m in unauthenticated} == {"OPTIONS", "GET"}  # preflight + /health
+    # preflight, /health and /health/deep
+    assert {m["Properties"]["HttpMethod"] for m in unauthenticated} == {"OPTIONS", "GET"}
     template.has_resource_properties(
         "AWS::ApiGateway::GatewayResponse",
         {
