@@ -36,6 +36,7 @@ from stacks.lambda_settings import (
     chain_settings,
     chat_settings,
     ingest_settings,
+    recovery_settings,
     worker_settings,
 )
 from stacks.models_stack import ModelsStack, grant_model_access
@@ -95,6 +96,10 @@ class ApiStack(Stack):
             self, "Jobs", config=config, key=key, log_key=logs_key, log_retention=retention,
             worker_environment=lambda queue_url: worker_settings(
                 config, tables=tables, targets=targets, queue_url=queue_url, knowledge=names
+            ).to_env(),
+            tables=data,
+            recovery_environment=lambda queue_url: recovery_settings(
+                config, tables=tables, queue_url=queue_url, region=region
             ).to_env(),
         )  # fmt: skip
         chat = PythonFunction(
