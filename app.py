@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
-from aws_cdk import App, Aspects, Environment, Stack, Tags
+from aws_cdk import App, Aspects, CfnResource, CrossStackReferences, Environment, ReferenceStrength, Stack, Tags
 from cdk_nag import AwsSolutionsChecks, HIPAASecurityChecks, NIST80053R5Checks
+from constructs import Construct
 
 from stacks.api_stack import ApiStack
 from stacks.auth_stack import AuthReplicaStack, AuthStack
+from stacks.backup_stack import BackupStack, BackupVaultStack
 from stacks.config import CONTEXT_KEY, AppConfig
 from stacks.constructs.nag import skip_checkov_on_cross_region_providers
 from stacks.data_stack import DataStack
@@ -117,6 +119,7 @@ def build_stacks(app: App, config: AppConfig) -> dict[str, Stack]:
         cross_region_references=True,
     )
     dr_api.add_stack_dependency(data, "the table replica is created by the primary Data stack")
+    read_from_dr_without_writers(models[config.dr_region], dr_api.api, dr_api.api.deployment_stage)
     primary_target = config.chain_for(config.primary_region)[0]
     web_content = WebContentStack(
         app,
@@ -155,11 +158,50 @@ def build_stacks(app: App, config: AppConfig) -> dict[str, Stack]:
         stacks["auth-dr"] = dr_auth
     if edge:
         stacks["edge"] = edge
+    if config.backup.enabled:
+        stacks.update(build_backups(app, config, data=data, keys=keys, knowledge=knowledge.get("knowledge")))
     for stack in stacks.values():
         skip_checkov_on_cross_region_providers(stack)
         Tags.of(stack).add("app", config.app_name)
         Tags.of(stack).add("environment", config.env_name)
     return stacks
+
+
+def read_from_dr_without_writers(*producers: Construct) -> None:
+    """Static stability: what primary stacks read from DR stacks (the DR API's URL for the web client, the DR
+    region's guardrails and model ARNs for the primary chain's DR targets) is read with Fn::GetStackOutput at the
+    primary stack's deploy (weak references), not pushed by an export writer in the DR stack. A DR stack then
+    holds no custom resource that calls the primary region, so it deploys and scales while the primary is down.
+    References into DR stacks from the primary region stay strong: CDK's writer in the primary stack puts them
+    into the DR region's SSM, where the DR stack's reader reads them locally.
+
+    Knowledge-DR and Keys-DR still export the DR documents bucket and key to the primary Knowledge stack (its
+    replication destination) through writers: see tests/infra/test_static_stability.py."""
+    for producer in producers:
+        for construct in producer.node.find_all():
+            if isinstance(construct, CfnResource):
+                CrossStackReferences.of(construct).produce(ReferenceStrength.WEAK)
+
+
+def build_backups(
+    app: App, config: AppConfig, *, data: DataStack, keys: KeysStack, knowledge: KnowledgeStack | None
+) -> dict[str, Stack]:
+    """AWS Backup of every table and the primary documents bucket, copied to the DR region's locked vault (or a
+    separate backup account's). The DR vault stack reads nothing from the primary region and comes first."""
+    primary = Environment(account=config.account, region=config.primary_region)
+    found: dict[str, Stack] = {}
+    tables = [data.conversations, data.response_cache, data.jobs, data.idempotency, data.usage, data.documents]
+    backups = BackupStack(
+        app, f"{config.prefix}-Backup", config=config, tables=tables, buckets=[knowledge.bucket] if knowledge else [],
+        data_key=keys.key, logs_key=keys.logs_key, env=primary,
+    )  # fmt: skip
+    found["backup"] = backups
+    if config.backup.copy_to_vault_arn is None:
+        dr = Environment(account=config.account, region=config.dr_region)
+        vault = BackupVaultStack(app, f"{config.prefix}-Backup-DR", config=config, env=dr)
+        backups.add_stack_dependency(vault, "the plan copies into the DR vault, which must exist first")
+        found["backup-dr"] = vault
+    return found
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Stateful data: the global tables (replicas in DR) and their backup plan.
+"""Stateful data: the global tables (replicas in DR). Their AWS Backup plan is the Backup stack's.
 
 Every table and every replica has deletion protection and is retained when its stack is deleted:
 a table is dropped only by first turning its protection off in code, a reviewed change.
@@ -8,15 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
-from aws_cdk import aws_backup as backup
+from aws_cdk import ArnFormat, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
-from aws_cdk import aws_events as events
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from stacks.config import AppConfig
-from stacks.constructs.nag import suppress
 
 # The jobs table's recovery index (lambda_src/adapters/jobs.py reads it; a test holds the two together): open jobs
 # by owner region and heartbeat. Sparse: a job leaves it when it finishes (its heartbeat is removed). Only keys,
@@ -103,40 +100,8 @@ class DataStack(Stack):
             "Documents", key, config, partition="pk", sort="sk", ttl="expires_at", recovery_days=35
         )
 
-        # Daily backups kept 35 days, in a vault encrypted with the data key. Cross-region copy
-        # into a locked vault belongs to the disaster-recovery work.
-        vault = backup.BackupVault(
-            self,
-            "Vault",
-            encryption_key=key,
-            removal_policy=RemovalPolicy.RETAIN,
-        )
-        plan = backup.BackupPlan(self, "Plan", backup_vault=vault)
-        plan.add_rule(
-            backup.BackupPlanRule(
-                rule_name="Daily",
-                schedule_expression=events.Schedule.cron(hour="5", minute="0"),
-                delete_after=Duration.days(35),
-            )
-        )
-        selection = plan.add_selection(
-            "Tables",
-            resources=[
-                backup.BackupResource.from_dynamo_db_table(self.conversations),
-                backup.BackupResource.from_dynamo_db_table(self.jobs),
-                backup.BackupResource.from_dynamo_db_table(self.documents),
-            ],
-        )
-        suppress(
-            selection,
-            "AWS Backup's service role policy AWSBackupServiceRolePolicyForBackup is the documented, "
-            "service-maintained permission set for taking backups.",
-            "AwsSolutions-IAM4",
-            applies_to=[
-                "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForBackup"
-            ],
-            children=True,
-        )
+        # Backups: stacks/backup_stack.py (every table, copied to a locked vault in the DR region). The vault
+        # this stack had (data key, retained) is left in the account with its last recovery points.
 
     def _global_table(
         self,

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from stacks.config.models import REGION_PATTERN
 from stacks.config.parsing import ConfigError, _check_range
 
-_SCHEDULE = re.compile(r"^(cron|rate)\(.+\)$")
+_SCHEDULE = re.compile(r"^cron\(.+\)$")  # AWS Backup plans and restore testing take cron only
 _VAULT_ARN = re.compile(r"^arn:aws[a-z-]*:backup:([a-z0-9-]+):(\d{12}):backup-vault:[A-Za-z0-9_-]{2,50}$")
 _CERTIFICATE_ARN = re.compile(r"^arn:aws[a-z-]*:acm:([a-z0-9-]+):\d{12}:certificate/[0-9a-f-]{36}$")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
@@ -65,7 +65,7 @@ class BackupConfig:
     """
 
     enabled: bool = True
-    schedule: str = "cron(0 5 * * ? *)"  # CloudWatch Events cron/rate, UTC
+    schedule: str = "cron(0 5 * * ? *)"  # a cron expression (EventBridge syntax), UTC
     retention_days: int = 35
     copy_retention_days: int = 35
     lock: BackupLockConfig = field(default_factory=BackupLockConfig)
@@ -82,9 +82,7 @@ class BackupConfig:
     def __post_init__(self) -> None:
         for key in ("schedule", "restore_test_schedule"):
             if not _SCHEDULE.match(getattr(self, key)):
-                raise ConfigError(
-                    f"backup.{key} must be a cron(...) or rate(...) expression, got {getattr(self, key)!r}"
-                )
+                raise ConfigError(f"backup.{key} must be a cron(...) expression (UTC), got {getattr(self, key)!r}")
         _check_range("backup.retention_days", self.retention_days, 1, 36_500)
         _check_range("backup.copy_retention_days", self.copy_retention_days, 1, 36_500)
         _check_range("backup.restore_validation_hours", self.restore_validation_hours, 0, 168)

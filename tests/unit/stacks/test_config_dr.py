@@ -59,6 +59,7 @@ def test_compliance_mode_and_a_separate_backup_account_parse() -> None:
     ("backup", "message"),
     [
         ({"schedule": "daily"}, "backup.schedule must be a cron"),
+        ({"schedule": "rate(12 hours)"}, "backup.schedule must be a cron"),
         ({"retention_days": 0}, "backup.retention_days must be between 1"),
         ({"copy_retention_days": 400}, "must lie within the DR vault's lock"),
         ({"copy_retention_days": 3}, "must lie within the DR vault's lock"),

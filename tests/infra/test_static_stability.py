@@ -1,0 +1,168 @@
+"""Static stability: scaling or updating the DR region never needs the primary region.
+
+(a) A change of DR settings only (the DR chat concurrency, and with it the DR stage throttle) changes DR-region
+    templates only: nothing in the primary region has to be deployed for it.
+(b) No DR-region template holds a deploy-time call into the primary region: no custom resource writing there
+    (CDK's cross-region export writer), no AwsCustomResource aimed at it, no Fn::GetStackOutput of a primary
+    stack, no custom resource of an unreviewed kind. What DR stacks read from the primary region reaches them
+    through CDK's export reader, which reads SSM parameters in the DR region itself (the primary stack's writer
+    put them there at its own deploy), so it works while the primary region is down.
+
+Known exception, reviewed (KNOWN_WRITERS): the primary documents bucket replicates into the DR bucket with the
+DR key, and stacks/knowledge_stack.py takes both from the DR stacks as strong references (the web client's CSP
+takes the DR bucket's name too), so Knowledge-DR and Keys-DR carry writers into the primary region.
+CloudFormation invokes a writer only when an exported value changes, that is when the DR bucket or the DR key
+is replaced; a DR-only change (below) leaves them untouched.
+The fix is a weak reference (Stack.consume_reference(..., ReferenceStrength.WEAK)) where knowledge_stack.py and
+web_content_stack.py read the DR bucket and key, and local/templates.py matching Fn::GetStackOutput.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from aws_cdk import App, Stack
+from aws_cdk.assertions import Match, Template
+
+from app import build_app
+from tests.infra.conftest import Synth, cdk_context
+
+PRIMARY, DR = "us-east-1", "us-west-2"
+# DR stack -> the primary stacks its writer exports to, accepted for now (see the docstring).
+KNOWN_WRITERS = {
+    # The replication destination bucket for the primary Knowledge stack; its name for the web client's CSP.
+    "Bulwark-dev-Knowledge-DR": {"Bulwark-dev-Knowledge", "Bulwark-dev-WebContent"},
+    "Bulwark-dev-Keys-DR": {"Bulwark-dev-Knowledge"},  # the replication destination's key
+}
+# Custom resources a DR template may hold, each checked below or calling only its own region's APIs.
+REVIEWED_CUSTOM_RESOURCES = {
+    "Custom::CrossRegionExportReader",  # reads this region's SSM parameters (checked: its region is its own)
+    "Custom::CrossRegionExportWriter",  # writes into another region: only KNOWN_WRITERS
+    "Custom::AWS",  # AwsCustomResource: every call's region checked
+    "Custom::S3BucketNotifications",  # puts the bucket's notification configuration: S3 in this region
+}
+
+
+def _stacks(app: App) -> dict[str, Stack]:
+    return {child.stack_name: child for child in app.node.children if isinstance(child, Stack)}
+
+
+def _templates(stacks: dict[str, Stack]) -> dict[str, dict[str, Any]]:
+    return {name: Template.from_stack(stack).to_json() for name, stack in stacks.items()}
+
+
+def _walk(value: Any, key: str) -> list[Any]:
+    """Every value under `key` (an intrinsic such as Fn::GetStackOutput) anywhere in a template."""
+    found: list[Any] = []
+    if isinstance(value, dict):
+        for name, item in value.items():
+            if name == key:
+                found.append(item)
+            found += _walk(item, key)
+    elif isinstance(value, list):
+        for item in value:
+            found += _walk(item, key)
+    return found
+
+
+@pytest.fixture(scope="module")
+def dr_scaled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Stack]:
+    """The same deployment with only the DR region's chat concurrency (and so its stage throttle) changed."""
+    app = App(context=cdk_context(dr_chat_reserved_concurrency=7), outdir=str(tmp_path_factory.mktemp("dr-scaled")))
+    build_app(app)  # with the nag packs, as the session's synth: same metadata, same templates
+    app.synth()
+    return _stacks(app)
+
+
+def dr_stacks(synth: Synth) -> list[str]:
+    return sorted(name for name, stack in synth.stacks.items() if stack.region == DR)
+
+
+# --- (a) a DR-only change touches DR templates only -----------------------------------------------------------
+def test_changing_dr_capacity_changes_only_dr_region_templates(synth: Synth, dr_scaled: dict[str, Stack]) -> None:
+    before = _templates(synth.stacks)
+    after = _templates(dr_scaled)
+    assert set(before) == set(after)
+
+    changed = sorted(name for name in before if before[name] != after[name])
+
+    assert changed, "the DR change must show somewhere"
+    assert {name: dr_scaled[name].region for name in changed} == dict.fromkeys(changed, DR)
+    assert "Bulwark-dev-Api-DR" in changed
+    # And it is the change asked for: the DR chat Lambda and the DR stage throttle follow the DR figure.
+    template = Template.from_stack(dr_scaled["Bulwark-dev-Api-DR"])
+    template.has_resource_properties(
+        "AWS::Lambda::Function", {"Handler": "handlers.chat.handler", "ReservedConcurrentExecutions": 7}
+    )
+    template.has_resource_properties(
+        "AWS::ApiGateway::Stage",
+        {
+            "MethodSettings": Match.array_with(
+                [Match.object_like({"ThrottlingRateLimit": 7, "ThrottlingBurstLimit": 7})]
+            )
+        },
+    )
+
+
+# --- (b) no DR template calls the primary region at deploy time --------------------------------------------------
+def test_dr_templates_hold_only_reviewed_custom_resources(synth: Synth) -> None:
+    for name in dr_stacks(synth):
+        resources = synth.template(name).to_json()["Resources"]
+        kinds = {r["Type"] for r in resources.values() if r["Type"].startswith("Custom::")}
+        kinds |= {r["Type"] for r in resources.values() if r["Type"] == "AWS::CloudFormation::CustomResource"}
+        assert kinds <= REVIEWED_CUSTOM_RESOURCES, f"{name}: review {kinds - REVIEWED_CUSTOM_RESOURCES}"
+
+
+def test_dr_export_readers_read_their_own_region_only(synth: Synth) -> None:
+    readers = 0
+    for name in dr_stacks(synth):
+        for reader in synth.template(name).find_resources("Custom::CrossRegionExportReader").values():
+            assert reader["Properties"]["ReaderProps"]["region"] == DR, name
+            readers += 1
+    assert readers >= 3  # the DR stacks do read primary values (user pool, tables, site origin): locally
+
+
+def test_no_dr_stack_writes_into_the_primary_region_but_the_known_replication_exports(synth: Synth) -> None:
+    writers: dict[str, set[str]] = {}
+    for name in dr_stacks(synth):
+        for writer in synth.template(name).find_resources("Custom::CrossRegionExportWriter").values():
+            props = writer["Properties"]["WriterProps"]
+            assert props["region"] == PRIMARY
+            writers[name] = {path.split("/")[3] for path in props["exports"]}  # /cdk/exports/<consumer>/<name>
+    assert writers == KNOWN_WRITERS
+    # The API, model and backup stacks of the DR region in particular export nothing into the primary region.
+    for name in ("Bulwark-dev-Api-DR", "Bulwark-dev-Models-DR", "Bulwark-dev-Backup-DR", "Bulwark-dev-Auth-DR"):
+        assert name not in writers
+
+
+def test_the_known_writers_are_not_invoked_by_a_dr_only_change(synth: Synth, dr_scaled: dict[str, Stack]) -> None:
+    """CloudFormation calls a custom resource only when its properties change: these stay as they were."""
+    for name in KNOWN_WRITERS:
+        before = synth.template(name).find_resources("Custom::CrossRegionExportWriter")
+        after = Template.from_stack(dr_scaled[name]).find_resources("Custom::CrossRegionExportWriter")
+        assert before == after, name
+
+
+def test_no_dr_template_reads_a_primary_stack_output_or_calls_the_primary_region(synth: Synth) -> None:
+    for name in dr_stacks(synth):
+        template = synth.template(name).to_json()
+        for output in _walk(template, "Fn::GetStackOutput"):
+            assert output.get("Region", DR) == DR, f"{name} reads {output['StackName']} in the primary region"
+            assert synth.stacks[output["StackName"]].region == DR
+        for resource in template["Resources"].values():
+            if resource["Type"] != "Custom::AWS":
+                continue
+            for phase in ("Create", "Update", "Delete"):
+                call = resource["Properties"].get(phase)
+                text = call if isinstance(call, str) else json.dumps(call)
+                assert f'"region":"{PRIMARY}"' not in text.replace(" ", ""), f"{name} {phase} calls {PRIMARY}"
+
+
+def test_primary_stacks_read_dr_values_at_their_own_deploy(synth: Synth) -> None:
+    """The other direction is fine: primary stacks read the DR API's URL and the DR guardrails (weak references)."""
+    outputs = _walk(synth.template("Bulwark-dev-WebContent").to_json(), "Fn::GetStackOutput")
+    assert {(o["StackName"], o["Region"]) for o in outputs} == {("Bulwark-dev-Api-DR", DR)}
+    outputs = _walk(synth.template("Bulwark-dev-Api").to_json(), "Fn::GetStackOutput")
+    assert outputs and {(o["StackName"], o["Region"]) for o in outputs} == {("Bulwark-dev-Models-DR", DR)}
