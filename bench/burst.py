@@ -7,9 +7,14 @@ moto's server and the emulator run as their own processes, as in the sandbox.
   async: POST /jobs for each (JobService.submit), the worker drains the queue through the local
          event-source pump (max concurrency from the config's sizing rule), pacing to the quota.
   sync:  POST /chat for each, concurrently, through the gateway (one target): what it cannot
-         answer is shed (503) or degraded.
+         answer is shed (429 when the model is full, 503 when its breaker is open) or degraded.
+         Twice in the same run, each on a fresh world: "before", the gateway as it was (a throttle
+         counts toward the breaker, no concurrency limit), and "after", as the Lambdas build it
+         (throttles are back-pressure: each target's adaptive concurrency limit, the excess shed at once).
 Printed per path: offered, completed, rejected, lost, model calls per job, and for async the time
-to drain against the theoretical minimum (jobs / quota rate).
+to drain against the theoretical minimum (jobs / quota rate). For the sync path, before and after:
+the share of what the quota allowed in the window that it answered alone (goal >= 90 %), the shed
+latency p50/p99 (goal < 100 ms), the answered latency, and whether the breaker opened.
 """
 
 from __future__ import annotations
@@ -40,8 +45,11 @@ os.environ.update(
 
 QUICK = bool(os.environ.get("BENCH_QUICK"))
 QUOTA_RPM = 600  # 10 requests per second
+BURST_S = 1  # the emulator's bucket holds one second of quota, full at the start
 WINDOW_S = 5.0 if QUICK else 10.0
 OFFERED_PER_S = 3 * QUOTA_RPM / 60
+# What the quota lets through while the burst lasts: its rate over the window plus the full bucket at the start.
+QUOTA_ALLOWS = QUOTA_RPM / 60 * (WINDOW_S + BURST_S)
 
 
 def offered_times() -> list[float]:
@@ -59,7 +67,7 @@ def world(tmp: Path) -> Iterator[dict[str, Any]]:
     from local.resources import create_tables, provision_queues
 
     faults = tmp / "faults.json"
-    faults.write_text(json.dumps({"default": {"latency_ms": [20, 60], "rpm": QUOTA_RPM, "burst_s": 1}}))
+    faults.write_text(json.dumps({"default": {"latency_ms": [20, 60], "rpm": QUOTA_RPM, "burst_s": BURST_S}}))
     with moto_server() as aws, emulator_process(faults) as emulator:
         clients = {name: boto3.client(name, endpoint_url=aws, region_name="us-east-1") for name in ("dynamodb", "sqs")}
         queue_url, queue_arn, _dlq = provision_queues(clients["sqs"], visibility_s=60, max_receives=4)
@@ -147,51 +155,93 @@ def run_async(tmp: Path) -> dict[str, float]:
         }
 
 
-def run_sync(tmp: Path) -> dict[str, float]:
-    from core.errors import Overloaded
+def run_sync(tmp: Path, *, before: bool) -> dict[str, float]:
+    """The sync path alone; `before`: the gateway as it was, throttles counted as breaker failures."""
+    from core.errors import AtCapacity, Overloaded
+    from core.gateway import GatewaySettings
     from core.models import ChatRequest
-    from handlers.wiring import build_chat_service
+    from core.resilience import BreakerSettings, BreakerState
+    from handlers.wiring import build_chat_service, gateway_capacity
 
     with world(tmp) as w:
-        service = build_chat_service(w["settings"], dynamodb=w["dynamodb"], bedrock_factory=w["bedrock"])
-        outcomes: list[str] = []
+        settings = w["settings"]
+        baseline = None
+        if before:  # the composition root's settings, but for the flag
+            baseline = GatewaySettings(
+                deadline_s=settings.deadline_s,
+                breaker=BreakerSettings(open_s=settings.breaker_open_s),
+                capacity=gateway_capacity(settings),
+                throttle_as_failure=True,
+            )
+        service = build_chat_service(
+            settings, dynamodb=w["dynamodb"], bedrock_factory=w["bedrock"], gateway_settings=baseline
+        )
+        gateway = service._model  # the gateway itself: the bench watches its breaker
+        outcomes: list[tuple[str, float, float]] = []  # (outcome, started, took)
         lock = threading.Lock()
+        opened = threading.Event()
 
         def one(i: int) -> None:
+            started = time.perf_counter()
             try:
                 answer = service.answer(user_id=f"user-{i}", request=ChatRequest(message=f"question {i}"))
                 result = "degraded" if answer.degraded else "done"
+            except AtCapacity:
+                result = "shed 429"
             except Overloaded:
-                result = "shed"
+                result = "shed 503"
+            took = time.perf_counter() - started
+            if gateway.breaker_state(0) is not BreakerState.CLOSED:
+                opened.set()
             with lock:
-                outcomes.append(result)
+                outcomes.append((result, started, took))
 
-        started = time.monotonic()
+        began = time.perf_counter()
         with ThreadPoolExecutor(max_workers=64) as pool:
             for i, at in enumerate(offered_times()):
-                time.sleep(max(0.0, started + at - time.monotonic()))
+                time.sleep(max(0.0, began + at - time.perf_counter()))
                 pool.submit(one, i)
         stats = model_stats(w["emulator"])
         n = len(outcomes)
+        kinds = [kind for kind, _, _ in outcomes]
+        shed = sorted(took for kind, _, took in outcomes if kind.startswith("shed"))
+        done = sorted(took for kind, _, took in outcomes if kind == "done")
         return {
             "offered": n,
-            "completed": outcomes.count("done"),
-            "rejected": outcomes.count("shed") + outcomes.count("degraded"),
+            "completed": kinds.count("done"),
+            "rejected": n - kinds.count("done"),
             "lost": 0,
             "calls_per_job": stats["calls"] / n,
             "answers_per_job": stats["outcomes"].get("ok", 0) / n,
             "throttled": stats["outcomes"].get("ThrottlingException", 0),
-            "drain_s": time.monotonic() - started,
+            "drain_s": time.perf_counter() - began,
             "min_drain_s": n / (QUOTA_RPM / 60),
+            "shed_429": kinds.count("shed 429"),
+            "shed_503": kinds.count("shed 503"),
+            "degraded": kinds.count("degraded"),
+            "quota_share": kinds.count("done") / QUOTA_ALLOWS,
+            "shed_p50": quantile(shed, 0.5),
+            "shed_p99": quantile(shed, 0.99),
+            "done_p50": quantile(done, 0.5),
+            "done_p99": quantile(done, 0.99),
+            "breaker_opened": float(opened.is_set()),
         }
 
 
+def quantile(ordered: list[float], q: float) -> float:
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else math.nan
+
+
 def main() -> None:
-    print(f"burst benchmark: quota {QUOTA_RPM} requests/min ({QUOTA_RPM / 60:.0f}/s), offered "
+    print(f"burst benchmark: quota {QUOTA_RPM} requests/min ({QUOTA_RPM / 60:.0f}/s, {BURST_S} s of burst), offered "
           f"{OFFERED_PER_S:.0f}/s (3x) for {WINDOW_S:.0f} s")  # fmt: skip
     # The worker's EMF metrics would print to stdout here (in Lambda they go to CloudWatch).
     with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
-        rows = {"async (/jobs)": run_async(Path(tmp)), "sync (/chat)": run_sync(Path(tmp))}
+        rows = {
+            "async (/jobs)": run_async(Path(tmp)),
+            "sync before": run_sync(Path(tmp), before=True),
+            "sync after": run_sync(Path(tmp), before=False),
+        }
     print(f"{'path':14} {'offered':>7} {'done':>6} {'rejected':>8} {'lost':>5} {'calls/job':>9} "
           f"{'answers/job':>11} {'throttled':>9} {'drain s':>8} {'min s':>6} {'ratio':>6}")  # fmt: skip
     for name, r in rows.items():
@@ -204,7 +254,28 @@ def main() -> None:
           f"drain {a['drain_s'] / a['min_drain_s']:.2f}x the minimum (goal <= 1.1x); worker concurrency "
           f"{a['concurrency']:.0f} from the sizing rule")  # fmt: skip
     print(f"  submit phase took {a['submit_s']:.1f} s for {a['offered']:.0f} jobs (202 each)")
+    print()
+    print(f"sync path alone, before (throttles open the breaker) and after (throttles are back-pressure); the quota "
+          f"allowed {QUOTA_ALLOWS:.0f} answers in the window")  # fmt: skip
+    print(f"{'':8} {'answered':>8} {'of quota':>8} {'429':>5} {'503':>5} {'degraded':>8} {'shed p50':>9} "
+          f"{'shed p99':>9} {'ans p50':>8} {'ans p99':>8} {'calls/req':>9} {'breaker':>8}")  # fmt: skip
+    for name in ("before", "after"):
+        r = rows[f"sync {name}"]
+        print(f"{name:8} {r['completed']:8.0f} {r['quota_share']:8.1%} {r['shed_429']:5.0f} {r['shed_503']:5.0f} "
+              f"{r['degraded']:8.0f} {ms(r['shed_p50']):>9} {ms(r['shed_p99']):>9} {ms(r['done_p50']):>8} "
+              f"{ms(r['done_p99']):>8} {r['calls_per_job']:9.2f} "
+              f"{'opened' if r['breaker_opened'] else 'closed':>8}")  # fmt: skip
+    before, after = rows["sync before"], rows["sync after"]
+    print()
+    print(f"  after: answered {after['quota_share']:.1%} of what the quota allowed (goal >= 90%; before "
+          f"{before['quota_share']:.1%}, ratio {after['completed'] / max(1.0, before['completed']):.1f}x), shed p99 "
+          f"{ms(after['shed_p99'])} (goal < 100 ms), model calls {after['calls_per_job']:.2f} per request "
+          f"(goal <= 1.1)")  # fmt: skip
     assert math.isfinite(a["drain_s"])
+
+
+def ms(seconds: float) -> str:
+    return "-" if math.isnan(seconds) else f"{seconds * 1000:.0f} ms"
 
 
 if __name__ == "__main__":

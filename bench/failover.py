@@ -4,6 +4,9 @@ Scenarios (the primary's faults; the secondary stays healthy): healthy, 50 % thr
 100 % throttled, down (503), resetting connections, hanging 30 s. Each runs back to back and
 paced (one request every 3 s for a window that crosses the breaker's 30 s open time), through
   gateway:  ModelGateway over [primary us-east-1, secondary us-west-2], default settings
+            (throttles are back-pressure: each target's adaptive concurrency limit)
+  before:   the same gateway as it was before that (throttles counted as breaker failures), so a
+            change in the figures shows within one run, whatever the machine's load
   baseline: langchain-aws ChatBedrockConverse on the primary alone, default botocore settings
 Each system gets its own emulator so per-target call counts are its own. Printed: success rate,
 p50/p99 latency, calls to each target per request, and ratios. Also the healthy-path overhead
@@ -51,6 +54,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "hanging 30 s": {"hang_s": 30},
 }
 BACK_TO_BACK = 100 if QUICK else 200
+SYSTEMS = ("gateway", "before", "baseline")
 PACED_EVERY_S = 3.0
 PACED_WINDOW_S = 66.0 if QUICK else 150.0  # crosses the 30 s open window several times
 # The baseline spends seconds per failing request (default botocore retries, 60 s read timeout):
@@ -87,10 +91,10 @@ def emulator_for(faults: dict[str, Any]) -> BedrockEmulator:
     ).start()
 
 
-def make_gateway(url: str) -> Callable[[], bool]:
+def make_gateway(url: str, *, before: bool = False) -> Callable[[], bool]:
     session = botocore.session.get_session()
 
-    settings = GatewaySettings()
+    settings = GatewaySettings(throttle_as_failure=before)
 
     def target(model: tuple[str, str]) -> BedrockTarget:
         return BedrockTarget(
@@ -160,20 +164,23 @@ def measure(system: str, scenario: str, paced: bool) -> Result:
     if system == "baseline" and scenario != "healthy":
         cap = BASELINE_HANGING_CAP if scenario == "hanging 30 s" else BASELINE_FAILING_CAP
     try:
-        ask = make_gateway(emulator.url) if system == "gateway" else make_baseline(emulator.url)
+        if system == "baseline":
+            ask = make_baseline(emulator.url)
+        else:
+            ask = make_gateway(emulator.url, before=system == "before")
         return run(ask, emulator, paced=paced, cap=cap)
     finally:
         emulator.stop()
 
 
 def measure_both(scenario: str, paced: bool) -> dict[str, Result]:
-    """Gateway and baseline side by side, each on its own emulator."""
+    """Gateway, the gateway as before and baseline side by side, each on its own emulator."""
     results: dict[str, Result] = {}
 
     def one(system: str) -> None:
         results[system] = measure(system, scenario, paced)
 
-    threads = [threading.Thread(target=one, args=(system,)) for system in ("gateway", "baseline")]
+    threads = [threading.Thread(target=one, args=(system,)) for system in SYSTEMS]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -252,7 +259,7 @@ def figure(name: str, samples: list[float], goal: str) -> str:
 
 def claims() -> list[str]:
     """Each claim on a fresh emulator (latency 5-15 ms), a few times over: figures, not verdicts."""
-    from core.errors import Overloaded
+    from core.errors import AtCapacity, Overloaded
     from core.resilience import BreakerSettings
 
     ask = {"system": SYSTEM, "messages": QUESTION, "deadline_s": 25.0, "scope": "bench"}
@@ -328,6 +335,21 @@ def claims() -> list[str]:
 
     lines.append(figure("single target, breaker open: shed (503 Retry-After)", on({"down": True}, shed), "<= 100 ms"))
 
+    def full(emulator: BedrockEmulator) -> list[float]:
+        gw = claim_gateway(emulator.url, PRIMARY)
+        outcomes = [timed(lambda: gw.converse(**ask)) for _ in range(CLAIM_REPEATS * 5)]
+        if not all(isinstance(outcome, AtCapacity) for outcome, _ in outcomes):
+            raise RuntimeError("the fully throttled single target did not shed as back-pressure")
+        return [took for _, took in outcomes]
+
+    lines.append(
+        figure(
+            "single target fully throttled: shed (429 Retry-After), at its limit or after the throttle",
+            on({"errors": {"ThrottlingException": 1.0}}, full),
+            "<= 100 ms",
+        )
+    )
+
     def all_down(emulator: BedrockEmulator) -> list[float]:
         emulator.set_faults({"default": {"hang_s": 30}})
         gw = claim_gateway(emulator.url, PRIMARY, SECONDARY)
@@ -392,17 +414,20 @@ def main() -> None:
     print("-" * len(header))
     healthy_p99: dict[str, float] = {}
     verdicts: list[str] = []
+    against_before: list[str] = []  # the gateway against itself as it was, same run
     for scenario in SCENARIOS:
         for paced in (False, True):
             mode = "paced" if paced else "b2b"
             results = measure_both(scenario, paced)
-            for system in ("gateway", "baseline"):
+            for system in SYSTEMS:
                 row = results[system].row()
                 print(f"{scenario:16} {mode:6} {system:8} {row['success']:6.0%} {row['p50'] * 1000:8.0f} "
                       f"{row['p99'] * 1000:8.0f} {row['primary/req']:8.2f} {row['secondary/req']:8.2f}")  # fmt: skip
-            g, b = results["gateway"].row(), results["baseline"].row()
+            g, b, old = results["gateway"].row(), results["baseline"].row(), results["before"].row()
             print(f"{'':16} {mode:6} {'ratio':8} {'':6} {g['p50'] / max(b['p50'], 1e-9):8.2f} "
                   f"{g['p99'] / max(b['p99'], 1e-9):8.2f}   (gateway / baseline)")  # fmt: skip
+            print(f"{'':16} {mode:6} {'ratio':8} {'':6} {g['p50'] / max(old['p50'], 1e-9):8.2f} "
+                  f"{g['p99'] / max(old['p99'], 1e-9):8.2f}   (gateway / before)")  # fmt: skip
             if scenario == "healthy":
                 healthy_p99[mode] = g["p99"]
             elif scenario == "hanging 30 s":
@@ -415,12 +440,21 @@ def main() -> None:
             if scenario in {"down (503)", "resetting", "hanging 30 s"}:
                 limit = 0.2 if paced else 0.05
                 verdicts.append(f"{scenario} {mode}: primary calls/request {g['primary/req']:.3f} (goal <= {limit})")
+            against_before.append(
+                f"{scenario:16} {mode:6} success {g['success']:.0%} vs {old['success']:.0%}, p50 x"
+                f"{g['p50'] / max(old['p50'], 1e-9):.2f}, p99 x{g['p99'] / max(old['p99'], 1e-9):.2f}, primary "
+                f"calls/request {g['primary/req']:.2f} vs {old['primary/req']:.2f}"
+            )
     direct, through = overhead()
     print()
     print(f"healthy path overhead: direct boto3 p50 {direct * 1000:.2f} ms, gateway p50 {through * 1000:.2f} ms, "
           f"overhead {(through - direct) * 1000:.2f} ms (goal <= 5 ms)")  # fmt: skip
     print()
     for line in verdicts:
+        print("  " + line)
+    print()
+    print("gateway against the gateway before throttles were back-pressure (goal: no regression):")
+    for line in against_before:
         print("  " + line)
     print()
     print_claims()  # last, so their leftover hanging calls cannot touch the scenarios' figures

@@ -178,13 +178,14 @@ class ModelGateway:
         def launch() -> tuple[_Target | None, bool, bool]:
             """Start the next target the chain allows; also whether every target was passed over, and
             whether any of them for being full."""
-            nonlocal queue, offered, attempted
+            nonlocal queue, offered, attempted, only_throttled
             pick = select_next_target(self.settings, queue, remaining_s=deadline.remaining(), admit=self._admit)
             for skipped, refusal in pick.skipped:
                 reasons.append(f"{_name(skipped)}: {refusal.value}")
                 self._emit("skipped" if refusal is Refusal.BREAKER_OPEN else "at_capacity", skipped.model.target)
             if pick.out_of_time:
                 reasons.append("deadline reached")
+                only_throttled = False
             queue = list(pick.waiting)
             if pick.target is None or pick.permit is None:
                 return None, pick.shed, pick.at_capacity

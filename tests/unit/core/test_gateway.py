@@ -453,6 +453,19 @@ def test_a_full_single_target_sheds_with_429_and_a_retry_after_from_its_pause(si
     assert gateway.breaker_state(0) is BreakerState.CLOSED
 
 
+def test_a_throttle_that_leaves_no_time_for_the_next_target_is_a_degraded_answer_not_a_shed(
+    sim: SimulatedTime,
+) -> None:
+    primary = SimulatedTarget("primary", sim, fails("ThrottlingException", after_s=2.71))
+    secondary = SimulatedTarget("secondary", sim)
+    gateway = gateway_on(sim, primary, secondary, hedging=False, reserve_s=0.0)  # the primary may take it all
+
+    reply, took = ask(sim, gateway, deadline_s=3.0)
+
+    assert reply.degraded and "deadline reached" in (reply.degraded_reason or "")  # out of time, not full
+    assert took == exactly(2.71) and secondary.calls == []
+
+
 @pytest.mark.parametrize(
     "failure",
     [
