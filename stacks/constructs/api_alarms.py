@@ -72,7 +72,7 @@ class ApiAlarms(Construct):
         return alarms
 
     def _gateway(self, config: AppConfig) -> list[cloudwatch.Alarm]:
-        """The chat path's degraded answers and refusals, and each target's breaker opening."""
+        """The chat path's degraded answers and refusals, its deep health failing, each target's breaker opening."""
         service = {"service": "chat"}
 
         def alarm(construct_id: str, metric_name: str, description: str, dimensions: dict[str, str]) -> Alarm:
@@ -88,6 +88,14 @@ class ApiAlarms(Construct):
         alarms = [
             alarm("GatewayDegraded", "ChatDegraded", "chat answers degraded (gateway)", service),
             alarm("GatewayModelUnavailable", "ModelUnavailable", "chat answers modelunavailable (gateway)", service),
+            # GET /health/deep found the table, the queue or every model breaker down (what Route 53 and the
+            # clients fail over on): the on-call engineer hears it from the region itself too.
+            alarm(
+                "DeepHealthUnhealthy",
+                "DeepHealthUnhealthy",
+                "deep health: a dependency of this region is down",
+                service,
+            ),
         ]
         for index, target in enumerate(config.models):
             dimensions = {**service, "target": f"{target.display_name}@{target.region}"}

@@ -332,3 +332,16 @@ def test_the_failover_resources_pass_every_nag_pack(failover: dict[str, Stack], 
     annotations = Annotations.from_stack(failover[stack])
     found = [*annotations.find_error("*", nag), *annotations.find_warning("*", nag)]
     assert [f"{f.id}: {str(f.entry.data)[:160]}" for f in found] == []
+
+
+@pytest.mark.parametrize("stack", API_STACKS)
+def test_a_failing_deep_health_raises_an_alarm_to_the_regions_topic(synth: Synth, stack: str) -> None:
+    synth.template(stack).has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "Namespace": "Bulwark",
+            "MetricName": "DeepHealthUnhealthy",
+            "Dimensions": [{"Name": "service", "Value": "chat"}],
+            "AlarmActions": Match.any_value(),
+        },
+    )

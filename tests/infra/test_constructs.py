@@ -139,7 +139,8 @@ def test_alarms_per_local_target_and_per_breaker_to_one_encrypted_topic() -> Non
     template = Template.from_stack(stack)
 
     local_targets = [t for t in CONFIG.models if t.region == "us-east-1"]
-    assert len(alarms.alarms) == 3 * len(local_targets) + 2 + len(CONFIG.models)
+    # per local target 3, the gateway's 2, deep health 1, one breaker alarm per target
+    assert len(alarms.alarms) == 3 * len(local_targets) + 2 + 1 + len(CONFIG.models)
     template.has_resource_properties("AWS::SNS::Topic", {"KmsMasterKeyId": Match.any_value()})
     template.has_resource_properties(
         "AWS::CloudWatch::Alarm",
