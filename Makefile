@@ -17,7 +17,7 @@ CDK_ENV := env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKE
 CDK := $(CDK_ENV) npx --no-install cdk --no-notices
 CDK_ENV_LOCAL := env -u AWS_PROFILE JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20
 
-.PHONY: install synth nag lint test bench redrive deploy diff clean dev invoke browser lock-lambda
+.PHONY: install synth nag lint test bench redrive deploy diff clean dev invoke browser lock-lambda drill
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt lambda_src/requirements.txt constraints.txt
 	@echo "==> python venv + pinned dependencies"
@@ -65,6 +65,9 @@ $(LOCAL_OUT)/.stamp: $(VENV)/.installed $(SOURCES)
 
 dev: install $(LOCAL_OUT)/.stamp  ## the main job: the whole app on this machine (Ctrl-C stops it)
 	@$(CDK_ENV_LOCAL) $(PY) -m local.sandbox --cdk-out $(LOCAL_OUT) $(if $(PORT),--port $(PORT))
+
+drill: install $(LOCAL_OUT)/.stamp  ## disaster-recovery drill on the two-region sandbox: fail over, restore, fail back, RTO/RPO vs targets (DRILL_QUICK=1: about 3 min)
+	@$(CDK_ENV_LOCAL) $(PY) tools/drill.py --cdk-out $(LOCAL_OUT) $(if $(DRILL_QUICK),--quick) $(ARGS)
 
 invoke: $(VENV)/.installed  ## make invoke FN=chat EVENT=events/chat-post.json [STACK=Bulwark-dev-Api REGION=...]
 	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=chat|worker EVENT=events/<file>.json [STACK=...]"; exit 2; }

@@ -246,6 +246,9 @@ class LocalApi:
         self.runtime_config["apiEndpoints"] = [f"{self.url}/api"]
         self.static_headers: dict[str, str] = {}  # added to the web UI's files (the sandbox sets its CSP)
         self.available = True
+        # The sandbox's controls under /_sandbox/ (not API Gateway's: outside /api): (method, path, body) ->
+        # (status, JSON payload). None: no such routes.
+        self.control: Callable[[str, str, bytes], tuple[int, Any]] | None = None
         self._thread: threading.Thread | None = None
         self._serving = False
 
@@ -471,6 +474,10 @@ def _handler_class(api: LocalApi) -> type[BaseHTTPRequestHandler]:
             body, oversized = read
             path = target.partition("?")[0]
             headers = [(name, _text(value)) for name, value in self.headers.items()]
+            if path.startswith("/_sandbox/") and api.control is not None and not oversized:
+                status, payload = api.control(method, path, body)  # the sandbox's own controls (outages)
+                self._json(status, payload)
+                return
             if path != "/api" and not path.startswith("/api/") and not oversized:
                 self._static(method, path)
                 return

@@ -11,7 +11,8 @@ Faults are set per model id and region (the region is read from the SigV4 creden
 token-bucket quotas (requests and tokens per minute, 429 ThrottlingException), error rates per
 runtime error code, a latency range, hangs past the client's timeout, connection resets and hard
 outages. Change them at run time with `POST /_emulator/faults`; read per-target counters with
-`GET /_emulator/stats`; `POST /_emulator/reset` clears counters and buckets.
+`GET /_emulator/stats`, and how many times each question was answered with `GET /_emulator/answers` (by the
+SHA-256 digest of the last user message: `question_digest`); `POST /_emulator/reset` clears counters and buckets.
 
     python -m local.bedrock_emulator --port 8089 --config faults.json
 """
@@ -110,6 +111,19 @@ class EmulatorState(FaultState):
             self.guardrail_ids: set[str] | None = set(config["guardrails"]) if "guardrails" in config else None
             self.random = random.Random(config.get("seed", 7))
             self.buckets: dict[tuple[str, str, str], TokenBucket] = {}
+            if not hasattr(self, "answers"):
+                self.answers: dict[str, int] = {}  # question digest -> answers given (kept across configure)
+
+    def answered(self, question: str) -> None:
+        """Count an answer (not a guardrail block) per question, by digest: how often a model answered it."""
+        digest = question_digest(question)
+        with self._lock:
+            self.answers[digest] = self.answers.get(digest, 0) + 1
+
+    def reset(self, config: dict[str, Any]) -> None:
+        super().reset(config)
+        with self._lock:
+            self.answers = {}
 
     def faults_for(self, model_id: str, region: str) -> TargetFaults:
         for key in (f"{model_id}@{region}", model_id, f"*@{region}"):
@@ -204,8 +218,20 @@ def embedding(text: str, dimensions: int, normalize: bool) -> list[float]:
     return vector
 
 
+def question_digest(text: str) -> str:
+    """How `GET /_emulator/answers` names a question (the last user message): never the text itself."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
 class _Handler(EmulatorHandler):
     server: EmulatorServer[EmulatorState]
+
+    def do_GET(self) -> None:
+        if self.path == "/_emulator/answers":  # Converse answers per question digest (question_digest)
+            with self.server.state._lock:
+                self._send(200, dict(self.server.state.answers))
+            return
+        super().do_GET()
 
     def _body(self) -> Any:
         raw = self._raw_body()
@@ -257,7 +283,7 @@ class _Handler(EmulatorHandler):
             return
         texts = [b.get("text", "") for m in messages for b in m.get("content", [])]
         system = [b.get("text", "") for b in body.get("system") or []]
-        question = "".join(b.get("text", "") for b in messages[-1]["content"])
+        question = asked = "".join(b.get("text", "") for b in messages[-1]["content"])
         # "Some facts. A question?" in one message: the facts are context, the last sentence asks.
         sentences = [s for s in _SENTENCE.split(question.strip()) if s.strip()]
         if len(sentences) > 1:
@@ -289,6 +315,7 @@ class _Handler(EmulatorHandler):
             if count_tokens(answer) > max_tokens:
                 answer, stop = " ".join(words[: max(1, int(max_tokens / 1.3))]), "max_tokens"
             state.count(model_id, region, "ok")
+            state.answered(asked)
         output_tokens = count_tokens(answer)
         payload: dict[str, Any] = {
             "output": {"message": {"role": "assistant", "content": [{"text": answer}]}},

@@ -240,7 +240,12 @@ class GlobalTables:
 
     # --- what the drill and the tests read --------------------------------------------------------------
     def stats(self, *, keys: bool = False) -> dict[str, Any]:
+        """Per direction: what is pending, its oldest write's age, what was replicated or superseded. The streams
+        are read first, so a write answered before this call counts as pending until it is applied."""
         with self._lock, self._state_lock:
+            for region in self.regions:
+                for table in self.tables:
+                    self._read(region, table)
             now = self._clock()
             directions = {}
             for (source, target), direction in self._directions.items():

@@ -519,6 +519,7 @@ def start_knowledge(
     replication_lag_s: float = 0.0,
     replicator: Replicator | None = None,
     poll_interval_s: float = POLL_INTERVAL_S,
+    regional_tables: bool = False,
 ) -> dict[str, LocalKnowledge]:
     """Provision both regions' knowledge resources, start the notifier, S3 replication (both ways) and both ingest
     pumps. Clients come from the environment's endpoints (AWS_ENDPOINT_URL_S3 / _SQS / _S3VECTORS). Region -> names.
@@ -526,7 +527,9 @@ def start_knowledge(
     `replication_lag_s`: extra delay of every S3 replication copy (0: copied as soon as the notifier sees the
     version). `replicator`: a Replicator the caller keeps (to change its lag, pause a region, read its events);
     given, it is started here and `replication_lag_s` is not used. `poll_interval_s`: how often the notifier lists
-    the buckets (S3 delivers notifications in about a second)."""
+    the buckets (S3 delivers notifications in about a second). `regional_tables`: each region's ingest Lambda uses
+    its own region's replica of the documents table (the sandbox runs both regions' tables, replicated); otherwise
+    both use the one table in `table_region`."""
     import boto3
 
     if not templates.knowledge:
@@ -562,8 +565,11 @@ def start_knowledge(
     stack.callback(replicator.stop)  # first: no copy is made into a bucket nobody watches any more
     for spec in templates.knowledge:
         env = ingest_environment(templates, spec, tables)
-        names = started[spec.stack_name] = replace(started[spec.stack_name], table_region=table_region, ingest_env=env)
-        pump = _start_ingest(spec, names, env, table_region, clients[spec.region])
+        region_of_table = spec.region if regional_tables else table_region
+        names = started[spec.stack_name] = replace(
+            started[spec.stack_name], table_region=region_of_table, ingest_env=env
+        )
+        pump = _start_ingest(spec, names, env, region_of_table, clients[spec.region])
         stack.callback(pump.stop)
         rule = rules.get(spec.stack_name)
         progress(

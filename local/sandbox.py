@@ -28,7 +28,7 @@ import threading
 import time
 import urllib.request
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,6 +78,10 @@ class RegionRuntime:
         self.api.go_down()
         for schedule in self.schedules.values():
             schedule.pause()
+        self.stop_worker()
+
+    def stop_worker(self) -> None:
+        """The jobs pump stops (batches in flight finish first); queued jobs wait in the queue."""
         if self.worker is not None:
             self.worker.stop()
             self.worker = None
@@ -116,6 +120,7 @@ class Sandbox:
     regions: dict[str, RegionRuntime] = field(default_factory=dict, repr=False)  # primary first
     dr_region: str | None = None
     emulator_faults: dict[str, Any] = field(default_factory=dict, repr=False)  # the emulator's base config
+    documents_replication: Any = field(default=None, repr=False)  # local.knowledge.Replicator (S3, both ways)
 
     def stop(self) -> None:
         self.stack.close()
@@ -128,9 +133,10 @@ class Sandbox:
     def outage(self, region: str) -> None:
         """Take `region` down as a regional outage would: its API refuses connections (requests in flight get no
         answer), its models fail (the emulator's `*@<region>` is down), its jobs pump and scheduled functions
-        stop, and its global tables neither send nor receive. What stays up: the embedded AWS itself (the other
-        region's code never calls this region's tables or queues) and Cognito (the user pool's replica serves
-        sign-in in the other region: ADR 0001)."""
+        stop, its global tables and its documents bucket neither replicate out nor receive replicas. What stays
+        up: the embedded AWS itself (the other region's code never calls this region's tables or queues), Cognito
+        (the user pool's replica serves sign-in in the other region: ADR 0001), and the region's document ingest
+        pump (its embedding calls fail while its models are down; S3 redelivers after the visibility timeout)."""
         runtime = self.regions[region]
         self._set_down(region, True)
         runtime.go_down()
@@ -149,6 +155,26 @@ class Sandbox:
         _post_json(f"{self.emulator_url}/_emulator/faults", {**self.emulator_faults, "targets": targets})
         if len(self.regions) > 1:
             self.configure_replication(unavailable=sorted(downs))
+        if self.documents_replication is not None:
+            (self.documents_replication.pause if down else self.documents_replication.resume)(region)
+
+    def control(self, method: str, path: str, body: bytes) -> tuple[int, Any]:
+        """`make dev`'s outage switch, on every region's API port (outside /api):
+        GET /_sandbox/regions, POST /_sandbox/outage or /_sandbox/recover with {"region": "us-east-1"}."""
+        if method == "GET" and path == "/_sandbox/regions":
+            return 200, {name: {"up": runtime.up, "api": runtime.api_url} for name, runtime in self.regions.items()}
+        if method != "POST" or path not in ("/_sandbox/outage", "/_sandbox/recover"):
+            return 404, {"message": "GET /_sandbox/regions, POST /_sandbox/outage or /_sandbox/recover"}
+        try:
+            region = json.loads(body or b"{}").get("region")
+        except (ValueError, AttributeError):
+            region = None
+        if region not in self.regions:
+            return 400, {"message": f'send {{"region": ...}}, one of {sorted(self.regions)}'}
+        if len(self.regions) < 2:
+            return 409, {"message": "one region only (--single-region): nothing to fail over to"}
+        (self.outage if path.endswith("outage") else self.recover)(region)
+        return 200, {name: {"up": runtime.up} for name, runtime in self.regions.items()}
 
     # --- global tables --------------------------------------------------------------------------------------------
     def replication(self, *, keys: bool = False) -> dict[str, Any]:
@@ -194,13 +220,17 @@ def start(
     dr_port: int = 0,
     replication_lag_s: float = DEFAULT_LAG_S,
     schedule_every_s: float | None = None,
+    env_overrides: Mapping[str, str] | None = None,
+    documents_lag_s: float = 0.0,
 ) -> Sandbox:
     """The sandbox; with `dr` the DR region too (its API on `dr_port`), the global tables replicating between
     them `replication_lag_s` after each write. Scheduled functions run on their template's rate, or every
-    `schedule_every_s` seconds when given."""
+    `schedule_every_s` seconds when given. `env_overrides` replace the values of the functions' variables that
+    have those names (a drill's shorter JOB_STRANDED_AFTER_SECONDS); the template's values otherwise.
+    `documents_lag_s`: the documents buckets' S3 replication lag (local/knowledge.py)."""
     import boto3
 
-    from local.knowledge import start_knowledge
+    from local.knowledge import Replicator, start_knowledge
     from local.processes import emulator_process, moto_server, s3vectors_process
     from stacks.config import CONTEXT_KEY, AppConfig
 
@@ -245,14 +275,18 @@ def start(
             for name, regional_templates in regional.items()
         }
         site = apis[region].url  # the web UI's origin (CloudFront's, in AWS): every region's API allows it
+        documents = Replicator(lag_s=documents_lag_s)  # S3 replication of the documents buckets, both ways
         knowledge = start_knowledge(
-            templates, stack=stack, tables=names, table_region=region, origin=site, progress=progress
-        )
+            templates, stack=stack, tables=names, table_region=region, origin=site, progress=progress,
+            replicator=documents, regional_tables=dr,
+        )  # fmt: skip
         primary = config.chain_for(region)[0]
         runtimes: dict[str, RegionRuntime] = {}
         for name, regional_templates in regional.items():
             chat_env = _function_env(regional_templates, "handlers.chat.handler", names, queues[name], config, name)
             worker_env = _function_env(regional_templates, "handlers.worker.handler", names, queues[name], config, name)
+            chat_env.update(_overridden(chat_env, env_overrides))
+            worker_env.update(_overridden(worker_env, env_overrides))
             chat_env["ALLOWED_ORIGIN"] = site  # the web UI and the primary's API share this one origin
             if name == region:
                 os.environ.update(chat_env)  # as Lambda would set it before the module's cold start
@@ -275,7 +309,7 @@ def start(
             stack.callback(runtime.stop)
             runtime.worker = runtime.start_worker()
             runtime.schedules = _start_schedules(
-                regional_templates, names, queues[name], config, name, schedule_every_s
+                regional_templates, names, queues[name], config, name, schedule_every_s, env_overrides
             )
             runtimes[name] = runtime
             source = regional_templates.event_source
@@ -308,7 +342,10 @@ def start(
         regions=runtimes,
         dr_region=config.dr_region if dr else None,
         emulator_faults=json.loads(emulator_config.read_text()) if emulator_config.exists() else {},
+        documents_replication=documents,
     )
+    for runtime in runtimes.values():
+        runtime.api.control = sandbox.control
     _write_state(sandbox)
     return sandbox
 
@@ -441,6 +478,11 @@ def _function_env(
     return env
 
 
+def _overridden(env: Mapping[str, str], overrides: Mapping[str, str] | None) -> dict[str, str]:
+    """The overrides of variables the function has (a drill shortens a timer; nothing new is added)."""
+    return {name: value for name, value in (overrides or {}).items() if name in env}
+
+
 def _api_environments(
     templates: Templates, env: dict[str, str], region: str
 ) -> Callable[[dict[str, Any]], dict[str, Any]]:
@@ -511,6 +553,7 @@ def _start_schedules(
     config: Any,
     region: str,
     every_s: float | None,
+    overrides: Mapping[str, str] | None = None,
 ) -> dict[str, ScheduledHandler]:
     """The region's scheduled functions (EventBridge rules in the template), each called on its rate (or every
     `every_s`) by its module's `bootstrap(settings, dynamodb=, sqs=, region=)` with its template environment."""
@@ -521,6 +564,7 @@ def _start_schedules(
         spec = templates.functions[logical_id]
         module = importlib.import_module(spec.handler.rpartition(".")[0])
         env = _function_env(templates, spec.handler, tables, queues, config, region)
+        env.update(_overridden(env, overrides))
         name = spec.handler.split(".")[1]
         handler = ExecutionEnvironments(_scheduled_cold_start(module, env, region), limit=1)
         schedules[name] = ScheduledHandler(
@@ -566,7 +610,7 @@ def _settings_for(module: Any, annotation: Any, env: dict[str, str]) -> Any:
 
 def _write_state(sandbox: Sandbox) -> None:
     STATE_FILE.parent.mkdir(exist_ok=True)
-    skip = {"stack", "regions", "emulator_faults"}
+    skip = {"stack", "regions", "emulator_faults", "documents_replication"}
     state: dict[str, Any] = {k: v for k, v in sandbox.__dict__.items() if k not in skip}
     state["aws_environment"] = _aws_environment(
         sandbox.aws_url, sandbox.emulator_url, sandbox.region, sandbox.vectors_url
@@ -601,6 +645,9 @@ def main(argv: list[str] | None = None) -> int:
     if sandbox.dr_region:
         print(f"  DR API      {sandbox.dr_api_url}  ({sandbox.dr_region}; the web UI fails over to it)")
         print(f"  Replication {sandbox.aws_url}/_bulwark/global-tables")
+        dr_web = sandbox.regions[sandbox.dr_region].api.url
+        print(f"  Outage      curl -XPOST {dr_web}/_sandbox/outage -d '{{\"region\": \"{sandbox.region}\"}}'"
+              f"   (and /_sandbox/recover)")  # fmt: skip
     print(f"  Sign in     {DEMO_USER} / {DEMO_PASSWORD}")
     print(f"  Embedded AWS {sandbox.aws_url}   Bedrock emulator {sandbox.emulator_url}/_emulator/stats")
     if sandbox.knowledge:

@@ -258,3 +258,43 @@ def test_validation_errors_read_like_api_gateways() -> None:
         'instance value ("z") not found in enum (possible values: ["x","y"])]'
     )
     assert validation_errors(schema, '{"a": "x", "b": 1}') is None
+
+
+def test_a_region_outage_refuses_connections_drops_answers_in_flight_and_comes_back_on_its_port(
+    api: tuple[LocalApi, Lambda],
+) -> None:
+    import threading
+
+    local, function = api
+    port = local.port
+    entered, release = threading.Event(), threading.Event()
+
+    def slow(event: dict[str, Any]) -> dict[str, Any]:  # a request in flight when the region goes down
+        entered.set()
+        release.wait(30)
+        return {"statusCode": 200, "body": "{}"}
+
+    local.invoke = slow
+    outcome: list[Any] = []
+
+    def in_flight() -> None:
+        try:
+            outcome.append(request(local, "POST", "/api/chat", body=b'{"message": "hi"}', headers=AUTH))
+        except (OSError, http.client.HTTPException) as error:
+            outcome.append(error)
+
+    thread = threading.Thread(target=in_flight)
+    thread.start()
+    assert entered.wait(30)
+    local.go_down()
+    release.set()
+    thread.join(30)
+
+    assert len(outcome) == 1 and isinstance(outcome[0], (OSError, http.client.HTTPException)), outcome
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=10).close()
+
+    local.invoke = function
+    local.come_back()
+    assert local.port == port
+    assert request(local, "GET", "/api/health")[0] == 200

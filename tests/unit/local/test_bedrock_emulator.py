@@ -324,3 +324,23 @@ def test_the_models_default_faults_leave_the_guardrail_up(emulator: BedrockEmula
     emulator.set_faults({"default": {"down": True}})
 
     assert apply(client(emulator), "hi")["action"] == "NONE"
+
+
+def test_answers_are_counted_per_question_digest_never_by_text(emulator: BedrockEmulator) -> None:
+    from local.bedrock_emulator import question_digest
+
+    c = client(emulator)
+    converse(c, "Rome is in Italy. Where is Rome?")
+    converse(client(emulator, "us-west-2"), "Rome is in Italy. Where is Rome?")
+    converse(c, "Paris is in France. Where is Paris?")
+    emulator.set_faults({"default": {"down": True}})
+    with pytest.raises(ClientError):
+        converse(c, "Oslo is in Norway. Where is Oslo?")  # no answer given: not counted
+
+    with urllib.request.urlopen(emulator.url + "/_emulator/answers") as response:
+        answers = json.loads(response.read())
+    assert answers == {
+        question_digest("Rome is in Italy. Where is Rome?"): 2,
+        question_digest("Paris is in France. Where is Paris?"): 1,
+    }
+    assert "Rome" not in json.dumps(answers)
