@@ -67,6 +67,24 @@ def test_the_chat_and_worker_environments_come_from_config() -> None:
         assert name in chat.to_env() and name in worker.to_env()
 
 
+def test_each_targets_concurrency_limit_comes_from_the_gateway_config() -> None:
+    config = AppConfig.from_context(
+        {
+            "models": [{"model_id": "us.amazon.nova-lite-v1:0", "region": "us-east-1"}],
+            "gateway": {"concurrency_ceiling": 8, "concurrency_increase": 2, "concurrency_decrease": 0.7},
+        }
+    )
+
+    for settings in (
+        chat_settings(config, tables=TABLES, targets=TARGETS, queue_url="q"),
+        worker_settings(config, tables=TABLES, targets=TARGETS, queue_url="q"),
+    ):
+        env = settings.to_env()
+        assert (env["GATEWAY_CONCURRENCY_CEILING"], env["GATEWAY_CONCURRENCY_INCREASE"]) == ("8", "2")
+        assert env["GATEWAY_CONCURRENCY_DECREASE"] == "0.7"
+        assert Settings.from_env(env).concurrency_decrease == 0.7
+
+
 def test_the_chain_puts_the_local_region_first_with_its_guardrail() -> None:
     dr = chain_settings(CONFIG, "us-west-2", lambda target: (f"id-{target.region}", ("gr", "1")))
 
