@@ -152,6 +152,8 @@ class GlobalTables:
     def pump(self) -> int:
         """Read every replica's new stream records, then apply the changes that are due. Returns how many were
         applied (or superseded)."""
+        if not self._directions:  # not configured (one region): never take the embedded AWS's lock
+            return 0
         with self._lock, self._state_lock:
             if not self._directions:
                 return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -56,6 +57,7 @@ class ScheduledHandler:
         self.runs = 0
         self.errors: list[BaseException] = []
         self.last_result: Any = None
+        self.results: deque[Any] = deque(maxlen=1000)  # the last runs' return values (a sweep's counts)
 
     def start(self) -> ScheduledHandler:
         def loop() -> None:
@@ -78,6 +80,7 @@ class ScheduledHandler:
                 self.last_result = self._handler(
                     event, LocalContext(function_name=self.name, timeout_s=self._timeout_s)
                 )
+                self.results.append(self.last_result)
             except Exception as error:  # a failed run is the function's error; the schedule keeps going
                 self.errors.append(error)
                 del self.errors[:-20]
