@@ -175,8 +175,9 @@ def read_from_dr_without_writers(*producers: Construct) -> None:
     References into DR stacks from the primary region stay strong: CDK's writer in the primary stack puts them
     into the DR region's SSM, where the DR stack's reader reads them locally.
 
-    Knowledge-DR and Keys-DR still export the DR documents bucket and key to the primary Knowledge stack (its
-    replication destination) through writers: see tests/infra/test_static_stability.py."""
+    The DR documents bucket and the DR key (the primary documents' replication destination, and the bucket's name
+    in the web client's CSP) are read weakly where they are used, in knowledge_stack.py and web_content_stack.py
+    (Stack.consume_reference), as the DR stacks' same-region readers keep their strong references."""
     for producer in producers:
         for construct in producer.node.find_all():
             if isinstance(construct, CfnResource):

@@ -131,9 +131,12 @@ class KnowledgeSpec:
         return self.stack_name.replace("-", "") + self.region.replace("-", "")
 
     def references(self, value: Any) -> bool:
-        """Whether an environment value imports something of this stack (same region or cross-region)."""
+        """Whether a template value imports something of this stack (same region or cross-region), strongly
+        (an export, CDK's export reader path) or weakly (Fn::GetStackOutput of this stack's outputs)."""
         text = json.dumps(value)
-        return f'"{self.stack_name}:Exports' in text or f"/{self.compact_name}" in text
+        strong = f'"{self.stack_name}:Exports' in text or f"/{self.compact_name}" in text
+        weak = any(name == self.stack_name and region in (None, self.region) for name, region in _stack_outputs(value))
+        return strong or weak
 
 
 @dataclass
@@ -468,6 +471,20 @@ def _gateway_responses(resources: dict[str, Any]) -> dict[str, GatewayResponseSp
                 if name.startswith("gatewayresponse.header.") and isinstance(value, str)
             },
         )
+    return found
+
+
+def _stack_outputs(value: Any) -> set[tuple[str, str | None]]:
+    """The (stack, region) pairs whose outputs a value reads with Fn::GetStackOutput (CDK's weak references);
+    region None: the reader's own region."""
+    if isinstance(value, list):
+        return {pair for item in value for pair in _stack_outputs(item)}
+    if not isinstance(value, dict):
+        return set()
+    found = {pair for item in value.values() for pair in _stack_outputs(item)}
+    output = value.get("Fn::GetStackOutput")
+    if isinstance(output, dict) and isinstance(output.get("StackName"), str):
+        found.add((output["StackName"], output.get("Region")))
     return found
 
 

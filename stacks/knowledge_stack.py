@@ -11,6 +11,9 @@ primary's key), with replica modification sync on both rules. S3 never replicate
 rules make no loop. S3 refuses a rule whose destination bucket does not exist yet, and the DR stack deploys
 first, so the DR bucket's rule is put by the primary stack (an AwsCustomResource calling PutBucketReplication
 in the DR region, once both buckets exist): the DR stack never depends on the primary's.
+Static stability: the primary stack reads the DR bucket and the DR key with weak references (Fn::GetStackOutput
+of the DR stacks' outputs, at the primary stack's own deploy), so no DR stack carries a writer into the primary
+region and the DR region deploys and scales while the primary region is down.
 
 Reads top to bottom: the buckets, the queue the bucket notifies, the vector index; then the grants the
 compute side asks for (each exact: the documents/ prefix, the index ARN, the embedding model), then outputs.
@@ -18,9 +21,9 @@ compute side asks for (each exact: the documents/ prefix, the index ARN, the emb
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
-from aws_cdk import ArnFormat, CfnOutput, Duration, Fn, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, CfnOutput, Duration, Fn, ReferenceStrength, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -44,6 +47,14 @@ _VECTORS_WRITE = ["s3vectors:PutVectors", "s3vectors:GetVectors", "s3vectors:Que
                   "s3vectors:ListVectors", "s3vectors:DeleteVectors"]  # fmt: skip
 # Queries that filter on metadata or return it need GetVectors beside QueryVectors.
 _VECTORS_READ = ["s3vectors:QueryVectors", "s3vectors:GetVectors"]
+
+
+class Peer(NamedTuple):
+    """The other region's documents bucket and data key, as this stack refers to them."""
+
+    bucket: s3.IBucket
+    key: kms.IKey
+    region: str
 
 
 class KnowledgeStack(Stack):
@@ -71,6 +82,7 @@ class KnowledgeStack(Stack):
             self, "AccessLogs", retention_days=config.log_retention_days, logged="the documents bucket"
         )
         # Our own role: CDK's default is named CDKReplicationRole (one per account) and may use any key.
+        peer = self._read_replica(replica) if replica else None
         replication_role = (
             iam.Role(
                 self,
@@ -78,7 +90,7 @@ class KnowledgeStack(Stack):
                 assumed_by=iam.ServicePrincipal("s3.amazonaws.com"),
                 description="S3 replication of the documents bucket to the DR region",
             )
-            if replica
+            if peer
             else None
         )
         self.bucket = s3.Bucket(
@@ -108,17 +120,13 @@ class KnowledgeStack(Stack):
             ],
             server_access_logs_bucket=access_logs,
             server_access_logs_prefix="documents/",
-            replication_rules=self._replication(replica) if replica else None,
+            replication_rules=self._replication(peer) if peer else None,
             replication_role=replication_role,
             removal_policy=RemovalPolicy.RETAIN,
         )
-        if replica and replication_role:
-            self._grant_replication(
-                replication_role,
-                source=(self.bucket, key, self.region),
-                destination=(replica.bucket, replica.key, replica.region),
-            )
-            self._replicate_back(replica)
+        if peer and replication_role:
+            self._grant_replication(replication_role, source=Peer(self.bucket, key, self.region), destination=peer)
+            self._replicate_back(peer)
         else:
             suppress(
                 self.bucket,
@@ -272,7 +280,28 @@ class KnowledgeStack(Stack):
         )
 
     # --- parts ------------------------------------------------------------------------------------------------
-    def _replication(self, replica: KnowledgeStack) -> list[s3.ReplicationRule]:
+    def _read_replica(self, replica: KnowledgeStack) -> Peer:
+        """The DR stack's bucket and key, read weakly: Fn::GetStackOutput of the DR stacks' outputs when this
+        stack deploys. A strong reference across regions would put CDK's export writer into the DR stacks, a
+        custom resource writing SSM parameters into this (primary) region whenever they deploy; static
+        stability forbids that (tests/infra/test_static_stability.py)."""
+
+        def weak(value: str) -> str:
+            return Stack.consume_reference(value, ReferenceStrength.WEAK)
+
+        cfn = replica.bucket.node.default_child  # the L2's name and ARN are wrapped: read the attributes
+        assert isinstance(cfn, s3.CfnBucket)
+        bucket = s3.Bucket.from_bucket_attributes(
+            self,
+            "ReplicaDocuments",
+            bucket_arn=weak(cfn.attr_arn),
+            bucket_name=weak(cfn.ref),
+            account=replica.account,  # the same account: S3 replication within it (no ownership override)
+            region=replica.region,
+        )
+        return Peer(bucket, kms.Key.from_key_arn(self, "ReplicaKey", weak(replica.key.key_arn)), replica.region)
+
+    def _replication(self, replica: Peer) -> list[s3.ReplicationRule]:
         """Everything under documents/ to the DR bucket: RTC (15 minutes, with its metrics), delete markers
         too (a delete in the primary is a delete in DR), re-encrypted with the DR region's key, and replica
         modification sync (the rule back, `_replicate_back`, has it too: two-way replication)."""
@@ -290,7 +319,7 @@ class KnowledgeStack(Stack):
             )
         ]
 
-    def _replicate_back(self, replica: KnowledgeStack) -> None:
+    def _replicate_back(self, replica: Peer) -> None:
         """The DR bucket's rule back to this one: the same rule as `_replication`, reversed. Put here, in the
         stack deployed after both buckets exist, with PutBucketReplication in the DR region (S3 refuses a rule
         whose destination does not exist, so the DR stack, deployed first, cannot carry it), and removed with
@@ -301,9 +330,7 @@ class KnowledgeStack(Stack):
             assumed_by=iam.ServicePrincipal("s3.amazonaws.com"),
             description="S3 replication of the DR documents bucket back to the primary region (fail-back)",
         )
-        self._grant_replication(
-            role, source=(replica.bucket, replica.key, replica.region), destination=(self.bucket, self.key, self.region)
-        )
+        self._grant_replication(role, source=replica, destination=Peer(self.bucket, self.key, self.region))
         rule = {
             "ID": "FailBack",
             "Priority": 1,
@@ -400,12 +427,12 @@ class KnowledgeStack(Stack):
         self,
         role: iam.Role,
         *,
-        source: tuple[s3.IBucket, kms.IKey, str],
-        destination: tuple[s3.IBucket, kms.IKey, str],
+        source: Peer,
+        destination: Peer,
     ) -> None:
         """What S3 replication needs, exactly: read the source bucket's versions, write replicas into the
         destination bucket, decrypt with the source region's key and encrypt with the destination region's,
-        each only through S3 there. `source`/`destination`: (bucket, key, region)."""
+        each only through S3 there."""
         source_bucket, source_key, source_region = source
         destination_bucket, destination_key, destination_region = destination
         role.add_to_policy(
@@ -480,10 +507,11 @@ class KnowledgeStack(Stack):
 
 
 # How cdk-nag names a documents bucket's documents/* in an IAM5 finding: by its Ref in this stack, by its export
-# in an API stack, through CDK's cross-region reference reader for the DR bucket.
+# in an API stack, and the DR bucket by its weak reference (Fn::GetStackOutput of the DR stack's ARN output).
 _DOCUMENTS_PREFIX_FINDING = RegexAppliesTo(
     regex=r"/^Resource::(<Documents[0-9A-F]+\.Arn>|[A-Za-z0-9-]+:ExportsOutputFnGetAttDocuments[0-9A-F]+Arn[0-9A-F]+"
-    r"|<ExportsReader[0-9A-F]+\.\/cdk\/exports\/[^>]*FnGetAttDocuments[0-9A-F]+Arn[0-9A-F]+>)\/documents\/\*$/"
+    r'|\{"Fn::GetStackOutput":\{"StackName":"[A-Za-z0-9-]+","Region":"[a-z0-9-]+",'
+    r'"OutputName":"PublishOutputFnGetAttDocuments[0-9A-F]+Arn[0-9A-F]+"\}\})\/documents\/\*$/'
 )
 
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import Aws, RemovalPolicy, Stack
+from aws_cdk import Aws, ReferenceStrength, RemovalPolicy, Stack
 from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
@@ -40,16 +40,23 @@ def index_html(*, connect: Sequence[str]) -> str:
     return page.replace(_CHARSET, f"{_CHARSET}\n  {meta}", 1)
 
 
-def upload_hosts(buckets: Sequence[s3.IBucket]) -> list[str]:
+def upload_hosts(buckets: Sequence[s3.IBucket], *, region: str) -> list[str]:
     """The hosts a presigned POST to each documents bucket may name: its regional virtual-hosted name and the
     legacy global one, which botocore signs unless the client asks for the regional endpoint. Both name only
-    this bucket."""
+    this bucket. `region`: the reading stack's; another region's bucket name is read weakly (Fn::GetStackOutput
+    at this stack's deploy), so the DR Knowledge stack holds no writer into this region (static stability)."""
     hosts: list[str] = []
     for bucket in buckets:
-        region = Stack.of(bucket).region
+        bucket_region = Stack.of(bucket).region
+        name = bucket.bucket_name
+        if bucket_region != region:
+            cfn = bucket.node.default_child  # the L2's name is wrapped: consume_reference needs the attribute
+            if not isinstance(cfn, s3.CfnBucket):
+                raise ValueError(f"{bucket.node.path}: another region's documents bucket must be a Bucket defined here")
+            name = Stack.consume_reference(cfn.ref, ReferenceStrength.WEAK)
         hosts += [
-            f"https://{bucket.bucket_name}.s3.{region}.{Aws.URL_SUFFIX}",
-            f"https://{bucket.bucket_name}.s3.{Aws.URL_SUFFIX}",
+            f"https://{name}.s3.{bucket_region}.{Aws.URL_SUFFIX}",
+            f"https://{name}.s3.{Aws.URL_SUFFIX}",
         ]
     return hosts
 
@@ -73,7 +80,7 @@ class WebContentStack(Stack):
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        connect = [*connect, *upload_hosts(documents_buckets)]
+        connect = [*connect, *upload_hosts(documents_buckets, region=self.region)]
         deploy_logs = logs.LogGroup(
             self,
             "DeployLogs",

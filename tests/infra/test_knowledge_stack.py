@@ -97,14 +97,22 @@ def test_only_the_primary_replicates_with_rtc_delete_markers_and_the_dr_key(synt
     destination = rule["Destination"]
     assert destination["ReplicationTime"] == {"Status": "Enabled", "Time": {"Minutes": 15}}
     assert destination["Metrics"] == {"Status": "Enabled", "EventThreshold": {"Minutes": 15}}
-    # The DR stack's bucket and the DR region's key, through CDK's cross-region references.
-    assert "Knowledge-DR" in json.dumps(destination["Bucket"]) or "KnowledgeDR" in json.dumps(destination["Bucket"])
-    assert "KeysDR" in json.dumps(destination["EncryptionConfiguration"]["ReplicaKmsKeyID"])
+    # The DR stack's bucket and the DR region's key, read from the DR stacks' outputs at this stack's deploy (weak
+    # references: no writer in the DR stacks, static stability).
+    assert stack_output(destination["Bucket"]) == ("Bulwark-dev-Knowledge-DR", "us-west-2")
+    dr_key = destination["EncryptionConfiguration"]["ReplicaKmsKeyID"]
+    assert stack_output(dr_key) == ("Bulwark-dev-Keys-DR", "us-west-2")
     # The DR bucket's own rule (back to the primary) is not in its template: the primary stack puts it.
     assert "ReplicationConfiguration" not in documents_bucket(synth.template("Bulwark-dev-Knowledge-DR"))["Properties"]
     # DR is deployed first: the primary's replication needs its bucket; the DR stack never needs the primary's.
     dr, primary = synth.stacks["Bulwark-dev-Knowledge-DR"], synth.stacks["Bulwark-dev-Knowledge"]
     assert dr in primary.dependencies and primary not in dr.dependencies
+
+
+def stack_output(value: Any) -> tuple[str, str]:
+    """The (stack, region) whose output a value reads with Fn::GetStackOutput."""
+    output = value["Fn::GetStackOutput"]
+    return output["StackName"], output["Region"]
 
 
 def fail_back_call(template: Template, event: str) -> dict[str, Any]:
@@ -128,7 +136,7 @@ def test_documents_uploaded_in_dr_replicate_back_to_the_primary_under_the_same_r
     put = fail_back_call(template, "Create")
     assert fail_back_call(template, "Update") == put
     assert (put["service"], put["action"], put["region"]) == ("S3", "putBucketReplication", "us-west-2")
-    assert "KnowledgeDRuswest2RefDocuments" in put["parameters"]["Bucket"]  # the DR bucket
+    assert put["parameters"]["Bucket"].startswith("<Fn::GetStackOutput {'StackName': 'Bulwark-dev-Knowledge-DR'")
     (back,) = put["parameters"]["ReplicationConfiguration"]["Rules"]
     assert "FailBackReplicationRole" in put["parameters"]["ReplicationConfiguration"]["Role"]
     # The same rule as the primary's, reversed (local/knowledge.py's sandbox replicates both ways on this).
@@ -157,7 +165,7 @@ def test_documents_uploaded_in_dr_replicate_back_to_the_primary_under_the_same_r
     }  # fmt: skip
     for sid, region in (("DecryptSource", "us-west-2"), ("EncryptReplica", "us-east-1")):
         assert statements[sid]["Condition"] == {"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}}
-    assert "KnowledgeDRuswest2FnGetAttDocuments" in json.dumps(statements["ReadVersionsToReplicate"])
+    assert "Bulwark-dev-Knowledge-DR" in json.dumps(statements["ReadVersionsToReplicate"])
     assert "Documents" in json.dumps(statements["WriteReplicas"]) and "Exports" not in json.dumps(
         statements["WriteReplicas"]
     )

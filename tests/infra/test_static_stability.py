@@ -3,18 +3,13 @@
 (a) A change of DR settings only (the DR chat concurrency, and with it the DR stage throttle) changes DR-region
     templates only: nothing in the primary region has to be deployed for it.
 (b) No DR-region template holds a deploy-time call into the primary region: no custom resource writing there
-    (CDK's cross-region export writer), no AwsCustomResource aimed at it, no Fn::GetStackOutput of a primary
-    stack, no custom resource of an unreviewed kind. What DR stacks read from the primary region reaches them
-    through CDK's export reader, which reads SSM parameters in the DR region itself (the primary stack's writer
-    put them there at its own deploy), so it works while the primary region is down.
-
-Known exception, reviewed (KNOWN_WRITERS): the primary documents bucket replicates into the DR bucket with the
-DR key, and stacks/knowledge_stack.py takes both from the DR stacks as strong references (the web client's CSP
-takes the DR bucket's name too), so Knowledge-DR and Keys-DR carry writers into the primary region.
-CloudFormation invokes a writer only when an exported value changes, that is when the DR bucket or the DR key
-is replaced; a DR-only change (below) leaves them untouched.
-The fix is a weak reference (Stack.consume_reference(..., ReferenceStrength.WEAK)) where knowledge_stack.py and
-web_content_stack.py read the DR bucket and key, and local/templates.py matching Fn::GetStackOutput.
+    (CDK's cross-region export writer: none at all, no exception), no AwsCustomResource aimed at it, no
+    Fn::GetStackOutput of a primary stack, no custom resource of an unreviewed kind. What DR stacks read from the
+    primary region reaches them through CDK's export reader, which reads SSM parameters in the DR region itself
+    (the primary stack's writer put them there at its own deploy), so it works while the primary region is down.
+(c) The other direction is read by the primary stacks at their own deploy (weak references, Fn::GetStackOutput):
+    the DR API's URL, the DR guardrails, and the primary documents' replication destination (the DR bucket and
+    the DR key; the DR bucket's name for the web client's CSP).
 """
 
 from __future__ import annotations
@@ -30,16 +25,10 @@ from app import build_app
 from tests.infra.conftest import Synth, cdk_context
 
 PRIMARY, DR = "us-east-1", "us-west-2"
-# DR stack -> the primary stacks its writer exports to, accepted for now (see the docstring).
-KNOWN_WRITERS = {
-    # The replication destination bucket for the primary Knowledge stack; its name for the web client's CSP.
-    "Bulwark-dev-Knowledge-DR": {"Bulwark-dev-Knowledge", "Bulwark-dev-WebContent"},
-    "Bulwark-dev-Keys-DR": {"Bulwark-dev-Knowledge"},  # the replication destination's key
-}
-# Custom resources a DR template may hold, each checked below or calling only its own region's APIs.
+# Custom resources a DR template may hold, each checked below or calling only its own region's APIs. Not CDK's
+# Custom::CrossRegionExportWriter: it writes into another region.
 REVIEWED_CUSTOM_RESOURCES = {
     "Custom::CrossRegionExportReader",  # reads this region's SSM parameters (checked: its region is its own)
-    "Custom::CrossRegionExportWriter",  # writes into another region: only KNOWN_WRITERS
     "Custom::AWS",  # AwsCustomResource: every call's region checked
     "Custom::S3BucketNotifications",  # puts the bucket's notification configuration: S3 in this region
 }
@@ -134,26 +123,25 @@ def test_dr_export_readers_read_their_own_region_only(synth: Synth) -> None:
     assert readers >= 3  # the DR stacks do read primary values (user pool, tables, site origin): locally
 
 
-def test_no_dr_stack_writes_into_the_primary_region_but_the_known_replication_exports(synth: Synth) -> None:
-    writers: dict[str, set[str]] = {}
-    for name in dr_stacks(synth):
-        for writer in synth.template(name).find_resources("Custom::CrossRegionExportWriter").values():
-            props = writer["Properties"]["WriterProps"]
-            assert props["region"] == PRIMARY
-            writers[name] = {path.split("/")[3] for path in props["exports"]}  # /cdk/exports/<consumer>/<name>
-    assert writers == KNOWN_WRITERS
-    # The API, model and backup stacks of the DR region in particular export nothing into the primary region.
-    for name in ("Bulwark-dev-Api-DR", "Bulwark-dev-Models-DR", "Bulwark-dev-Backup-DR", "Bulwark-dev-Auth-DR"):
-        assert name not in writers
+def test_no_dr_stack_writes_into_another_region(synth: Synth) -> None:
+    """No exception: every DR stack (the knowledge and key stacks, whose bucket and key the primary documents
+    replicate into, as much as the API, model, auth and backup stacks) holds no export writer nor its provider."""
+    names = dr_stacks(synth)
+    assert {"Bulwark-dev-Knowledge-DR", "Bulwark-dev-Keys-DR", "Bulwark-dev-Api-DR", "Bulwark-dev-Models-DR"} <= set(
+        names
+    )
+    for name in names:
+        resources = synth.template(name).to_json()["Resources"]
+        assert not synth.template(name).find_resources("Custom::CrossRegionExportWriter"), name
+        assert not [lid for lid in resources if "CrossRegionExportWriter" in lid], name
 
 
-def test_the_known_writers_are_not_invoked_by_a_dr_only_change(pair: tuple[dict[str, Stack], dict[str, Stack]]) -> None:
-    """CloudFormation calls a custom resource only when its properties change: these stay as they were."""
-    configured, dr_scaled = pair
-    for name in KNOWN_WRITERS:
-        before = Template.from_stack(configured[name]).find_resources("Custom::CrossRegionExportWriter")
-        after = Template.from_stack(dr_scaled[name]).find_resources("Custom::CrossRegionExportWriter")
-        assert before == after, name
+def test_the_dr_only_change_writes_into_no_other_region(pair: tuple[dict[str, Stack], dict[str, Stack]]) -> None:
+    """Both synths of (a): neither the DR stacks as configured nor the scaled ones hold a writer."""
+    for stacks in pair:
+        for name, stack in stacks.items():
+            if stack.region == DR:
+                assert not Template.from_stack(stack).find_resources("Custom::CrossRegionExportWriter"), name
 
 
 def test_no_dr_template_reads_a_primary_stack_output_or_calls_the_primary_region(synth: Synth) -> None:
@@ -171,9 +159,19 @@ def test_no_dr_template_reads_a_primary_stack_output_or_calls_the_primary_region
                 assert f'"region":"{PRIMARY}"' not in text.replace(" ", ""), f"{name} {phase} calls {PRIMARY}"
 
 
+def _reads(synth: Synth, name: str) -> set[tuple[str, str]]:
+    return {(o["StackName"], o["Region"]) for o in _walk(synth.template(name).to_json(), "Fn::GetStackOutput")}
+
+
 def test_primary_stacks_read_dr_values_at_their_own_deploy(synth: Synth) -> None:
-    """The other direction is fine: primary stacks read the DR API's URL and the DR guardrails (weak references)."""
-    outputs = _walk(synth.template("Bulwark-dev-WebContent").to_json(), "Fn::GetStackOutput")
-    assert {(o["StackName"], o["Region"]) for o in outputs} == {("Bulwark-dev-Api-DR", DR)}
-    outputs = _walk(synth.template("Bulwark-dev-Api").to_json(), "Fn::GetStackOutput")
-    assert outputs and {(o["StackName"], o["Region"]) for o in outputs} == {("Bulwark-dev-Models-DR", DR)}
+    """(c) The other direction is fine: primary stacks read the DR API's URL, the DR guardrails and the documents'
+    replication destination (weak references), and hold no reader of a DR stack's writer."""
+    assert _reads(synth, "Bulwark-dev-WebContent") == {("Bulwark-dev-Api-DR", DR), ("Bulwark-dev-Knowledge-DR", DR)}
+    assert _reads(synth, "Bulwark-dev-Api") == {("Bulwark-dev-Models-DR", DR)}
+    assert _reads(synth, "Bulwark-dev-Knowledge") == {("Bulwark-dev-Knowledge-DR", DR), ("Bulwark-dev-Keys-DR", DR)}
+    for name, stack in synth.stacks.items():
+        if stack.region == PRIMARY:
+            assert not synth.template(name).find_resources("Custom::CrossRegionExportReader"), name
+    # The primary Knowledge stack still deploys after the DR stacks it reads (the replication destination first).
+    knowledge = {dependency.stack_name for dependency in synth.stacks["Bulwark-dev-Knowledge"].dependencies}
+    assert {"Bulwark-dev-Knowledge-DR", "Bulwark-dev-Keys-DR"} <= knowledge
