@@ -290,7 +290,8 @@ class KnowledgeStack(Stack):
             return Stack.consume_reference(value, ReferenceStrength.WEAK)
 
         cfn = replica.bucket.node.default_child  # the L2's name and ARN are wrapped: read the attributes
-        assert isinstance(cfn, s3.CfnBucket)
+        if not isinstance(cfn, s3.CfnBucket):
+            raise ValueError(f"{replica.bucket.node.path}: the DR documents bucket must be a Bucket defined there")
         bucket = s3.Bucket.from_bucket_attributes(
             self,
             "ReplicaDocuments",
