@@ -279,7 +279,7 @@ def test_a_domain_gets_failover_records_each_on_its_regions_deep_health(
 
     config = check["Properties"]["HealthCheckConfig"]
     assert (config["Type"], config["Port"], config["ResourcePath"]) == ("HTTPS", 443, "/v1/health/deep")
-    assert (config["RequestInterval"], config["FailureThreshold"], config["EnableSNI"]) == (30, 3, True)
+    assert (config["RequestInterval"], config["FailureThreshold"], config["EnableSNI"]) == (10, 3, True)
     host = json.dumps(config["FullyQualifiedDomainName"])
     assert rest_api in host and f".execute-api.{region}." in host  # the regional host, not the failover name
     template.has_resource_properties(

@@ -88,7 +88,7 @@ def test_no_failover_domain_by_default_and_one_parses_when_given() -> None:
     ).failover_domain
 
     assert domain is not None and domain.zone_name == "example.com"
-    assert domain.health_check_interval_s == 30 and domain.failure_threshold == 3
+    assert domain.health_check_interval_s == 10 and domain.failure_threshold == 3
 
 
 @pytest.mark.parametrize(
