@@ -39,6 +39,11 @@ from typing import Any
 
 __all__ = ["AllEndpointsFailed", "FailoverClient", "Response"]
 
+# API Gateway ends every REST integration at 29 s (the sync path's own deadline is 25 s), so a region that is
+# slow but healthy has answered (or given its 504) by then. A shorter client timeout would move a request the
+# first region is still answering to the next one: the model asked twice, the conversation given two turns.
+DEFAULT_TIMEOUT_S = 30.0
+
 
 @dataclass(frozen=True)
 class Response:
@@ -73,7 +78,7 @@ class FailoverClient:
         self,
         endpoints: list[str],
         *,
-        timeout_s: float = 10.0,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
         clock: Callable[[], float] = time.monotonic,
         cooldown_s: float = 30.0,
         health_path: str = "/health",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -108,6 +109,23 @@ def test_healthy_primary_answers_without_probes_and_sends_body_and_headers(regio
     method, path, body, headers = primary.calls[0]
     assert (method, path, body, headers["Authorization"]) == ("POST", "/prod/chat", {"message": "hi"}, "token")
     assert primary.health_calls() == 0 and dr.calls == []
+
+
+def test_by_default_a_request_outlasts_api_gateways_integration_timeout(regions, clock, monkeypatch) -> None:
+    # A healthy region may take up to API Gateway's 29 s to answer /chat: giving up sooner would send the same
+    # request to the next region while the first is still answering it (a duplicate turn).
+    timeouts: list[float] = []
+    real = urllib.request.urlopen
+
+    def spy(request: Any, *, timeout: float) -> Any:
+        timeouts.append(timeout)
+        return real(request, timeout=timeout)
+
+    monkeypatch.setattr(urllib.request, "urlopen", spy)
+    client = FailoverClient([regions[0].url, regions[1].url], clock=clock)
+
+    assert client.request("POST", "/chat", body={"message": "hi"}).status == 200
+    assert timeouts and all(timeout > 29 for timeout in timeouts)
 
 
 def test_5xx_moves_to_the_next_region_after_its_health_probe(regions, clock) -> None:
