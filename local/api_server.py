@@ -386,6 +386,39 @@ class LocalApi:
         return status, out_headers, data
 
 
+class LocalSite:
+    """The web UI's files and config.json on a port of their own, as CloudFront serves them apart from either
+    region's API: a regional outage (LocalApi.go_down) leaves the site up, so the UI's static help page
+    (web/fallback.html) shows when both APIs are down. Nothing under /api is served here."""
+
+    def __init__(self, *, port: int, runtime_config: dict[str, Any]) -> None:
+        self.runtime_config = runtime_config
+        self.static_headers: dict[str, str] = {}
+        self.available = True
+        self.control: Callable[[str, str, bytes], tuple[int, Any]] | None = None
+        self.server = _Server(("127.0.0.1", port), _handler_class(self))
+        self.server.daemon_threads = True
+        self.port = int(self.server.server_address[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.site_origin = self.url
+        self._serving = False
+
+    def handle(
+        self, method: str, target: str, headers: list[tuple[str, str]], body: bytes, *, oversized: bool = False
+    ) -> tuple[int, dict[str, str], bytes]:
+        return 404, {"Content-Type": "application/json"}, b'{"message": "the site serves no API: see config.json"}'
+
+    def start(self) -> None:
+        threading.Thread(target=self.server.serve_forever, name="local-site", daemon=True).start()
+        self._serving = True
+
+    def stop(self) -> None:
+        if self._serving:
+            self._serving = False
+            self.server.shutdown()
+            self.server.server_close()
+
+
 def _proxy_response(response: Any) -> tuple[int, dict[str, str], bytes]:
     """Status, headers and body of a Lambda proxy response; ValueError when API Gateway would reject it."""
     if not isinstance(response, dict):
@@ -411,7 +444,7 @@ def _proxy_response(response: Any) -> tuple[int, dict[str, str], bytes]:
     return status, headers, data
 
 
-def _handler_class(api: LocalApi) -> type[BaseHTTPRequestHandler]:
+def _handler_class(api: LocalApi | LocalSite) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         timeout = _READ_TIMEOUT_S

@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 from handlers.settings import Settings  # noqa: E402
-from local.api_server import LocalApi  # noqa: E402
+from local.api_server import LocalApi, LocalSite  # noqa: E402
 from local.global_tables import DEFAULT_LAG_S  # noqa: E402
 from local.lambda_context import LocalContext  # noqa: E402
 from local.lambda_pool import ExecutionEnvironments  # noqa: E402
@@ -222,12 +222,15 @@ def start(
     schedule_every_s: float | None = None,
     env_overrides: Mapping[str, str] | None = None,
     documents_lag_s: float = 0.0,
+    site_port: int | None = None,
 ) -> Sandbox:
     """The sandbox; with `dr` the DR region too (its API on `dr_port`), the global tables replicating between
     them `replication_lag_s` after each write. Scheduled functions run on their template's rate, or every
     `schedule_every_s` seconds when given. `env_overrides` replace the values of the functions' variables that
     have those names (a drill's shorter JOB_STRANDED_AFTER_SECONDS); the template's values otherwise.
-    `documents_lag_s`: the documents buckets' S3 replication lag (local/knowledge.py)."""
+    `documents_lag_s`: the documents buckets' S3 replication lag (local/knowledge.py). With `site_port` (0: any
+    free port) the web UI has its own server (local.api_server.LocalSite), as CloudFront is apart from both
+    regions: it stays up through outages; otherwise the primary's API serves it."""
     import boto3
 
     from local.knowledge import Replicator, start_knowledge
@@ -274,7 +277,11 @@ def start(
             name: LocalApi(regional_templates, name, aws_url, pool_id, client_id, port if name == region else dr_port)
             for name, regional_templates in regional.items()
         }
-        site = apis[region].url  # the web UI's origin (CloudFront's, in AWS): every region's API allows it
+        web = LocalSite(port=site_port, runtime_config=apis[region].runtime_config) if site_port is not None else None
+        if web is not None:
+            stack.callback(web.stop)
+        # The web UI's origin (CloudFront's, in AWS): every region's API allows it.
+        site = web.url if web is not None else apis[region].url
         documents = Replicator(lag_s=documents_lag_s)  # S3 replication of the documents buckets, both ways
         knowledge = start_knowledge(
             templates, stack=stack, tables=names, table_region=region, origin=site, progress=progress,
@@ -295,6 +302,10 @@ def start(
             api.invoke = _api_environments(regional_templates, chat_env, name)
             others = [other.url for other_name, other in apis.items() if other_name != name]
             api.static_headers["Content-Security-Policy"] = content_security_policy(connect=[aws_url, *others])
+            if web is not None and name == region:
+                web.static_headers["Content-Security-Policy"] = content_security_policy(
+                    connect=[aws_url, *(other.url for other in apis.values())]
+                )
             api.runtime_config["apiEndpoints"] = [f"{apis[n].url}/api" for n in regional]
             api.runtime_config["primaryTarget"] = {"model_id": primary.model_id, "region": primary.region}
             runtime = RegionRuntime(
@@ -316,6 +327,9 @@ def start(
             progress(f"{name}: worker pump on the jobs queue (batch {source.get('batch_size')}, max concurrency "
                      f"{source.get('max_concurrency')})"
                      + "".join(f", {s.name} every {s.every_s:g} s" for s in runtime.schedules.values()))  # fmt: skip
+        if web is not None:
+            web.start()
+            progress(f"web UI at {web.url} (apart from both regions' APIs, as CloudFront is)")
         for name, runtime in runtimes.items():
             runtime.api.start()
             progress(f"{name}: API{' and web UI' if name == region else ''} at {runtime.api.url}")
