@@ -37,6 +37,7 @@ class TableNames:
     idempotency: str
     usage: str
     documents: str
+    prompts: str | None = None  # the prompt catalog; None: the Lambdas use the built-in prompt
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -228,6 +229,8 @@ def _common(
         jobs_table_name=tables.jobs,
         idempotency_table_name=tables.idempotency,
         usage_table_name=tables.usage,
+        prompts_table_name=tables.prompts,
+        prompt_environment=config.env_name,
         user_requests_per_minute=config.limits.user_requests_per_minute,
         max_open_jobs_per_user=config.jobs.max_open_per_user,
         jobs_queue_url=queue_url,

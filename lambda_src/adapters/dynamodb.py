@@ -89,6 +89,8 @@ class DynamoConversationStore:
         }
         if turn.cache_key:
             turn_item["cache_key"] = {"S": turn.cache_key}
+        if turn.prompt_version:
+            turn_item["prompt_version"] = {"S": turn.prompt_version}
         if turn.citations:
             turn_item["citations"] = {"S": json.dumps([citation.to_api() for citation in turn.citations])}
         if expected_turns == 0:
@@ -206,6 +208,7 @@ def _turn(item: dict[str, Any]) -> Turn:
         usage=Usage(input_tokens=int(item["input_tokens"]["N"]), output_tokens=int(item["output_tokens"]["N"])),
         cache_key=item.get("cache_key", {}).get("S"),
         citations=_citations(item.get("citations", {}).get("S")),
+        prompt_version=item.get("prompt_version", {}).get("S"),
     )
 
 

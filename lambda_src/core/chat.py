@@ -23,12 +23,10 @@ from core.models import (
     validate_conversation_id,
 )
 from core.ports import ChatModel, ConversationResidue, ConversationStore
+from core.prompts import BUILTIN_PROMPT, FixedPrompt, PromptProvider
 from core.retrieval import PASSAGES_TARGET, Retrieval, Retriever, extractive_answer, grounded_system_prompt
 
-SYSTEM_PROMPT = (
-    "You are Bulwark, a concise and honest assistant. If you do not know, say so. "
-    "Answer in the language of the question."
-)
+SYSTEM_PROMPT = BUILTIN_PROMPT  # the built-in prompt (version "builtin"); the catalog's active version wins
 _TITLE_CHARS = 80
 _log = logging.getLogger(__name__)
 
@@ -37,11 +35,13 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def cache_scope(user_id: str, retrieval: Retrieval | None) -> str:
+def cache_scope(user_id: str, retrieval: Retrieval | None, prompt_version: str | None = None) -> str:
     """The answer cache's scope: the user and, with retrieval, what the answer was built from (whether the
     documents were searched, which document versions were passed). A cached answer is served only while the
-    same search would give the model the same sources: never once its document is deleted or replaced."""
-    return user_id if retrieval is None else f"{user_id}|{retrieval.fingerprint}"
+    same search would give the model the same sources: never once its document is deleted or replaced. With
+    `prompt_version`, only while the same system prompt is active (a rollback never serves the other's)."""
+    scope = user_id if retrieval is None else f"{user_id}|{retrieval.fingerprint}"
+    return scope if prompt_version is None else f"{scope}|prompt={prompt_version}"
 
 
 class ChatService:
@@ -58,8 +58,10 @@ class ChatService:
         store_reserve_s: float = 0.0,
         residue: ConversationResidue | None = None,
         retriever: Retriever | None = None,
+        prompts: PromptProvider | None = None,
     ) -> None:
         self._store = store
+        self._prompts = prompts or FixedPrompt()  # the prompt catalog's active version, cached
         self._retriever = retriever  # the caller's documents as context; None: answers from the model alone
         self._residue = residue  # the conversation's text outside its table: cached answers, jobs
         self._model = model
@@ -106,12 +108,13 @@ class ChatService:
             retrieval = self._retriever.retrieve(
                 user_id, request.message, deadline_s=budget - (self._timer() - started)
             )
+        prompt = self._prompts.current(budget_s=budget - (self._timer() - started))
         deadline = max(0.0, budget - (self._timer() - started))
         reply = self._model.converse(
-            system=grounded_system_prompt(SYSTEM_PROMPT, retrieval) if retrieval else SYSTEM_PROMPT,
+            system=grounded_system_prompt(prompt.text, retrieval) if retrieval else prompt.text,
             messages=[*history, Message(role="user", text=request.message)],
             deadline_s=deadline,
-            scope=cache_scope(user_id, retrieval),
+            scope=cache_scope(user_id, retrieval, prompt.version),
         )
         citations = retrieval.citations if retrieval else ()
         report = retrieval.report if retrieval else None
@@ -144,6 +147,7 @@ class ChatService:
             usage=reply.usage,
             cache_key=reply.cache_key,
             citations=citations,
+            prompt_version=prompt.version,
         )
         try:
             self._store.append_turn(user_id, conversation_id, expected_turns=turn_count, turn=turn, title=title)

@@ -173,6 +173,7 @@ class Turn:
     usage: Usage
     cache_key: str | None = None  # the response-cache entry this turn's answer was stored under, if any
     citations: tuple[Citation, ...] = ()  # the passages the answer was given with
+    prompt_version: str | None = None  # the system prompt's catalog version ("builtin": the built-in one)
 
 
 @dataclass(frozen=True, kw_only=True)

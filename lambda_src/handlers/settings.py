@@ -197,6 +197,11 @@ class Settings(KnowledgeSettings):
     jobs_queue_url: str | None = var("JOBS_QUEUE_URL", STR, None, optional=True)
     idempotency_table_name: str | None = var("IDEMPOTENCY_TABLE_NAME", STR, None, optional=True)
     usage_table_name: str | None = var("USAGE_TABLE_NAME", STR, None, optional=True)  # per-user counters
+    # The prompt catalog (core/prompts.py): this environment's active system prompt, re-read every
+    # PROMPT_CACHE_SECONDS. Unset table: the built-in prompt (version "builtin").
+    prompts_table_name: str | None = var("PROMPTS_TABLE_NAME", STR, None, optional=True)
+    prompt_environment: str = var("PROMPT_ENVIRONMENT", STR, "dev")
+    prompt_cache_s: float = var("PROMPT_CACHE_SECONDS", FLOAT, 30.0)
     user_requests_per_minute: int = var("USER_REQUESTS_PER_MINUTE", INT, 0)  # 0: no per-user rate limit
     max_open_jobs_per_user: int = var("MAX_OPEN_JOBS_PER_USER", INT, 0)  # 0: no cap on a user's open jobs
     job_max_age_s: float = var("JOB_MAX_AGE_SECONDS", FLOAT, 3600.0)

@@ -16,6 +16,7 @@ from adapters.bedrock import BedrockTarget
 from adapters.dynamodb import DynamoConversationStore
 from adapters.jobs import DynamoJobStore, DynamoOpenJobSlots, PowertoolsJobEvents, SqsJobQueue
 from adapters.metrics import PowertoolsGatewayMetrics
+from adapters.prompt_catalog import DynamoPromptCatalog
 from adapters.residue import DynamoConversationResidue
 from adapters.usage import DynamoUsageCounters
 from core.chat import ChatService
@@ -23,6 +24,7 @@ from core.gateway import GatewaySettings, ModelGateway
 from core.jobs import JobService, JobSettings
 from core.limits import UserLimits, UserLimitSettings
 from core.ports import TargetModel
+from core.prompts import ActivePrompt, PromptCacheSettings
 from core.resilience import BreakerSettings, CapacitySettings, RateLimiter
 from core.retrieval import DocumentService, Retriever
 from handlers.settings import DataClientSettings, KnowledgeSettings, Settings, TargetSetting
@@ -74,6 +76,33 @@ def data_call_worst_case_s() -> float:
     return timeouts + sum(2.0**attempt for attempt in range(DATA_MAX_ATTEMPTS - 1))
 
 
+def prompt_client_config() -> Config:
+    """The prompt catalog's read: one attempt, short timeouts. A failed read costs the request at most
+    `prompt_read_worst_case_s` and the built-in (or last read) prompt answers; the read is tried again later."""
+    return Config(
+        retries={"mode": "standard", "total_max_attempts": 1},
+        connect_timeout=DATA_CONNECT_TIMEOUT_S,
+        read_timeout=data_read_timeout_s(),
+    )
+
+
+def prompt_read_worst_case_s() -> float:
+    return DATA_CONNECT_TIMEOUT_S + data_read_timeout_s()
+
+
+def build_active_prompt(settings: Settings, *, dynamodb: Any = None, clock: Any = None) -> ActivePrompt | None:
+    """This environment's active prompt from the catalog (None where no catalog table is configured)."""
+    if not settings.prompts_table_name:
+        return None
+    client = dynamodb or LazyClient(lambda: shared_session().create_client("dynamodb", config=prompt_client_config()))
+    return ActivePrompt(
+        source=DynamoPromptCatalog(client=client, table_name=settings.prompts_table_name),
+        environment=settings.prompt_environment,
+        settings=PromptCacheSettings(ttl_s=settings.prompt_cache_s, read_worst_case_s=prompt_read_worst_case_s()),
+        **({"clock": clock} if clock is not None else {}),
+    )
+
+
 def gateway_capacity(settings: Settings) -> CapacitySettings:
     """Each model target's adaptive concurrency limit, as configured. A target that throttles everything is
     left alone at most as long as an open breaker would leave it."""
@@ -94,6 +123,7 @@ def build_chat_service(
     secrets: Any = None,
     retriever: Retriever | None = None,
     s3vectors: Any = None,
+    prompt_clock: Any = None,
 ) -> ChatService:
     """Composition root: wire the adapters into the core once per cold start.
 
@@ -133,6 +163,7 @@ def build_chat_service(
                 name=t.name,
             )
         )
+    dynamodb_given = dynamodb  # tests and the sandbox pass theirs; in AWS the catalog gets its own client
     dynamodb = dynamodb or data_client("dynamodb")
     cache = (
         DynamoAnswerCache(client=dynamodb, table_name=settings.cache_table_name) if settings.cache_table_name else None
@@ -160,6 +191,7 @@ def build_chat_service(
         residue=residue,
         store_reserve_s=data_call_worst_case_s(),
         retriever=retriever,
+        prompts=build_active_prompt(settings, dynamodb=dynamodb_given, clock=prompt_clock),
     )
 
 
