@@ -102,9 +102,7 @@ class DynamoPromptCatalog:
                 "note": {"S": note},
             }
             try:
-                self._client.put_item(
-                    TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(sk)"
-                )
+                self._client.put_item(TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(sk)")
                 return version
             except ClientError as error:
                 if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
@@ -140,7 +138,9 @@ class DynamoPromptCatalog:
         except ClientError as error:
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
-            raise Conflict(f"environment {environment}'s active version changed meanwhile; look and try again") from error
+            raise Conflict(
+                f"environment {environment}'s active version changed meanwhile; look and try again"
+            ) from error
         return new
 
     def _key(self, sk: str) -> dict[str, Any]:

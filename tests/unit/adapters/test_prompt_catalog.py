@@ -88,7 +88,9 @@ def test_a_pointer_changed_meanwhile_is_a_conflict_not_a_lost_update(catalog: Dy
         catalog._point("dev", stale, Activation(version="2", history=("1",)))
 
 
-def test_rollback_changes_the_prompt_used_within_the_cache_ttl(aws: dict[str, Any], catalog: DynamoPromptCatalog) -> None:
+def test_rollback_changes_the_prompt_used_within_the_cache_ttl(
+    aws: dict[str, Any], catalog: DynamoPromptCatalog
+) -> None:
     # GIVEN version 1 active, then version 2 activated; the chat path as the Lambda wires it
     create_tables(aws["dynamodb"], SETTINGS)
     catalog.add("You are version one.")
@@ -105,10 +107,10 @@ def test_rollback_changes_the_prompt_used_within_the_cache_ttl(aws: dict[str, An
     # WHEN the operator rolls back (one command) THEN within the TTL the cached prompt still answers...
     catalog.rollback("dev")
     clock.now += 29
-    second = service.answer(user_id="alice", request=ChatRequest(message="hi", conversation_id=first.conversation_id))
+    service.answer(user_id="alice", request=ChatRequest(message="hi", conversation_id=first.conversation_id))
     # ... and once the TTL has passed, the rolled-back version does
     clock.now += 2
-    third = service.answer(user_id="alice", request=ChatRequest(message="hi", conversation_id=first.conversation_id))
+    service.answer(user_id="alice", request=ChatRequest(message="hi", conversation_id=first.conversation_id))
 
     assert bedrock.systems == ["You are version two.", "You are version two.", "You are version one."]
     conversation = store.get("alice", first.conversation_id or "")

@@ -33,7 +33,7 @@ class Clock:
 class Source:
     """A catalog whose answer (a version, None, or an exception) the test sets; counts the reads."""
 
-    def __init__(self, answer: PromptVersion | None | Exception = None) -> None:
+    def __init__(self, answer: PromptVersion | Exception | None = None) -> None:
         self.answer = answer
         self.reads = 0
 
