@@ -56,6 +56,7 @@ def build_stacks(app: App, config: AppConfig) -> dict[str, Stack]:
         idempotency=data.idempotency.table_name,
         usage=data.usage.table_name,
         documents=data.documents.table_name,
+        prompts=data.prompts.table_name,
     )
     # The site comes first: the API stacks allow exactly its origin (CORS). Its files and config.json,
     # which name both APIs, follow them (WebContentStack). CloudFront's web ACL can only live in us-east-1:
@@ -191,7 +192,8 @@ def build_backups(
     separate backup account's). The DR vault stack reads nothing from the primary region and comes first."""
     primary = Environment(account=config.account, region=config.primary_region)
     found: dict[str, Stack] = {}
-    tables = [data.conversations, data.response_cache, data.jobs, data.idempotency, data.usage, data.documents]
+    tables = [data.conversations, data.response_cache, data.jobs, data.idempotency, data.usage, data.documents,
+              data.prompts]  # fmt: skip
     backups = BackupStack(
         app, f"{config.prefix}-Backup", config=config, tables=tables, buckets=[knowledge.bucket] if knowledge else [],
         data_key=keys.key, logs_key=keys.logs_key, env=primary,

@@ -100,6 +100,10 @@ class DataStack(Stack):
             "Documents", key, config, partition="pk", sort="sk", ttl="expires_at", recovery_days=35
         )
 
+        # The prompt catalog (lambda_src/adapters/prompt_catalog.py): system prompt versions and each environment's
+        # active one. Data, not derived: a long recovery window, no TTL, backed up like the conversations.
+        self.prompts = self._global_table("Prompts", key, config, partition="pk", sort="sk", ttl=None, recovery_days=35)
+
         # Backups: stacks/backup_stack.py (every table, copied to a locked vault in the DR region). The vault
         # this stack had (data key, retained) is left in the account with its last recovery points.
 
@@ -110,12 +114,12 @@ class DataStack(Stack):
         config: AppConfig,
         *,
         partition: str,
-        ttl: str,
+        ttl: str | None,
         sort: str | None = None,
         recovery_days: int = 7,
         indexes: list[dynamodb.GlobalSecondaryIndexPropsV2] | None = None,
     ) -> dynamodb.TableV2:
-        """A TTL'd global table with its DR replica, both deletion-protected, PITR on."""
+        """A global table (TTL'd unless `ttl` is None) with its DR replica, both deletion-protected, PITR on."""
         recovery = dynamodb.PointInTimeRecoverySpecification(
             point_in_time_recovery_enabled=True, recovery_period_in_days=recovery_days
         )

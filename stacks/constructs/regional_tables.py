@@ -37,6 +37,7 @@ class RegionalTables(Construct):
         self.idempotency = imported("Idempotency", names.idempotency)
         self.usage = imported("Usage", names.usage)
         self.documents = imported("Documents", names.documents)
+        self.prompts = imported("Prompts", names.prompts) if names.prompts else None
 
     def grant_api(self, role: iam.IRole) -> None:
         """Chat, own history (read, append, delete), the answer cache, job submit and status. Deleting a
@@ -50,6 +51,7 @@ class RegionalTables(Construct):
         self._grant(role, "Jobs", job_actions, self.jobs)
         self._grant(role, "IdempotencyOfDeletedConversations", ["dynamodb:DeleteItem"], self.idempotency)
         self._grant(role, "UsageCounters", ["dynamodb:UpdateItem"], self.usage)
+        self._grant_prompts(role)
         self._grant_key(role)
 
     def grant_worker(self, role: iam.IRole) -> None:
@@ -59,6 +61,7 @@ class RegionalTables(Construct):
         self._grant(role, "Jobs", ["dynamodb:GetItem", "dynamodb:UpdateItem"], self.jobs)
         idempotency_actions = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
         self._grant(role, "Idempotency", idempotency_actions, self.idempotency)
+        self._grant_prompts(role)
         self._grant_key(role)
 
     def grant_documents(self, role: iam.IRole) -> None:
@@ -71,6 +74,11 @@ class RegionalTables(Construct):
         """The worker's retrieval: read the cited documents' records (names, deleted or not), never write."""
         self._grant(role, "Documents", ["dynamodb:GetItem", "dynamodb:Query"], self.documents)
         self._grant_key(role)
+
+    def _grant_prompts(self, role: iam.IRole) -> None:
+        """The active prompt: one GetItem of this environment's pointer. Versions are written by operators only."""
+        if self.prompts is not None:
+            self._grant(role, "PromptCatalog", ["dynamodb:GetItem"], self.prompts)
 
     @staticmethod
     def _grant(role: iam.IRole, sid: str, actions: list[str], table: dynamodb.ITableV2) -> None:

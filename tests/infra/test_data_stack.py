@@ -66,3 +66,27 @@ def test_the_jobs_table_has_the_sparse_recovery_index_the_adapter_queries(synth:
     assert [name for name, t in tables.items() if t["Properties"].get("GlobalSecondaryIndexes")] == [
         name for name in tables if name.startswith("Jobs")
     ]
+
+
+def test_the_prompt_catalog_is_a_global_table_backed_up_like_the_conversations(synth: Synth) -> None:
+    """Issue 11: system prompts are data: a global table (DR replica), PITR 35 days, deletion protection, the data
+    key in both regions, no TTL (versions never expire), keyed as the adapter reads it."""
+    tables = synth.template(DATA_STACK).find_resources("AWS::DynamoDB::GlobalTable")
+    (prompts,) = [t for name, t in tables.items() if name.startswith("Prompts")]
+    properties = prompts["Properties"]
+
+    assert properties["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+    assert "TimeToLiveSpecification" not in properties
+    assert properties["SSESpecification"] == {"SSEEnabled": True, "SSEType": "KMS"}
+    assert prompts["DeletionPolicy"] == "Retain"
+    for replica in properties["Replicas"]:
+        assert replica["DeletionProtectionEnabled"] is True
+        assert replica["PointInTimeRecoverySpecification"] == {
+            "PointInTimeRecoveryEnabled": True,
+            "RecoveryPeriodInDays": 35,
+        }
+        assert "KMSMasterKeyId" in replica["SSESpecification"]
+    assert {replica["Region"] for replica in properties["Replicas"]} == {"us-east-1", "us-west-2"}

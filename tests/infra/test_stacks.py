@@ -87,9 +87,10 @@ def test_reserved_concurrency_comes_from_config_per_region(synth: Synth) -> None
 
 def test_the_table_is_global_with_a_dr_replica_pitr_protection_and_retention(synth: Synth) -> None:
     template = synth.template("Bulwark-dev-Data")
-    tables = [
-        t for t in template.find_resources("AWS::DynamoDB::GlobalTable").values()
+    tables = [  # the conversations table: the prompt catalog (no TTL either) has its own test in test_data_stack
+        t for name, t in template.find_resources("AWS::DynamoDB::GlobalTable").items()
         if t["Properties"]["KeySchema"][0]["AttributeName"] == "pk" and "TimeToLiveSpecification" not in t["Properties"]
+        and not name.startswith("Prompts")
     ]  # fmt: skip
     assert len(tables) == 1
     (table,) = tables
@@ -115,10 +116,11 @@ def test_table_keys_match_what_the_handler_tests_create(synth: Synth) -> None:
 
     capture = Capture()
     create_conversations_table(capture, "t")
-    tables = synth.template("Bulwark-dev-Data").find_resources("AWS::DynamoDB::GlobalTable").values()
+    tables = synth.template("Bulwark-dev-Data").find_resources("AWS::DynamoDB::GlobalTable").items()
     (table,) = [
-        t for t in tables
+        t for name, t in tables
         if t["Properties"]["KeySchema"][0]["AttributeName"] == "pk" and "TimeToLiveSpecification" not in t["Properties"]
+        and not name.startswith("Prompts")  # keyed the same: the prompt catalog (issue 11)
     ]  # fmt: skip
     assert table["Properties"]["KeySchema"] == capture.kwargs["KeySchema"]
     assert table["Properties"]["AttributeDefinitions"] == capture.kwargs["AttributeDefinitions"]
@@ -262,6 +264,7 @@ TABLE_SIDS = {
     "IdempotencyOfDeletedConversations",  # the API deletes a deleted conversation's job records
     "Documents",  # uploads, their status and deletes (API, ingest), cited documents' names (worker)
     "FindOpenJobs", "AdoptJobs",  # the jobs recovery sweep: its index, and adopting jobs
+    "PromptCatalog",  # the active system prompt (issue 11)
 }  # fmt: skip
 
 
@@ -281,6 +284,31 @@ def test_roles_touch_only_their_own_tables_with_exact_actions(synth: Synth) -> N
                 assert "index" not in resources.replace(index, "") and "*" not in resources
                 assert "Fn::ImportValue" in resources  # the Data stack's table, by reference
     assert seen == TABLE_SIDS
+
+
+@pytest.mark.parametrize("name", ["Bulwark-dev-Api", "Bulwark-dev-Api-DR"])
+def test_the_lambdas_may_only_read_the_prompt_catalogs_pointer(synth: Synth, name: str) -> None:
+    """Issue 11: chat and worker read the active prompt (GetItem), never write or scan the catalog; both know the
+    table and their environment's name."""
+    template = synth.template(name)
+    statements = [
+        statement
+        for policy in template.find_resources("AWS::IAM::Policy").values()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if statement.get("Sid") == "PromptCatalog"
+    ]
+    assert len(statements) == 2  # the API Lambda's role and the worker's
+    for statement in statements:
+        assert statement["Action"] == "dynamodb:GetItem" and statement["Effect"] == "Allow"
+        assert "Prompts" in json.dumps(statement["Resource"]) and "index" not in json.dumps(statement["Resource"])
+    functions = [
+        f["Properties"]["Environment"]["Variables"]
+        for f in template.find_resources("AWS::Lambda::Function").values()
+        if "MODEL_TARGETS" in f["Properties"].get("Environment", {}).get("Variables", {})
+    ]
+    assert len(functions) == 2
+    for variables in functions:
+        assert "Prompts" in json.dumps(variables["PROMPTS_TABLE_NAME"]) and variables["PROMPT_ENVIRONMENT"] == "dev"
 
 
 def test_provisioned_and_foundation_targets_get_exactly_their_arns() -> None:
