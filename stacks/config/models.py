@@ -13,6 +13,13 @@ REGION_PATTERN = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 _FOUNDATION_MODEL = re.compile(r"^[a-z0-9-]+\.[A-Za-z0-9.:_-]+$")
 _PROFILE_PREFIXES = ("us.", "eu.", "apac.", "global.", "us-gov.", "jp.", "au.", "ca.")
 _PROVISIONED_ARN = re.compile(r"^arn:aws[a-z-]*:bedrock:(?P<region>[a-z0-9-]+):\d{12}:provisioned-model/[a-z0-9]+$")
+# An exact model version (issue 11: no floating aliases): Bedrock ids end in a version, usually with its revision
+# (amazon.nova-lite-v1:0, openai.gpt-oss-120b-1:0, a provisioned context variant ...-v1:0:300k), or a major
+# version where Bedrock has no revision (amazon.titan-text-express-v1).
+_PINNED = re.compile(r"-(?P<version>(v\d+(:\d+)?|\d+:\d+)(:\d+k)?)$|(?P<revision>:\d+(:\d+k)?)$")
+_FLOATING = re.compile(r"latest", re.I)
+# A LangChain target's constructor arguments that name its provider's model.
+_MODEL_KWARGS = ("model", "model_id", "model_name")
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._:/()-]{0,63}$")
 # A Secrets Manager secret name, or its ARN (in a region of its own, read across regions then).
 _SECRET_ID = re.compile(
@@ -93,6 +100,15 @@ class ModelTarget:
                     '{"api_key": "..."}) and name that secret in models[].langchain.secret; its keys are passed '
                     "to the model's constructor at cold start"
                 )
+            floating = [
+                key for key in _MODEL_KWARGS
+                if _FLOATING.search(str(self.langchain.get("kwargs", {}).get(key, "")))
+            ]  # fmt: skip
+            if floating:
+                raise ConfigError(
+                    f"models[].langchain.kwargs.{floating[0]} is a floating alias ('latest'): name the provider's "
+                    "dated model version, so the chain calls the model it was tested with"
+                )
             self._check_label()
             return  # model_id is a display name and region a label for external providers
         if not REGION_PATTERN.match(self.region):
@@ -113,6 +129,8 @@ class ModelTarget:
                 "inference profile id (e.g. us.amazon.nova-lite-v1:0) or a provisioned model ARN, "
                 f"got {self.model_id!r}"
             )
+        if self.kind != "provisioned":
+            self._check_pinned()
         if self.application_profile and self.kind == "provisioned":
             raise ConfigError("models[].application_profile cannot wrap a provisioned model ARN; use it directly")
         if self.provision_model_units is not None:
@@ -136,6 +154,30 @@ class ModelTarget:
                     f"{self.model_id}; allowed regions: {', '.join(allowed)}"
                 )
         self._check_label()
+
+    def _check_pinned(self) -> None:
+        model = self.foundation_model_id or ""
+        if _FLOATING.search(model) or not _PINNED.search(model):
+            raise ConfigError(
+                f"models[].model_id {self.model_id!r} does not name an exact model version: use Bedrock's "
+                "versioned id (e.g. amazon.nova-lite-v1:0, anthropic.claude-3-5-haiku-20241022-v1:0 or its "
+                "us./eu./apac./global. inference profile), never a floating alias such as 'latest' or a name "
+                "without its version, so a rollback returns to exactly the model it replaced"
+            )
+
+    @property
+    def version(self) -> str:
+        """The exact model version the target calls: the id's version suffix (v1:0), 'provisioned' for a
+        provisioned model (its version is fixed when the throughput is bought), or a LangChain target's model."""
+        if self.kind == "langchain":
+            kwargs = (self.langchain or {}).get("kwargs", {})
+            return next((str(kwargs[key]) for key in _MODEL_KWARGS if key in kwargs), "-")
+        if self.kind == "provisioned":
+            return "provisioned"
+        match = _PINNED.search(self.foundation_model_id or "")
+        if match is None:
+            return "-"
+        return match["version"] or (match["revision"] or "").lstrip(":")
 
     def _check_label(self) -> None:
         if self.label is not None and not _LABEL.match(self.label):
