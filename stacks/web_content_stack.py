@@ -5,10 +5,16 @@ meta tag whose connect-src lists exactly the two API hosts, Cognito's and, with 
 hosts the browser uploads to with the API's presigned POST (the CloudFront header, fixed
 before the APIs exist, can only name *.execute-api in the two regions: browsers enforce both policies,
 so the narrower one decides). The site itself (bucket, CloudFront) is WebStack, deployed before the APIs.
+
+fallback.html is the static help page the UI switches to when neither region's API answers (web/outage.js):
+its meta tag narrows connect-src further (no documents buckets: it only probes the APIs' public /health), and
+curated.json, the operators' answers it shows, is web/curated.json validated here, so a malformed file fails
+synth with a sentence instead of an empty page in an outage.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,14 +36,51 @@ WEB_DIR = Path(__file__).resolve().parents[1] / "web"
 _CHARSET = '<meta charset="utf-8">'
 
 
-def index_html(*, connect: Sequence[str]) -> str:
-    """web/index.html with a CSP meta tag (connect-src only) right after the charset, before any script."""
-    page = (WEB_DIR / "index.html").read_text()
+CURATED_FILE = WEB_DIR / "curated.json"
+MAX_CURATED = 200  # entries: the static page lists them all
+MAX_QUESTION = 500  # characters; web/outage.js drops longer entries, so synth refuses them first
+MAX_ANSWER = 4000
+
+
+def page_with_csp(name: str, *, connect: Sequence[str]) -> str:
+    """web/<name> with a CSP meta tag (connect-src only) right after the charset, before any script."""
+    page = (WEB_DIR / name).read_text()
     if _CHARSET not in page:
-        raise ValueError(f"web/index.html must start its <head> with {_CHARSET}: the CSP meta tag goes after it")
+        raise ValueError(f"web/{name} must start its <head> with {_CHARSET}: the CSP meta tag goes after it")
     policy = connect_only_policy(connect=connect).replace("&", "&amp;").replace('"', "&quot;")
     meta = f'<meta http-equiv="Content-Security-Policy" content="{policy}">'
     return page.replace(_CHARSET, f"{_CHARSET}\n  {meta}", 1)
+
+
+def index_html(*, connect: Sequence[str]) -> str:
+    return page_with_csp("index.html", connect=connect)
+
+
+def curated_answers(path: Path = CURATED_FILE) -> dict[str, Any]:
+    """The operators' curated answers as deployed: {"answers": [{"question", "answer"}...]}, checked entry by
+    entry (ValueError names the file and the entry)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path.name}: not readable JSON ({error})") from error
+    answers = data.get("answers") if isinstance(data, dict) else None
+    if not isinstance(answers, list) or not answers:
+        raise ValueError(f'{path.name}: expected {{"answers": [{{"question": ..., "answer": ...}}, ...]}}, non-empty')
+    if len(answers) > MAX_CURATED:
+        raise ValueError(f"{path.name}: {len(answers)} answers, at most {MAX_CURATED}")
+    cleaned = []
+    for number, entry in enumerate(answers, start=1):
+        where = f"{path.name}: answer {number}"
+        if not isinstance(entry, dict) or set(entry) != {"question", "answer"}:
+            raise ValueError(f"{where} must have exactly the keys question and answer")
+        for key, limit in (("question", MAX_QUESTION), ("answer", MAX_ANSWER)):
+            value = entry[key]
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"{where}: {key} must be non-empty text")
+            if len(value) > limit:
+                raise ValueError(f"{where}: {key} has {len(value)} characters, at most {limit}")
+        cleaned.append({"question": entry["question"].strip(), "answer": entry["answer"].strip()})
+    return {"answers": cleaned}
 
 
 def upload_hosts(buckets: Sequence[s3.IBucket], *, region: str) -> list[str]:
@@ -80,6 +123,8 @@ class WebContentStack(Stack):
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        # The static help page only probes the APIs' /health: no documents buckets in its connect-src.
+        fallback_connect = list(connect)
         connect = [*connect, *upload_hosts(documents_buckets, region=self.region)]
         deploy_logs = logs.LogGroup(
             self,
@@ -91,11 +136,16 @@ class WebContentStack(Stack):
         deployment = s3deploy.BucketDeployment(
             self,
             "Deploy",
-            # index.html and config.json carry deploy-time values (API hosts and URLs, Cognito ids).
+            # The pages and config.json carry deploy-time values (API hosts and URLs, Cognito ids);
+            # curated.json is the validated web/curated.json.
             sources=[
-                s3deploy.Source.asset(str(WEB_DIR), exclude=["index.html", "config.json"]),
+                s3deploy.Source.asset(
+                    str(WEB_DIR), exclude=["index.html", "fallback.html", "config.json", "curated.json"]
+                ),
                 s3deploy.Source.data("index.html", index_html(connect=connect)),
+                s3deploy.Source.data("fallback.html", page_with_csp("fallback.html", connect=fallback_connect)),
                 s3deploy.Source.json_data("config.json", runtime_config),
+                s3deploy.Source.json_data("curated.json", curated_answers()),
             ],
             destination_bucket=bucket,
             distribution=distribution,

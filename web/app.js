@@ -4,6 +4,7 @@
 
 import { citationList, mountDocuments } from "./documents.js";
 import { newSrpSecret, passwordClaim } from "./srp.js";
+import { firstHealthy, siteAnswers } from "./outage.js";
 
 const $ = (id) => document.getElementById(id);
 const state = { config: null, endpoint: 0, token: null, email: null, conversationId: null, documents: null };
@@ -142,6 +143,7 @@ async function api(method, path, body, extraHeaders = {}) {
       });
     } catch (networkError) {
       if (await failOver()) continue;
+      await leaveForStaticPage();
       throw new ApiError(0, "the service cannot be reached: check your connection and try again");
     }
     if ((response.status === 502 || response.status === 504) && (await failOver())) continue;
@@ -151,7 +153,17 @@ async function api(method, path, body, extraHeaders = {}) {
     throw new ApiError(response.status, (data && data.message) || response.statusText,
                        Number(response.headers.get("Retry-After")) || null);
   }
+  await leaveForStaticPage();
   throw new ApiError(0, "no region is answering right now; try again in a minute");
+}
+
+// Neither region's API answers (a fresh probe of every /health) while the site itself does: the static help
+// page takes over (fallback.html, from CloudFront/S3, no API involved) and brings the user back when a region
+// answers. If the site does not answer either, this browser is offline: the error message stays.
+async function leaveForStaticPage() {
+  if ((await firstHealthy(state.config.apiEndpoints)) !== null) return;
+  if (!(await siteAnswers())) return;
+  location.assign("fallback.html");
 }
 
 async function failOver() {

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from stacks.csp import content_security_policy
+from stacks.web_content_stack import curated_answers
 from tests.infra.conftest import Synth
 
 API_STACKS = ("Bulwark-dev-Api", "Bulwark-dev-Api-DR")
@@ -109,19 +110,26 @@ def test_the_cloudfront_csp_lets_the_browser_upload_to_s3_in_our_two_regions(syn
     assert "https://*.s3.us-west-2.amazonaws.com" in connect
 
 
-def test_index_html_narrows_connect_src_to_both_api_hosts_cognito_and_both_documents_buckets(synth: Synth) -> None:
+def deployed(synth: Synth, name: str) -> tuple[str, dict[str, Any]]:
+    """The text of the file `name` as the site's BucketDeployment writes it (deploy-time markers read back as
+    ${...}), and its markers; exactly one source may carry it."""
     (deployment,) = synth.template(CONTENT).find_resources("Custom::CDKBucketDeployment").values()
     keys = deployment["Properties"]["SourceObjectKeys"]
-    pages = [
-        (Path(synth.app.outdir) / f"asset.{flat(key).removesuffix('.zip')}" / "index.html", markers)
+    found = [
+        (Path(synth.app.outdir) / f"asset.{flat(key).removesuffix('.zip')}" / name, markers)
         for key, markers in zip(keys, deployment["Properties"]["SourceMarkers"], strict=True)
-        if (Path(synth.app.outdir) / f"asset.{flat(key).removesuffix('.zip')}" / "index.html").exists()
+        if (Path(synth.app.outdir) / f"asset.{flat(key).removesuffix('.zip')}" / name).exists()
     ]
-    assert len(pages) == 1, "index.html is deployed once, from its own source"
-    path, markers = pages[0]
-    html = path.read_text()
+    assert len(found) == 1, f"{name} is deployed once, from its own source"
+    path, markers = found[0]
+    text = path.read_text()
     for marker, value in markers.items():
-        html = html.replace(marker, flat(value))
+        text = text.replace(marker, flat(value))
+    return text, markers
+
+
+def test_index_html_narrows_connect_src_to_both_api_hosts_cognito_and_both_documents_buckets(synth: Synth) -> None:
+    html, markers = deployed(synth, "index.html")
     (policy,) = re.findall(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)">', html)
 
     sources = policy.removeprefix("connect-src 'self' ").split(" ")
@@ -149,3 +157,59 @@ def test_index_html_narrows_connect_src_to_both_api_hosts_cognito_and_both_docum
     assert len(sources) == 7 and "*" not in policy
     assert html.index("Content-Security-Policy") < html.index("<script"), "the policy must precede every script"
     assert json.dumps(markers).count("RestApi") >= 2
+
+
+def test_the_static_help_page_may_fetch_only_cognito_and_the_two_api_hosts(synth: Synth) -> None:
+    """fallback.html (shown when neither API answers) probes the APIs' /health: its meta tag names no bucket."""
+    html, _ = deployed(synth, "fallback.html")
+    (policy,) = re.findall(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)">', html)
+
+    sources = policy.removeprefix("connect-src 'self' ").split(" ")
+    assert sources[0] == "https://cognito-idp.us-east-1.amazonaws.com"
+    assert re.fullmatch(r"https://\$\{Bulwark-dev-Api:ExportsOutputRefRestApi\w+\}\.execute-api\.us-east-1\.amazonaws\.com",
+                        sources[1])  # fmt: skip
+    assert re.fullmatch(
+        r"https://\$\{Bulwark-dev-Api-DR@us-west-2:PublishOutputRefRestApi\w+\}\.execute-api\.us-west-2\.amazonaws\.com",
+        sources[2],
+    )
+    assert len(sources) == 3 and "*" not in policy and ".s3." not in policy
+    assert html.index("Content-Security-Policy") < html.index("<script"), "the policy must precede every script"
+    assert '<script type="module" src="fallback.js">' in html  # no inline script: script-src 'self' holds
+
+
+def test_the_curated_answers_are_deployed_as_curated_json_from_the_repo_file(synth: Synth) -> None:
+    text, markers = deployed(synth, "curated.json")
+
+    assert json.loads(text) == curated_answers()
+    assert markers == {}, "no deploy-time value: the operators' text only"
+    assert len(curated_answers()["answers"]) >= 3
+
+
+@pytest.mark.parametrize(
+    ("content", "complaint"),
+    [
+        ("not json", "not readable JSON"),
+        ('{"answers": []}', "non-empty"),
+        ('[{"question": "q", "answer": "a"}]', "expected"),
+        ('{"answers": [{"question": "q"}]}', "answer 1 must have exactly the keys question and answer"),
+        ('{"answers": [{"question": "q", "answer": "a", "user": "x"}]}', "exactly the keys"),
+        ('{"answers": [{"question": "q", "answer": "a"}, {"question": " ", "answer": "a"}]}', "answer 2: question"),
+        ('{"answers": [{"question": "q", "answer": 5}]}', "answer must be non-empty text"),
+        (json.dumps({"answers": [{"question": "q", "answer": "a" * 4001}]}), "at most 4000"),
+    ],
+)
+def test_a_malformed_curated_answers_file_fails_synth_with_a_sentence(
+    tmp_path: Path, content: str, complaint: str
+) -> None:
+    path = tmp_path / "curated.json"
+    path.write_text(content)
+
+    with pytest.raises(ValueError, match=re.escape(complaint)):
+        curated_answers(path)
+
+
+def test_curated_answers_are_trimmed_and_other_top_level_keys_are_not_deployed(tmp_path: Path) -> None:
+    path = tmp_path / "curated.json"
+    path.write_text(json.dumps({"about": "notes", "answers": [{"question": " Q? ", "answer": " A. "}]}))
+
+    assert curated_answers(path) == {"answers": [{"question": "Q?", "answer": "A."}]}
