@@ -136,3 +136,10 @@ clean:
 .PHONY: fuzz
 fuzz: install  ## the hostile-input corpus (tests/property) with Hypothesis's long profile (about 2000 examples a test)
 	@HYPOTHESIS_PROFILE=long $(PY) -m pytest tests/property
+
+.PHONY: prompts models
+prompts: $(VENV)/.installed  ## the prompt catalog: make prompts ARGS="list | show N | add --file F [--activate] | activate N | rollback | seed" [REGION=...] (sandbox: ARGS="--endpoint-url URL ...")
+	@$(PY) tools/prompts.py $(if $(REGION),--region $(REGION)) $(ARGS)
+
+models: $(VENV)/.installed  ## what each region's Lambdas call, in order, with exact model versions (ARGS="--cdk-out cdk.out" checks the templates)
+	@$(PY) tools/models_report.py $(ARGS)
