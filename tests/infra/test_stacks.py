@@ -511,7 +511,8 @@ def test_the_web_ui_gets_its_runtime_config_from_both_regions_outputs(synth: Syn
     (deployment,) = template.find_resources("Custom::CDKBucketDeployment").values()
     markers = json.dumps(deployment["Properties"]["SourceMarkers"])
     # config.json is rendered at deploy time from references, never from literal ids.
-    assert len(deployment["Properties"]["SourceObjectKeys"]) == 3  # the site, index.html (CSP) and config.json
+    # the site, index.html and fallback.html (each with its CSP), config.json and curated.json
+    assert len(deployment["Properties"]["SourceObjectKeys"]) == 5
     assert "Bulwark-dev-Auth:ExportsOutputRefUsers" in markers  # user pool id
     assert "Bulwark-dev-Auth:ExportsOutputRefUsersWebClient" in markers  # app client id
     assert ".execute-api.us-east-1." in markers and ".execute-api.us-west-2." in markers  # both regions
