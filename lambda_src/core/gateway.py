@@ -55,6 +55,7 @@ from core.resilience import (
     Slot,
     classify,
 )
+from core.switches import NO_SWITCHES, Switches, arrange, matches
 
 __all__ = [
     "CACHE_TARGET",
@@ -125,6 +126,7 @@ class ModelGateway:
         rng: random.Random | None = None,
         executor: LaneExecutor | None = None,
         wait: WaitForFutures = concurrent.futures.wait,
+        switches: Callable[[], Switches] | None = None,
     ) -> None:
         if not targets:
             raise ValueError("a gateway needs at least one target")
@@ -135,6 +137,7 @@ class ModelGateway:
         self._sleep = sleep
         self._wait = wait
         self._rng = rng or random.Random()
+        self._switches = switches  # runtime switches (core.switches), read per request
         self._budget = RetryBudget(ratio=self.settings.retry_ratio)
         self._adaptive = not self.settings.throttle_as_failure
         # Lanes (one target's attempts) run here so a hedge can start beside a slow one. A lane
@@ -167,7 +170,10 @@ class ModelGateway:
         self, *, system: str, messages: Sequence[Message], deadline_s: float, scope: str = "anonymous"
     ) -> ModelReply:
         deadline = Deadline(min(deadline_s, self.settings.deadline_s), self._clock)
-        queue = list(self._targets)
+        switches = self._switches() if self._switches is not None else NO_SWITCHES
+        if switches.degraded:
+            return self._degraded(scope, messages, "degraded mode forced by a runtime switch")
+        queue = self._chain(switches)
         pending: dict[Future[ModelReply], _Target] = {}
         reasons: list[str] = []
         offered = False
@@ -175,11 +181,17 @@ class ModelGateway:
         # as back-pressure (429) rather than answered with the degraded text.
         attempted, only_throttled = False, True
 
+        def admit(target: _Target) -> _Admission | Refusal:
+            ref = target.model.target
+            if switches.force_open and matches(ref.model_id, ref.region, switches.force_open):
+                return Refusal.BREAKER_OPEN  # forced open by a runtime switch
+            return self._admit(target)
+
         def launch() -> tuple[_Target | None, bool, bool]:
             """Start the next target the chain allows; also whether every target was passed over, and
             whether any of them for being full."""
             nonlocal queue, offered, attempted, only_throttled
-            pick = select_next_target(self.settings, queue, remaining_s=deadline.remaining(), admit=self._admit)
+            pick = select_next_target(self.settings, queue, remaining_s=deadline.remaining(), admit=admit)
             for skipped, refusal in pick.skipped:
                 reasons.append(f"{_name(skipped)}: {refusal.value}")
                 self._emit("skipped" if refusal is Refusal.BREAKER_OPEN else "at_capacity", skipped.model.target)
@@ -244,6 +256,13 @@ class ModelGateway:
         if attempted and only_throttled:
             return self._shed(scope, messages, "; ".join(reasons), at_capacity=True)
         return self._degraded(scope, messages, "; ".join(reasons) or "no target available")
+
+    def _chain(self, switches: Switches) -> list[_Target]:
+        """The targets in the order this request tries them: as configured unless a switch reorders or pins."""
+        if not (switches.chain_order or switches.pins):
+            return list(self._targets)
+        refs = [(t.model.target.model_id, t.model.target.region) for t in self._targets]
+        return [self._targets[index] for index in arrange(refs, switches)]
 
     def _admit(self, target: _Target) -> _Admission | Refusal:
         """A target's breaker first (an open one is skipped), then its concurrency limit, then the breaker's
