@@ -9,8 +9,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from core.errors import Conflict, DependencyUnavailable, NotFound
-from core.gateway import NONE_TARGET
+from core.curated import CURATED_TARGET, CuratedAnswers
+from core.errors import AtCapacity, Conflict, DependencyUnavailable, NotFound, Overloaded
+from core.gateway import CACHE_TARGET, NONE_TARGET
 from core.models import (
     ChatAnswer,
     ChatRequest,
@@ -20,6 +21,7 @@ from core.models import (
     ModelReply,
     TargetRef,
     Turn,
+    Usage,
     validate_conversation_id,
 )
 from core.ports import ChatModel, ConversationResidue, ConversationStore
@@ -59,8 +61,10 @@ class ChatService:
         residue: ConversationResidue | None = None,
         retriever: Retriever | None = None,
         prompts: PromptProvider | None = None,
+        curated: CuratedAnswers | None = None,
     ) -> None:
         self._store = store
+        self._curated = curated  # operators' curated answers: served when no model can answer
         self._prompts = prompts or FixedPrompt()  # the prompt catalog's active version, cached
         self._retriever = retriever  # the caller's documents as context; None: answers from the model alone
         self._residue = residue  # the conversation's text outside its table: cached answers, jobs
@@ -78,6 +82,11 @@ class ChatService:
     def model(self) -> ChatModel:
         """The model port (the gateway in Lambda), for the deep health route to read its breakers."""
         return self._model
+
+    @property
+    def prompts(self) -> PromptProvider:
+        """The active prompt's provider, for `make curate` to answer with the same prompt."""
+        return self._prompts
 
     def answer(self, *, user_id: str, request: ChatRequest, remaining_s: float | None = None) -> ChatAnswer:
         """Answer one message. `remaining_s` is the Lambda's remaining time, if known.
@@ -110,14 +119,28 @@ class ChatService:
             )
         prompt = self._prompts.current(budget_s=budget - (self._timer() - started))
         deadline = max(0.0, budget - (self._timer() - started))
-        reply = self._model.converse(
-            system=grounded_system_prompt(prompt.text, retrieval) if retrieval else prompt.text,
-            messages=[*history, Message(role="user", text=request.message)],
-            deadline_s=deadline,
-            scope=cache_scope(user_id, retrieval, prompt.version),
-        )
+        try:
+            reply = self._model.converse(
+                system=grounded_system_prompt(prompt.text, retrieval) if retrieval else prompt.text,
+                messages=[*history, Message(role="user", text=request.message)],
+                deadline_s=deadline,
+                scope=cache_scope(user_id, retrieval, prompt.version),
+            )
+        except Overloaded as error:
+            # Every breaker open: no target can answer. Back-pressure (at capacity) stays a 429: retry soon.
+            if isinstance(error, AtCapacity):
+                raise
+            curated = self._curated_answer(request, retrieval, prompt.version, budget - (self._timer() - started))
+            if curated is None:
+                raise
+            return replace(curated, degraded_reason=f"curated answer: {error.message}")
         citations = retrieval.citations if retrieval else ()
         report = retrieval.report if retrieval else None
+        if reply.degraded and reply.target in (NONE_TARGET, CACHE_TARGET):
+            # No model answered: the operators' curated answer, if the question is close to one, comes first.
+            curated = self._curated_answer(request, retrieval, prompt.version, budget - (self._timer() - started))
+            if curated is not None:
+                return replace(curated, degraded_reason=f"curated answer: {reply.degraded_reason}", retrieval=report)
         if reply.degraded:
             text, target = reply.text, reply.target
             if retrieval and retrieval.citations and reply.target == NONE_TARGET:
@@ -164,6 +187,31 @@ class ChatService:
             guardrail_intervened=reply.guardrail_intervened,
             citations=citations,
             retrieval=report,
+        )
+
+    def _curated_answer(
+        self, request: ChatRequest, retrieval: Retrieval | None, prompt_version: str, budget_s: float
+    ) -> ChatAnswer | None:
+        """The closest curated answer above the threshold, or None. The question's embedding is the retrieval's
+        when it computed one; when retrieval ran and could not embed, embedding is down: no match."""
+        if self._curated is None:
+            return None
+        if retrieval is not None:
+            vector = retrieval.embedding
+        else:
+            vector = self._curated.embed(request.message, budget_s=budget_s)
+        match = self._curated.match(vector, prompt_version=prompt_version, budget_s=budget_s)
+        if match is None:
+            return None
+        return ChatAnswer(
+            conversation_id=request.conversation_id,
+            answer=match.entry.answer,
+            usage=Usage(),
+            target=CURATED_TARGET,
+            turn=None,
+            degraded=True,
+            saved=False,
+            matched_question=match.entry.question,
         )
 
     def _unsaved(self, request: ChatRequest, reply: ModelReply, error: Exception) -> ChatAnswer:

@@ -228,6 +228,7 @@ class ChatAnswer:
     save_error: str | None = None  # why the write failed (the answer is given all the same)
     citations: tuple[Citation, ...] = ()  # the passages of the caller's documents the answer was given with
     retrieval: RetrievalReport | None = None  # None where retrieval is not configured
+    matched_question: str | None = None  # a curated answer: the operators' question it answers
 
     def to_api(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -247,6 +248,8 @@ class ChatAnswer:
             body["degraded_reason"] = self.degraded_reason
         if self.save_error is not None:
             body["save_error"] = self.save_error
+        if self.matched_question is not None:
+            body["matchedQuestion"] = self.matched_question
         return body
 
 

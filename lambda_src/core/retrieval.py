@@ -20,7 +20,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
@@ -130,6 +130,8 @@ class Retrieval:
     citations: tuple[Citation, ...]
     report: RetrievalReport
     searched: bool = True
+    # The question's embedding when it was computed (reused to match curated answers in an outage).
+    embedding: tuple[float, ...] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def unused(cls, reason: str, *, searched: bool = False) -> Retrieval:
@@ -242,6 +244,9 @@ class Retriever:
         except Exception as error:
             _log.warning("question not embedded: answering without documents", exc_info=True)
             return Retrieval.unused(f"your documents could not be searched (embedding failed: {_why(error)})")
+        return replace(self._search(owner, vector, deadline, started), embedding=tuple(vector))
+
+    def _search(self, owner: str, vector: list[float], deadline: float, started: float) -> Retrieval:
         left = deadline - (self._timer() - started)
         if left <= 0:
             return Retrieval.unused("your documents could not be searched in time (embedding was too slow)")

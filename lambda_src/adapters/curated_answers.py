@@ -1,0 +1,76 @@
+"""Curated answers on DynamoDB (a global table, backed up like the other data).
+
+Layout: pk=<question id>  sk=P#<prompt version>: the question, the answer, the model that wrote it (model_id,
+region), created_at and the question's embedding as little-endian float32 (binary: 4 KB for 1024 dimensions,
+instead of about 20 KB as a list of numbers). One entry per question and prompt version, so a prompt rollback
+finds the answers its version wrote.
+
+The Lambdas read the whole table with a bounded Scan (at most `MAX_PAGES` pages and `limit` items); writes are
+`make curate`'s (tools/curate.py) and the scheduled curate Lambda's.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from core.curated import CuratedAnswer
+from core.models import TargetRef
+
+MAX_PAGES = 4  # a cold start's read of the table is this many Scan calls at most
+_PROMPT_PREFIX = "P#"
+
+
+def pack(vector: tuple[float, ...]) -> bytes:
+    return struct.pack(f"<{len(vector)}f", *vector)
+
+
+def unpack(blob: bytes) -> tuple[float, ...]:
+    return struct.unpack(f"<{len(blob) // 4}f", blob)
+
+
+class DynamoCuratedAnswers:
+    def __init__(self, *, client: Any, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def load(self, *, limit: int) -> list[CuratedAnswer]:
+        entries: list[CuratedAnswer] = []
+        scan: dict[str, Any] = {"TableName": self._table, "Limit": limit}
+        for _ in range(MAX_PAGES):
+            page = self._client.scan(**scan)
+            entries.extend(_entry(item) for item in page.get("Items", []))
+            if "LastEvaluatedKey" not in page or len(entries) >= limit:
+                break
+            scan["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+            scan["Limit"] = limit - len(entries)
+        return entries[:limit]
+
+    def put(self, entry: CuratedAnswer) -> None:
+        self._client.put_item(
+            TableName=self._table,
+            Item={
+                "pk": {"S": entry.question_id},
+                "sk": {"S": f"{_PROMPT_PREFIX}{entry.prompt_version}"},
+                "question": {"S": entry.question},
+                "answer": {"S": entry.answer},
+                "prompt_version": {"S": entry.prompt_version},
+                "model_id": {"S": entry.target.model_id},
+                "region": {"S": entry.target.region},
+                "embedding": {"B": pack(entry.embedding)},
+                "created_at": {"S": entry.created_at},
+            },
+        )
+
+
+def _entry(item: dict[str, Any]) -> CuratedAnswer:
+    blob = item["embedding"]["B"]
+    return CuratedAnswer(
+        question_id=item["pk"]["S"],
+        question=item["question"]["S"],
+        answer=item["answer"]["S"],
+        prompt_version=item["prompt_version"]["S"],
+        target=TargetRef(model_id=item["model_id"]["S"], region=item["region"]["S"]),
+        embedding=unpack(bytes(blob)),
+        created_at=item["created_at"]["S"],
+    )
