@@ -202,11 +202,6 @@ class Settings(KnowledgeSettings):
     prompts_table_name: str | None = var("PROMPTS_TABLE_NAME", STR, None, optional=True)
     prompt_environment: str = var("PROMPT_ENVIRONMENT", STR, "dev")
     prompt_cache_s: float = var("PROMPT_CACHE_SECONDS", FLOAT, 30.0)
-    # Curated answers (core/curated.py): served when no model can answer, to questions whose embedding is at
-    # least CURATED_THRESHOLD (cosine) close to a curated one; re-read every CURATED_CACHE_SECONDS. Unset: none.
-    curated_table_name: str | None = var("CURATED_TABLE_NAME", STR, None, optional=True)
-    curated_threshold: float = var("CURATED_THRESHOLD", FLOAT, 0.8)
-    curated_cache_s: float = var("CURATED_CACHE_SECONDS", FLOAT, 300.0)
     user_requests_per_minute: int = var("USER_REQUESTS_PER_MINUTE", INT, 0)  # 0: no per-user rate limit
     max_open_jobs_per_user: int = var("MAX_OPEN_JOBS_PER_USER", INT, 0)  # 0: no cap on a user's open jobs
     job_max_age_s: float = var("JOB_MAX_AGE_SECONDS", FLOAT, 3600.0)
@@ -219,6 +214,12 @@ class Settings(KnowledgeSettings):
     concurrency_ceiling: int = var("GATEWAY_CONCURRENCY_CEILING", INT, 16)
     concurrency_increase: float = var("GATEWAY_CONCURRENCY_INCREASE", FLOAT, 1.0)
     concurrency_decrease: float = var("GATEWAY_CONCURRENCY_DECREASE", FLOAT, 0.5)
+    # Runtime switches (core/switches.py): an AppConfig feature flags profile, re-read every SWITCHES_CACHE_SECONDS
+    # (a flip reaches every execution environment within it). Unset: no switches.
+    switches_application: str | None = var("SWITCHES_APPLICATION", STR, None, optional=True)
+    switches_environment: str | None = var("SWITCHES_ENVIRONMENT", STR, None, optional=True)
+    switches_profile: str | None = var("SWITCHES_PROFILE", STR, None, optional=True)
+    switches_cache_s: float = var("SWITCHES_CACHE_SECONDS", FLOAT, 30.0)
     worker_rate_per_s: float | None = var("WORKER_RATE_PER_SECOND", FLOAT, None, optional=True)
     max_receive_count: int = var("MAX_RECEIVE_COUNT", INT, 4)  # the worker fails the job on the last receive
     shed_to_jobs: bool = var("SHED_TO_JOBS", BOOL, False)  # every breaker open: accept /chat as a job (202)

@@ -20,14 +20,14 @@ from adapters.prompt_catalog import DynamoPromptCatalog
 from adapters.residue import DynamoConversationResidue
 from adapters.usage import DynamoUsageCounters
 from core.chat import ChatService
-from core.curated import CuratedAnswers, CuratedSettings
 from core.gateway import GatewaySettings, ModelGateway
 from core.jobs import JobService, JobSettings
 from core.limits import UserLimits, UserLimitSettings
 from core.ports import TargetModel
-from core.prompts import ActivePrompt, PromptCacheSettings
+from core.prompts import ActivePrompt, FixedPrompt, PromptCacheSettings, PromptVersion
 from core.resilience import BreakerSettings, CapacitySettings, RateLimiter
 from core.retrieval import DocumentService, Retriever
+from core.switches import SwitchBoard, SwitchCacheSettings, SwitchedPrompt
 from handlers.settings import DataClientSettings, KnowledgeSettings, Settings, TargetSetting
 
 _session: botocore.session.Session | None = None
@@ -104,41 +104,48 @@ def build_active_prompt(settings: Settings, *, dynamodb: Any = None, clock: Any 
     )
 
 
-def build_curated_answers(
-    settings: Settings, *, dynamodb: Any = None, bedrock_factory: Any = None, embed: bool = True
-) -> CuratedAnswers | None:
-    """The curated answers (None where no table is configured): read with the prompt catalog's bounded client.
-    `embed`: embed questions itself (no retriever computes their embedding)."""
-    if not settings.curated_table_name:
+def build_switch_board(settings: Settings, *, appconfigdata: Any = None, clock: Any = None) -> SwitchBoard | None:
+    """The runtime switches from AppConfig (None where no switches profile is configured). The client has the
+    prompt catalog's bounds (one attempt, short timeouts); in the sandbox AWS_ENDPOINT_URL_APPCONFIGDATA points
+    it at local/appconfig_emulator.py. Read on the first request, then every `switches_cache_s`."""
+    if not (settings.switches_application and settings.switches_environment and settings.switches_profile):
         return None
-    from adapters.curated_answers import MAX_PAGES, DynamoCuratedAnswers
+    from adapters.feature_flags import AppConfigSwitches
 
-    client = dynamodb or LazyClient(lambda: shared_session().create_client("dynamodb", config=prompt_client_config()))
-    region = _region(dynamodb) if dynamodb is not None else str(shared_session().get_config_variable("region") or "")
-    return CuratedAnswers(
-        source=DynamoCuratedAnswers(client=client, table_name=settings.curated_table_name),
-        settings=CuratedSettings(
-            threshold=settings.curated_threshold,
-            ttl_s=settings.curated_cache_s,
-            read_worst_case_s=MAX_PAGES * prompt_read_worst_case_s(),
+    client = appconfigdata or shared_session().create_client("appconfigdata", config=prompt_client_config())
+    return SwitchBoard(
+        read=AppConfigSwitches(
+            application=settings.switches_application,
+            environment=settings.switches_environment,
+            profile=settings.switches_profile,
+            client=client,
         ),
-        embedder=question_embedder(settings, region=region, bedrock_factory=bedrock_factory) if embed else None,
+        targets=[(t.display_name, t.region) for t in settings.targets],
+        settings=SwitchCacheSettings(ttl_s=settings.switches_cache_s, retry_after_error_s=settings.switches_cache_s),
+        **({"clock": clock} if clock is not None else {}),
     )
 
 
-def question_embedder(settings: KnowledgeSettings, *, region: str, bedrock_factory: Any = None) -> Any:
-    """Titan v2 on a question, in the Lambda's region, no retries (the caller's deadline is its timeout)."""
-    from adapters.document_catalog import TitanQuestionEmbedder
-
-    if bedrock_factory is not None:
-        client_factory = lambda config: bedrock_factory(region, config)  # noqa: E731
-    else:
-        client_factory = lambda config: shared_session().create_client(  # noqa: E731
-            "bedrock-runtime", region_name=region, config=config
+def switched_prompts(settings: Settings, active: Any, board: SwitchBoard | None, *, dynamodb: Any = None) -> Any:
+    """The active prompt, or the catalog version a switch names (a rollback without a catalog write)."""
+    if board is None:
+        return active
+    lookup = _missing_version
+    if settings.prompts_table_name:
+        client = dynamodb or LazyClient(
+            lambda: shared_session().create_client("dynamodb", config=prompt_client_config())
         )
-    return TitanQuestionEmbedder(
-        client_factory=client_factory, model_id=settings.embedding_model_id, dimensions=settings.embedding_dimensions
-    )
+        catalog = DynamoPromptCatalog(client=client, table_name=settings.prompts_table_name)
+
+        def lookup(version: str) -> PromptVersion:
+            stored = catalog.version(version)
+            return PromptVersion(version=stored.version, text=stored.text)
+
+    return SwitchedPrompt(active=active or FixedPrompt(), board=board, lookup=lookup)
+
+
+def _missing_version(version: str) -> PromptVersion:
+    raise LookupError(f"no prompt catalog is configured for version {version}")
 
 
 def gateway_capacity(settings: Settings) -> CapacitySettings:
@@ -162,6 +169,8 @@ def build_chat_service(
     retriever: Retriever | None = None,
     s3vectors: Any = None,
     prompt_clock: Any = None,
+    appconfigdata: Any = None,
+    switches_clock: Any = None,
 ) -> ChatService:
     """Composition root: wire the adapters into the core once per cold start.
 
@@ -206,11 +215,19 @@ def build_chat_service(
     cache = (
         DynamoAnswerCache(client=dynamodb, table_name=settings.cache_table_name) if settings.cache_table_name else None
     )
+    board = build_switch_board(settings, appconfigdata=appconfigdata, clock=switches_clock)
     gateway = ModelGateway(
         targets=targets,
         settings=gateway_settings,
         cache=cache,
         metrics=PowertoolsGatewayMetrics(),
+        switches=board.current if board is not None else None,
+    )
+    prompts = switched_prompts(
+        settings,
+        build_active_prompt(settings, dynamodb=dynamodb_given, clock=prompt_clock),
+        board,
+        dynamodb=dynamodb_given,
     )
     store = DynamoConversationStore(client=dynamodb, table_name=settings.table_name)
     residue = DynamoConversationResidue(
@@ -229,10 +246,7 @@ def build_chat_service(
         residue=residue,
         store_reserve_s=data_call_worst_case_s(),
         retriever=retriever,
-        prompts=build_active_prompt(settings, dynamodb=dynamodb_given, clock=prompt_clock),
-        curated=build_curated_answers(
-            settings, dynamodb=dynamodb_given, bedrock_factory=bedrock_factory, embed=retriever is None
-        ),
+        prompts=prompts,
     )
 
 
