@@ -1,0 +1,74 @@
+"""The runtime switches' AppConfig profile, in an empty stack: what is deployed, the incident strategy, the
+schema that guards the document, and the exact read permission."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+from aws_cdk import App, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk.assertions import Match, Template
+
+from core.switches import FORCE_DEGRADED, FORCE_OPEN, PROMPT_VERSION, default_document
+from stacks.constructs.runtime_switches import SCHEMA, RuntimeSwitches
+
+
+@pytest.fixture(scope="module")
+def template() -> Template:
+    stack = Stack(App(), "Switches", env={"account": "123456789012", "region": "eu-west-1"})
+    switches = RuntimeSwitches(stack, "Switches", environment_name="dev")
+    role = iam.Role(stack, "Fn", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+    switches.grant_read(role)
+    return Template.from_stack(stack)
+
+
+def test_a_hosted_profile_deployed_with_every_switch_off(template: Template) -> None:
+    template.has_resource_properties("AWS::AppConfig::Environment", {"Name": "dev"})
+    template.has_resource_properties(
+        "AWS::AppConfig::ConfigurationProfile",
+        {
+            "LocationUri": "hosted",
+            "Type": "AWS.Freeform",
+            "Validators": [{"Type": "JSON_SCHEMA", "Content": Match.any_value()}],
+        },
+    )
+    template.has_resource_properties(
+        "AWS::AppConfig::HostedConfigurationVersion",
+        {"Content": json.dumps(default_document()), "ContentType": "application/json"},
+    )
+    template.resource_count_is("AWS::AppConfig::Deployment", 1)
+
+
+def test_the_incident_strategy_is_all_at_once_without_bake_time(template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::AppConfig::DeploymentStrategy",
+        {"DeploymentDurationInMinutes": 0, "GrowthFactor": 100, "FinalBakeTimeInMinutes": 0, "ReplicateTo": "NONE"},
+    )
+    strategies = template.find_resources("AWS::AppConfig::DeploymentStrategy")
+    (deployment,) = template.find_resources("AWS::AppConfig::Deployment").values()
+    assert deployment["Properties"]["DeploymentStrategyId"] == {"Ref": next(iter(strategies))}
+
+
+def test_the_schema_accepts_the_deployed_document_and_refuses_bad_ones() -> None:
+    jsonschema.validate(default_document(), SCHEMA)
+    flipped = default_document()
+    flipped[FORCE_DEGRADED]["default"] = True
+    flipped[FORCE_OPEN]["default"] = ["claude@us-east-1"]
+    flipped[PROMPT_VERSION]["default"] = "3"
+    jsonschema.validate(flipped, SCHEMA)
+    for bad in ({FORCE_DEGRADED: {"default": "yes"}}, {PROMPT_VERSION: {"default": "latest"}}, {"typo": {}}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, SCHEMA)
+
+
+def test_the_lambda_may_only_read_this_configuration(template: Template) -> None:
+    (policy,) = template.find_resources("AWS::IAM::Policy").values()
+    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Sid"] == "RuntimeSwitches"
+    assert statement["Action"] == ["appconfig:StartConfigurationSession", "appconfig:GetLatestConfiguration"]
+    arn = json.dumps(statement["Resource"])
+    for part in (":appconfig:eu-west-1:123456789012:application/", "/environment/", "/configuration/"):
+        assert part in arn
+    assert "*" not in arn
