@@ -202,6 +202,11 @@ class Settings(KnowledgeSettings):
     prompts_table_name: str | None = var("PROMPTS_TABLE_NAME", STR, None, optional=True)
     prompt_environment: str = var("PROMPT_ENVIRONMENT", STR, "dev")
     prompt_cache_s: float = var("PROMPT_CACHE_SECONDS", FLOAT, 30.0)
+    # Curated answers (core/curated.py): served when no model can answer, to questions whose embedding is at
+    # least CURATED_THRESHOLD (cosine) close to a curated one; re-read every CURATED_CACHE_SECONDS. Unset: none.
+    curated_table_name: str | None = var("CURATED_TABLE_NAME", STR, None, optional=True)
+    curated_threshold: float = var("CURATED_THRESHOLD", FLOAT, 0.8)
+    curated_cache_s: float = var("CURATED_CACHE_SECONDS", FLOAT, 300.0)
     user_requests_per_minute: int = var("USER_REQUESTS_PER_MINUTE", INT, 0)  # 0: no per-user rate limit
     max_open_jobs_per_user: int = var("MAX_OPEN_JOBS_PER_USER", INT, 0)  # 0: no cap on a user's open jobs
     job_max_age_s: float = var("JOB_MAX_AGE_SECONDS", FLOAT, 3600.0)

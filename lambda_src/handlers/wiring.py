@@ -20,6 +20,7 @@ from adapters.prompt_catalog import DynamoPromptCatalog
 from adapters.residue import DynamoConversationResidue
 from adapters.usage import DynamoUsageCounters
 from core.chat import ChatService
+from core.curated import CuratedAnswers, CuratedSettings
 from core.gateway import GatewaySettings, ModelGateway
 from core.jobs import JobService, JobSettings
 from core.limits import UserLimits, UserLimitSettings
@@ -101,6 +102,43 @@ def build_active_prompt(settings: Settings, *, dynamodb: Any = None, clock: Any 
         environment=settings.prompt_environment,
         settings=PromptCacheSettings(ttl_s=settings.prompt_cache_s, read_worst_case_s=prompt_read_worst_case_s()),
         **({"clock": clock} if clock is not None else {}),
+    )
+
+
+def build_curated_answers(
+    settings: Settings, *, dynamodb: Any = None, bedrock_factory: Any = None, embed: bool = True
+) -> CuratedAnswers | None:
+    """The curated answers (None where no table is configured): read with the prompt catalog's bounded client.
+    `embed`: embed questions itself (no retriever computes their embedding)."""
+    if not settings.curated_table_name:
+        return None
+    from adapters.curated_answers import MAX_PAGES, DynamoCuratedAnswers
+
+    client = dynamodb or LazyClient(lambda: shared_session().create_client("dynamodb", config=prompt_client_config()))
+    region = _region(dynamodb) if dynamodb is not None else str(shared_session().get_config_variable("region") or "")
+    return CuratedAnswers(
+        source=DynamoCuratedAnswers(client=client, table_name=settings.curated_table_name),
+        settings=CuratedSettings(
+            threshold=settings.curated_threshold,
+            ttl_s=settings.curated_cache_s,
+            read_worst_case_s=MAX_PAGES * prompt_read_worst_case_s(),
+        ),
+        embedder=question_embedder(settings, region=region, bedrock_factory=bedrock_factory) if embed else None,
+    )
+
+
+def question_embedder(settings: KnowledgeSettings, *, region: str, bedrock_factory: Any = None) -> Any:
+    """Titan v2 on a question, in the Lambda's region, no retries (the caller's deadline is its timeout)."""
+    from adapters.document_catalog import TitanQuestionEmbedder
+
+    if bedrock_factory is not None:
+        client_factory = lambda config: bedrock_factory(region, config)  # noqa: E731
+    else:
+        client_factory = lambda config: shared_session().create_client(  # noqa: E731
+            "bedrock-runtime", region_name=region, config=config
+        )
+    return TitanQuestionEmbedder(
+        client_factory=client_factory, model_id=settings.embedding_model_id, dimensions=settings.embedding_dimensions
     )
 
 
@@ -247,6 +285,9 @@ def build_chat_service(
         store_reserve_s=data_call_worst_case_s(),
         retriever=retriever,
         prompts=prompts,
+        curated=build_curated_answers(
+            settings, dynamodb=dynamodb_given, bedrock_factory=bedrock_factory, embed=retriever is None
+        ),
     )
 
 
