@@ -57,6 +57,7 @@ def build_stacks(app: App, config: AppConfig) -> dict[str, Stack]:
         usage=data.usage.table_name,
         documents=data.documents.table_name,
         prompts=data.prompts.table_name,
+        curated=data.curated.table_name if config.curated.enabled else None,
     )
     # The site comes first: the API stacks allow exactly its origin (CORS). Its files and config.json,
     # which name both APIs, follow them (WebContentStack). CloudFront's web ACL can only live in us-east-1:
@@ -193,7 +194,7 @@ def build_backups(
     primary = Environment(account=config.account, region=config.primary_region)
     found: dict[str, Stack] = {}
     tables = [data.conversations, data.response_cache, data.jobs, data.idempotency, data.usage, data.documents,
-              data.prompts]  # fmt: skip
+              data.prompts, data.curated]  # fmt: skip
     backups = BackupStack(
         app, f"{config.prefix}-Backup", config=config, tables=tables, buckets=[knowledge.bucket] if knowledge else [],
         data_key=keys.key, logs_key=keys.logs_key, env=primary,

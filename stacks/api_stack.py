@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from aws_cdk import Annotations, Aws, CfnOutput, Duration, Stack
+from aws_cdk import Annotations, ArnFormat, Aws, CfnOutput, Duration, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_cognito as cognito
@@ -167,6 +167,18 @@ class ApiStack(Stack):
             for arn_pattern in {pattern for _, pattern in secrets.values()}:
                 role.add_to_principal_policy(
                     iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"], resources=[arn_pattern])
+                )
+        if tables.curated and not knowledge:
+            # Curated answers match the question by its Titan v2 embedding; without knowledge no retrieval grants it.
+            embedding_model = self.format_arn(
+                service="bedrock", account="", resource="foundation-model",
+                resource_name=config.knowledge.embedding_model_id, arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+            )  # fmt: skip
+            for role in (chat.role, self.jobs.worker.role):
+                role.add_to_principal_policy(
+                    iam.PolicyStatement(
+                        sid="InvokeEmbeddingModel", actions=["bedrock:InvokeModel"], resources=[embedding_model]
+                    )
                 )
         if knowledge:
             # Uploads (presigned POST), listing, status and deletes; retrieval in /chat and /jobs.

@@ -103,6 +103,11 @@ class DataStack(Stack):
         # The prompt catalog (lambda_src/adapters/prompt_catalog.py): system prompt versions and each environment's
         # active one. Data, not derived: a long recovery window, no TTL, backed up like the conversations.
         self.prompts = self._global_table("Prompts", key, config, partition="pk", sort="sk", ttl=None, recovery_days=35)
+        # Curated answers (lambda_src/adapters/curated_answers.py): the operators' critical questions answered by
+        # the model (pk = question id, sk = prompt version), served when no model can. Data: kept, backed up.
+        self.curated = self._global_table(
+            "CuratedAnswers", key, config, partition="pk", sort="sk", ttl=None, recovery_days=35
+        )
 
         # Backups: stacks/backup_stack.py (every table, copied to a locked vault in the DR region). The vault
         # this stack had (data key, retained) is left in the account with its last recovery points.

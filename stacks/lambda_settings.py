@@ -38,6 +38,7 @@ class TableNames:
     usage: str
     documents: str
     prompts: str | None = None  # the prompt catalog; None: the Lambdas use the built-in prompt
+    curated: str | None = None  # curated answers; None: none served
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -231,6 +232,9 @@ def _common(
         usage_table_name=tables.usage,
         prompts_table_name=tables.prompts,
         prompt_environment=config.env_name,
+        curated_table_name=tables.curated,
+        curated_threshold=config.curated.threshold,
+        curated_cache_s=float(config.curated.cache_s),
         user_requests_per_minute=config.limits.user_requests_per_minute,
         max_open_jobs_per_user=config.jobs.max_open_per_user,
         jobs_queue_url=queue_url,

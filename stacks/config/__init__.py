@@ -18,6 +18,7 @@ from stacks.config.parsing import ConfigError, _check_range, _parse_object
 from stacks.config.sections import (
     ApiThrottling,
     AuthConfig,
+    CuratedConfig,
     GatewayConfig,
     GuardrailConfig,
     JobsConfig,
@@ -30,8 +31,8 @@ from stacks.config.sections import (
 
 __all__ = [
     "CONTEXT_KEY", "INFERENCE_PROFILE_DESTINATIONS", "ApiThrottling", "AppConfig", "AuthConfig", "BackupConfig",
-    "BackupLockConfig", "ConfigError", "FailoverDomainConfig", "GatewayConfig", "GuardrailConfig", "JobsConfig",
-    "KeysConfig", "KnowledgeConfig", "ModelTarget", "RequestLimits", "WorkerSizing", "dr_vault_name",
+    "BackupLockConfig", "ConfigError", "CuratedConfig", "FailoverDomainConfig", "GatewayConfig", "GuardrailConfig",
+    "JobsConfig", "KeysConfig", "KnowledgeConfig", "ModelTarget", "RequestLimits", "WorkerSizing", "dr_vault_name",
 ]  # fmt: skip
 
 CONTEXT_KEY = "bulwark"
@@ -66,6 +67,7 @@ class AppConfig:
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     knowledge: KnowledgeConfig = field(default_factory=KnowledgeConfig)
+    curated: CuratedConfig = field(default_factory=CuratedConfig)
     backup: BackupConfig = field(default_factory=BackupConfig)
     # Route 53 failover records in front of both APIs; absent: clients use both regional URLs.
     failover_domain: FailoverDomainConfig | None = None

@@ -313,3 +313,19 @@ class KnowledgeConfig:
     def embeds_per_second(self) -> float:
         """Embedding calls per second the quota allows (requests and tokens, whichever binds)."""
         return min(self.embed_quota_rpm, self.embed_quota_tpm / self.expected_tokens_per_chunk) / 60
+
+
+@dataclass(frozen=True, kw_only=True)
+class CuratedConfig:
+    """Curated answers (lambda_src/core/curated.py): served when no model can answer, to a question whose embedding
+    is at least `threshold` (cosine) close to a curated one; each execution environment re-reads them every
+    `cache_s`."""
+
+    enabled: bool = True
+    threshold: float = 0.8
+    cache_s: int = 300
+
+    def __post_init__(self) -> None:
+        if not 0.5 <= self.threshold <= 1.0:
+            raise ConfigError(f"curated.threshold must be between 0.5 and 1 (cosine similarity), got {self.threshold}")
+        _check_range("curated.cache_s", self.cache_s, 10, 86_400)

@@ -38,6 +38,7 @@ class RegionalTables(Construct):
         self.usage = imported("Usage", names.usage)
         self.documents = imported("Documents", names.documents)
         self.prompts = imported("Prompts", names.prompts) if names.prompts else None
+        self.curated = imported("CuratedAnswers", names.curated) if names.curated else None
 
     def grant_api(self, role: iam.IRole) -> None:
         """Chat, own history (read, append, delete), the answer cache, job submit and status. Deleting a
@@ -52,6 +53,7 @@ class RegionalTables(Construct):
         self._grant(role, "IdempotencyOfDeletedConversations", ["dynamodb:DeleteItem"], self.idempotency)
         self._grant(role, "UsageCounters", ["dynamodb:UpdateItem"], self.usage)
         self._grant_prompts(role)
+        self._grant_curated(role)
         self._grant_key(role)
 
     def grant_worker(self, role: iam.IRole) -> None:
@@ -62,6 +64,7 @@ class RegionalTables(Construct):
         idempotency_actions = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
         self._grant(role, "Idempotency", idempotency_actions, self.idempotency)
         self._grant_prompts(role)
+        self._grant_curated(role)
         self._grant_key(role)
 
     def grant_documents(self, role: iam.IRole) -> None:
@@ -79,6 +82,12 @@ class RegionalTables(Construct):
         """The active prompt: one GetItem of this environment's pointer. Versions are written by operators only."""
         if self.prompts is not None:
             self._grant(role, "PromptCatalog", ["dynamodb:GetItem"], self.prompts)
+
+    def _grant_curated(self, role: iam.IRole) -> None:
+        """The curated answers, read whole (a bounded Scan: few entries, compared by embedding). Written by
+        operators only (make curate)."""
+        if self.curated is not None:
+            self._grant(role, "CuratedAnswers", ["dynamodb:Scan"], self.curated)
 
     @staticmethod
     def _grant(role: iam.IRole, sid: str, actions: list[str], table: dynamodb.ITableV2) -> None:

@@ -98,7 +98,7 @@ def test_every_table_and_the_documents_bucket_are_backed_up_and_copied(synth: Sy
     (selection,) = template.find_resources("AWS::Backup::BackupSelection").values()
     resources = json.dumps(selection["Properties"]["BackupSelection"]["Resources"])
     tables = synth.template(DATA).find_resources("AWS::DynamoDB::GlobalTable")
-    assert len(tables) == 7  # the prompt catalog too (issue 11)
+    assert len(tables) == 8  # the prompt catalog and the curated answers too (issue 11)
     for logical_id in tables:
         assert f"Bulwark-dev-Data:ExportsOutputFnGetAtt{logical_id}Arn" in resources, logical_id
     assert "Bulwark-dev-Knowledge:ExportsOutputFnGetAttDocuments" in resources
@@ -231,12 +231,13 @@ def test_the_schedule_comes_from_config(schedule: str) -> None:
 
 
 class _FakeData(Stack):
-    """Stands in for the Data and Keys stacks: seven tables and a key."""
+    """Stands in for the Data and Keys stacks: eight tables and a key."""
 
     def __init__(self, app: App, env: Environment) -> None:
         super().__init__(app, "FakeData", env=env)
         key = dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING)
-        for name in ("conversations", "response_cache", "jobs", "idempotency", "usage", "documents", "prompts"):
+        names = ("conversations", "response_cache", "jobs", "idempotency", "usage", "documents", "prompts", "curated")
+        for name in names:
             setattr(self, name, dynamodb.TableV2(self, name, partition_key=key))
         self.key = kms.Key(self, "Key")
         self.logs_key = kms.Key(self, "LogsKey")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from aws_cdk.assertions import Match
 
 from tests.infra.conftest import Synth
@@ -68,11 +69,12 @@ def test_the_jobs_table_has_the_sparse_recovery_index_the_adapter_queries(synth:
     ]
 
 
-def test_the_prompt_catalog_is_a_global_table_backed_up_like_the_conversations(synth: Synth) -> None:
-    """Issue 11: system prompts are data: a global table (DR replica), PITR 35 days, deletion protection, the data
-    key in both regions, no TTL (versions never expire), keyed as the adapter reads it."""
+@pytest.mark.parametrize("table", ["Prompts", "CuratedAnswers"])
+def test_the_prompt_catalog_is_a_global_table_backed_up_like_the_conversations(synth: Synth, table: str) -> None:
+    """Issue 11: system prompts and curated answers are data: a global table (DR replica), PITR 35 days, deletion
+    protection, the data key in both regions, no TTL (never expire), keyed as the adapter reads it."""
     tables = synth.template(DATA_STACK).find_resources("AWS::DynamoDB::GlobalTable")
-    (prompts,) = [t for name, t in tables.items() if name.startswith("Prompts")]
+    (prompts,) = [t for name, t in tables.items() if name.startswith(table)]
     properties = prompts["Properties"]
 
     assert properties["KeySchema"] == [

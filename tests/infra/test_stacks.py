@@ -90,7 +90,7 @@ def test_the_table_is_global_with_a_dr_replica_pitr_protection_and_retention(syn
     tables = [  # the conversations table: the prompt catalog (no TTL either) has its own test in test_data_stack
         t for name, t in template.find_resources("AWS::DynamoDB::GlobalTable").items()
         if t["Properties"]["KeySchema"][0]["AttributeName"] == "pk" and "TimeToLiveSpecification" not in t["Properties"]
-        and not name.startswith("Prompts")
+        and not name.startswith(("Prompts", "CuratedAnswers"))
     ]  # fmt: skip
     assert len(tables) == 1
     (table,) = tables
@@ -120,7 +120,7 @@ def test_table_keys_match_what_the_handler_tests_create(synth: Synth) -> None:
     (table,) = [
         t for name, t in tables
         if t["Properties"]["KeySchema"][0]["AttributeName"] == "pk" and "TimeToLiveSpecification" not in t["Properties"]
-        and not name.startswith("Prompts")  # keyed the same: the prompt catalog (issue 11)
+        and not name.startswith(("Prompts", "CuratedAnswers"))  # keyed the same: the catalog, curated answers
     ]  # fmt: skip
     assert table["Properties"]["KeySchema"] == capture.kwargs["KeySchema"]
     assert table["Properties"]["AttributeDefinitions"] == capture.kwargs["AttributeDefinitions"]
@@ -265,6 +265,7 @@ TABLE_SIDS = {
     "Documents",  # uploads, their status and deletes (API, ingest), cited documents' names (worker)
     "FindOpenJobs", "AdoptJobs",  # the jobs recovery sweep: its index, and adopting jobs
     "PromptCatalog",  # the active system prompt (issue 11)
+    "CuratedAnswers",  # curated answers, read whole (issue 11)
 }  # fmt: skip
 
 
@@ -309,6 +310,33 @@ def test_the_lambdas_may_only_read_the_prompt_catalogs_pointer(synth: Synth, nam
     assert len(functions) == 2
     for variables in functions:
         assert "Prompts" in json.dumps(variables["PROMPTS_TABLE_NAME"]) and variables["PROMPT_ENVIRONMENT"] == "dev"
+
+
+@pytest.mark.parametrize("name", ["Bulwark-dev-Api", "Bulwark-dev-Api-DR"])
+def test_the_lambdas_may_only_scan_the_curated_answers(synth: Synth, name: str) -> None:
+    """Issue 11: chat and worker read the curated answers whole (one bounded Scan), never write them; both know the
+    table, the threshold and the cache interval."""
+    template = synth.template(name)
+    statements = [
+        statement
+        for policy in template.find_resources("AWS::IAM::Policy").values()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if statement.get("Sid") == "CuratedAnswers"
+    ]
+    assert len(statements) == 2  # the API Lambda's role and the worker's
+    for statement in statements:
+        assert statement["Action"] == "dynamodb:Scan" and statement["Effect"] == "Allow"
+        resource = json.dumps(statement["Resource"])
+        assert "CuratedAnswers" in resource and "index" not in resource and "*" not in resource
+    functions = [
+        f["Properties"]["Environment"]["Variables"]
+        for f in template.find_resources("AWS::Lambda::Function").values()
+        if "MODEL_TARGETS" in f["Properties"].get("Environment", {}).get("Variables", {})
+    ]
+    assert len(functions) == 2
+    for variables in functions:
+        assert "CuratedAnswers" in json.dumps(variables["CURATED_TABLE_NAME"])
+        assert (variables["CURATED_THRESHOLD"], variables["CURATED_CACHE_SECONDS"]) == ("0.8", "300")
 
 
 def test_provisioned_and_foundation_targets_get_exactly_their_arns() -> None:
