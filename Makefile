@@ -143,3 +143,7 @@ prompts: $(VENV)/.installed  ## the prompt catalog: make prompts ARGS="list | sh
 
 models: $(VENV)/.installed  ## what each region's Lambdas call, in order, with exact model versions (ARGS="--cdk-out cdk.out" checks the templates)
 	@$(PY) tools/models_report.py $(ARGS)
+
+.PHONY: curate
+curate: $(VENV)/.installed  ## curated answers: the model answers curated/questions.json through the gateway; ARGS="--sandbox" (make dev running) or REGION=... (AWS)
+	@$(PY) tools/curate.py $(if $(REGION),--region $(REGION)) $(ARGS)

@@ -234,6 +234,7 @@ function answerDetails(answer) {
   const target = answer.target || {};
   const passages = target.model_id === "passages";  // no model could answer: the best passages, quoted
   const who = target.model_id === "cache" ? "a cached answer"
+            : target.model_id === "curated" ? "a curated answer"
             : target.model_id === "none" ? "no model"
             : passages ? "passages from your documents" : `${target.model_id} in ${target.region}`;
   const details = { meta: `answered by ${who}`, citations: answer.citations || [] };
@@ -244,6 +245,9 @@ function answerDetails(answer) {
   if (passages) {
     details.note = "Passages from your documents, not a written answer: no model could answer "
                  + `(${answer.degraded_reason || "the models are unavailable"}).`;
+  } else if (answer.degraded && answer.matchedQuestion) {
+    // No model could answer: the operators' prepared answer to the closest question (shown, so the user can judge).
+    details.note = `Prepared answer to "${answer.matchedQuestion}": no model could answer right now.`;
   } else if (answer.degraded) {
     details.note = `Degraded answer: ${answer.degraded_reason || "the model could not answer"}`;
   } else if (primary && (target.model_id !== primary.model_id || target.region !== primary.region)) {
