@@ -52,17 +52,23 @@ def run(
         print("curate: the chat function names no curated answers table (CURATED_TABLE_NAME)", file=sys.stderr)
         return 1
     questions = parse_questions(json.loads(questions_file.read_text()))
-    service = build_chat_service(settings, dynamodb=dynamodb, bedrock_factory=bedrock_factory)
+    # No answer cache: a curated answer is not a user's cached answer (and the scheduled job may not write it).
+    service = build_chat_service(
+        settings.but(cache_table_name=None), dynamodb=dynamodb, bedrock_factory=bedrock_factory
+    )
     if dynamodb is None:
         from handlers.wiring import data_client
 
         dynamodb = data_client("dynamodb", region_name=region)
+    store = DynamoCuratedAnswers(client=dynamodb, table_name=settings.curated_table_name)
+    for question in questions:  # the list the scheduled job answers again when another prompt is activated
+        store.put_question(question)
     results = curate(
         questions,
         model=service.model,
         prompts=service.prompts,
         embedder=question_embedder(settings, region=region, bedrock_factory=bedrock_factory),
-        store=DynamoCuratedAnswers(client=dynamodb, table_name=settings.curated_table_name),
+        store=store,
         deadline_s=settings.deadline_s,
         clock=_now,
     )

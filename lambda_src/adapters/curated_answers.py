@@ -1,12 +1,14 @@
 """Curated answers on DynamoDB (a global table, backed up like the other data).
 
-Layout: pk=<question id>  sk=P#<prompt version>: the question, the answer, the model that wrote it (model_id,
-region), created_at and the question's embedding as little-endian float32 (binary: 4 KB for 1024 dimensions,
-instead of about 20 KB as a list of numbers). One entry per question and prompt version, so a prompt rollback
-finds the answers its version wrote.
+Layout:
+    pk=<question id>  sk=Q                    the operators' question (make curate writes the list)
+    pk=<question id>  sk=P#<prompt version>   its answer with that prompt: the question, the answer, the model that
+                                              wrote it (model_id, region), created_at and the question's embedding
+                                              as little-endian float32 (4 KB for 1024 dimensions, not ~20 KB)
+One entry per question and prompt version, so a prompt rollback finds the answers its version wrote.
 
-The Lambdas read the whole table with a bounded Scan (at most `MAX_PAGES` pages and `limit` items); writes are
-`make curate`'s (tools/curate.py) and the scheduled curate Lambda's.
+The Lambdas read the whole table with a bounded Scan (at most `MAX_PAGES` pages); writes are `make curate`'s
+(tools/curate.py) and the scheduled curate Lambda's (handlers/curate.py: answers for a newly active prompt).
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from core.curated import CuratedAnswer
+from core.curated import CuratedAnswer, CuratedQuestion
 from core.models import TargetRef
 
 MAX_PAGES = 4  # a cold start's read of the table is this many Scan calls at most
 _PROMPT_PREFIX = "P#"
+_QUESTION_SK = "Q"
 
 
 def pack(vector: tuple[float, ...]) -> bytes:
@@ -35,16 +38,33 @@ class DynamoCuratedAnswers:
         self._table = table_name
 
     def load(self, *, limit: int) -> list[CuratedAnswer]:
-        entries: list[CuratedAnswer] = []
-        scan: dict[str, Any] = {"TableName": self._table, "Limit": limit}
+        return [_entry(item) for item in self._scan(limit) if item["sk"]["S"].startswith(_PROMPT_PREFIX)][:limit]
+
+    def questions(self, *, limit: int) -> list[CuratedQuestion]:
+        """The list `make curate` stored last (the scheduled job answers these)."""
+        return [
+            CuratedQuestion(question_id=item["pk"]["S"], question=item["question"]["S"])
+            for item in self._scan(limit)
+            if item["sk"]["S"] == _QUESTION_SK
+        ][:limit]
+
+    def put_question(self, question: CuratedQuestion) -> None:
+        self._client.put_item(
+            TableName=self._table,
+            Item={"pk": {"S": question.question_id}, "sk": {"S": _QUESTION_SK}, "question": {"S": question.question}},
+        )
+
+    def _scan(self, limit: int) -> list[dict[str, Any]]:
+        """Every item, in at most MAX_PAGES Scan calls (1 MB each): a cold start's read stays bounded."""
+        items: list[dict[str, Any]] = []
+        scan: dict[str, Any] = {"TableName": self._table}
         for _ in range(MAX_PAGES):
             page = self._client.scan(**scan)
-            entries.extend(_entry(item) for item in page.get("Items", []))
-            if "LastEvaluatedKey" not in page or len(entries) >= limit:
+            items.extend(page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
                 break
             scan["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-            scan["Limit"] = limit - len(entries)
-        return entries[:limit]
+        return items
 
     def put(self, entry: CuratedAnswer) -> None:
         self._client.put_item(

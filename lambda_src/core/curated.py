@@ -209,6 +209,14 @@ class CurationResult:
     prompt_version: str | None = None
 
 
+def due(
+    questions: Iterable[CuratedQuestion], entries: Iterable[CuratedAnswer], *, prompt_version: str
+) -> list[CuratedQuestion]:
+    """The questions with no answer for `prompt_version` yet (a new question, or a newly active prompt)."""
+    answered = {entry.question_id for entry in entries if entry.prompt_version == prompt_version}
+    return [question for question in questions if question.question_id not in answered]
+
+
 def curate(
     questions: Iterable[CuratedQuestion],
     *,
