@@ -7,7 +7,8 @@ like AppConfig after a deployment with the AllAtOnce strategy: a new document is
 As AppConfig does, GetLatestConfiguration returns the document only when it changed since that session's
 last poll (an empty body otherwise), and every token is single-use.
 
-The operator's side (`deploy`, or `POST /_emulator/configuration` with the JSON document as body) stands in
+The sandbox (local/sandbox.py) starts one for both regions (`local_switches`) and prints its URL. The
+operator's side (`deploy`, or `POST /_emulator/configuration` with the JSON document as body) stands in
 for CreateHostedConfigurationVersion + StartDeployment. `fail(True)` makes every call answer 503, as an
 AppConfig outage would.
 
@@ -20,6 +21,8 @@ import argparse
 import json
 import secrets
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -28,6 +31,12 @@ from urllib.parse import parse_qs, urlparse
 from core.switches import default_document
 
 POLL_INTERVAL_S = 15  # AppConfig's smallest RequiredMinimumPollIntervalInSeconds
+# The sandbox's names for the profile the templates' SWITCHES_* variables point at (Refs in AWS).
+SWITCH_VARIABLES = {
+    "SWITCHES_APPLICATION": "bulwark-switches",
+    "SWITCHES_ENVIRONMENT": "local",
+    "SWITCHES_PROFILE": "switches",
+}
 
 
 @dataclass
@@ -172,6 +181,20 @@ class AppConfigEmulator(ThreadingHTTPServer):
 
     def fail(self, down: bool) -> None:
         self.state.down = down
+
+
+@contextmanager
+def local_switches() -> Iterator[str]:
+    """The sandbox's AppConfig data plane (every switch off), its URL for AWS_ENDPOINT_URL_APPCONFIGDATA."""
+    server = AppConfigEmulator(
+        application=SWITCH_VARIABLES["SWITCHES_APPLICATION"],
+        environment=SWITCH_VARIABLES["SWITCHES_ENVIRONMENT"],
+        profile=SWITCH_VARIABLES["SWITCHES_PROFILE"],
+    ).start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
 
 
 def main() -> None:

@@ -39,6 +39,7 @@ warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 from handlers.settings import Settings  # noqa: E402
 from local.api_server import LocalApi, LocalSite  # noqa: E402
+from local.appconfig_emulator import SWITCH_VARIABLES, local_switches  # noqa: E402
 from local.global_tables import DEFAULT_LAG_S  # noqa: E402
 from local.lambda_context import LocalContext  # noqa: E402
 from local.lambda_pool import ExecutionEnvironments  # noqa: E402
@@ -255,6 +256,9 @@ def start(
         vectors_url = stack.enter_context(s3vectors_process())
         progress(f"S3 Vectors emulator at {vectors_url}")
         os.environ.update(_aws_environment(aws_url, emulator_url, region, vectors_url))
+        appconfig_url = stack.enter_context(local_switches())  # the runtime switches (issue 11)
+        os.environ["AWS_ENDPOINT_URL_APPCONFIGDATA"] = appconfig_url
+        progress(f"AppConfig data plane (runtime switches) at {appconfig_url}; flip: POST /_emulator/configuration")
         names: dict[str, str] = {}
         queues: dict[str, dict[str, str]] = {}
         for name, regional_templates in regional.items():
@@ -294,6 +298,8 @@ def start(
             worker_env = _function_env(regional_templates, "handlers.worker.handler", names, queues[name], config, name)
             chat_env.update(_overridden(chat_env, env_overrides))
             worker_env.update(_overridden(worker_env, env_overrides))
+            for env in (chat_env, worker_env):
+                env["AWS_ENDPOINT_URL_APPCONFIGDATA"] = appconfig_url
             chat_env["ALLOWED_ORIGIN"] = site  # the web UI and the primary's API share this one origin
             if name == region:
                 os.environ.update(chat_env)  # as Lambda would set it before the module's cold start
@@ -483,6 +489,8 @@ def _function_env(
             env[name] = tables[templates.table_for(value).logical_id]
         elif name.endswith("QUEUE_URL"):
             env[name] = queues[templates.queue_for(value).logical_id]
+        elif name in SWITCH_VARIABLES:
+            env[name] = SWITCH_VARIABLES[name]  # local/appconfig_emulator.py serves this profile
         elif name == "ALLOWED_ORIGIN":
             continue  # the site's CloudFront origin: locally the API's own origin, set once its port is known
         elif name in KNOWLEDGE_VARIABLES:

@@ -28,6 +28,7 @@ from stacks.constructs.ingest_pipeline import IngestPipeline
 from stacks.constructs.jobs_pipeline import JobsPipeline
 from stacks.constructs.python_function import PythonFunction, lambda_code, log_retention
 from stacks.constructs.regional_tables import RegionalTables
+from stacks.constructs.runtime_switches import RuntimeSwitches
 from stacks.constructs.web_acl import WebAcl
 from stacks.knowledge_stack import KnowledgeStack
 from stacks.lambda_settings import (
@@ -82,6 +83,8 @@ class ApiStack(Stack):
 
         # --- the parts -----------------------------------------------------------------------------
         data = RegionalTables(self, "Tables", names=tables, key=key)
+        # Incident switches (AppConfig), read by the chat and worker Lambdas every 30 s.
+        switches = RuntimeSwitches(self, "Switches", environment_name=config.env_name)
         names = knowledge.names if knowledge else None
         # Before the jobs pipeline: the sandbox (local/templates.py) takes the template's last event source
         # mapping for the worker's.
@@ -96,7 +99,7 @@ class ApiStack(Stack):
             self, "Jobs", config=config, key=key, log_key=logs_key, log_retention=retention,
             worker_environment=lambda queue_url: worker_settings(
                 config, tables=tables, targets=targets, queue_url=queue_url, knowledge=names
-            ).to_env(),
+            ).but(**switches.settings()).to_env(),
             tables=data,
             recovery_environment=lambda queue_url: recovery_settings(
                 config, tables=tables, queue_url=queue_url, region=region
@@ -121,7 +124,9 @@ class ApiStack(Stack):
                 queue_url=self.jobs.queue.queue_url,
                 allowed_origin=site_origin,
                 knowledge=names,
-            ).to_env(),
+            )
+            .but(**switches.settings())
+            .to_env(),
         )
         self.chat_function = chat.function
         user_pool = cognito.UserPool.from_user_pool_arn(
@@ -164,6 +169,7 @@ class ApiStack(Stack):
         self.jobs.grant_send(self.jobs.worker.role)
         for role in (chat.role, self.jobs.worker.role):
             grant_model_access(role, config=config, region=region, models=models)
+            switches.grant_read(role)
             for arn_pattern in {pattern for _, pattern in secrets.values()}:
                 role.add_to_principal_policy(
                     iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"], resources=[arn_pattern])

@@ -13,6 +13,7 @@ from aws_cdk.assertions import Match, Template
 
 from core.switches import FORCE_DEGRADED, FORCE_OPEN, PROMPT_VERSION, default_document
 from stacks.constructs.runtime_switches import SCHEMA, RuntimeSwitches
+from tests.infra.conftest import Synth
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +68,37 @@ def test_the_lambda_may_only_read_this_configuration(template: Template) -> None
     (policy,) = template.find_resources("AWS::IAM::Policy").values()
     (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
     assert statement["Sid"] == "RuntimeSwitches"
-    assert statement["Action"] == ["appconfig:StartConfigurationSession", "appconfig:GetLatestConfiguration"]
+    assert sorted(statement["Action"]) == ["appconfig:GetLatestConfiguration", "appconfig:StartConfigurationSession"]
     arn = json.dumps(statement["Resource"])
     for part in (":appconfig:eu-west-1:123456789012:application/", "/environment/", "/configuration/"):
         assert part in arn
     assert "*" not in arn
+
+
+@pytest.mark.parametrize("name", ["Bulwark-dev-Api", "Bulwark-dev-Api-DR"])
+def test_each_region_has_its_switches_read_by_the_chat_and_worker_lambdas(synth: Synth, name: str) -> None:
+    template = synth.template(name)
+    template.resource_count_is("AWS::AppConfig::Application", 1)
+    (profile_id,) = template.find_resources("AWS::AppConfig::ConfigurationProfile")
+    statements = [
+        statement
+        for policy in template.find_resources("AWS::IAM::Policy").values()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if statement.get("Sid") == "RuntimeSwitches"
+    ]
+    assert len(statements) == 2  # the API Lambda's role and the worker's
+    for statement in statements:
+        assert sorted(statement["Action"]) == [
+            "appconfig:GetLatestConfiguration",
+            "appconfig:StartConfigurationSession",
+        ]
+        assert {"Ref": profile_id} in statement["Resource"]["Fn::Join"][1]
+    functions = [
+        f["Properties"]["Environment"]["Variables"]
+        for f in template.find_resources("AWS::Lambda::Function").values()
+        if "MODEL_TARGETS" in f["Properties"].get("Environment", {}).get("Variables", {})
+    ]
+    assert len(functions) == 2
+    for variables in functions:
+        assert variables["SWITCHES_PROFILE"] == {"Ref": profile_id}
+        assert variables["SWITCHES_CACHE_SECONDS"] == "30"
