@@ -24,6 +24,7 @@ from stacks.auth_stack import user_pool_arn_in
 from stacks.config import AppConfig, ModelTarget
 from stacks.constructs.api_alarms import ApiAlarms
 from stacks.constructs.chat_api import STAGE_NAME, ChatRestApi
+from stacks.constructs.curate_job import CurateJob
 from stacks.constructs.ingest_pipeline import IngestPipeline
 from stacks.constructs.jobs_pipeline import JobsPipeline
 from stacks.constructs.python_function import PythonFunction, lambda_code, log_retention
@@ -174,12 +175,28 @@ class ApiStack(Stack):
                 role.add_to_principal_policy(
                     iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"], resources=[arn_pattern])
                 )
+        embedding_model = self.format_arn(
+            service="bedrock", account="", resource="foundation-model",
+            resource_name=config.knowledge.embedding_model_id, arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+        )  # fmt: skip
+        if tables.curated and region == config.primary_region:
+            # Answers the curated questions for a newly active prompt, every hour, in the primary region (global table).
+            curate = CurateJob(
+                self, "Curate", tables=data, embedding_model_arn=embedding_model, log_key=logs_key,
+                log_retention=retention,
+                environment=worker_settings(
+                    config, tables=tables, targets=targets, queue_url=self.jobs.queue.queue_url, knowledge=names
+                ).but(**switches.settings()).to_env(),
+            )  # fmt: skip
+            # The switches too: it curates for the prompt the chat path serves (a switch may roll it back).
+            switches.grant_read(curate.role)
+            grant_model_access(curate.role, config=config, region=region, models=models)
+            for arn_pattern in {pattern for _, pattern in secrets.values()}:
+                curate.role.add_to_principal_policy(
+                    iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"], resources=[arn_pattern])
+                )
         if tables.curated and not knowledge:
             # Curated answers match the question by its Titan v2 embedding; without knowledge no retrieval grants it.
-            embedding_model = self.format_arn(
-                service="bedrock", account="", resource="foundation-model",
-                resource_name=config.knowledge.embedding_model_id, arn_format=ArnFormat.SLASH_RESOURCE_NAME,
-            )  # fmt: skip
             for role in (chat.role, self.jobs.worker.role):
                 role.add_to_principal_policy(
                     iam.PolicyStatement(

@@ -89,6 +89,14 @@ class RegionalTables(Construct):
         if self.curated is not None:
             self._grant(role, "CuratedAnswers", ["dynamodb:Scan"], self.curated)
 
+    def grant_curate_job(self, role: iam.IRole) -> None:
+        """The scheduled curate job: read the questions and answers, write answers; the active prompt's pointer."""
+        if self.curated is not None:
+            self._grant(role, "CuratedAnswers", ["dynamodb:Scan"], self.curated)
+            self._grant(role, "WriteCuratedAnswers", ["dynamodb:PutItem"], self.curated)
+        self._grant_prompts(role)
+        self._grant_key(role)
+
     @staticmethod
     def _grant(role: iam.IRole, sid: str, actions: list[str], table: dynamodb.ITableV2) -> None:
         role.add_to_principal_policy(iam.PolicyStatement(sid=sid, actions=actions, resources=[table.table_arn]))

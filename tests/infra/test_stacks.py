@@ -266,6 +266,7 @@ TABLE_SIDS = {
     "FindOpenJobs", "AdoptJobs",  # the jobs recovery sweep: its index, and adopting jobs
     "PromptCatalog",  # the active system prompt (issue 11)
     "CuratedAnswers",  # curated answers, read whole (issue 11)
+    "WriteCuratedAnswers",  # the scheduled curate job (issue 11)
 }  # fmt: skip
 
 
@@ -298,7 +299,8 @@ def test_the_lambdas_may_only_read_the_prompt_catalogs_pointer(synth: Synth, nam
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]
         if statement.get("Sid") == "PromptCatalog"
     ]
-    assert len(statements) == 2  # the API Lambda's role and the worker's
+    # the API Lambda's role and the worker's; in the primary region, the scheduled curate job's too
+    assert len(statements) == (3 if name == "Bulwark-dev-Api" else 2)
     for statement in statements:
         assert statement["Action"] == "dynamodb:GetItem" and statement["Effect"] == "Allow"
         assert "Prompts" in json.dumps(statement["Resource"]) and "index" not in json.dumps(statement["Resource"])
@@ -307,7 +309,7 @@ def test_the_lambdas_may_only_read_the_prompt_catalogs_pointer(synth: Synth, nam
         for f in template.find_resources("AWS::Lambda::Function").values()
         if "MODEL_TARGETS" in f["Properties"].get("Environment", {}).get("Variables", {})
     ]
-    assert len(functions) == 2
+    assert len(functions) == (3 if name == "Bulwark-dev-Api" else 2)
     for variables in functions:
         assert "Prompts" in json.dumps(variables["PROMPTS_TABLE_NAME"]) and variables["PROMPT_ENVIRONMENT"] == "dev"
 
@@ -323,7 +325,8 @@ def test_the_lambdas_may_only_scan_the_curated_answers(synth: Synth, name: str) 
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]
         if statement.get("Sid") == "CuratedAnswers"
     ]
-    assert len(statements) == 2  # the API Lambda's role and the worker's
+    # the API Lambda's role and the worker's; in the primary region, the scheduled curate job's too
+    assert len(statements) == (3 if name == "Bulwark-dev-Api" else 2)
     for statement in statements:
         assert statement["Action"] == "dynamodb:Scan" and statement["Effect"] == "Allow"
         resource = json.dumps(statement["Resource"])
@@ -333,10 +336,47 @@ def test_the_lambdas_may_only_scan_the_curated_answers(synth: Synth, name: str) 
         for f in template.find_resources("AWS::Lambda::Function").values()
         if "MODEL_TARGETS" in f["Properties"].get("Environment", {}).get("Variables", {})
     ]
-    assert len(functions) == 2
+    assert len(functions) == (3 if name == "Bulwark-dev-Api" else 2)
     for variables in functions:
         assert "CuratedAnswers" in json.dumps(variables["CURATED_TABLE_NAME"])
         assert (variables["CURATED_THRESHOLD"], variables["CURATED_CACHE_SECONDS"]) == ("0.8", "300")
+
+
+def test_the_curate_job_runs_hourly_in_the_primary_region_with_exact_access(synth: Synth) -> None:
+    """Issue 11: one scheduled curate Lambda (primary region only: the table is global), writing only the curated
+    table (PutItem), reading it (Scan) and the prompt pointer (GetItem), calling the chain and Titan v2."""
+    assert not synth.template("Bulwark-dev-Api-DR").find_resources(
+        "AWS::Lambda::Function", {"Properties": {"Handler": "handlers.curate.handler"}}
+    )
+    template = synth.template("Bulwark-dev-Api")
+    (function_id,) = template.find_resources(
+        "AWS::Lambda::Function",
+        {"Properties": {"Handler": "handlers.curate.handler", "ReservedConcurrentExecutions": 1}},
+    )
+    (rule,) = [
+        r for r in template.find_resources("AWS::Events::Rule").values()
+        if function_id in json.dumps(r["Properties"]["Targets"])
+    ]  # fmt: skip
+    assert rule["Properties"]["ScheduleExpression"] == "rate(1 hour)"
+    role_id = template.find_resources("AWS::Lambda::Function")[function_id]["Properties"]["Role"]["Fn::GetAtt"][0]
+    statements = {
+        statement.get("Sid"): statement
+        for policy in template.find_resources("AWS::IAM::Policy").values()
+        if {"Ref": role_id} in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    }
+    assert statements["WriteCuratedAnswers"]["Action"] == "dynamodb:PutItem"
+    assert statements["CuratedAnswers"]["Action"] == "dynamodb:Scan"
+    assert statements["PromptCatalog"]["Action"] == "dynamodb:GetItem"
+    assert statements["InvokeEmbeddingModel"]["Action"] == "bedrock:InvokeModel"
+    assert "titan-embed-text-v2" in json.dumps(statements["InvokeEmbeddingModel"]["Resource"])
+    assert "InvokeConfiguredModels" in statements
+    dynamodb_sids = {
+        sid
+        for sid, s in statements.items()
+        if any(a.startswith("dynamodb:") for a in json.dumps(s["Action"]).split('"'))
+    }
+    assert dynamodb_sids == {"WriteCuratedAnswers", "CuratedAnswers", "PromptCatalog"}
 
 
 def test_provisioned_and_foundation_targets_get_exactly_their_arns() -> None:
