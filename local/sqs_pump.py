@@ -61,6 +61,14 @@ class SqsPump(PollingThread):
         self._slots = threading.Semaphore(max_concurrency)
         self._timeout_s = timeout_s
         self.invocations = 0
+        self._in_flight = 0
+        self._in_flight_lock = threading.Lock()
+
+    @property
+    def in_flight(self) -> int:
+        """Batches handed to the handler and not finished (their messages not yet deleted or left to reappear)."""
+        with self._in_flight_lock:
+            return self._in_flight
 
     def poll_once(self) -> int:
         """Receive one batch and hand it to a free slot; the number of records received."""
@@ -77,6 +85,8 @@ class SqsPump(PollingThread):
         if not messages:
             self._slots.release()
             return 0
+        with self._in_flight_lock:
+            self._in_flight += 1
         self._pool.submit(self._deliver, messages)
         return len(messages)
 
@@ -95,6 +105,8 @@ class SqsPump(PollingThread):
             for message in done:
                 self._client.delete_message(QueueUrl=self._url, ReceiptHandle=message["ReceiptHandle"])
         finally:
+            with self._in_flight_lock:
+                self._in_flight -= 1
             self._slots.release()
 
     def _record(self, message: dict[str, Any]) -> dict[str, Any]:

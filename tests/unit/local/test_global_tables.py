@@ -196,3 +196,23 @@ def test_the_embedded_aws_replicates_and_a_cancelled_transaction_replicates_noth
         assert _get(east, "phantom") is None and _get(clients[WEST], "phantom") is None
         with urllib.request.urlopen(f"{url}/_bulwark/global-tables") as response:
             assert json.loads(response.read())["directions"][f"{EAST}->{WEST}"]["replicated"] == 2
+
+
+def test_concurrent_updates_of_different_attributes_keep_one_writers_item_whole(regions: Any) -> None:
+    """Global tables resolve conflicts per item, not per attribute: two regions updating different attributes of
+    one item at about the same time end with the later writer's item, the other's attribute lost."""
+    clients, replication, clock = regions
+    _put(clients[EAST], "doc", name="report.pdf")
+    clock.after_lag()
+    replication.pump()
+    for region, state in ((EAST, "ready"), (WEST, "ingesting")):  # each region's pipeline writes its own status
+        clients[region].update_item(
+            TableName="t", Key=_key("doc"), UpdateExpression="SET #r = :s",
+            ExpressionAttributeNames={"#r": f"status_{region}"}, ExpressionAttributeValues={":s": {"S": state}},
+        )  # fmt: skip
+
+    clock.after_lag()
+    replication.pump()
+
+    expected = {**_key("doc"), "name": {"S": "report.pdf"}, f"status_{WEST}": {"S": "ingesting"}}
+    assert _get(clients[EAST], "doc") == expected and _get(clients[WEST], "doc") == expected
