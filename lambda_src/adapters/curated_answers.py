@@ -19,7 +19,7 @@ from typing import Any
 from core.curated import CuratedAnswer, CuratedQuestion
 from core.models import TargetRef
 
-MAX_PAGES = 4  # a cold start's read of the table is this many Scan calls at most
+MAX_PAGES = 2  # a cold start's read of the table: at most 2 Scan calls of 1 MB (about 400 entries of 1024 dimensions)
 _PROMPT_PREFIX = "P#"
 _QUESTION_SK = "Q"
 
