@@ -8,8 +8,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from core.curated import CURATED_TARGET, CuratedAnswers
 from core.errors import AtCapacity, Conflict, DependencyUnavailable, NotFound, Overloaded
 from core.gateway import CACHE_TARGET, NONE_TARGET
 from core.models import (
@@ -27,6 +27,9 @@ from core.models import (
 from core.ports import ChatModel, ConversationResidue, ConversationStore
 from core.prompts import BUILTIN_PROMPT, FixedPrompt, PromptProvider
 from core.retrieval import PASSAGES_TARGET, Retrieval, Retriever, extractive_answer, grounded_system_prompt
+
+if TYPE_CHECKING:  # core.curated is loaded by whoever builds curated answers, not by every cold start
+    from core.curated import CuratedAnswers
 
 SYSTEM_PROMPT = BUILTIN_PROMPT  # the built-in prompt (version "builtin"); the catalog's active version wins
 _TITLE_CHARS = 80
@@ -203,6 +206,8 @@ class ChatService:
         match = self._curated.match(vector, prompt_version=prompt_version, budget_s=budget_s)
         if match is None:
             return None
+        from core.curated import CURATED_TARGET  # loaded already: it built self._curated
+
         return ChatAnswer(
             conversation_id=request.conversation_id,
             answer=match.entry.answer,

@@ -10,8 +10,9 @@ several environments as threads of one process, makes that state per thread (loc
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
@@ -30,8 +31,6 @@ from core.errors import (
     Unauthorized,
 )
 from core.gateway import ModelGateway
-from core.health import DeepHealth, HealthSettings
-from core.jobs import JobService
 from core.limits import UserLimits
 from core.models import ChatRequest, validate_conversation_id
 from core.retrieval import DocumentService
@@ -48,11 +47,16 @@ from handlers.wiring import (
     shared_session,
 )
 
+if TYPE_CHECKING:
+    from core.health import DeepHealth
+    from core.jobs import JobService
+
 logger = Logger()
 tracer = Tracer(patch_modules=["botocore"])  # only what we call: Bedrock and DynamoDB
 metrics = Metrics()
 
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
+T = TypeVar("T")
 _NO_ROUTE = "no such route: check the method and path"
 
 
@@ -65,6 +69,23 @@ def json_body(raw: str | bytes | None, settings: Settings, *, is_base64: bool = 
     )
 
 
+class Deferred(Generic[T]):
+    """A part of the environment built on its first use, once: the routes that need it (deep health, jobs) pay
+    for its modules, not every cold start. Under a lock: the sandbox serves one environment on several threads."""
+
+    def __init__(self, build: Callable[[], T]) -> None:
+        self._build: Callable[[], T] | None = build
+        self._value: T | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> T:
+        if self._build is not None:
+            with self._lock:
+                if self._build is not None:
+                    self._value, self._build = self._build(), None
+        return self._value  # type: ignore[return-value]
+
+
 class ChatApi:
     """The routes of one execution environment over its services."""
 
@@ -73,17 +94,17 @@ class ChatApi:
         *,
         settings: Settings,
         service: ChatService,
-        jobs: JobService | None,
+        jobs: Deferred[JobService | None],
         limits: UserLimits | None = None,
         documents: DocumentService | None = None,
-        health: DeepHealth | None = None,
+        health: Deferred[DeepHealth | None] | None = None,
     ) -> None:
         self.settings = settings
         self.service = service
-        self.jobs = jobs
+        self._jobs = jobs
         self.limits = limits
         self.documents = documents
-        self.health = health
+        self._health = health
         # CORS headers only for the web UI's origin (never "*"); without one configured, none at all.
         cors = CORSConfig(allow_origin=settings.allowed_origin, max_age=3600) if settings.allowed_origin else None
         self.app = app = APIGatewayRestResolver(cors=cors)
@@ -126,10 +147,19 @@ class ChatApi:
         headers = self.app.current_event.headers
         return headers.get("Idempotency-Key") or headers.get("idempotency-key")
 
+    @property
+    def jobs(self) -> JobService | None:
+        return self._jobs.get()
+
+    @property
+    def health(self) -> DeepHealth | None:
+        return self._health.get() if self._health is not None else None
+
     def job_service(self) -> JobService:
-        if self.jobs is None:
+        jobs = self.jobs
+        if jobs is None:
             raise NotFound("jobs are not enabled in this deployment")
-        return self.jobs
+        return jobs
 
     def document_service(self) -> DocumentService:
         if self.documents is None:
@@ -146,11 +176,12 @@ class ChatApi:
             answer = self.service.answer(user_id=user, request=request, remaining_s=remaining_ms / 1000 - 1.0)
         except Overloaded as error:
             metrics.add_metric(name="ChatShed", unit=MetricUnit.Count, value=1)
-            if self.settings.shed_to_jobs and self.jobs is not None:
-                job, _ = self.jobs.submit(user_id=user, request=request, idempotency_key=self.idempotency_key())
+            jobs = self.jobs
+            if self.settings.shed_to_jobs and jobs is not None:
+                job, _ = jobs.submit(user_id=user, request=request, idempotency_key=self.idempotency_key())
                 note = "the model is unavailable right now: your request was queued as a job"
                 return _accepted(job.to_api(), note=note)
-            hint = " POST the same body to /jobs to have it answered when the model recovers." if self.jobs else ""
+            hint = " POST the same body to /jobs to have it answered when the model recovers." if jobs else ""
             raise type(error)(f"{error.message}.{hint}", retry_after=error.retry_after) from error
         if answer.degraded:
             metrics.add_metric(name="ChatDegraded", unit=MetricUnit.Count, value=1)
@@ -214,16 +245,17 @@ class ChatApi:
     def deep_health(self) -> Response[str]:
         """This region's table, queue and model breakers: 200 when it can answer, else 503 + Retry-After.
         No user identity is read and no user data is returned."""
-        if self.health is None:
+        health = self.health
+        if health is None:
             raise NotFound("deep health is not configured in this deployment")
-        report, fresh = self.health.report()
+        report, fresh = health.report()
         headers = {"Cache-Control": "no-store"}
         if not report.healthy:
-            headers["Retry-After"] = str(self.health.retry_after)
+            headers["Retry-After"] = str(health.retry_after)
             if fresh:  # once per measurement, not per probe served from the cache
                 metrics.add_metric(name="DeepHealthUnhealthy", unit=MetricUnit.Count, value=1)
                 logger.warning("deep health: unhealthy", extra={"failing": list(report.failing)})
-        return _json(200 if report.healthy else 503, report.to_api(now=self.health.now()), headers)
+        return _json(200 if report.healthy else 503, report.to_api(now=health.now()), headers)
 
     # --- errors: domain errors map to HTTP here, nowhere else --------------------------------------
     def domain_error(self, error: DomainError) -> Response[str]:
@@ -284,17 +316,23 @@ def bootstrap(
     probe_clients = {"dynamodb": dynamodb, "sqs": sqs}  # tests' clients; else probe clients (one attempt)
     dynamodb = dynamodb or data_client("dynamodb")  # one client for chat, jobs and documents
     service = build_chat_service(settings, dynamodb=dynamodb, bedrock_factory=bedrock_factory, s3vectors=s3vectors)
+    region, read_timeout_s = str(dynamodb.meta.region_name), data_read_timeout_s()  # this environment's, now
     api = ChatApi(
         settings=settings,
         service=service,
         documents=build_document_service(settings, dynamodb=dynamodb, s3=s3, s3vectors=s3vectors),
-        jobs=build_job_service(settings, chat=None, dynamodb=dynamodb, sqs=sqs),
+        # Built by the first request that needs them (their routes, or a shed chat request).
+        jobs=Deferred(lambda: build_job_service(settings, chat=None, dynamodb=dynamodb, sqs=sqs)),
         limits=build_user_limits(
             settings,
             dynamodb=dynamodb,
             on_unavailable=lambda: metrics.add_metric(name="UserLimitUnavailable", unit=MetricUnit.Count, value=1),
         ),
-        health=build_deep_health(settings, service=service, region=str(dynamodb.meta.region_name), **probe_clients),
+        health=Deferred(
+            lambda: build_deep_health(
+                settings, service=service, region=region, read_timeout_s=read_timeout_s, **probe_clients
+            )
+        ),
     )
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
@@ -307,14 +345,20 @@ def bootstrap(
 
 
 def build_deep_health(
-    settings: Settings, *, service: ChatService, region: str, dynamodb: Any = None, sqs: Any = None
+    settings: Settings,
+    *,
+    service: ChatService,
+    region: str,
+    read_timeout_s: float,
+    dynamodb: Any = None,
+    sqs: Any = None,
 ) -> DeepHealth:
     """The deep health checks of this execution environment: the conversations table, the jobs queue (when
     jobs are on) and the gateway's breakers. Probe clients make one attempt with the data clients' timeouts
-    and are built on the first probe, so cold starts do not pay for them."""
+    and are built on the first probe; bootstrap builds this on the first GET /health/deep, so cold starts pay
+    for neither the clients nor these modules."""
     from adapters.health import DynamoTableProbe, SqsQueueProbe, probe_client_config
-
-    read_timeout_s = data_read_timeout_s()
+    from core.health import DeepHealth, HealthSettings
 
     def probe_client(service_name: str) -> Any:
         config = probe_client_config(connect_timeout_s=DATA_CONNECT_TIMEOUT_S, read_timeout_s=read_timeout_s)

@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import botocore.session
 from botocore.config import Config
@@ -14,15 +14,11 @@ from botocore.config import Config
 from adapters.answer_cache import DynamoAnswerCache
 from adapters.bedrock import BedrockTarget
 from adapters.dynamodb import DynamoConversationStore
-from adapters.jobs import DynamoJobStore, DynamoOpenJobSlots, PowertoolsJobEvents, SqsJobQueue
 from adapters.metrics import PowertoolsGatewayMetrics
-from adapters.prompt_catalog import DynamoPromptCatalog
 from adapters.residue import DynamoConversationResidue
 from adapters.usage import DynamoUsageCounters
 from core.chat import ChatService
-from core.curated import CuratedAnswers, CuratedSettings
 from core.gateway import GatewaySettings, ModelGateway
-from core.jobs import JobService, JobSettings
 from core.limits import UserLimits, UserLimitSettings
 from core.ports import TargetModel
 from core.prompts import ActivePrompt, FixedPrompt, PromptCacheSettings, PromptVersion
@@ -30,6 +26,12 @@ from core.resilience import BreakerSettings, CapacitySettings, RateLimiter
 from core.retrieval import DocumentService, Retriever
 from core.switches import SwitchBoard, SwitchCacheSettings, SwitchedPrompt
 from handlers.settings import DataClientSettings, KnowledgeSettings, Settings, TargetSetting
+
+if TYPE_CHECKING:
+    # What only some deployments or some routes use is imported where it is built: a cold start pays only
+    # for the modules every request needs (the prompt catalog, curated answers and the jobs side wait).
+    from core.curated import CuratedAnswers
+    from core.jobs import JobService
 
 _session: botocore.session.Session | None = None
 _log = logging.getLogger(__name__)
@@ -96,6 +98,8 @@ def build_active_prompt(settings: Settings, *, dynamodb: Any = None, clock: Any 
     """This environment's active prompt from the catalog (None where no catalog table is configured)."""
     if not settings.prompts_table_name:
         return None
+    from adapters.prompt_catalog import DynamoPromptCatalog
+
     client = dynamodb or LazyClient(lambda: shared_session().create_client("dynamodb", config=prompt_client_config()))
     return ActivePrompt(
         source=DynamoPromptCatalog(client=client, table_name=settings.prompts_table_name),
@@ -113,6 +117,7 @@ def build_curated_answers(
     if not settings.curated_table_name:
         return None
     from adapters.curated_answers import MAX_PAGES, DynamoCuratedAnswers
+    from core.curated import CuratedAnswers, CuratedSettings
 
     client = dynamodb or LazyClient(lambda: shared_session().create_client("dynamodb", config=prompt_client_config()))
     region = _region(dynamodb) if dynamodb is not None else str(shared_session().get_config_variable("region") or "")
@@ -170,6 +175,8 @@ def switched_prompts(settings: Settings, active: Any, board: SwitchBoard | None,
         return active
     lookup = _missing_version
     if settings.prompts_table_name:
+        from adapters.prompt_catalog import DynamoPromptCatalog
+
         client = dynamodb or LazyClient(
             lambda: shared_session().create_client("dynamodb", config=prompt_client_config())
         )
@@ -424,6 +431,9 @@ def build_job_service(
     """The jobs side (API: submit/status; worker: answer). None where no queue is configured."""
     if not (settings.jobs_table_name and settings.jobs_queue_url):
         return None
+    from adapters.jobs import DynamoJobStore, DynamoOpenJobSlots, PowertoolsJobEvents, SqsJobQueue
+    from core.jobs import JobService, JobSettings
+
     dynamodb = dynamodb or data_client("dynamodb")
     return JobService(
         store=DynamoJobStore(client=dynamodb, table_name=settings.jobs_table_name),

@@ -1,0 +1,47 @@
+"""The chat Lambda's init loads only what every request needs (issue 8's cold-start budget, bench/cold_start.py):
+deep health, the jobs side and curated answers are loaded by the first request that uses them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+
+from bench.cold_start import ENV
+from handlers.chat import Deferred
+
+DEFERRED = ["core.health", "adapters.health", "core.jobs", "adapters.jobs", "core.curated", "adapters.prompt_catalog"]
+
+
+def test_a_cold_start_with_the_default_deployments_environment_leaves_route_specific_modules_unloaded() -> None:
+    code = f"import handlers.chat, json, sys; print(json.dumps([m for m in {DEFERRED!r} if m in sys.modules]))"
+    out = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_a_deferred_part_is_built_once_on_first_use_even_by_concurrent_requests() -> None:
+    built: list[int] = []
+    release = threading.Event()
+
+    def build() -> str:
+        release.wait(timeout=5)
+        built.append(1)
+        return "part"
+
+    part = Deferred(build)
+    assert built == []  # nothing at init
+    results: list[str] = []
+    threads = [threading.Thread(target=lambda: results.append(part.get())) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    release.set()
+    for thread in threads:
+        thread.join()
+    assert results == ["part"] * 4 and built == [1]
+
+
+def test_a_deferred_none_stays_none_without_building_again() -> None:
+    calls: list[int] = []
+    part: Deferred[None] = Deferred(lambda: calls.append(1))
+    assert part.get() is None and part.get() is None and calls == [1]
