@@ -39,7 +39,8 @@ def _default_chat_environment() -> dict[str, str]:
     config = AppConfig.from_context(json.loads((ROOT / "cdk.json").read_text())["context"][CONTEXT_KEY])
     region = config.primary_region
     tables = TableNames(conversations="bench", response_cache="bench-cache", jobs="bench-jobs",
-                        idempotency="bench-idempotency", usage="bench-usage", documents="bench-documents")  # fmt: skip
+                        idempotency="bench-idempotency", usage="bench-usage", documents="bench-documents",
+                        prompts="bench-prompts", curated="bench-curated")  # fmt: skip
     targets = chain_settings(config, region, lambda target: (target.model_id, ("gr-bench", "1")))
     queue = f"https://sqs.{region}.amazonaws.com/123456789012/bench-jobs"
     # The default deployment has knowledge on: the chat Lambda also builds its retriever at cold start.
@@ -47,7 +48,10 @@ def _default_chat_environment() -> dict[str, str]:
     settings = chat_settings(
         config, tables=tables, targets=targets, queue_url=queue, allowed_origin="https://d.example", knowledge=knowledge
     )
-    return settings.to_env()
+    # The runtime switches (AppConfig), as the API stack sets them (RuntimeSwitches.settings()).
+    switches = {"switches_application": "bench-app", "switches_environment": "bench-env",
+                "switches_profile": "bench-profile", "switches_cache_s": 30}  # fmt: skip
+    return settings.but(**switches).to_env()
 
 
 ENV = {

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from core.errors import AtCapacity, Conflict, DependencyUnavailable, NotFound, Overloaded
 from core.gateway import CACHE_TARGET, NONE_TARGET
@@ -29,7 +29,16 @@ from core.prompts import BUILTIN_PROMPT, FixedPrompt, PromptProvider
 from core.retrieval import PASSAGES_TARGET, Retrieval, Retriever, extractive_answer, grounded_system_prompt
 
 if TYPE_CHECKING:  # core.curated is loaded by whoever builds curated answers, not by every cold start
-    from core.curated import CuratedAnswers
+    from core.curated import CuratedMatch
+
+
+class CuratedSource(Protocol):
+    """What the chat path asks of curated answers (core.curated.CuratedAnswers, or a deferred one)."""
+
+    def embed(self, question: str, *, budget_s: float) -> tuple[float, ...] | None: ...
+
+    def match(self, vector: Sequence[float] | None, *, prompt_version: str, budget_s: float) -> CuratedMatch | None: ...
+
 
 SYSTEM_PROMPT = BUILTIN_PROMPT  # the built-in prompt (version "builtin"); the catalog's active version wins
 _TITLE_CHARS = 80
@@ -64,7 +73,7 @@ class ChatService:
         residue: ConversationResidue | None = None,
         retriever: Retriever | None = None,
         prompts: PromptProvider | None = None,
-        curated: CuratedAnswers | None = None,
+        curated: CuratedSource | None = None,
     ) -> None:
         self._store = store
         self._curated = curated  # operators' curated answers: served when no model can answer

@@ -10,9 +10,8 @@ several environments as threads of one process, makes that state per thread (loc
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
@@ -37,6 +36,7 @@ from core.retrieval import DocumentService
 from handlers.settings import Settings
 from handlers.wiring import (
     DATA_CONNECT_TIMEOUT_S,
+    Deferred,
     LazyClient,
     build_chat_service,
     build_document_service,
@@ -56,7 +56,6 @@ tracer = Tracer(patch_modules=["botocore"])  # only what we call: Bedrock and Dy
 metrics = Metrics()
 
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
-T = TypeVar("T")
 _NO_ROUTE = "no such route: check the method and path"
 
 
@@ -67,23 +66,6 @@ def json_body(raw: str | bytes | None, settings: Settings, *, is_base64: bool = 
     return decode_json_body(
         raw, is_base64=is_base64, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth
     )
-
-
-class Deferred(Generic[T]):
-    """A part of the environment built on its first use, once: the routes that need it (deep health, jobs) pay
-    for its modules, not every cold start. Under a lock: the sandbox serves one environment on several threads."""
-
-    def __init__(self, build: Callable[[], T]) -> None:
-        self._build: Callable[[], T] | None = build
-        self._value: T | None = None
-        self._lock = threading.Lock()
-
-    def get(self) -> T:
-        if self._build is not None:
-            with self._lock:
-                if self._build is not None:
-                    self._value, self._build = self._build(), None
-        return self._value  # type: ignore[return-value]
 
 
 class ChatApi:

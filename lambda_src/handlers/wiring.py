@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import botocore.session
 from botocore.config import Config
@@ -292,10 +292,48 @@ def build_chat_service(
         store_reserve_s=data_call_worst_case_s(),
         retriever=retriever,
         prompts=prompts,
-        curated=build_curated_answers(
-            settings, dynamodb=dynamodb_given, bedrock_factory=bedrock_factory, embed=retriever is None
-        ),
+        curated=DeferredCurated(
+            lambda: build_curated_answers(
+                settings, dynamodb=dynamodb_given, bedrock_factory=bedrock_factory, embed=retriever is None
+            )
+        )
+        if settings.curated_table_name
+        else None,
     )
+
+
+T = TypeVar("T")
+
+
+class Deferred(Generic[T]):
+    """A part of the environment built on its first use, once: the routes that need it (deep health, jobs) pay
+    for its modules, not every cold start. Under a lock: the sandbox serves one environment on several threads."""
+
+    def __init__(self, build: Callable[[], T]) -> None:
+        self._build: Callable[[], T] | None = build
+        self._value: T | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> T:
+        if self._build is not None:
+            with self._lock:
+                if self._build is not None:
+                    self._value, self._build = self._build(), None
+        return self._value  # type: ignore[return-value]
+
+
+class DeferredCurated:
+    """Curated answers built when the chat path first degrades (most execution environments never do), so a
+    cold start does not load their modules."""
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._answers: Deferred[Any] = Deferred(build)
+
+    def embed(self, question: str, *, budget_s: float) -> Any:
+        return self._answers.get().embed(question, budget_s=budget_s)
+
+    def match(self, vector: Any, *, prompt_version: str, budget_s: float) -> Any:
+        return self._answers.get().match(vector, prompt_version=prompt_version, budget_s=budget_s)
 
 
 def _region(client: Any) -> str:

@@ -9,9 +9,10 @@ import sys
 import threading
 
 from bench.cold_start import ENV
-from handlers.chat import Deferred
+from handlers.wiring import Deferred
 
-DEFERRED = ["core.health", "adapters.health", "core.jobs", "adapters.jobs", "core.curated", "adapters.prompt_catalog"]
+DEFERRED = ["core.health", "adapters.health", "core.jobs", "adapters.jobs", "core.curated", "adapters.curated_answers"]
+# (The prompt catalog is read by every request: it is loaded at init, as it should be.)
 
 
 def test_a_cold_start_with_the_default_deployments_environment_leaves_route_specific_modules_unloaded() -> None:

@@ -27,7 +27,9 @@ class Context:
 
 
 def test_a_newly_active_prompt_gets_its_curated_answers_on_the_next_run(
-    aws: dict[str, Any], emulator: BedrockEmulator, table: DynamoCuratedAnswers  # noqa: F811 - the fixtures
+    aws: dict[str, Any],
+    emulator: BedrockEmulator,  # noqa: F811 - a fixture
+    table: DynamoCuratedAnswers,  # noqa: F811 - a fixture
 ) -> None:
     # GIVEN make curate ran with the built-in prompt
     create_table(aws["dynamodb"], PROMPTS, [("pk", "HASH"), ("sk", "RANGE")])
