@@ -66,7 +66,7 @@ $(LOCAL_OUT)/.stamp: $(VENV)/.installed $(SOURCES)
 dev: install $(LOCAL_OUT)/.stamp  ## the main job: the whole app on this machine (Ctrl-C stops it)
 	@$(CDK_ENV_LOCAL) $(PY) -m local.sandbox --cdk-out $(LOCAL_OUT) $(if $(PORT),--port $(PORT))
 
-drill: install $(LOCAL_OUT)/.stamp  ## disaster-recovery drill on the two-region sandbox: fail over, restore, fail back, RTO/RPO vs targets (DRILL_QUICK=1: about 3 min)
+drill: install $(LOCAL_OUT)/.stamp  ## disaster-recovery drill on the two-region sandbox: fail over, restore, fail back, RTO/RPO vs targets (about 13 min; DRILL_QUICK=1: 1-3 min)
 	@$(CDK_ENV_LOCAL) $(PY) tools/drill.py --cdk-out $(LOCAL_OUT) $(if $(DRILL_QUICK),--quick) $(ARGS)
 
 invoke: $(VENV)/.installed  ## make invoke FN=chat EVENT=events/chat-post.json [STACK=Bulwark-dev-Api REGION=...]

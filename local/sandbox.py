@@ -179,7 +179,8 @@ class Sandbox:
 
     # --- global tables --------------------------------------------------------------------------------------------
     def replication(self, *, keys: bool = False) -> dict[str, Any]:
-        """The global tables' replication state (local/global_tables.py): pending changes per direction..."""
+        """The global tables' replication state (local/global_tables.py): per direction the pending changes, their
+        oldest age, replicated and superseded counts, paused or not; with `keys` the pending items' keys."""
         url = f"{self.aws_url}/_bulwark/global-tables" + ("?keys=1" if keys else "")
         with urllib.request.urlopen(url, timeout=30) as response:
             return json.loads(response.read())  # type: ignore[no-any-return]
