@@ -113,7 +113,7 @@ def test_the_lambda_roles_use_the_data_key_only_through_its_services_with_the_ac
         assert via == f"{service}.{region}.amazonaws.com"  # documents (S3) are the only other use
         assert "kms:Encrypt" not in actions(statement)
     assert {sid: len(by_sid[sid]) for sid in ("TableKey", "QueueKeyToSend", "QueueKeyToReceive")} == {
-        "TableKey": 4,  # chat, worker, ingest and the jobs recovery sweep
+        "TableKey": 5,  # chat, worker, ingest, the jobs recovery sweep and the curate job (primary only)
         "QueueKeyToSend": 3,  # chat, worker (delayed re-send) and the recovery sweep (adopted jobs)
         "QueueKeyToReceive": 1,
     }
