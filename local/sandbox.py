@@ -221,15 +221,16 @@ def start(
     dr: bool = False,
     dr_port: int = 0,
     replication_lag_s: float = DEFAULT_LAG_S,
-    schedule_every_s: float | None = None,
+    schedule_periods: Mapping[str, float] | None = None,
     env_overrides: Mapping[str, str] | None = None,
     documents_lag_s: float = 0.0,
     site_port: int | None = None,
 ) -> Sandbox:
     """The sandbox; with `dr` the DR region too (its API on `dr_port`), the global tables replicating between
-    them `replication_lag_s` after each write. Scheduled functions run on their template's rate, or every
-    `schedule_every_s` seconds when given. `env_overrides` replace the values of the functions' variables that
-    have those names (a drill's shorter JOB_STRANDED_AFTER_SECONDS); the template's values otherwise.
+    them `replication_lag_s` after each write. Scheduled functions run on their template's rate, or on the period
+    `schedule_periods` gives their handler's module (a drill's {"recovery": 1.0}). `env_overrides` replace the
+    values of the functions' variables that have those names (a drill's shorter JOB_STRANDED_AFTER_SECONDS); the
+    template's values otherwise.
     `documents_lag_s`: the documents buckets' S3 replication lag (local/knowledge.py). With `site_port` (0: any
     free port) the web UI has its own server (local.api_server.LocalSite), as CloudFront is apart from both
     regions: it stays up through outages; otherwise the primary's API serves it."""
@@ -327,7 +328,7 @@ def start(
             stack.callback(runtime.stop)
             runtime.worker = runtime.start_worker()
             runtime.schedules = _start_schedules(
-                regional_templates, names, queues[name], config, name, schedule_every_s, env_overrides
+                regional_templates, names, queues[name], config, name, schedule_periods, env_overrides
             )
             runtimes[name] = runtime
             source = regional_templates.event_source
@@ -575,11 +576,12 @@ def _start_schedules(
     queues: dict[str, str],
     config: Any,
     region: str,
-    every_s: float | None,
+    periods: Mapping[str, float] | None,
     overrides: Mapping[str, str] | None = None,
 ) -> dict[str, ScheduledHandler]:
     """The region's scheduled functions (EventBridge rules in the template), each called on its rate (or every
-    `every_s`) by its module's `bootstrap(settings, dynamodb=, sqs=, region=)` with its template environment."""
+    `periods[<module name>]` seconds) by its module's `bootstrap(settings, dynamodb=, sqs=, region=)` with its
+    template environment."""
     import importlib
 
     schedules = {}
@@ -591,7 +593,11 @@ def _start_schedules(
         name = spec.handler.split(".")[1]
         handler = ExecutionEnvironments(_scheduled_cold_start(module, env, region), limit=1)
         schedules[name] = ScheduledHandler(
-            handler, name=name, region=region, every_s=every_s or period, timeout_s=float(spec.timeout_s)
+            handler,
+            name=name,
+            region=region,
+            every_s=(periods or {}).get(name, period),
+            timeout_s=float(spec.timeout_s),
         ).start()
     return schedules
 

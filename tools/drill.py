@@ -854,7 +854,7 @@ def run(
                 progress=progress,
                 dr=True,
                 replication_lag_s=settings.replication_lag_s,
-                schedule_every_s=settings.sweep_every_s,
+                schedule_periods={"recovery": settings.sweep_every_s} if settings.sweep_every_s else None,
                 env_overrides=overrides,
                 documents_lag_s=settings.documents_lag_s,
             )
