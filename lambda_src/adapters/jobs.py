@@ -348,6 +348,7 @@ JOB_EVENT_METRICS = {
     "stale_failed": "JobsFailedStale",  # failed for its age by the sweep or a status read
     "claim_lost": "JobClaimsLost",  # another pass or the owner changed the job first (a race, resolved)
     "owned_elsewhere": "JobsOwnedElsewhere",  # a worker dropped a message of a job another region adopted
+    "settled": "JobsSettled",  # a worker delayed its own long-quiet job until replication converged (failback)
 }
 
 

@@ -11,7 +11,7 @@ job of another region quiet for longer than `stranded_after_s` adopts it (a cond
 owner and heartbeat are still what it saw) and sends it to its own queue; a worker drops messages of jobs
 owned elsewhere. Exactly once rests on the worker's idempotency records (a global table): a job answered
 in one region is replayed, not answered again, in the other. `recovery_action` is the pure decision,
-`JobService.sweep` the scheduled pass over the recovery index.
+`JobService.sweep` the scheduled pass over the recovery index, `JobService.settle` the worker's guard at failback.
 """
 
 from __future__ import annotations
@@ -75,6 +75,10 @@ class JobSettings:
     # Another region's open job whose heartbeat is older than this is adopted. Longer than the worker's timeout
     # (a job being answered is never adopted), and than a healthy region's usual backlog plus backoff delay.
     stranded_after_s: float = 600.0
+    # A worker that receives its own job quiet for stranded_after_s (it may have been adopted while this region was
+    # cut off) re-sends it after this delay instead of answering: longer than global-table replication takes to
+    # converge. Capped at half of stranded_after_s, so a settled job is never stranded again by its own delay.
+    settle_s: int = 30
 
 
 RecoveryAction = Literal["fail_stale", "adopt", "resend"]
@@ -276,6 +280,41 @@ class JobService:
             self._events.record(event)
 
     # --- worker side --------------------------------------------------------------------------
+    def settle(self, message: dict[str, Any]) -> bool:
+        """True when this receive is skipped: the job is open, this region's, and quiet for stranded_after_s.
+
+        The failback race: while this region was cut off, another region may have adopted the job (its claim,
+        owner := there, is a write to its own copy of the global table). When this region returns, the adoption
+        reaches its copy only after the replication lag, so its worker would read "ours" and answer the job
+        that the adopter answers too. A heartbeat that old is the sign that this region may have been out, so the
+        worker does not answer now: it refreshes the heartbeat (conditional on owning the job here, as every
+        heartbeat) and sends the message again after `settle_s`. The two writes, the adoption there and the refresh
+        here, are on one item, and global tables keep the last writer's (LWW): whichever wins, both copies
+        converge on one owner. If the adoption wins, this region's next receive finds the job owned elsewhere (or
+        finished, replayed from the idempotency record) and drops it; if the refresh wins, the adopter's worker
+        finds it owned here and drops its message, and this region answers it. So both answer only if the
+        replication lag exceeds `settle_s` (the adopter may have answered before the refresh reached it: its
+        finished write then replicates, and the settled receive, later than settle_s, finds the job done): the
+        double answer is bounded by the replication lag, not by how long this region was out. The next receive
+        finds a fresh heartbeat and the normal rules apply (it is never settled twice in a row).
+
+        False (answer as usual) for a fresh job, a job owned elsewhere or finished (the usual rules drop or replay
+        it), or when the refresh is refused (finished or adopted in this copy meanwhile: the same)."""
+        job = self._store.get(message["user_id"], message["job_id"])
+        if job is None or not job.open or job.owner_region != self.region or job.heartbeat_at is None:
+            return False
+        if self._clock() - job.heartbeat_at < self.settings.stranded_after_s:
+            return False
+        if not self._store.heartbeat(job.user_id, job.job_id):
+            return False
+        self._queue.send(dict(message), delay_s=self.settle_delay_s)
+        self._record("settled")
+        return True
+
+    @property
+    def settle_delay_s(self) -> int:
+        return max(0, int(min(self.settings.settle_s, self.settings.stranded_after_s / 2)))
+
     def owned_elsewhere(self, message: dict[str, Any]) -> str | None:
         """The region that owns the message's job when it is open and not ours (it adopted the job while this
         region was out): the worker then drops the message. Checked before the idempotency record is written,

@@ -214,6 +214,9 @@ class Settings(KnowledgeSettings):
     job_backoff_s: int = var("JOB_BACKOFF_SECONDS", INT, 5)  # first requeue delay of an unanswered job; doubles
     # Another region's open job quiet this long is adopted (GET /jobs/{id} here; the recovery sweep too).
     job_stranded_after_s: float = var("JOB_STRANDED_AFTER_SECONDS", FLOAT, 600.0)
+    # The worker re-sends its own job quiet that long after this delay instead of answering it at once (it may
+    # have been adopted while this region was out): longer than global-table replication takes. core.jobs.settle.
+    job_settle_s: int = var("JOB_SETTLE_SECONDS", INT, 30)
     breaker_open_s: float = var("BREAKER_OPEN_SECONDS", FLOAT, 30.0)
     # Each model target's adaptive limit on calls in flight (throttles lower it, successes raise it).
     concurrency_ceiling: int = var("GATEWAY_CONCURRENCY_CEILING", INT, 16)

@@ -9,13 +9,17 @@ failure; on its last receive the job is marked failed with the reason, and SQS p
 in the DLQ for `make redrive`.
 
 Disaster recovery: a message whose job another region has adopted (this region was out; see core.jobs) is
-dropped before any idempotency record is written: the owner answers it, or has already.
+dropped before any idempotency record is written: the owner answers it, or has already. A message of this region's
+own job quiet for the stranded threshold (the region is back from an outage in which the job may have been adopted)
+is settled first: heartbeat refreshed, re-sent after JOB_SETTLE_SECONDS, not answered on this receive (see
+JobService.settle: this bounds a double answer at failback to the replication lag).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -91,6 +95,7 @@ def build_worker_jobs(
     jobs = build_job_service(settings, chat=chat, dynamodb=dynamodb, sqs=sqs)
     if jobs is None or not settings.idempotency_table_name:
         raise RuntimeError("the worker needs JOBS_TABLE_NAME, JOBS_QUEUE_URL and IDEMPOTENCY_TABLE_NAME")
+    jobs.settings = replace(jobs.settings, settle_s=settings.job_settle_s)  # only the worker settles messages
     return jobs
 
 
@@ -141,6 +146,10 @@ def bootstrap(
             owner = jobs.owned_elsewhere(message)
             if owner is not None:
                 dropped(message, owner)
+                return
+            if jobs.settle(message):  # JobsSettled: the job service's event
+                logger.info("job quiet since before an outage: re-sent after the settle delay, not answered yet",
+                            extra={"job_id": message["job_id"], "delay_s": jobs.settle_delay_s})  # fmt: skip
                 return
             try:
                 result = answer_job(message=message)

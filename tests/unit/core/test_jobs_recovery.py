@@ -162,9 +162,11 @@ class MemoryJobStore:
 class MemoryQueue:
     def __init__(self) -> None:
         self.sent: list[dict[str, Any]] = []
+        self.delays: list[int] = []
 
     def send(self, body: dict[str, Any], *, delay_s: int = 0) -> None:
         self.sent.append(body)
+        self.delays.append(delay_s)
 
 
 class Counted:
@@ -355,3 +357,82 @@ def primary_with_chat(service: JobService) -> JobService:
 
     return JobService(store=service._store, queue=service._queue, chat=Unreachable(),  # type: ignore[arg-type]
                       settings=service.settings, clock=service._clock)  # fmt: skip
+
+
+# --- failback: the returning region's worker settles its long-quiet jobs ----------------------------------------------
+def failback_world(clock: Clock) -> tuple[str, dict[str, Any], Any, Any]:
+    """Two copies of the jobs table (replication played by the test): a job accepted by PEER and replicated to HERE,
+    PEER then cut off; HERE adopts it in its own copy once it is stranded. PEER's copy still says PEER owns it."""
+    peer_rows: dict[tuple[str, str], Job] = {}
+    (job_id,) = accepted_in_peer(peer_rows, clock)
+    here_rows = dict(peer_rows)  # replicated before the outage
+    clock.now = T0 + 601
+    here, _ = region(HERE, here_rows, clock)
+    assert here.sweep(peers=[PEER], budget_s=30).adopted == 1
+    message = {"job_id": job_id, "user_id": "u1", "requeues": 0}
+    return job_id, message, (peer_rows, region(PEER, peer_rows, clock)), (here_rows, here)
+
+
+def test_a_returning_worker_does_not_answer_its_long_quiet_job_at_once_but_resends_it_after_the_settle_delay() -> None:
+    clock = Clock()
+    job_id, message, (peer_rows, (peer, (_, queue, events))), (here_rows, here) = failback_world(clock)
+    assert here_rows[("u1", job_id)].owner_region == HERE and peer_rows[("u1", job_id)].owner_region == PEER
+
+    # WHEN the peer is back and its worker receives the old message before the adoption replicated
+    assert peer.owned_elsewhere(message) is None  # its copy still says it is the owner
+    assert peer.settle(message) is True
+    # THEN it is not answered now: heartbeat refreshed (owner unchanged), the same message re-sent after the delay
+    assert peer_rows[("u1", job_id)].heartbeat_at == T0 + 601 and peer_rows[("u1", job_id)].owner_region == PEER
+    assert queue.sent == [message] and queue.delays == [SETTINGS.settle_s] and events.events == ["settled"]
+
+    # WHEN the adoption (the later write: last writer wins) replicates before the re-sent message arrives
+    clock.now = T0 + 602
+    here_rows[("u1", job_id)] = replace(here_rows[("u1", job_id)], updated_at=clock.now)
+    peer_rows.update(here_rows)
+    clock.now += SETTINGS.settle_s
+    # THEN the peer drops it, and only the adopter works on it (its own heartbeat is fresh: no settling there)
+    assert peer.owned_elsewhere(message) == HERE and peer.settle(message) is False
+    assert here.owned_elsewhere(message) is None and here.settle(message) is False
+    assert queue.sent == [message]
+
+
+def test_when_the_refresh_wins_the_adopter_drops_its_copy_and_the_returning_region_answers() -> None:
+    clock = Clock()
+    job_id, message, (peer_rows, (peer, (_, queue, _))), (here_rows, here) = failback_world(clock)
+    clock.now = T0 + 603
+    assert peer.settle(message)  # the refresh is the later write of the item
+    here_rows.update(peer_rows)  # ...and replicates: one owner again, the returning region
+    clock.now += SETTINGS.settle_s
+
+    assert here.owned_elsewhere(message) == PEER  # the adopter's message is dropped
+    assert peer.owned_elsewhere(message) is None and peer.settle(message) is False  # answered normally, once
+    assert queue.sent == [message]
+
+
+def test_a_settled_or_fresh_job_is_answered_normally_and_finished_or_foreign_ones_are_not_settled() -> None:
+    rows: dict[tuple[str, str], Job] = {}
+    clock = Clock()
+    (job_id,) = accepted_in_peer(rows, clock)
+    peer, (_, queue, events) = region(PEER, rows, clock)
+    message = {"job_id": job_id, "user_id": "u1", "requeues": 0}
+
+    clock.now = T0 + 599  # quiet, not stranded: a healthy backlog
+    assert peer.settle(message) is False
+    clock.now = T0 + 700
+    assert peer.settle(message) is True
+    clock.now += SETTINGS.settle_s  # the settled receive: never settled twice in a row
+    assert peer.settle(message) is False and len(queue.sent) == 1 and events.events == ["settled"]
+
+    here, (_, here_queue, _) = region(HERE, rows, clock)
+    clock.now += 1000
+    assert here.settle(message) is False  # another region's job: the ownership rules decide, not settling
+    rows[("u1", job_id)] = replace(rows[("u1", job_id)], status="done", heartbeat_at=None)
+    assert peer.settle(message) is False and here_queue.sent == [] and len(queue.sent) == 1
+
+
+def test_the_settle_delay_stays_under_the_stranded_threshold() -> None:
+    clock = Clock()
+    short, (_, queue, _) = region(PEER, {}, clock, stranded_after_s=8, settle_s=30)
+    assert short.settle_delay_s == 4  # a settled job's own delay never makes it stranded again
+    default, _ = region(PEER, {}, clock)
+    assert default.settle_delay_s == SETTINGS.settle_s == 30
