@@ -295,11 +295,14 @@ class JobService:
         finds it owned here and drops its message, and this region answers it. So both answer only if the
         replication lag exceeds `settle_s` (the adopter may have answered before the refresh reached it: its
         finished write then replicates, and the settled receive, later than settle_s, finds the job done): the
-        double answer is bounded by the replication lag, not by how long this region was out. The next receive
-        finds a fresh heartbeat and the normal rules apply (it is never settled twice in a row).
+        double answer is bounded by the replication lag, not by how long this region was out. The re-sent message
+        is marked `settled`: its receive follows the normal rules (never settled twice in a row, whatever the
+        threshold or the queue's wait), and a later requeue drops the mark.
 
-        False (answer as usual) for a fresh job, a job owned elsewhere or finished (the usual rules drop or replay
-        it), or when the refresh is refused (finished or adopted in this copy meanwhile: the same)."""
+        False (answer as usual) for a fresh job, a settled message, a job owned elsewhere or finished (the usual
+        rules drop or replay it), or when the refresh is refused (finished or adopted in this copy meanwhile)."""
+        if message.get("settled"):
+            return False
         job = self._store.get(message["user_id"], message["job_id"])
         if job is None or not job.open or job.owner_region != self.region or job.heartbeat_at is None:
             return False
@@ -307,7 +310,7 @@ class JobService:
             return False
         if not self._store.heartbeat(job.user_id, job.job_id):
             return False
-        self._queue.send(dict(message), delay_s=self.settle_delay_s)
+        self._queue.send({**message, "settled": True}, delay_s=self.settle_delay_s)
         self._record("settled")
         return True
 
@@ -373,7 +376,8 @@ class JobService:
         False, and nothing sent, when it finished meanwhile or another region adopted it."""
         if not self._store.heartbeat(message["user_id"], message["job_id"]):
             return False
-        self._queue.send({**message, "requeues": int(message.get("requeues", 0)) + 1}, delay_s=delay_s)
+        again = {name: value for name, value in message.items() if name != "settled"}  # a new wait: may settle again
+        self._queue.send({**again, "requeues": int(message.get("requeues", 0)) + 1}, delay_s=delay_s)
         return True
 
     def fail(self, message: dict[str, Any], reason: str) -> None:

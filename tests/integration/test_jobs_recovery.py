@@ -302,3 +302,56 @@ class CrashingQueue:
 
     def send(self, body: dict[str, Any], *, delay_s: int = 0) -> None:
         raise RuntimeError("injected: the sweep died before sending the adopted job")
+
+
+def returning_worker(region: Region, world: TwoRegions, clock: Any, events: list[str]) -> None:
+    """`region`'s worker as it is when the region comes back: its clock `clock` (the outage lasted that long)."""
+    built = worker.build_worker_jobs(region.settings, dynamodb=region.dynamodb, sqs=region.sqs,
+                                     bedrock_factory=world.bedrock)  # fmt: skip
+
+    class Recorded:
+        def record(self, event: str) -> None:
+            events.append(event)
+
+    jobs = JobService(store=region.store(clock), queue=built._queue, chat=built._chat, settings=built.settings,
+                      clock=clock, events=Recorded())  # fmt: skip
+    region.worker = worker.bootstrap(region.settings, jobs=jobs, dynamodb=region.dynamodb, sqs=region.sqs,
+                                     bedrock_factory=world.bedrock)  # fmt: skip
+
+
+def test_failback_race_the_returning_primary_settles_its_stale_message_and_dr_answers_the_adopted_job_once() -> None:
+    # A settle delay of 0 lets the test receive the re-sent message at once (moto honours DelaySeconds in real
+    # time); the replication the delay waits for is played by the test in between. The delay: tests/unit/core.
+    with two_regions(job_settle_s=0) as world:
+        job_id = accept_in_primary(world)
+        # GIVEN the primary cut off for longer than stranded_after_s, and DR's sweep adopting the job in DR's copy
+        assert world.dr.sweep(clock=later(STRANDED_S + 1))["adopted"] == 1
+        assert world.dr.job(ALICE, job_id).owner_region == DR
+
+        # WHEN the primary returns and its worker receives the job's old message before the adoption replicated
+        events: list[str] = []
+        returning_worker(world.primary, world, later(STRANDED_S + 2), events)
+        assert world.primary.job(ALICE, job_id).owner_region == PRIMARY  # its copy still says it owns the job
+        assert world.primary.deliver(limit=1) == 1
+        # THEN it does not answer it: the heartbeat is refreshed, the message re-sent for after the settle delay
+        assert model_calls(world) == 0 and events == ["settled"]
+        assert world.primary.bodies() == [{"job_id": job_id, "user_id": ALICE, "requeues": 0, "settled": True}]
+        held = world.primary.job(ALICE, job_id)
+        assert (held.owner_region, held.status) == (PRIMARY, "queued") and held.heartbeat_at > time.time() + STRANDED_S
+        idempotency = world.primary.settings.idempotency_table_name
+        assert world.primary.dynamodb.scan(TableName=idempotency)["Items"] == []  # nothing to block DR
+
+        # WHEN the adoption (the last writer of the item) replicates, then the re-sent message arrives
+        world.replicate(world.dr, world.primary)
+        assert world.primary.deliver() == 1
+        # THEN the primary drops it: nothing answered, nothing parked, no message left
+        assert model_calls(world) == 0 and world.primary.messages() == 0 and parked(world.primary) == 0
+        assert events == ["settled"]  # the settled receive is not settled again
+
+        # AND DR answers the job, once, and after replication both copies say so
+        assert world.dr.deliver() == 1
+        done = world.dr.job(ALICE, job_id)
+        assert done.status == "done" and model_calls(world) == 1
+        world.replicate(world.dr, world.primary)
+        assert world.primary.job(ALICE, job_id).status == "done" and model_calls(world) == 1
+        assert world.dr.messages() == 0 and world.primary.messages() == 0

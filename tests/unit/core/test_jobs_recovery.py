@@ -383,7 +383,8 @@ def test_a_returning_worker_does_not_answer_its_long_quiet_job_at_once_but_resen
     assert peer.settle(message) is True
     # THEN it is not answered now: heartbeat refreshed (owner unchanged), the same message re-sent after the delay
     assert peer_rows[("u1", job_id)].heartbeat_at == T0 + 601 and peer_rows[("u1", job_id)].owner_region == PEER
-    assert queue.sent == [message] and queue.delays == [SETTINGS.settle_s] and events.events == ["settled"]
+    settled = {**message, "settled": True}
+    assert queue.sent == [settled] and queue.delays == [SETTINGS.settle_s] and events.events == ["settled"]
 
     # WHEN the adoption (the later write: last writer wins) replicates before the re-sent message arrives
     clock.now = T0 + 602
@@ -391,9 +392,9 @@ def test_a_returning_worker_does_not_answer_its_long_quiet_job_at_once_but_resen
     peer_rows.update(here_rows)
     clock.now += SETTINGS.settle_s
     # THEN the peer drops it, and only the adopter works on it (its own heartbeat is fresh: no settling there)
-    assert peer.owned_elsewhere(message) == HERE and peer.settle(message) is False
+    assert peer.owned_elsewhere(settled) == HERE and peer.settle(settled) is False
     assert here.owned_elsewhere(message) is None and here.settle(message) is False
-    assert queue.sent == [message]
+    assert queue.sent == [settled]
 
 
 def test_when_the_refresh_wins_the_adopter_drops_its_copy_and_the_returning_region_answers() -> None:
@@ -403,10 +404,11 @@ def test_when_the_refresh_wins_the_adopter_drops_its_copy_and_the_returning_regi
     assert peer.settle(message)  # the refresh is the later write of the item
     here_rows.update(peer_rows)  # ...and replicates: one owner again, the returning region
     clock.now += SETTINGS.settle_s
+    (settled,) = queue.sent
 
     assert here.owned_elsewhere(message) == PEER  # the adopter's message is dropped
-    assert peer.owned_elsewhere(message) is None and peer.settle(message) is False  # answered normally, once
-    assert queue.sent == [message]
+    assert peer.owned_elsewhere(settled) is None and peer.settle(settled) is False  # answered normally, once
+    assert len(queue.sent) == 1
 
 
 def test_a_settled_or_fresh_job_is_answered_normally_and_finished_or_foreign_ones_are_not_settled() -> None:
@@ -421,13 +423,18 @@ def test_a_settled_or_fresh_job_is_answered_normally_and_finished_or_foreign_one
     clock.now = T0 + 700
     assert peer.settle(message) is True
     clock.now += SETTINGS.settle_s  # the settled receive: never settled twice in a row
-    assert peer.settle(message) is False and len(queue.sent) == 1 and events.events == ["settled"]
+    (settled,) = queue.sent
+    assert peer.settle(settled) is False and len(queue.sent) == 1 and events.events == ["settled"]
+    clock.now += 5000  # even when it waited longer than the threshold (a slow queue)
+    assert peer.settle(settled) is False and len(queue.sent) == 1
+    assert peer.requeue(settled, delay_s=5) and "settled" not in queue.sent[-1]  # a new wait may settle again
+    queue.sent.clear()
 
     here, (_, here_queue, _) = region(HERE, rows, clock)
     clock.now += 1000
     assert here.settle(message) is False  # another region's job: the ownership rules decide, not settling
     rows[("u1", job_id)] = replace(rows[("u1", job_id)], status="done", heartbeat_at=None)
-    assert peer.settle(message) is False and here_queue.sent == [] and len(queue.sent) == 1
+    assert peer.settle(message) is False and here_queue.sent == [] and queue.sent == []
 
 
 def test_the_settle_delay_stays_under_the_stranded_threshold() -> None:
