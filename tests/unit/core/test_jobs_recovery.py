@@ -399,7 +399,7 @@ def test_a_returning_worker_does_not_answer_its_long_quiet_job_at_once_but_resen
 
 def test_when_the_refresh_wins_the_adopter_drops_its_copy_and_the_returning_region_answers() -> None:
     clock = Clock()
-    job_id, message, (peer_rows, (peer, (_, queue, _))), (here_rows, here) = failback_world(clock)
+    _, message, (peer_rows, (peer, (_, queue, _))), (here_rows, here) = failback_world(clock)
     clock.now = T0 + 603
     assert peer.settle(message)  # the refresh is the later write of the item
     here_rows.update(peer_rows)  # ...and replicates: one owner again, the returning region
@@ -439,7 +439,7 @@ def test_a_settled_or_fresh_job_is_answered_normally_and_finished_or_foreign_one
 
 def test_the_settle_delay_stays_under_the_stranded_threshold() -> None:
     clock = Clock()
-    short, (_, queue, _) = region(PEER, {}, clock, stranded_after_s=8, settle_s=30)
+    short, _ = region(PEER, {}, clock, stranded_after_s=8, settle_s=30)
     assert short.settle_delay_s == 4  # a settled job's own delay never makes it stranded again
     default, _ = region(PEER, {}, clock)
     assert default.settle_delay_s == SETTINGS.settle_s == 30
