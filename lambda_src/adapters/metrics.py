@@ -5,9 +5,18 @@ EphemeralMetrics keeps these apart from the handler's own metric set (which has 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 from core.models import TargetRef
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Metrics
+
+    from core.models import ChatAnswer
+
+CURATED_TARGET_ID = "curated"  # core.curated.CURATED_TARGET_ID (not imported: core.curated is off the cold path)
 
 
 class PowertoolsGatewayMetrics:
@@ -35,3 +44,22 @@ class PowertoolsGatewayMetrics:
         if latency_s is not None and detail == "ok":
             single.add_metric(name="ModelLatency", unit=MetricUnit.Milliseconds, value=latency_s * 1000)
         single.flush_metrics()
+
+
+def record_answer(metrics: Metrics, answer: ChatAnswer) -> None:
+    """What the dashboard shows of one answer: tokens (per handler and per target, for their cost), guardrail
+    interventions and curated answers. Counts only: never the question or the answer."""
+    if answer.target.model_id == CURATED_TARGET_ID:
+        metrics.add_metric(name="CuratedAnswers", unit=MetricUnit.Count, value=1)
+    if answer.guardrail_intervened:
+        metrics.add_metric(name="GuardrailInterventions", unit=MetricUnit.Count, value=1)
+    usage = answer.usage
+    if not usage.input_tokens and not usage.output_tokens:
+        return
+    metrics.add_metric(name="InputTokens", unit=MetricUnit.Count, value=usage.input_tokens)
+    metrics.add_metric(name="OutputTokens", unit=MetricUnit.Count, value=usage.output_tokens)
+    single = EphemeralMetrics()
+    single.add_dimension(name="target", value=f"{answer.target.model_id}@{answer.target.region}")
+    single.add_metric(name="InputTokens", unit=MetricUnit.Count, value=usage.input_tokens)
+    single.add_metric(name="OutputTokens", unit=MetricUnit.Count, value=usage.output_tokens)
+    single.flush_metrics()

@@ -19,6 +19,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from adapters.metrics import record_answer
 from core.chat import ChatService
 from core.errors import (
     DependencyUnavailable,
@@ -30,8 +31,8 @@ from core.errors import (
     Unauthorized,
 )
 from core.gateway import ModelGateway
-from core.limits import UserLimits
-from core.models import ChatRequest, validate_conversation_id
+from core.limits import TokenBudgetExceeded, TokenBudgetStatus, UserLimits
+from core.models import ChatAnswer, ChatRequest, validate_conversation_id
 from core.retrieval import DocumentService
 from handlers.settings import Settings
 from handlers.wiring import (
@@ -120,10 +121,21 @@ class ChatApi:
         body = json_body(event.body, self.settings, is_base64=bool(event.is_base64_encoded))
         return ChatRequest.parse(body, self.settings.limits)
 
-    def admit(self, user: str) -> None:
-        """The caller's per-user request rate, counted for valid requests only (a malformed one costs nothing)."""
-        if self.limits is not None:
-            self.limits.admit_request(user)
+    def admit(self, user: str, *, spends_tokens: bool = False) -> TokenBudgetStatus | None:
+        """The caller's per-user request rate, counted for valid requests only (a malformed one costs nothing),
+        and, for a request the model will answer, the daily token budget (checked first: a refused request
+        does not count against the rate). Returns the budget as read, or None."""
+        if self.limits is None:
+            return None
+        budget = self.limits.admit_tokens(user) if spends_tokens else None
+        self.limits.admit_request(user)
+        return budget
+
+    def spend(self, user: str, answer: ChatAnswer, admitted: TokenBudgetStatus | None) -> TokenBudgetStatus | None:
+        """The answer's model tokens against the user's budget; a degraded answer (no model wrote it) spends none."""
+        if self.limits is None:
+            return None
+        return self.limits.spend_tokens(user, 0 if answer.degraded else answer.usage.total_tokens, admitted=admitted)
 
     def idempotency_key(self) -> str | None:
         headers = self.app.current_event.headers
@@ -152,7 +164,7 @@ class ChatApi:
     def chat(self) -> dict[str, Any] | Response[str]:
         user = self.current_user()
         request = self.request()
-        self.admit(user)
+        admitted = self.admit(user, spends_tokens=True)
         remaining_ms = self.app.lambda_context.get_remaining_time_in_millis()
         try:
             answer = self.service.answer(user_id=user, request=request, remaining_s=remaining_ms / 1000 - 1.0)
@@ -171,16 +183,20 @@ class ChatApi:
                 raise ModelUnavailable(f"no model could answer in time ({answer.degraded_reason})", retry_after=10)
         else:
             metrics.add_metric(name="ChatAnswered", unit=MetricUnit.Count, value=1)
-            metrics.add_metric(name="OutputTokens", unit=MetricUnit.Count, value=answer.usage.output_tokens)
+        record_answer(metrics, answer)  # tokens (per target), guardrail interventions, curated answers
         if answer.save_error is not None:  # answered, but the turn is not in the history
             metrics.add_metric(name="TurnsNotSaved", unit=MetricUnit.Count, value=1)
             logger.warning("turn not saved", extra={"reason": answer.save_error})
-        return answer.to_api()
+        body = answer.to_api()
+        budget = self.spend(user, answer, admitted)
+        if budget is not None:
+            body["budget"] = budget.to_api()  # the web UI shows "tokens today: used / limit"
+        return body
 
     def submit_job(self) -> Response[str]:
         user = self.current_user()
         request = self.request()
-        self.admit(user)
+        self.admit(user, spends_tokens=True)
         job, created = self.job_service().submit(user_id=user, request=request, idempotency_key=self.idempotency_key())
         metrics.add_metric(name="JobsSubmitted" if created else "JobsReplayed", unit=MetricUnit.Count, value=1)
         return _accepted(job.to_api(), replayed=not created)
@@ -247,6 +263,8 @@ class ChatApi:
             headers["Retry-After"] = str(retry_after)
         if isinstance(error, (ModelUnavailable, Overloaded)):
             metrics.add_metric(name="ModelUnavailable", unit=MetricUnit.Count, value=1)
+        elif isinstance(error, TokenBudgetExceeded):
+            metrics.add_metric(name="TokenBudgetExceeded", unit=MetricUnit.Count, value=1)
         elif isinstance(error, TooManyRequests):
             metrics.add_metric(name="UserLimited", unit=MetricUnit.Count, value=1)
         elif isinstance(error, DependencyUnavailable):
@@ -256,7 +274,10 @@ class ChatApi:
         # name ARNs or internals) is kept here, in the log only.
         cause = repr(error.__cause__)[:500] if error.__cause__ is not None else None
         log("request refused", extra={"status": error.status, "reason": error.message, "cause": cause})
-        return _json(error.status, {"message": error.message}, headers)
+        payload: dict[str, Any] = {"message": error.message}
+        if isinstance(error, TokenBudgetExceeded):
+            payload["budget"] = error.budget.to_api()  # used, limit, resets_at (with Retry-After in seconds)
+        return _json(error.status, payload, headers)
 
     def not_found(self, _: Exception) -> Response[str]:
         return _json(404, {"message": _NO_ROUTE})

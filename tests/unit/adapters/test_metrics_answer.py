@@ -1,0 +1,50 @@
+"""What the dashboard reads of an answer: tokens per handler and per target, guardrail interventions, curated answers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from aws_lambda_powertools import Metrics
+
+from adapters.metrics import record_answer
+from core.models import ChatAnswer, TargetRef, Usage
+
+TARGET = TargetRef(model_id="nova-lite", region="us-east-1")
+
+
+def emitted(capsys: pytest.CaptureFixture[str]) -> list[dict[str, object]]:
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+
+
+def answer(**overrides: object) -> ChatAnswer:
+    fields: dict[str, object] = {
+        "conversation_id": None, "answer": "the secret answer", "usage": Usage(input_tokens=1200, output_tokens=300),
+        "target": TARGET, "turn": 1,
+    }  # fmt: skip
+    return ChatAnswer(**{**fields, **overrides})  # type: ignore[arg-type]
+
+
+def test_tokens_are_counted_for_the_handler_and_per_target(capsys: pytest.CaptureFixture[str]) -> None:
+    metrics = Metrics(namespace="Bulwark", service="chat")
+    record_answer(metrics, answer())
+    metrics.flush_metrics()
+
+    per_target, handler = emitted(capsys)
+    assert per_target["target"] == "nova-lite@us-east-1"
+    assert per_target["InputTokens"] in (1200.0, [1200.0]) and per_target["OutputTokens"] in (300.0, [300.0])
+    assert handler["InputTokens"] in (1200.0, [1200.0]) and "target" not in handler
+    assert "GuardrailInterventions" not in handler and "CuratedAnswers" not in handler
+    assert all("secret" not in json.dumps(blob) for blob in (per_target, handler))
+
+
+def test_interventions_and_curated_answers_are_counted_without_tokens(capsys: pytest.CaptureFixture[str]) -> None:
+    metrics = Metrics(namespace="Bulwark", service="chat")
+    record_answer(metrics, answer(guardrail_intervened=True))
+    record_answer(metrics, answer(target=TargetRef(model_id="curated", region="-"), usage=Usage(), degraded=True))
+    metrics.flush_metrics()
+
+    blobs = emitted(capsys)
+    handler = blobs[-1]
+    assert handler["GuardrailInterventions"] in (1.0, [1.0]) and handler["CuratedAnswers"] in (1.0, [1.0])
+    assert sum("target" in blob for blob in blobs) == 1  # the curated answer used no model: no per-target tokens
