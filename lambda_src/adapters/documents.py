@@ -1,20 +1,26 @@
-"""core.documents.DocumentStore on the Documents table: the ingest pipeline's writes to a document's record.
+"""core.documents.DocumentStore on the Documents table: the ingest pipeline's writes to a document's status.
 
-Same items as the API's catalog (adapters.document_catalog): pk = owner sub, sk = document id; `name`,
-`content_type`, `size`, `version_id`, `created_at`/`updated_at` (ISO 8601), `deleted_at` once the user deleted
-it, and `status`, a map with one entry per region:
-    status.<region> = {state, version_id, sequencer, chunk_count | code + reason, updated_at, lease_until}
-Each region's pipeline writes only its own entry (its own copy of the object, its own vector index).
+Same partition as the API's catalog (adapters.document_catalog, which describes the layout): pk = owner sub; the
+document's metadata item (sk = document id: name, content_type, size, created_at, deleted_at) is the API's, and
+each region's pipeline writes only its own status item (sk = `<document id>#status#<region>`):
+    state, version_id, sequencer, chunk_count | code + reason, updated_at, lease_until,
+    and the object's name, content_type, size, created_at (the first claim's), document_id, region
+So no two regions ever write the same item: a global table's last-writer-wins (per item) cannot drop one
+region's status in favour of the other's, as it did when every region's status was a map entry of one item.
 
 An index rebuild re-takes a `ready` version's ingest with `reclaim` (same sequencer and version, a new lease).
-Every transition is one conditional UpdateItem on the event's S3 sequencer (normalized to a fixed width so
-that string order is event order): an older event never overwrites a newer one's state, and only the event
-that claimed the ingest may finish it. DynamoDB cannot SET a path inside a map that does not exist yet, so
-a claim first makes sure the record and its `status` map exist (if_not_exists, idempotent).
+Every transition is one conditional UpdateItem of the region's status item on the event's S3 sequencer
+(normalized to a fixed width so that string order is event order): an older event never overwrites a newer
+one's state, and only the event that claimed the ingest may finish it. A claim (and a reclaim) first reads the
+document's items (one Query) and refuses a document the user deleted; the status write itself no longer
+checks the metadata item atomically (another item). The gap is covered by S3's order: the user's delete removes
+the object, whose delete event (sequencer newer than any create) marks the status `deleted` and removes the
+vectors whenever it runs, and a `ready` written meanwhile is read as deleted (the metadata wins).
 
-Global tables resolve concurrent writes to one item in two regions by last writer wins, for the whole item:
-the regions write at different times (the DR copy arrives with S3 replication, minutes later), so this is
-rare, and a later event of the same region writes its entry again.
+Migration from the old layout (the status map `status.<region>` on the metadata item): `get` reads a region's
+old entry when it has no status item yet, and before its first write to a document the pipeline copies its
+region's old entry into its status item (`_migrate`, conditional on the status item not existing), so the
+sequencer order of events from before the upgrade still holds. The old map is never written again.
 """
 
 from __future__ import annotations
@@ -27,18 +33,21 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from adapters.aws_errors import dependency
+from adapters.document_catalog import Items, group_items, legacy_status, region_status, status_key
 from core.documents import Claim, DocumentRecord, DocumentState, RegionStatus
 
 _DOCUMENTS = "DynamoDB (the documents table)"
-_NAMES = {"#st": "status", "#r": "", "#state": "state", "#seq": "sequencer", "#lease": "lease_until"}
+_NAMES = {"#state": "state", "#seq": "sequencer", "#lease": "lease_until"}
+# What the pipeline writes on its status item apart from the status itself.
+_STATUS_FIELDS = ("state", "version_id", "sequencer", "chunk_count", "code", "reason", "updated_at", "lease_until")
 
 
 def iso(epoch_s: float) -> str:
     return datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="milliseconds")
 
 
-def _key(owner: str, document_id: str) -> dict[str, Any]:
-    return {"pk": {"S": owner}, "sk": {"S": document_id}}
+def _status_key(owner: str, document_id: str, region: str) -> dict[str, Any]:
+    return {"pk": {"S": owner}, "sk": {"S": status_key(document_id, region)}}
 
 
 def _s(item: dict[str, Any], name: str) -> str | None:
@@ -69,21 +78,25 @@ def _region_status(raw: dict[str, Any]) -> RegionStatus:
     )
 
 
-def record_from_item(item: dict[str, Any]) -> DocumentRecord:
-    size = _n(item, "size")
+def record_from_items(owner: str, document_id: str, metadata: dict[str, Any] | None,
+                      statuses: dict[str, dict[str, Any]]) -> DocumentRecord:  # fmt: skip
+    """The pipeline's view of a document from its items: every region's status (its status item, or the old
+    layout's entry), the names from the metadata item (or, for an upload by other means, a status item)."""
+    regions = set(statuses) | set((metadata or {}).get("status", {}).get("M", {}))
+    about = metadata or next(iter(statuses.values()), {})
+    size = _n(about, "size")
+    updates = [_s(item, "updated_at") for item in (metadata or {}, *statuses.values())]
     return DocumentRecord(
-        owner=item["pk"]["S"],
-        document_id=item["sk"]["S"],
-        name=_s(item, "name") or "",
-        content_type=_s(item, "content_type") or "",
+        owner=owner,
+        document_id=document_id,
+        name=_s(about, "name") or "",
+        content_type=_s(about, "content_type") or "",
         size=int(size) if size is not None else 0,
-        version_id=_s(item, "version_id"),
-        created_at=_s(item, "created_at"),
-        updated_at=_s(item, "updated_at"),
-        deleted_at=_s(item, "deleted_at"),
-        status={
-            region: _region_status(raw.get("M", {})) for region, raw in item.get("status", {}).get("M", {}).items()
-        },
+        version_id=_s(about, "version_id"),
+        created_at=_s(about, "created_at"),
+        updated_at=max((u for u in updates if u), default=None),
+        deleted_at=_s(metadata or {}, "deleted_at"),
+        status={region: _region_status(region_status(metadata, statuses, region)) for region in sorted(regions)},
     )
 
 
@@ -95,10 +108,8 @@ class DynamoDocumentStore:
 
     @dependency(_DOCUMENTS, "read the document's record")
     def get(self, owner: str, document_id: str) -> DocumentRecord | None:
-        item = self._client.get_item(TableName=self._table, Key=_key(owner, document_id), ConsistentRead=True).get(
-            "Item"
-        )
-        return record_from_item(item) if item else None
+        found = self._items(owner, document_id)
+        return record_from_items(owner, document_id, *found) if found else None
 
     @dependency(_DOCUMENTS, "record the document's status")
     def claim(
@@ -115,37 +126,39 @@ class DynamoDocumentStore:
         lease_until: float,
     ) -> Claim:
         now = self._clock()
-        self._ensure(owner, document_id, name=name, now=now, create=True)
-        entry = {
-            "state": {"S": DocumentState.INGESTING.value},
-            "version_id": {"S": version_id},
-            "sequencer": {"S": sequencer},
-            "updated_at": {"S": iso(now)},
-            "lease_until": {"N": repr(lease_until)},
-        }
+        found = self._items(owner, document_id)
+        if found and "deleted_at" in (found[0] or {}):
+            return Claim.STALE  # the user deleted it: never indexed again
+        self._migrate(owner, document_id, region, found)
         try:
             self._client.update_item(
                 TableName=self._table,
-                Key=_key(owner, document_id),
+                Key=_status_key(owner, document_id, region),
                 UpdateExpression=(
-                    "SET #st.#r = :entry, version_id = :v, content_type = :ct, #size = :size, updated_at = :now"
+                    "SET #state = :ingesting, version_id = :v, #seq = :seq, updated_at = :now, #lease = :lease, "
+                    "document_id = :id, #region = :region, #name = :name, content_type = :ct, #size = :size, "
+                    "created_at = if_not_exists(created_at, :now) REMOVE chunk_count, code, reason"
                 ),
                 ConditionExpression=(
-                    "attribute_not_exists(deleted_at) AND ("
-                    "attribute_not_exists(#st.#r.#seq)"
-                    " OR (#st.#r.#seq < :seq AND (#st.#r.#state <> :ingesting OR #st.#r.#lease < :epoch))"
-                    " OR (#st.#r.#seq = :seq AND #st.#r.#state IN (:ingesting, :failed)))"
+                    "(attribute_not_exists(#state) OR #state <> :deleted) AND ("
+                    "attribute_not_exists(#seq)"
+                    " OR (#seq < :seq AND (#state <> :ingesting OR #lease < :epoch))"
+                    " OR (#seq = :seq AND #state IN (:ingesting, :failed)))"
                 ),
-                ExpressionAttributeNames={**_NAMES, "#r": region, "#size": "size"},
+                ExpressionAttributeNames={**_NAMES, "#region": "region", "#name": "name", "#size": "size"},
                 ExpressionAttributeValues={
-                    ":entry": {"M": entry},
                     ":v": {"S": version_id},
                     ":ct": {"S": content_type},
                     ":size": {"N": str(size)},
+                    ":name": {"S": name or document_id},
+                    ":id": {"S": document_id},
+                    ":region": {"S": region},
                     ":now": {"S": iso(now)},
                     ":seq": {"S": sequencer},
+                    ":lease": {"N": repr(lease_until)},
                     ":ingesting": {"S": DocumentState.INGESTING.value},
                     ":failed": {"S": DocumentState.FAILED.value},
+                    ":deleted": {"S": DocumentState.DELETED.value},
                     ":epoch": {"N": repr(now)},
                 },
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
@@ -153,17 +166,14 @@ class DynamoDocumentStore:
         except ClientError as error:
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
-            item = error.response.get("Item") or self._item(owner, document_id)
-            return self._refusal(item, region, sequencer)
+            return self._refusal(self._refused(error, owner, document_id, region), sequencer)
         return Claim.STARTED
 
     @staticmethod
-    def _refusal(item: dict[str, Any] | None, region: str, sequencer: str) -> Claim:
+    def _refusal(status: RegionStatus | None, sequencer: str) -> Claim:
         """Why a claim was refused: BUSY only when an older event still holds its lease, STALE otherwise."""
-        if not item or "deleted_at" in item:
+        if status is None or status.state is DocumentState.DELETED:
             return Claim.STALE
-        raw = item.get("status", {}).get("M", {}).get(region, {}).get("M", {})
-        status = _region_status(raw)
         if status.sequencer is not None and status.sequencer < sequencer and status.state is DocumentState.INGESTING:
             return Claim.BUSY
         return Claim.STALE
@@ -173,19 +183,19 @@ class DynamoDocumentStore:
         self, owner: str, document_id: str, region: str, *, sequencer: str, version_id: str, lease_until: float
     ) -> Claim:
         now = self._clock()
+        found = self._items(owner, document_id)
+        if not found or "deleted_at" in (found[0] or {}):
+            return Claim.STALE
+        self._migrate(owner, document_id, region, found)
         try:
             self._client.update_item(
                 TableName=self._table,
-                Key=_key(owner, document_id),
-                UpdateExpression=(
-                    "SET #st.#r.#state = :ingesting, #st.#r.#lease = :lease, #st.#r.updated_at = :now, "
-                    "updated_at = :now REMOVE #st.#r.chunk_count"
-                ),
+                Key=_status_key(owner, document_id, region),
+                UpdateExpression="SET #state = :ingesting, #lease = :lease, updated_at = :now REMOVE chunk_count",
                 ConditionExpression=(
-                    "attribute_not_exists(deleted_at) AND #st.#r.#seq = :seq AND #st.#r.#v = :v AND ("
-                    "#st.#r.#state = :ready OR (#st.#r.#state = :ingesting AND #st.#r.#lease < :epoch))"
+                    "#seq = :seq AND #v = :v AND (#state = :ready OR (#state = :ingesting AND #lease < :epoch))"
                 ),
-                ExpressionAttributeNames={**_NAMES, "#r": region, "#v": "version_id"},
+                ExpressionAttributeNames={**_NAMES, "#v": "version_id"},
                 ExpressionAttributeValues={
                     ":ingesting": {"S": DocumentState.INGESTING.value},
                     ":ready": {"S": DocumentState.READY.value},
@@ -200,10 +210,9 @@ class DynamoDocumentStore:
         except ClientError as error:
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
-            item = error.response.get("Item") or self._item(owner, document_id)
-            if not item or "deleted_at" in item:
+            status = self._refused(error, owner, document_id, region)
+            if status is None:
                 return Claim.STALE
-            status = _region_status(item.get("status", {}).get("M", {}).get(region, {}).get("M", {}))
             held = status.state is DocumentState.INGESTING and status.sequencer == sequencer
             return Claim.BUSY if held and status.version_id == version_id else Claim.STALE
         return Claim.STARTED
@@ -244,30 +253,28 @@ class DynamoDocumentStore:
     ) -> bool:
         """Only the event that holds the claim (same sequencer, still ingesting) may finish the ingest."""
         now = self._clock()
-        names = {"#st": "status", "#r": region, "#state": "state", "#seq": "sequencer"}
+        names = {"#state": "state", "#seq": "sequencer"}
         values: dict[str, Any] = {
             ":state": {"S": state.value},
             ":now": {"S": iso(now)},
             ":seq": {"S": sequencer},
             ":ingesting": {"S": DocumentState.INGESTING.value},
         }
-        assignments = ["#st.#r.#state = :state", "#st.#r.updated_at = :now", "updated_at = :now"]
+        assignments = ["#state = :state", "updated_at = :now"]
         for index, (name, value) in enumerate(sets.items()):
             names[f"#x{index}"] = name
             values[f":x{index}"] = value
-            assignments.append(f"#st.#r.#x{index} = :x{index}")
+            assignments.append(f"#x{index} = :x{index}")
         removals = []
         for index, name in enumerate(removes):
             names[f"#y{index}"] = name
-            removals.append(f"#st.#r.#y{index}")
+            removals.append(f"#y{index}")
         try:
             self._client.update_item(
                 TableName=self._table,
-                Key=_key(owner, document_id),
+                Key=_status_key(owner, document_id, region),
                 UpdateExpression=f"SET {', '.join(assignments)} REMOVE {', '.join(removals)}",
-                ConditionExpression=(
-                    "attribute_not_exists(deleted_at) AND #st.#r.#seq = :seq AND #st.#r.#state = :ingesting"
-                ),
+                ConditionExpression="#seq = :seq AND #state = :ingesting",
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
             )
@@ -279,22 +286,28 @@ class DynamoDocumentStore:
 
     @dependency(_DOCUMENTS, "record the document's deletion")
     def mark_deleted(self, owner: str, document_id: str, region: str, *, sequencer: str) -> bool:
-        now = self._clock()
-        if not self._ensure(owner, document_id, name=None, now=now, create=False):
+        found = self._items(owner, document_id)
+        if not found:
             return True  # no record at all (never created, or expired): nothing newer to protect
-        entry = {
-            "state": {"S": DocumentState.DELETED.value},
-            "sequencer": {"S": sequencer},
-            "updated_at": {"S": iso(now)},
-        }
+        self._migrate(owner, document_id, region, found)
+        now = self._clock()
         try:
             self._client.update_item(
                 TableName=self._table,
-                Key=_key(owner, document_id),
-                UpdateExpression="SET #st.#r = :entry, deleted_at = if_not_exists(deleted_at, :now), updated_at = :now",
-                ConditionExpression="attribute_not_exists(#st.#r.#seq) OR #st.#r.#seq <= :seq",
-                ExpressionAttributeNames={"#st": "status", "#r": region, "#seq": "sequencer"},
-                ExpressionAttributeValues={":entry": {"M": entry}, ":now": {"S": iso(now)}, ":seq": {"S": sequencer}},
+                Key=_status_key(owner, document_id, region),
+                UpdateExpression=(
+                    "SET #state = :deleted, #seq = :seq, updated_at = :now, document_id = :id, #region = :region "
+                    "REMOVE version_id, chunk_count, code, reason, #lease"
+                ),
+                ConditionExpression="attribute_not_exists(#seq) OR #seq <= :seq",
+                ExpressionAttributeNames={**_NAMES, "#region": "region"},
+                ExpressionAttributeValues={
+                    ":deleted": {"S": DocumentState.DELETED.value},
+                    ":now": {"S": iso(now)},
+                    ":seq": {"S": sequencer},
+                    ":id": {"S": document_id},
+                    ":region": {"S": region},
+                },
             )
         except ClientError as error:
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
@@ -302,33 +315,43 @@ class DynamoDocumentStore:
             return False
         return True
 
-    def _ensure(self, owner: str, document_id: str, *, name: str | None, now: float, create: bool) -> bool:
-        """The record and its `status` map exist afterwards (False if `create` is off and there is no record)."""
-        names = {"#st": "status"}
-        values: dict[str, Any] = {":empty": {"M": {}}}
-        sets = ["#st = if_not_exists(#st, :empty)"]
-        if create:
-            names["#name"] = "name"
-            values[":name"] = {"S": name or document_id}
-            values[":now"] = {"S": iso(now)}
-            sets += ["#name = if_not_exists(#name, :name)", "created_at = if_not_exists(created_at, :now)"]
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=_key(owner, document_id),
-                UpdateExpression="SET " + ", ".join(sets),
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-                **({} if create else {"ConditionExpression": "attribute_exists(sk)"}),
-            )
-        except ClientError as error:
-            if create or error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-            return False
-        return True
+    def _items(self, owner: str, document_id: str) -> Items | None:
+        """The document's metadata item and every region's status item: one consistent Query."""
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :id)",
+            "ExpressionAttributeValues": {":pk": {"S": owner}, ":id": {"S": document_id}},
+            "ConsistentRead": True,
+        }
+        items: list[dict[str, Any]] = []
+        while True:
+            page = self._client.query(**query)
+            items.extend(page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return group_items(items).get((owner, document_id))
+            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def _item(self, owner: str, document_id: str) -> dict[str, Any] | None:
-        item: dict[str, Any] | None = self._client.get_item(
-            TableName=self._table, Key=_key(owner, document_id), ConsistentRead=True
-        ).get("Item")
-        return item
+    def _migrate(self, owner: str, document_id: str, region: str, found: Items | None) -> None:
+        """The old layout's `status.<region>` becomes the region's status item, once (before its first write)."""
+        metadata, statuses = found or (None, {})
+        entry = legacy_status(metadata, region) if region not in statuses else None
+        if not entry or metadata is None:
+            return
+        item = {name: entry[name] for name in _STATUS_FIELDS if name in entry}
+        for name in ("name", "content_type", "size", "created_at"):
+            if name in metadata:
+                item[name] = metadata[name]
+        item.update(_status_key(owner, document_id, region), document_id={"S": document_id}, region={"S": region})
+        try:
+            self._client.put_item(TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(sk)")
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise  # else: migrated meanwhile (a concurrent delivery): the item that exists is the newer one
+
+    def _refused(self, error: ClientError, owner: str, document_id: str, region: str) -> RegionStatus | None:
+        """The region's status as the refused write found it (None if its status item does not exist)."""
+        item = error.response.get("Item")
+        if item is None:
+            found = self._items(owner, document_id)
+            item = found[1].get(region) if found else None
+        return _region_status(item) if item else None

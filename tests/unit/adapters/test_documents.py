@@ -188,8 +188,10 @@ def test_deleted_wins_over_older_events_and_stops_later_claims(store: DynamoDocu
     assert not store.mark_ready(ALICE, DOC, PRIMARY, sequencer=OLD, chunk_count=5)
     assert claim(store, OLD) is Claim.STALE
 
+    assert claim(store, normalize_sequencer("0055AED6DCD90281FF")) is Claim.STALE  # deleted is terminal here
+
     record = store.get(ALICE, DOC)
-    assert record is not None and record.deleted_at is not None
+    assert record is not None and record.deleted_at is None  # the metadata item is the API's, not written here
     assert record.status[PRIMARY].state is DocumentState.DELETED
 
 
@@ -222,7 +224,65 @@ def test_throttling_is_a_dependency_failure(store: DynamoDocumentStore, client: 
     from core.errors import DependencyUnavailable
 
     with Stubber(client) as stub:
-        stub.add_client_error("get_item", service_error_code="ProvisionedThroughputExceededException",
+        stub.add_client_error("query", service_error_code="ProvisionedThroughputExceededException",
                               http_status_code=400)  # fmt: skip
         with pytest.raises(DependencyUnavailable):
             store.get(ALICE, DOC)
+
+
+def items(client: Any, owner: str = ALICE) -> dict[str, dict[str, Any]]:
+    query = client.query(TableName=TABLE, KeyConditionExpression="pk = :pk",
+                         ExpressionAttributeValues={":pk": {"S": owner}})  # fmt: skip
+    return {item["sk"]["S"]: item for item in query["Items"]}
+
+
+def test_each_region_writes_only_its_own_status_item_never_the_api_metadata(
+    store: DynamoDocumentStore, client: Any
+) -> None:
+    metadata = {"pk": {"S": ALICE}, "sk": {"S": DOC}, "name": {"S": "Quarterly report.pdf"},
+                "content_type": {"S": "application/pdf"}, "size": {"N": "1234"},
+                "created_at": {"S": "2027-01-01T00:00:00.000+00:00"}}  # fmt: skip
+    client.put_item(TableName=TABLE, Item=metadata)
+
+    claim(store, OLD, region=PRIMARY)
+    store.mark_ready(ALICE, DOC, PRIMARY, sequencer=OLD, chunk_count=4)
+    claim(store, normalize_sequencer("01"), region=DR)
+    store.mark_failed(ALICE, DOC, DR, sequencer=normalize_sequencer("01"), code="x", reason="y")
+    store.mark_deleted(ALICE, DOC, DR, sequencer=normalize_sequencer("02"))
+
+    stored = items(client)
+    assert set(stored) == {DOC, f"{DOC}#status#{PRIMARY}", f"{DOC}#status#{DR}"}
+    assert stored[DOC] == metadata  # untouched: the pipelines never write the API's item
+    assert stored[f"{DOC}#status#{PRIMARY}"]["region"] == {"S": PRIMARY}
+    assert stored[f"{DOC}#status#{PRIMARY}"]["state"] == {"S": "ready"}
+    assert stored[f"{DOC}#status#{DR}"]["state"] == {"S": "deleted"}
+
+
+def test_records_of_the_old_layout_read_as_before_and_keep_their_event_order(
+    store: DynamoDocumentStore, client: Any
+) -> None:
+    """A table written before the upgrade: every region's status in a map on the metadata item."""
+    client.put_item(TableName=TABLE, Item={
+        "pk": {"S": ALICE}, "sk": {"S": DOC}, "name": {"S": "old.pdf"}, "content_type": {"S": "application/pdf"},
+        "size": {"N": "10"}, "version_id": {"S": "v2"},
+        "status": {"M": {
+            PRIMARY: {"M": {"state": {"S": "ready"}, "version_id": {"S": "v2"}, "sequencer": {"S": NEW},
+                            "chunk_count": {"N": "3"}}},
+            DR: {"M": {"state": {"S": "uploading"}}},
+        }},
+    })  # fmt: skip
+    record = store.get(ALICE, DOC)
+    assert record is not None and record.name == "old.pdf"
+    assert (record.status[PRIMARY].state, record.status[PRIMARY].chunk_count) == (DocumentState.READY, 3)
+    assert record.status[DR].state is DocumentState.UPLOADING
+
+    assert claim(store, OLD, version="v1") is Claim.STALE  # older than the old layout's recorded event
+    assert claim(store, normalize_sequencer("01"), region=DR) is Claim.STARTED  # DR's first event
+    assert store.reclaim(ALICE, DOC, PRIMARY, sequencer=NEW, version_id="v2", lease_until=1e10) is Claim.STARTED
+
+    stored = items(client)
+    assert stored[f"{DOC}#status#{PRIMARY}"]["sequencer"] == {"S": NEW}  # copied over, then rebuilt under it
+    record = store.get(ALICE, DOC)
+    assert record is not None and record.status[PRIMARY].state is DocumentState.INGESTING
+    assert record.status[DR].state is DocumentState.INGESTING
+    assert stored[DOC]["status"]["M"][PRIMARY]["M"]["state"] == {"S": "ready"}  # the old map is never written
