@@ -33,6 +33,7 @@ from core.errors import (
     Overloaded,
     TooManyRequests,
 )
+from core.limits import TokenBudgetExceeded, UserLimits
 from core.models import ChatRequest, Job, OpenJob
 from core.ports import JobEvents, JobQueue, JobStore, OpenJobSlots
 from core.resilience import RateLimiter
@@ -127,6 +128,7 @@ class JobService:
         pacing: RateLimiter | None = None,
         slots: OpenJobSlots | None = None,
         events: JobEvents | None = None,
+        budget: UserLimits | None = None,
     ) -> None:
         self._store = store
         self._queue = queue
@@ -136,6 +138,7 @@ class JobService:
         self._pacing = pacing  # the model quota's share of this execution environment
         self._slots = slots if settings.max_open_per_user > 0 else None
         self._events = events
+        self._budget = budget  # the users' daily token budgets (None: none configured)
 
     @property
     def region(self) -> str:
@@ -340,6 +343,11 @@ class JobService:
             return {"outcome": "stale", "reason": self._stale_reason(job)}
         if job.open and job.owner_region not in (None, self.region):
             raise OwnedElsewhere(job.owner_region)  # not answered here: Powertools drops the record it began
+        try:  # the budget was checked at submit; jobs queued together may have spent it since
+            admitted = self._budget.admit_tokens(job.user_id) if self._budget is not None else None
+        except TokenBudgetExceeded as error:
+            self._record("TokenBudgetExceeded")
+            return {"outcome": "rejected", "reason": error.message}
         requeues = int(message.get("requeues", 0))
         backoff = min(self.settings.backoff_cap_s, self.settings.backoff_base_s * 2**requeues)
         if self._pacing is not None and not self._pacing.acquire(timeout_s=max(0.0, remaining_s / 2)):
@@ -359,7 +367,12 @@ class JobService:
             return {"outcome": "rejected", "reason": error.message}
         if reply.degraded:
             raise RetryLater(f"no model answered ({reply.degraded_reason})", delay_s=backoff)
-        return {"outcome": "answered", "answer": reply.to_api()}
+        answer = reply.to_api()
+        if self._budget is not None:
+            budget = self._budget.spend_tokens(job.user_id, reply.usage.total_tokens, admitted=admitted)
+            if budget is not None:
+                answer["budget"] = budget.to_api()
+        return {"outcome": "answered", "answer": answer}
 
     def complete(self, message: dict[str, Any], result: dict[str, Any]) -> None:
         """Write the job's terminal state from the (possibly replayed) answer; safe to repeat."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Protocol
 
 from core.models import Conversation, Job, Message, ModelReply, OpenJob, TargetRef, Turn
@@ -138,6 +139,14 @@ class UsageCounters(Protocol):
         """Atomically add `amount` unless the counter would pass `limit`; True if it was added."""
         ...
 
+    def increment(self, user_id: str, counter: str, *, amount: int, expires_at: int) -> None:
+        """Atomically add `amount`, unconditionally (spent tokens: the answer was given)."""
+        ...
+
+    def total(self, user_id: str, prefix: str) -> int:
+        """The sum of the user's counters whose name starts with `prefix` (every region's item of a day)."""
+        ...
+
 
 class OpenJobSlots(Protocol):
     """The set of a user's unfinished jobs, for the cap on open jobs (idempotent by job id)."""
@@ -149,3 +158,36 @@ class OpenJobSlots(Protocol):
     def release(self, user_id: str, job_id: str) -> None: ...
 
     def held(self, user_id: str) -> list[str]: ...
+
+
+SpanValue = str | int | float | bool
+
+
+class Span(Protocol):
+    """One traced step (an X-Ray subsegment in Lambda). Attributes are what explains a slow answer: target
+    names, outcomes, timeouts, counts, scores. Never a prompt, an answer or a document's text."""
+
+    def set(self, key: str, value: SpanValue) -> None: ...
+
+
+class Tracing(Protocol):
+    """Where spans go. The core opens them; an adapter (adapters/tracing.py) turns them into subsegments."""
+
+    def span(self, name: str) -> AbstractContextManager[Span]: ...
+
+
+class _NoSpan:
+    def set(self, key: str, value: SpanValue) -> None:
+        return None
+
+
+class NoTracing:
+    """The default: spans cost a context manager and nothing else."""
+
+    _span = _NoSpan()
+
+    def span(self, name: str) -> AbstractContextManager[Span]:
+        return nullcontext(self._span)
+
+
+NO_TRACING: Tracing = NoTracing()
