@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import App, Aspects, CfnResource, CrossStackReferences, Environment, ReferenceStrength, Stack, Tags
 from cdk_nag import AwsSolutionsChecks, HIPAASecurityChecks, NIST80053R5Checks
 from constructs import Construct
@@ -19,7 +21,7 @@ from stacks.knowledge_stack import KnowledgeStack
 from stacks.lambda_settings import TableNames
 from stacks.models_stack import ModelsStack
 from stacks.web_content_stack import WebContentStack
-from stacks.web_stack import WebStack, connect_sources
+from stacks.web_stack import WebDrStack, WebStack, connect_sources
 
 
 def build_app(app: App | None = None, *, nag: bool = True) -> App:
@@ -60,17 +62,21 @@ def build_stacks(app: App, config: AppConfig) -> dict[str, Stack]:
         curated=data.curated.table_name if config.curated.enabled else None,
     )
     # The site comes first: the API stacks allow exactly its origin (CORS). Its files and config.json,
-    # which name both APIs, follow them (WebContentStack). CloudFront's web ACL can only live in us-east-1:
-    # elsewhere a small Edge stack there holds it.
+    # which name both APIs, follow them (WebContentStack, one per region). CloudFront's web ACL can only live
+    # in us-east-1: elsewhere a small Edge stack there holds it. The DR site bucket (the origin group's
+    # failover) comes before the distribution, which reads its name weakly; its policy, naming the
+    # distribution, comes with the DR files (stacks/web_stack.py).
     edge = None
     if config.primary_region != EDGE_REGION:
         edge_env = Environment(account=config.account, region=EDGE_REGION)
         edge = EdgeStack(app, f"{name}-Edge", config=config, env=edge_env)
+    web_dr = WebDrStack(app, f"{name}-Web-DR", config=config, env=dr)
     web = WebStack(
         app,
         f"{name}-Web",
         config=config,
         key=keys.logs_key,  # only its log groups
+        dr_bucket=web_dr.bucket,
         web_acl_arn=edge.web_acl_arn if edge else None,
         env=primary,
         cross_region_references=True,
@@ -123,28 +129,42 @@ def build_stacks(app: App, config: AppConfig) -> dict[str, Stack]:
     dr_api.add_stack_dependency(data, "the table replica is created by the primary Data stack")
     read_from_dr_without_writers(models[config.dr_region], dr_api.api, dr_api.api.deployment_stage)
     primary_target = config.chain_for(config.primary_region)[0]
-    web_content = WebContentStack(
-        app,
-        f"{name}-WebContent",
-        config=config,
-        bucket=web.bucket,
-        distribution=web.distribution,
-        runtime_config={
+    # The same files and config.json in both regions' site buckets, each deployed from source in its region.
+    site_content: dict[str, Any] = {
+        "config": config,
+        "runtime_config": {
             "region": config.primary_region,
             "userPoolId": auth.user_pool.user_pool_id,
             "clientId": auth.client.user_pool_client_id,
             "apiEndpoints": [api.api.url, dr_api.api.url],
             "primaryTarget": {"model_id": primary_target.display_name, "region": primary_target.region},
         },
-        connect=connect_sources(config, api_hosts=[api.api_host, dr_api.api_host]),
-        documents_buckets=[knowledge[name].bucket for name in ("knowledge", "knowledge-dr") if name in knowledge],
+        "connect": connect_sources(config, api_hosts=[api.api_host, dr_api.api_host]),
+        "documents_buckets": [knowledge[name].bucket for name in ("knowledge", "knowledge-dr") if name in knowledge],
+        "cross_region_references": True,
+    }
+    web_content_dr = WebContentStack(
+        app,
+        f"{name}-WebContent-DR",
+        bucket=web_dr.bucket,
+        failover_for=web.distribution,  # holds the DR bucket's policy, which names the distribution
+        key=dr_keys.logs_key,  # only its log group
+        env=dr,
+        **site_content,
+    )
+    web_content = WebContentStack(
+        app,
+        f"{name}-WebContent",
+        bucket=web.bucket,
+        distribution=web.distribution,
         key=keys.logs_key,  # only its log group
         env=primary,
-        cross_region_references=True,
+        **site_content,
     )
+    web_content.add_stack_dependency(web_content_dr, "CloudFront is invalidated once both origins hold the files")
     stacks: dict[str, Stack] = {
         "keys": keys, "keys-dr": dr_keys, "data": data, "auth": auth, "api": api, "web": web, "api-dr": dr_api,
-        "web-content": web_content, "models": models[config.primary_region], "models-dr": models[config.dr_region],
+        "web-content": web_content, "web-dr": web_dr, "web-content-dr": web_content_dr, "models": models[config.primary_region], "models-dr": models[config.dr_region],
         **knowledge,
     }  # fmt: skip
     if config.replicate_user_pool:

@@ -1,4 +1,7 @@
-"""The web UI's files and its runtime config, written into the site bucket after both API stacks exist.
+"""The web UI's files and its runtime config, written into a site bucket after both API stacks exist: one stack
+per region, each writing the same files from source into its own region's bucket (the distribution's origin
+group serves the primary's and fails over to the DR's, stacks/web_stack.py). The DR one also holds the DR bucket's
+policy, which names the distribution, and invalidates nothing: the primary one, deployed after it, does.
 
 config.json names both regional API URLs and the Cognito ids; index.html gets a Content-Security-Policy
 meta tag whose connect-src lists exactly the two API hosts, Cognito's and, with knowledge, the documents buckets'
@@ -31,6 +34,7 @@ from stacks.config import AppConfig
 from stacks.constructs.nag import skip_checkov, suppress_cdk_provider
 from stacks.constructs.python_function import log_retention
 from stacks.csp import connect_only_policy
+from stacks.web_stack import dr_site_policy
 
 WEB_DIR = Path(__file__).resolve().parents[1] / "web"
 _CHARSET = '<meta charset="utf-8">'
@@ -83,16 +87,17 @@ def curated_answers(path: Path = CURATED_FILE) -> dict[str, Any]:
     return {"answers": cleaned}
 
 
-def upload_hosts(buckets: Sequence[s3.IBucket], *, region: str) -> list[str]:
+def upload_hosts(buckets: Sequence[s3.IBucket], *, region: str, weak_from: str) -> list[str]:
     """The hosts a presigned POST to each documents bucket may name: its regional virtual-hosted name and the
     legacy global one, which botocore signs unless the client asks for the regional endpoint. Both name only
-    this bucket. `region`: the reading stack's; another region's bucket name is read weakly (Fn::GetStackOutput
-    at this stack's deploy), so the DR Knowledge stack holds no writer into this region (static stability)."""
+    this bucket. `region`: the reading stack's; a bucket in another region `weak_from` (the DR region) is read
+    weakly (Fn::GetStackOutput at this stack's deploy), so the DR Knowledge stack holds no writer into this region
+    (static stability). The DR stack reads the primary's bucket through CDK's reader in its own region."""
     hosts: list[str] = []
     for bucket in buckets:
         bucket_region = Stack.of(bucket).region
         name = bucket.bucket_name
-        if bucket_region != region:
+        if bucket_region != region and bucket_region == weak_from:
             cfn = bucket.node.default_child  # the L2's name is wrapped: consume_reference needs the attribute
             if not isinstance(cfn, s3.CfnBucket):
                 raise ValueError(f"{bucket.node.path}: another region's documents bucket must be a Bucket defined here")
@@ -106,7 +111,10 @@ def upload_hosts(buckets: Sequence[s3.IBucket], *, region: str) -> list[str]:
 
 class WebContentStack(Stack):
     """`connect`: the exact hosts the UI may fetch from (both API hosts, Cognito's endpoint).
-    `documents_buckets`: each region's documents bucket (KnowledgeStack.bucket), which the browser uploads to."""
+    `documents_buckets`: each region's documents bucket (KnowledgeStack.bucket), which the browser uploads to.
+    `distribution`: invalidated after the files are written (the primary stack's, deployed last).
+    `failover_for`: the DR stack's: its bucket is this distribution's failover origin, and this stack holds the
+    bucket's policy (dr_site_policy)."""
 
     def __init__(
         self,
@@ -115,17 +123,20 @@ class WebContentStack(Stack):
         *,
         config: AppConfig,
         bucket: s3.IBucket,
-        distribution: cloudfront.IDistribution,
         runtime_config: dict[str, Any],
         connect: Sequence[str],
         key: kms.IKey,
         documents_buckets: Sequence[s3.IBucket] = (),
+        distribution: cloudfront.IDistribution | None = None,
+        failover_for: cloudfront.IDistribution | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        if failover_for is not None:
+            dr_site_policy(self, "SitePolicy", bucket=bucket, distribution_id=failover_for.distribution_id)
         # The static help page only probes the APIs' /health: no documents buckets in its connect-src.
         fallback_connect = list(connect)
-        connect = [*connect, *upload_hosts(documents_buckets, region=self.region)]
+        connect = [*connect, *upload_hosts(documents_buckets, region=self.region, weak_from=config.dr_region)]
         deploy_logs = logs.LogGroup(
             self,
             "DeployLogs",
@@ -149,7 +160,7 @@ class WebContentStack(Stack):
             ],
             destination_bucket=bucket,
             distribution=distribution,
-            distribution_paths=["/*"],
+            distribution_paths=["/*"] if distribution else None,
             log_group=deploy_logs,
         )
         provider_id = "Custom::CDKBucketDeployment8693BB64968944B69AAFB0CC9EB8756C"
@@ -174,6 +185,8 @@ class WebContentStack(Stack):
             "public file path; Lambda encrypts it at rest with its service key, no secret is stored.",
         }.items():
             skip_checkov(provider, reason, check)
+        if distribution is None:
+            return  # no invalidation: the provider's role names only the asset and site buckets
         default_policy = deployment.handler_role.node.find_child("DefaultPolicy")
         skip_checkov(
             default_policy,
