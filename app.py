@@ -164,7 +164,8 @@ def build_stacks(app: App, config: AppConfig) -> dict[str, Stack]:
     web_content.add_stack_dependency(web_content_dr, "CloudFront is invalidated once both origins hold the files")
     stacks: dict[str, Stack] = {
         "keys": keys, "keys-dr": dr_keys, "data": data, "auth": auth, "api": api, "web": web, "api-dr": dr_api,
-        "web-content": web_content, "web-dr": web_dr, "web-content-dr": web_content_dr, "models": models[config.primary_region], "models-dr": models[config.dr_region],
+        "web-content": web_content, "web-dr": web_dr, "web-content-dr": web_content_dr,
+        "models": models[config.primary_region], "models-dr": models[config.dr_region],
         **knowledge,
     }  # fmt: skip
     if config.replicate_user_pool:
