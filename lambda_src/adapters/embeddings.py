@@ -26,6 +26,7 @@ from typing import Any
 from adapters.bedrock import ClientFactory, ClientsByTimeout, runtime_errors
 from core.errors import DependencyUnavailable, TargetCallError
 from core.ingest import EmbeddingRejected, IngestDeadlineExceeded
+from core.ports import NO_TRACING, Tracing
 from core.resilience import Action, CircuitBreaker, Clock, Deadline, RateLimiter, RetryBudget, classify
 
 MAX_CALL_TIMEOUT_S = 10.0  # one embedding of a chunk takes well under a second; a hung call is cut here
@@ -50,6 +51,7 @@ class TitanEmbedder:
         clock: Clock = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
+        tracing: Tracing | None = None,
     ) -> None:
         self._clients = ClientsByTimeout(client_factory)
         self._model_id = model_id
@@ -61,6 +63,7 @@ class TitanEmbedder:
         self._clock = clock
         self._sleep = sleep
         self._jitter = jitter
+        self._tracing = tracing or NO_TRACING  # a span per call to the model (numbers and codes only)
         self.calls = 0  # requests sent to the model (retries included): for metrics and benchmarks
         self.retries = 0
 
@@ -87,7 +90,7 @@ class TitanEmbedder:
             if permit.probe:
                 timeout = min(timeout, PROBE_TIMEOUT_S)
             try:
-                vector = self._call(text, timeout)
+                vector = self._traced_call(text, timeout, attempt)
             except TargetCallError as error:
                 rule = classify(error.code)
                 self._breaker.record(failed=rule.counts_as_failure, probe=permit.probe)
@@ -111,6 +114,23 @@ class TitanEmbedder:
             return
         if not self._pacing.acquire(timeout_s=max(0.0, deadline.remaining() - MARGIN_S)):
             raise _out_of_time(" at the embedding quota's pace")
+
+    def _traced_call(self, text: str, timeout_s: float, attempt: int) -> list[float]:
+        with self._tracing.span("embedding") as span:
+            span.set("target", self._model_id)
+            span.set("attempt", attempt + 1)
+            span.set("timeout_ms", round(timeout_s * 1000))
+            started = self._clock()
+            try:
+                vector = self._call(text, timeout_s)
+            except TargetCallError as error:
+                span.set("outcome", "throttled" if classify(error.code).back_pressure else "error")
+                span.set("code", error.code)
+                raise
+            finally:
+                span.set("latency_ms", round((self._clock() - started) * 1000))
+            span.set("outcome", "ok")
+            return vector
 
     def _call(self, text: str, timeout_s: float) -> list[float]:
         body = json.dumps({"inputText": text, "dimensions": self._dimensions, "normalize": True})

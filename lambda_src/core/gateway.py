@@ -39,7 +39,7 @@ from core.policy import (
     wait_timeout,
     worth_attempting,
 )
-from core.ports import AnswerCache, GatewayMetrics, TargetModel
+from core.ports import NO_TRACING, AnswerCache, GatewayMetrics, Span, TargetModel, Tracing
 from core.resilience import (
     Action,
     AdaptiveLimit,
@@ -127,6 +127,7 @@ class ModelGateway:
         executor: LaneExecutor | None = None,
         wait: WaitForFutures = concurrent.futures.wait,
         switches: Callable[[], Switches] | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         if not targets:
             raise ValueError("a gateway needs at least one target")
@@ -138,6 +139,7 @@ class ModelGateway:
         self._wait = wait
         self._rng = rng or random.Random()
         self._switches = switches  # runtime switches (core.switches), read per request
+        self._tracing = tracing or NO_TRACING  # one span per attempt and per target passed over
         self._budget = RetryBudget(ratio=self.settings.retry_ratio)
         self._adaptive = not self.settings.throttle_as_failure
         # Lanes (one target's attempts) run here so a hedge can start beside a slow one. A lane
@@ -187,14 +189,15 @@ class ModelGateway:
                 return Refusal.BREAKER_OPEN  # forced open by a runtime switch
             return self._admit(target)
 
-        def launch() -> tuple[_Target | None, bool, bool]:
-            """Start the next target the chain allows; also whether every target was passed over, and
-            whether any of them for being full."""
+        def launch(lane: str) -> tuple[_Target | None, bool, bool]:
+            """Start the next target the chain allows (`lane`: primary, failover or hedge, for its spans); also
+            whether every target was passed over, and whether any of them for being full."""
             nonlocal queue, offered, attempted, only_throttled
             pick = select_next_target(self.settings, queue, remaining_s=deadline.remaining(), admit=admit)
             for skipped, refusal in pick.skipped:
                 reasons.append(f"{_name(skipped)}: {refusal.value}")
                 self._emit("skipped" if refusal is Refusal.BREAKER_OPEN else "at_capacity", skipped.model.target)
+                self._skip_span(skipped, refusal, lane)
             if pick.out_of_time:
                 reasons.append("deadline reached")
                 only_throttled = False
@@ -208,12 +211,12 @@ class ModelGateway:
                 offered = True
             attempted = True
             future = self._executor.submit(
-                self._try_target, pick.target, pick.permit, system, messages, deadline, len(queue)
+                self._try_target, pick.target, pick.permit, system, messages, deadline, len(queue), lane
             )
             pending[future] = pick.target
             return pick.target, False, False
 
-        running, shed, full = launch()
+        running, shed, full = launch("primary")
         if shed:
             return self._shed(scope, messages, "; ".join(reasons), at_capacity=full)
         hedge_at = self._hedge_at(running)
@@ -243,13 +246,13 @@ class ModelGateway:
                 only_throttled = False
                 break
             if not pending:
-                running, _, _ = launch()
+                running, _, _ = launch("failover")
                 hedge_at = self._hedge_at(running)
             elif not done and hedge_due(
                 self.settings, until_hedge_s=hedge_at - self._clock(), targets_waiting=bool(queue)
             ):
                 slow = next(iter(pending.values()))
-                hedge, _, _ = launch()
+                hedge, _, _ = launch("hedge")
                 if hedge is not None:
                     self._emit("hedge", slow.model.target)
                     hedge_at = self._hedge_at(hedge)
@@ -299,9 +302,10 @@ class ModelGateway:
         messages: Sequence[Message],
         deadline: Deadline,
         later_targets: int,
+        lane: str = "primary",
     ) -> ModelReply:
         try:
-            return self._attempts(target, admission, system, messages, deadline, later_targets)
+            return self._attempts(target, admission, system, messages, deadline, later_targets, lane)
         finally:
             if admission.slot is not None:
                 target.capacity.release(admission.slot)
@@ -314,6 +318,7 @@ class ModelGateway:
         messages: Sequence[Message],
         deadline: Deadline,
         later_targets: int,
+        lane: str = "primary",
     ) -> ModelReply:
         permit, slot = admission.permit, admission.slot
         attempt = 0
@@ -330,7 +335,16 @@ class ModelGateway:
                 raise TargetCallError("Timeout", "not enough time left for an attempt")
             started = self._clock()
             try:
-                reply = target.model.call(system=system, messages=messages, timeout_s=timeout)
+                with self._tracing.span("model_attempt") as span:
+                    _describe(span, target, lane=lane, attempt=attempt, timeout_s=timeout, probe=permit.probe)
+                    try:
+                        reply = target.model.call(system=system, messages=messages, timeout_s=timeout)
+                    except TargetCallError as error:
+                        span.set("outcome", _outcome(error.code))
+                        span.set("code", error.code)
+                        raise
+                    span.set("outcome", "ok")
+                    span.set("latency_ms", round((self._clock() - started) * 1000))
             except TargetCallError as error:
                 elapsed = self._clock() - started
                 rule = classify(error.code)
@@ -440,7 +454,14 @@ class ModelGateway:
             text=text, usage=Usage(), target=CACHE_TARGET, degraded=True, degraded_reason=f"cached answer: {reason}"
         )
 
-    # --- metrics ------------------------------------------------------------------------------
+    # --- metrics and traces -------------------------------------------------------------------
+    def _skip_span(self, target: _Target, refusal: Refusal, lane: str) -> None:
+        """A target passed over without a call (breaker open, or at its concurrency limit): a span all the same,
+        so a trace shows why the chain moved on."""
+        with self._tracing.span("model_attempt") as span:
+            _describe(span, target, lane=lane, attempt=0, timeout_s=0.0, probe=False)
+            span.set("outcome", "breaker_open" if refusal is Refusal.BREAKER_OPEN else "shed")
+
     def _emit(self, event: str, target: TargetRef, detail: str = "", latency_s: float | None = None) -> None:
         if self._metrics is not None:
             self._metrics.record(event=event, target=target, detail=detail, latency_s=latency_s)
@@ -450,6 +471,27 @@ class ModelGateway:
             self._emit("breaker", target, f"{old.value}->{new.value}")
 
         return hook
+
+
+def _describe(span: Span, target: _Target, *, lane: str, attempt: int, timeout_s: float, probe: bool) -> None:
+    """What a model attempt's span carries: the target's name (configured, never an ARN), the lane, the attempt's
+    number and the timeout it was given. Nothing of the request's text."""
+    ref = target.model.target
+    span.set("target", ref.model_id)
+    span.set("region", ref.region)
+    span.set("lane", lane)  # primary | failover | hedge
+    span.set("attempt", attempt)  # 0: passed over without a call
+    span.set("timeout_ms", round(timeout_s * 1000))
+    span.set("probe", probe)
+
+
+def _outcome(code: str) -> str:
+    """A failed attempt's outcome for traces: throttled, timeout or error (the code itself rides beside it)."""
+    if classify(code).back_pressure:
+        return "throttled"
+    if code in ("Timeout", "ModelTimeoutException"):
+        return "timeout"
+    return "error"
 
 
 def _name(target: _Target) -> str:

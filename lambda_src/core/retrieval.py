@@ -28,6 +28,7 @@ from core.documents import CANONICAL_CONTENT_TYPE
 from core.errors import DependencyUnavailable, DomainError, InvalidRequest, NotFound, PayloadTooLarge
 from core.knowledge import MAX_TOP_K, Passage, VectorIndex
 from core.models import Citation, RetrievalReport
+from core.ports import NO_TRACING, Span, Tracing
 
 _log = logging.getLogger(__name__)
 
@@ -222,6 +223,7 @@ class Retriever:
         context_chars: int,
         deadline_s: float,
         timer: Callable[[], float] = time.monotonic,
+        tracing: Tracing | None = None,
     ) -> None:
         if not 1 <= top_k <= MAX_TOP_K:
             raise ValueError(f"top_k must be 1..{MAX_TOP_K}, got {top_k}")
@@ -232,6 +234,7 @@ class Retriever:
         self._context_chars = context_chars
         self.deadline_s = deadline_s
         self._timer = timer
+        self._tracing = tracing or NO_TRACING  # spans: the embedding call and the search (numbers only)
 
     def retrieve(self, owner: str, question: str, *, deadline_s: float | None = None) -> Retrieval:
         """Never raises: a failure is an unused retrieval with its reason."""
@@ -239,15 +242,29 @@ class Retriever:
         if deadline <= 0:
             return Retrieval.unused("no time was left to search your documents")
         started = self._timer()
-        try:
-            vector = self._embedder.embed(question, timeout_s=deadline)
-        except Exception as error:
-            _log.warning("question not embedded: answering without documents", exc_info=True)
-            return Retrieval.unused(f"your documents could not be searched (embedding failed: {_why(error)})")
-        return replace(self._search(owner, vector, deadline, started), embedding=tuple(vector))
+        with self._tracing.span("embedding") as span:
+            span.set("timeout_ms", round(deadline * 1000))
+            try:
+                vector = self._embedder.embed(question, timeout_s=deadline)
+            except Exception as error:
+                span.set("outcome", "error")
+                _log.warning("question not embedded: answering without documents", exc_info=True)
+                return Retrieval.unused(f"your documents could not be searched (embedding failed: {_why(error)})")
+            embedded = self._timer()
+            span.set("outcome", "ok")
+            span.set("latency_ms", round((embedded - started) * 1000))
+        with self._tracing.span("retrieval") as span:
+            found = self._search(owner, vector, deadline, started, embedded, span)
+            span.set("outcome", "ok" if found.searched else "error")
+            span.set("hits", len(found.passages))
+            if found.passages:
+                span.set("top_score", round(max(passage.score for passage in found.passages), 4))
+        return replace(found, embedding=tuple(vector))
 
-    def _search(self, owner: str, vector: list[float], deadline: float, started: float) -> Retrieval:
-        left = deadline - (self._timer() - started)
+    def _search(
+        self, owner: str, vector: list[float], deadline: float, started: float, embedded: float, span: Span
+    ) -> Retrieval:
+        left = deadline - (embedded - started)
         if left <= 0:
             return Retrieval.unused("your documents could not be searched in time (embedding was too slow)")
         try:
@@ -256,7 +273,9 @@ class Retriever:
         except Exception as error:
             _log.warning("vector query failed: answering without documents", exc_info=True)
             return Retrieval.unused(f"your documents could not be searched (the search failed: {_why(error)})")
-        if self._timer() - started >= deadline:
+        finished = self._timer()
+        span.set("latency_ms", round((finished - embedded) * 1000))
+        if finished - started >= deadline:
             return Retrieval.unused("your documents could not be searched in time (the search was too slow)")
         found = [passage for passage in found if passage.text.strip()]
         names = self._names(owner, {passage.document_id for passage in found})
