@@ -147,3 +147,7 @@ models: $(VENV)/.installed  ## what each region's Lambdas call, in order, with e
 .PHONY: curate
 curate: $(VENV)/.installed  ## curated answers: the model answers curated/questions.json through the gateway; ARGS="--sandbox" (make dev running) or REGION=... (AWS)
 	@$(PY) tools/curate.py $(if $(REGION),--region $(REGION)) $(ARGS)
+
+.PHONY: cost
+cost: $(VENV)/.installed  ## idle monthly cost per region, per 1,000 chats and per 1,000 ingested pages (stacks/config/prices.json; ARGS="--cdk-out cdk.out" prices existing templates)
+	@$(CDK_ENV) $(PY) tools/cost.py $(ARGS)

@@ -23,8 +23,10 @@ from handlers.settings import TargetSetting
 from stacks.auth_stack import user_pool_arn_in
 from stacks.config import AppConfig, ModelTarget
 from stacks.constructs.api_alarms import ApiAlarms
+from stacks.constructs.budget import MonthlyBudget
 from stacks.constructs.chat_api import STAGE_NAME, ChatRestApi
 from stacks.constructs.curate_job import CurateJob
+from stacks.constructs.dashboard import RegionMonitoring
 from stacks.constructs.ingest_pipeline import IngestPipeline
 from stacks.constructs.jobs_pipeline import JobsPipeline
 from stacks.constructs.python_function import PythonFunction, lambda_code, log_retention
@@ -155,6 +157,19 @@ class ApiStack(Stack):
             self, "Alarms", config=config, region=region, runtime_id=runtime_id, key=logs_key,
             extra=[*self.jobs.alarms, *(self.ingest.alarms if self.ingest else [])],
         )  # fmt: skip
+        # The region's dashboard and its composite "region unhealthy" alarm (to the same topic).
+        functions = {"chat": chat.function, "worker": self.jobs.worker.function}
+        queues = [("Jobs", self.jobs.queue, self.jobs.dlq)]
+        if self.ingest and knowledge:
+            functions["ingest"] = self.ingest.ingest.function
+            queues.append(("Ingest", knowledge.queue, knowledge.dlq))
+        self.monitoring = RegionMonitoring(
+            self, "Monitoring", config=config, region=region, api=self.api, functions=functions, queues=queues,
+            jobs_alarms=(self.jobs.alarms[1], self.jobs.alarms[0]), topic=self.alarms.topic, runtime_id=runtime_id,
+        )  # fmt: skip
+        if region == config.primary_region and config.monitoring.budget_usd > 0:
+            # One budget for the account (Budgets is global): in the primary region, to its alarm topic.
+            MonthlyBudget(self, "Budget", amount_usd=config.monitoring.budget_usd, topic=self.alarms.topic)
 
         # --- what connects them --------------------------------------------------------------------
         data.grant_api(chat.role)

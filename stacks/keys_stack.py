@@ -145,6 +145,14 @@ def _logs_use(region: str) -> list[iam.PolicyStatement]:
             resources=["*"],
             conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
         ),
+        # The account's AWS Budgets alerts publish to the (encrypted) alarm topic (stacks/constructs/budget.py).
+        iam.PolicyStatement(
+            sid="BudgetsToEncryptedTopics",
+            principals=[iam.ServicePrincipal("budgets.amazonaws.com")],
+            actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+            resources=["*"],
+            conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
+        ),
     ]
 
 

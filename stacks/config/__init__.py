@@ -18,12 +18,16 @@ from stacks.config.parsing import ConfigError, _check_range, _parse_object
 from stacks.config.sections import (
     ApiThrottling,
     AuthConfig,
+    CostConfig,
     CuratedConfig,
+    DriftConfig,
     GatewayConfig,
+    GreetingsConfig,
     GuardrailConfig,
     JobsConfig,
     KeysConfig,
     KnowledgeConfig,
+    MonitoringConfig,
     RequestLimits,
     WorkerSizing,
     _guardrail_switch,
@@ -31,8 +35,9 @@ from stacks.config.sections import (
 
 __all__ = [
     "CONTEXT_KEY", "INFERENCE_PROFILE_DESTINATIONS", "ApiThrottling", "AppConfig", "AuthConfig", "BackupConfig",
-    "BackupLockConfig", "ConfigError", "CuratedConfig", "FailoverDomainConfig", "GatewayConfig", "GuardrailConfig",
-    "JobsConfig", "KeysConfig", "KnowledgeConfig", "ModelTarget", "RequestLimits", "WorkerSizing", "dr_vault_name",
+    "BackupLockConfig", "ConfigError", "CostConfig", "CuratedConfig", "DriftConfig", "FailoverDomainConfig",
+    "GatewayConfig", "GreetingsConfig", "GuardrailConfig", "JobsConfig", "KeysConfig", "KnowledgeConfig", "ModelTarget",
+    "MonitoringConfig", "RequestLimits", "WorkerSizing", "dr_vault_name",
 ]  # fmt: skip
 
 CONTEXT_KEY = "bulwark"
@@ -68,7 +73,11 @@ class AppConfig:
     auth: AuthConfig = field(default_factory=AuthConfig)
     knowledge: KnowledgeConfig = field(default_factory=KnowledgeConfig)
     curated: CuratedConfig = field(default_factory=CuratedConfig)
+    greetings: GreetingsConfig = field(default_factory=GreetingsConfig)
     backup: BackupConfig = field(default_factory=BackupConfig)
+    monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
+    cost: CostConfig = field(default_factory=CostConfig)
+    drift: DriftConfig = field(default_factory=DriftConfig)
     # Route 53 failover records in front of both APIs; absent: clients use both regional URLs.
     failover_domain: FailoverDomainConfig | None = None
 

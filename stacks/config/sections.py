@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from stacks.config.parsing import ConfigError, _check_range
@@ -16,12 +17,17 @@ class RequestLimits:
     max_history_turns: int = 20
     max_body_bytes: int = 65536
     user_requests_per_minute: int = 60  # per signed-in user, POST /chat and /jobs together (0: no limit)
+    # Input + output model tokens per signed-in user per UTC day, all regions together (0: no budget). 200,000
+    # is about 40 long conversational turns (history and retrieved passages make inputs of a few thousand
+    # tokens) and caps one user's day at about $0.05 on Nova Lite ($0.06 / $0.24 per million in / out).
+    daily_tokens_per_user: int = 200_000
 
     def __post_init__(self) -> None:
         _check_range("limits.max_message_chars", self.max_message_chars, 1, 100_000)
         _check_range("limits.max_history_turns", self.max_history_turns, 0, 200)
         _check_range("limits.max_body_bytes", self.max_body_bytes, 1024, 6 * 1024 * 1024)
         _check_range("limits.user_requests_per_minute", self.user_requests_per_minute, 0, 100_000)
+        _check_range("limits.daily_tokens_per_user", self.daily_tokens_per_user, 0, 1_000_000_000)
         if self.max_body_bytes < self.max_message_chars:
             raise ConfigError(
                 "limits.max_body_bytes must be at least limits.max_message_chars "
@@ -329,3 +335,116 @@ class CuratedConfig:
         if not 0.5 <= self.threshold <= 1.0:
             raise ConfigError(f"curated.threshold must be between 0.5 and 1 (cosine similarity), got {self.threshold}")
         _check_range("curated.cache_s", self.cache_s, 10, 86_400)
+
+
+@dataclass(frozen=True, kw_only=True)
+class GreetingsConfig:
+    """Greetings, thanks and goodbyes answered at once without a model call (lambda_src/core/greetings.py): the
+    built-in phrases in several languages plus `phrases` ({language: {part: [phrase, ...]}}, part one of greeting,
+    thanks, goodbye, tail, opener), and `replies` that replace the built-in ones ({kind: {language: reply}})."""
+
+    enabled: bool = True
+    phrases: dict[str, Any] = field(default_factory=dict)
+    replies: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from core.greetings import validate_phrases, validate_replies  # the Lambda's own checks, at synth
+
+        try:
+            validate_phrases(self.phrases)
+            validate_replies(self.replies)
+        except ValueError as error:
+            raise ConfigError(str(error).replace("greetings ", "greetings.", 1)) from error
+        size = len(json.dumps([self.phrases, self.replies], ensure_ascii=False))
+        if size > 2000:  # they travel in the Lambda's environment (4 KB for all its variables)
+            raise ConfigError(f"greetings.phrases and greetings.replies must total at most 2000 characters, got {size}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class MonitoringConfig:
+    """Each region's dashboard, its composite "region unhealthy" alarm, and the account's monthly budget.
+
+    The composite alarm is in ALARM when the chat path fails (5xx rate, or degraded answers) or the jobs path
+    is stuck (oldest job older than the jobs age alarm AND jobs in the DLQ): see stacks/constructs/dashboard.py."""
+
+    dashboard: bool = True
+    # Rates over `unhealthy_minutes` one-minute periods (all of them must breach), counted only from
+    # `min_requests` requests a minute: a handful of requests at night never makes a region "unhealthy".
+    api_5xx_percent: float = 5.0
+    degraded_percent: float = 50.0
+    min_requests: int = 10
+    unhealthy_minutes: int = 3
+    # AWS Budgets, monthly, in USD, on the whole account's cost (0: no budget). Alerts to the primary region's
+    # alarm topic at 80 % of the actual and 100 % of the forecast cost.
+    budget_usd: float = 100.0
+
+    def __post_init__(self) -> None:
+        _check_range("monitoring.api_5xx_percent", self.api_5xx_percent, 0.1, 100)
+        _check_range("monitoring.degraded_percent", self.degraded_percent, 1, 100)
+        _check_range("monitoring.min_requests", self.min_requests, 1, 100_000)
+        _check_range("monitoring.unhealthy_minutes", self.unhealthy_minutes, 1, 60)
+        _check_range("monitoring.budget_usd", self.budget_usd, 0, 1_000_000)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CostConfig:
+    """The assumptions `make cost` (tools/cost.py) prices with; the prices are in stacks/config/prices.json."""
+
+    # One chat: its prompt (system prompt, history, retrieved passages, question) and its answer, in tokens.
+    chat_input_tokens: int = 2500
+    chat_output_tokens: int = 400
+    chat_lambda_ms: int = 3000  # the chat Lambda's billed time per chat (mostly waiting for the model)
+    # Ingest: the text of one page in tokens (embedded once per region), and the ingest Lambda's time per page.
+    page_tokens: int = 500
+    ingest_lambda_ms_per_page: int = 300
+    # Idle: what stays stored when nobody uses the app (tables, backups, documents, vectors, logs), in GB.
+    idle_data_gb: float = 0.1
+    idle_log_gb: float = 0.5
+
+    def __post_init__(self) -> None:
+        for key in ("chat_input_tokens", "chat_output_tokens", "page_tokens"):
+            _check_range(f"cost.{key}", getattr(self, key), 1, 1_000_000)
+        for key in ("chat_lambda_ms", "ingest_lambda_ms_per_page"):
+            _check_range(f"cost.{key}", getattr(self, key), 1, 900_000)
+        for key in ("idle_data_gb", "idle_log_gb"):
+            _check_range(f"cost.{key}", getattr(self, key), 0, 1_000_000)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DriftConfig:
+    """Drift baselines (lambda_src/core/drift.py): a job every `every_hours` in each region records the chat path's
+    baseline (question length, output tokens, retrieval top score, question-vs-corpus similarity, guardrail and
+    degraded rates) on its first run, then emits each signal's drift over the last `window_hours`; an alarm per
+    signal fires past its bound (`bounds`: {signal: bound}, the rest keep the defaults in core/drift.py). Change
+    `baseline_version` (any new string) to record a new baseline on the next run."""
+
+    enabled: bool = True
+    every_hours: int = 24
+    window_hours: int = 24
+    min_samples: int = 50
+    bounds: dict[str, Any] = field(default_factory=dict)
+    baseline_version: str = "1"
+    centroid_vectors: int = 2000  # vectors of the index the corpus centroid is computed from, per run
+
+    def __post_init__(self) -> None:
+        from core.drift import DEFAULT_BOUNDS, DriftSettings  # the job's own checks, at synth
+
+        _check_range("drift.every_hours", self.every_hours, 1, 168)
+        _check_range("drift.window_hours", self.window_hours, 1, 336)
+        _check_range("drift.min_samples", self.min_samples, 1, 1_000_000)
+        _check_range("drift.centroid_vectors", self.centroid_vectors, 1, 100_000)
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", self.baseline_version):
+            raise ConfigError(
+                f"drift.baseline_version must be 1-64 letters, digits, '.', '_' or '-', got {self.baseline_version!r}"
+            )
+        if not all(isinstance(bound, (int, float)) and not isinstance(bound, bool) for bound in self.bounds.values()):
+            raise ConfigError(f"drift.bounds must map signal names to numbers, got {self.bounds!r}")
+        try:
+            DriftSettings(bounds={**DEFAULT_BOUNDS, **self.bounds}, min_samples=self.min_samples)
+        except ValueError as error:
+            raise ConfigError(f"drift.bounds: {error}") from error
+
+    def all_bounds(self) -> dict[str, float]:
+        from core.drift import DEFAULT_BOUNDS
+
+        return {**DEFAULT_BOUNDS, **{name: float(bound) for name, bound in self.bounds.items()}}

@@ -75,8 +75,11 @@ def test_each_region_has_a_logs_key_only_cloudwatch_uses(synth: Synth, stack: st
         "BreakGlassRootUserOnly",
         "CloudWatchLogsUse",
         "CloudWatchAlarmsToEncryptedTopics",
+        "BudgetsToEncryptedTopics",
     }
     assert policy["CloudWatchLogsUse"]["Principal"] == {"Service": f"logs.{region}.amazonaws.com"}
+    assert policy["BudgetsToEncryptedTopics"]["Principal"] == {"Service": "budgets.amazonaws.com"}
+    assert actions(policy["BudgetsToEncryptedTopics"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
     template.has_resource_properties("AWS::KMS::Key", {"EnableKeyRotation": True, "MultiRegion": Match.absent()})
 
 

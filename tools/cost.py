@@ -1,0 +1,338 @@
+"""make cost: idle monthly cost per region, cost per 1,000 chats and per 1,000 ingested pages.
+
+Reads the synthesized templates (cdk.out or cdk.out.local: manifest.json says each stack's region) and the config
+(cdk.json), and prices them with the dated list-price table stacks/config/prices.json. Usage-priced services
+(Lambda, API Gateway, DynamoDB on demand, S3 Vectors, Bedrock, Cognito, CloudFront, SQS) cost nothing idle except
+what runs on a schedule or polls: those are counted from the templates too.
+
+python tools/cost.py [--cdk-out DIR]     (default: synthesize into a temporary directory, no bundling)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+import tempfile
+from collections import defaultdict
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stacks.config import AppConfig
+from stacks.constructs.dashboard import load_prices, model_price
+
+ROOT = Path(__file__).resolve().parents[1]
+MONTH_HOURS = 730
+MONTH_MINUTES = MONTH_HOURS * 60
+# Per chat, beyond the config's assumptions: DynamoDB items (turn, history, cache, limits, token budget), the
+# question's embedding, log bytes.
+CHAT_WRITE_UNITS = 5
+CHAT_READ_UNITS = 8
+QUESTION_TOKENS = 60
+CHAT_LOG_BYTES = 3000
+CHARS_PER_TOKEN = 4
+VECTOR_BYTES_OVERHEAD = 2500  # the chunk text and metadata stored with each vector
+
+
+@dataclass
+class Line:
+    region: str
+    item: str
+    count: int
+    monthly: float
+    note: str = ""
+
+
+@dataclass
+class Report:
+    idle: list[Line] = field(default_factory=list)
+    per_1k_chats: dict[str, float] = field(default_factory=dict)
+    per_1k_pages: dict[str, float] = field(default_factory=dict)
+    free_dashboards_credit: float = 0.0
+
+    def idle_by_region(self) -> dict[str, float]:
+        totals: dict[str, float] = defaultdict(float)
+        for line in self.idle:
+            totals[line.region] += line.monthly
+        return dict(totals)
+
+    @property
+    def idle_total(self) -> float:
+        return sum(line.monthly for line in self.idle) - self.free_dashboards_credit
+
+
+def load_templates(cdk_out: Path) -> dict[str, tuple[str, dict[str, Any]]]:
+    """stack name -> (region, template), from the cloud assembly's manifest."""
+    manifest = json.loads((cdk_out / "manifest.json").read_text())
+    found = {}
+    for name, artifact in manifest["artifacts"].items():
+        if artifact.get("type") != "aws:cloudformation:stack":
+            continue
+        region = artifact["environment"].rsplit("/", 1)[-1]
+        template = json.loads((cdk_out / artifact["properties"]["templateFile"]).read_text())
+        found[artifact.get("displayName", name)] = (region, template)
+    return found
+
+
+def _resources(template: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    for resource in template.get("Resources", {}).values():
+        yield resource["Type"], resource.get("Properties", {})
+
+
+def _schedule_runs_per_month(expression: Any) -> float:
+    match = re.fullmatch(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)", str(expression))
+    if not match:
+        return 30.0 if str(expression).startswith("cron(") else 0.0  # a cron: about daily
+    every = int(match.group(1)) * {"m": 1, "h": 60, "d": 1440}[match.group(2)[0]]
+    return MONTH_MINUTES / every
+
+
+def _memory_gb(template: Mapping[str, Any], handler_prefix: str) -> float:
+    for kind, props in _resources(template):
+        if kind == "AWS::Lambda::Function" and str(props.get("Handler", "")).startswith(handler_prefix):
+            return float(props.get("MemorySize", 128)) / 1024
+    return 0.5
+
+
+def idle_lines(
+    templates: Mapping[str, tuple[str, Mapping[str, Any]]], config: AppConfig, prices: Mapping[str, Any]
+) -> list[Line]:
+    counts: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0, 0.0])
+    notes: dict[tuple[str, str], str] = {}
+
+    def add(region: str, item: str, monthly: float, count: int = 1, note: str = "") -> None:
+        counts[(region, item)][0] += count
+        counts[(region, item)][1] += monthly
+        if note:
+            notes[(region, item)] = note
+
+    cw, lam = prices["cloudwatch"], prices["lambda"]
+    functions: dict[str, dict[str, float]] = {}
+    for _, (_, template) in templates.items():
+        for logical, resource in template.get("Resources", {}).items():
+            if resource["Type"] == "AWS::Lambda::Function":
+                memory = float(resource.get("Properties", {}).get("MemorySize", 128)) / 1024
+                functions[logical] = {"memory": memory}
+    for _, (region, template) in templates.items():
+        for kind, props in _resources(template):
+            if kind in ("AWS::KMS::Key", "AWS::KMS::ReplicaKey"):
+                add(region, "KMS keys", prices["kms"]["key_month"])
+            elif kind == "AWS::WAFv2::WebACL":
+                rules = len(props.get("Rules", []))
+                waf = prices["waf"]
+                add(region, "WAF web ACLs + rules", waf["web_acl_month"] + rules * waf["rule_month"],
+                    note=f"${waf['web_acl_month']:.0f}/ACL + ${waf['rule_month']:.0f}/rule")  # fmt: skip
+            elif kind == "AWS::CloudWatch::Alarm":
+                metrics = [m for m in props.get("Metrics", []) if "MetricStat" in m] or [None]
+                add(region, "CloudWatch alarms", cw["alarm_metric_month"] * len(metrics), note="$0.10 per metric")
+            elif kind == "AWS::CloudWatch::CompositeAlarm":
+                add(region, "CloudWatch composite alarms", cw["composite_alarm_month"])
+            elif kind == "AWS::CloudWatch::Dashboard":
+                add(region, "CloudWatch dashboards", cw["dashboard_month"])
+            elif kind == "AWS::Logs::LogGroup":
+                add(region, "CloudWatch log groups (storage baseline)", 0.0)
+            elif kind == "AWS::Route53::HealthCheck":
+                check = props.get("HealthCheckConfig", {})
+                r53 = prices["route53"]
+                monthly = r53["health_check_month"]
+                monthly += r53["health_check_https_month"] if str(check.get("Type", "")).startswith("HTTPS") else 0
+                monthly += r53["health_check_fast_interval_month"] if check.get("RequestInterval") == 10 else 0
+                add(region, "Route 53 health checks", monthly)
+            elif kind == "AWS::SecretsManager::Secret":
+                add(region, "Secrets Manager secrets", prices["secretsmanager"]["secret_month"])
+            elif kind == "AWS::Backup::BackupVault":
+                add(
+                    region,
+                    "Backup vault storage (baseline)",
+                    config.cost.idle_data_gb * prices["backup"]["dynamodb_warm_gb_month"],
+                )
+            elif kind == "AWS::AppConfig::Application":
+                add(region, "AppConfig (requests only while Lambdas run)", 0.0)
+            elif kind == "AWS::DynamoDB::GlobalTable":
+                ddb = prices["dynamodb"]
+                per_gb = ddb["storage_gb_month"] + ddb["pitr_gb_month"]
+                for replica in props.get("Replicas", [{"Region": region}]):
+                    add(replica.get("Region", region), "DynamoDB on-demand tables (storage baseline)",
+                        config.cost.idle_data_gb / 8 * per_gb)  # fmt: skip
+            elif kind == "AWS::S3Vectors::VectorBucket":
+                add(
+                    region,
+                    "S3 Vectors (storage baseline)",
+                    config.cost.idle_data_gb * prices["s3vectors"]["storage_gb_month"],
+                )
+            elif kind == "AWS::S3::Bucket":
+                add(
+                    region,
+                    "S3 buckets (storage baseline)",
+                    config.cost.idle_data_gb / 4 * prices["s3"]["storage_gb_month"],
+                )
+            elif kind == "AWS::Lambda::EventSourceMapping":
+                polls = prices["sqs"]["idle_polls_per_event_source_month"]
+                add(
+                    region,
+                    "SQS long polls by Lambda event sources",
+                    polls / 1e6 * prices["sqs"]["per_million_requests"],
+                )
+            elif kind == "AWS::Events::Rule" and props.get("ScheduleExpression"):
+                runs = _schedule_runs_per_month(props["ScheduleExpression"])
+                # A scheduled Lambda run: one request and about half a second at its memory.
+                target = (props.get("Targets") or [{}])[0].get("Arn", {})
+                logical = target.get("Fn::GetAtt", [""])[0] if isinstance(target, dict) else ""
+                memory = functions.get(logical, {"memory": 0.5})["memory"]
+                monthly = runs * (lam["per_million_requests"] / 1e6 + 0.5 * memory * lam["gb_second"])
+                add(region, "scheduled Lambdas (recovery sweep, curate job)", monthly)
+            elif kind in ("AWS::Lambda::Alias", "AWS::Lambda::Version") and props.get("ProvisionedConcurrencyConfig"):
+                units = props["ProvisionedConcurrencyConfig"].get("ProvisionedConcurrentExecutions", 0)
+                add(
+                    region,
+                    "Lambda provisioned concurrency",
+                    units * 0.5 * MONTH_HOURS * 3600 * lam["provisioned_gb_second"],
+                )
+    for region in config.regions:
+        add(region, "CloudWatch log groups (storage baseline)", config.cost.idle_log_gb * cw["log_storage_gb_month"], 0)
+        secrets = sum(1 for target in config.models if target.secret)
+        if secrets:
+            monthly = secrets * prices["secretsmanager"]["secret_month"]
+            add(region, "provider secrets (kept outside the stacks)", monthly,
+                secrets)  # fmt: skip
+    return [
+        Line(region=region, item=item, count=int(count), monthly=monthly, note=notes.get((region, item), ""))
+        for (region, item), (count, monthly) in sorted(counts.items())
+    ]
+
+
+def per_1k_chats(
+    templates: Mapping[str, tuple[str, Mapping[str, Any]]], config: AppConfig, prices: Mapping[str, Any]
+) -> dict[str, float]:
+    assumptions = config.cost
+    primary = config.models[0]
+    price = model_price(primary.model_id, prices) or {"input": 0.0, "output": 0.0}
+    api = next(t for _, (r, t) in templates.items() if r == config.primary_region and any(
+        k == "AWS::ApiGateway::RestApi" for k, _ in _resources(t)))  # fmt: skip
+    lam, ddb = prices["lambda"], prices["dynamodb"]
+    memory = _memory_gb(api, "handlers.chat")
+    lines = {
+        f"model tokens ({primary.model_id}: {assumptions.chat_input_tokens} in / {assumptions.chat_output_tokens} out)":
+            assumptions.chat_input_tokens / 1000 * price["input"]
+            + assumptions.chat_output_tokens / 1000 * price["output"],
+        "Lambda (request + duration)": lam["per_million_requests"] / 1e6
+            + assumptions.chat_lambda_ms / 1000 * memory * lam["gb_second"],
+        "API Gateway REST": prices["apigateway"]["rest_per_million_requests"] / 1e6,
+        "WAF requests": prices["waf"]["per_million_requests"] / 1e6,
+        "DynamoDB (on demand, replicated writes)": (CHAT_WRITE_UNITS * (ddb["per_million_write_units"]
+            + ddb["per_million_replicated_write_units"]) + CHAT_READ_UNITS * ddb["per_million_read_units"]) / 1e6,
+        "CloudWatch Logs ingestion": CHAT_LOG_BYTES / 1e9 * prices["cloudwatch"]["log_ingest_gb"],
+        "X-Ray traces": prices["xray"]["per_million_traces"] / 1e6,
+    }  # fmt: skip
+    if config.knowledge.enabled:
+        embed = model_price(config.knowledge.embedding_model_id, prices) or {"input": 0.0}
+        lines["retrieval (question embedding + S3 Vectors query)"] = (
+            QUESTION_TOKENS / 1000 * embed["input"] + prices["s3vectors"]["per_million_queries"] / 1e6
+        )
+    if config.guardrail.enabled:
+        # Upper bound: the guardrail assesses the whole prompt and the answer (1 text unit = 1,000 characters).
+        chars = (assumptions.chat_input_tokens + assumptions.chat_output_tokens) * CHARS_PER_TOKEN
+        units = math.ceil(chars / prices["bedrock"]["guardrail_text_unit_chars"])
+        rates = prices["bedrock"]["guardrail_per_1k_text_units"]
+        lines[f"guardrail ({units} text units, content filters + PII)"] = (
+            units / 1000 * (rates["content_filters"] + rates["sensitive_information"])
+        )
+    return {item: cost * 1000 for item, cost in lines.items()}
+
+
+def per_1k_pages(
+    templates: Mapping[str, tuple[str, Mapping[str, Any]]], config: AppConfig, prices: Mapping[str, Any]
+) -> dict[str, float]:
+    assumptions, knowledge = config.cost, config.knowledge
+    regions = len(config.regions)  # each region ingests the replicated documents itself
+    chunks = max(1.0, assumptions.page_tokens / knowledge.expected_tokens_per_chunk)
+    embed = model_price(knowledge.embedding_model_id, prices) or {"input": 0.0}
+    vector_gb = chunks * (knowledge.dimensions * 4 + VECTOR_BYTES_OVERHEAD) / 1e9
+    page_gb = assumptions.page_tokens * CHARS_PER_TOKEN / 1e9
+    lam = prices["lambda"]
+    memory = max((_memory_gb(t, "handlers.ingest") for _, (_, t) in templates.items()), default=1.0)
+    lines = {
+        f"embeddings ({knowledge.embedding_model_id}, {regions} regions)": regions * assumptions.page_tokens / 1000
+            * embed["input"],
+        "ingest Lambda": regions * assumptions.ingest_lambda_ms_per_page / 1000 * memory * lam["gb_second"],
+        "S3 Vectors PUT + storage (first month)": regions * vector_gb * (
+            prices["s3vectors"]["put_per_gb"] + prices["s3vectors"]["storage_gb_month"]),
+        "S3 (document storage, replication with RTC)": page_gb * (
+            regions * prices["s3"]["storage_gb_month"] + prices["s3"]["replication_rtc_gb"]),
+    }  # fmt: skip
+    return {item: cost * 1000 for item, cost in lines.items()}
+
+
+def estimate(templates: Mapping[str, tuple[str, Mapping[str, Any]]], config: AppConfig,
+             prices: Mapping[str, Any] | None = None) -> Report:  # fmt: skip
+    prices = prices or load_prices()
+    report = Report(
+        idle=idle_lines(templates, config, prices),
+        per_1k_chats=per_1k_chats(templates, config, prices),
+        per_1k_pages=per_1k_pages(templates, config, prices),
+    )
+    dashboards = sum(line.count for line in report.idle if line.item == "CloudWatch dashboards")
+    free = min(dashboards, prices["cloudwatch"]["free_dashboards_per_account"])
+    report.free_dashboards_credit = free * prices["cloudwatch"]["dashboard_month"]
+    return report
+
+
+def render(report: Report, config: AppConfig, prices: Mapping[str, Any]) -> str:
+    out = [f"Bulwark cost estimate: list prices as of {prices['as_of']} ({', '.join(prices['regions'])}), "
+           "USD, no free tier except the account's 3 free dashboards", ""]  # fmt: skip
+    by_region = report.idle_by_region()
+    for region in sorted(by_region, key=lambda r: (r != config.primary_region, r)):
+        out.append(f"Idle monthly cost, {region}: ${by_region[region]:.2f}")
+        for line in sorted((x for x in report.idle if x.region == region), key=lambda x: -x.monthly):
+            note = f"  ({line.note})" if line.note else ""
+            out.append(f"  {line.item:<58} {line.count:>3}  ${line.monthly:7.2f}{note}")
+    out.append(
+        f"  free dashboards (3 per account)                                 -${report.free_dashboards_credit:6.2f}"
+    )
+    goal = 30.0
+    verdict = "within" if report.idle_total <= goal else "OVER"
+    out.append(f"Idle monthly total, all regions: ${report.idle_total:.2f} ({verdict} the ${goal:.0f} goal)")
+    top = defaultdict(float)
+    for line in report.idle:
+        top[line.item] += line.monthly
+    dominant = sorted(top.items(), key=lambda kv: -kv[1])[:3]
+    out.append("Dominated by: " + ", ".join(f"{item} ${cost:.2f}" for item, cost in dominant))
+    out.append("Lowered by: fewer WAF web ACLs/rules (each ACL $5 + $1 a rule: the API, Cognito and CloudFront each "
+               "have one), monitoring.dashboard=false, knowledge off (its queues' event-source polling), "
+               "log_retention_days (log storage), no failover_domain (health checks)")  # fmt: skip
+    out.append("")
+    for title, lines in (("Per 1,000 chats", report.per_1k_chats), ("Per 1,000 ingested pages", report.per_1k_pages)):
+        out.append(f"{title}: ${sum(lines.values()):.2f}")
+        for item, cost in sorted(lines.items(), key=lambda kv: -kv[1]):
+            out.append(f"  {item:<76} ${cost:8.4f}")
+        out.append("")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cdk-out", type=Path, help="a synthesized cloud assembly (default: synthesize now)")
+    args = parser.parse_args(argv)
+    context = json.loads((ROOT / "cdk.json").read_text())["context"]
+    config = AppConfig.from_context(context["bulwark"])
+    cdk_out = args.cdk_out
+    if cdk_out is None:
+        from aws_cdk import App
+
+        from app import build_app
+
+        cdk_out = Path(tempfile.mkdtemp(prefix="bulwark-cost-"))
+        app = App(context={**context, "aws:cdk:bundling-stacks": []}, outdir=str(cdk_out))
+        build_app(app, nag=False)
+        app.synth()
+    prices = load_prices()
+    print(render(estimate(load_templates(cdk_out), config, prices), config, prices))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
