@@ -26,16 +26,17 @@ from urllib.parse import quote_plus
 
 import boto3
 
+from adapters.document_catalog import document_views  # lambda_src is on the path (the venv's .pth)
+
+from tools.stack_outputs import outputs_by_prefix
+
 PREFIX = "documents/"
 
 
 def outputs_from_stack(stack: str, region: str | None) -> tuple[str, str]:
-    described = boto3.client("cloudformation", region_name=region).describe_stacks(StackName=stack)["Stacks"][0]
-    values = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
-    bucket = next((v for k, v in values.items() if k.startswith("DocumentsBucketName")), None)
-    queue = next((v for k, v in values.items() if k.startswith("IngestQueueUrl")), None)
-    if not bucket or not queue:
-        raise SystemExit(f"stack {stack} has no DocumentsBucketName/IngestQueueUrl outputs; is it a knowledge stack?")
+    bucket, queue = outputs_by_prefix(
+        stack, region, ("DocumentsBucketName", "IngestQueueUrl"), kind="a knowledge stack"
+    )
     return bucket, queue
 
 
@@ -87,15 +88,12 @@ def wait_drained(sqs: Any, queue_url: str, *, timeout_s: float, poll_s: float = 
 
 
 def ready_chunks(dynamodb: Any, table: str, region: str) -> tuple[int, int]:
-    """(documents ready in the region, their chunks) from the Documents table."""
-    documents = chunks = 0
-    for page in dynamodb.get_paginator("scan").paginate(TableName=table):
-        for item in page.get("Items", []):
-            status = item.get("status", {}).get("M", {}).get(region, {}).get("M", {})
-            if status.get("state", {}).get("S") == "ready" and "deleted_at" not in item:
-                documents += 1
-                chunks += int(status.get("chunk_count", {}).get("N", "0"))
-    return documents, chunks
+    """(documents ready in the region, their chunks) from the Documents table: each document's metadata item and
+    the region's status item (or, for a record written before status items, its `status.<region>` entry), read
+    as the API reads them (adapters.document_catalog)."""
+    items = [item for page in dynamodb.get_paginator("scan").paginate(TableName=table) for item in page.get("Items", [])]
+    ready = [view for view in document_views(items, region) if view.status == "ready"]
+    return len(ready), sum(view.chunk_count or 0 for view in ready)
 
 
 def main(argv: list[str] | None = None) -> int:

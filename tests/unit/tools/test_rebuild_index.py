@@ -11,6 +11,7 @@ import boto3
 import pytest
 
 from handlers.ingest import object_events
+from local.resources import create_table
 from tools.rebuild_index import current_documents, enqueue, ready_chunks, rebuild_message
 
 BUCKET = "documents-rebuild"
@@ -66,16 +67,24 @@ def test_messages_go_in_batches_of_ten_and_chunks_are_counted() -> None:
         assert attributes["Attributes"]["ApproximateNumberOfMessages"] == "23"
 
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-        dynamodb.create_table(TableName="docs", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                              AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                              BillingMode="PAY_PER_REQUEST")  # fmt: skip
+        create_table(dynamodb, "docs", [("pk", "HASH"), ("sk", "RANGE")])
 
-        def status(state: str, chunks: int) -> dict[str, Any]:
-            return {"M": {"us-east-1": {"M": {"state": {"S": state}, "chunk_count": {"N": str(chunks)}}}}}
+        def status(document: str, state: str, chunks: int, region: str = "us-east-1") -> dict[str, Any]:
+            return {"pk": {"S": "u"}, "sk": {"S": f"{document}#status#{region}"}, "region": {"S": region},
+                    "state": {"S": state}, "chunk_count": {"N": str(chunks)}}  # fmt: skip
 
-        dynamodb.put_item(TableName="docs", Item={"pk": {"S": "a"}, "status": status("ready", 4)})
-        dynamodb.put_item(TableName="docs", Item={"pk": {"S": "b"}, "status": status("ready", 3)})
-        dynamodb.put_item(TableName="docs", Item={"pk": {"S": "c"}, "status": status("failed", 0)})
-        dynamodb.put_item(TableName="docs", Item={"pk": {"S": "d"}, "status": status("ready", 9),
-                                                  "deleted_at": {"S": "2027-01-01T00:00:00Z"}})  # fmt: skip
-        assert ready_chunks(dynamodb, "docs", "us-east-1") == (2, 7)
+        for document in "abcd":
+            dynamodb.put_item(TableName="docs", Item={"pk": {"S": "u"}, "sk": {"S": document}})
+        dynamodb.put_item(TableName="docs", Item=status("a", "ready", 4))
+        dynamodb.put_item(TableName="docs", Item=status("a", "failed", 0, region="us-west-2"))  # not this region's
+        dynamodb.put_item(TableName="docs", Item=status("b", "ready", 3))
+        dynamodb.put_item(TableName="docs", Item=status("c", "failed", 0))
+        dynamodb.put_item(TableName="docs", Item=status("d", "ready", 9))
+        dynamodb.update_item(TableName="docs", Key={"pk": {"S": "u"}, "sk": {"S": "d"}},
+                             UpdateExpression="SET deleted_at = :t",
+                             ExpressionAttributeValues={":t": {"S": "2027-01-01T00:00:00Z"}})  # fmt: skip
+        dynamodb.put_item(TableName="docs", Item={  # a record of the old layout: status map on the metadata item
+            "pk": {"S": "u"}, "sk": {"S": "e"},
+            "status": {"M": {"us-east-1": {"M": {"state": {"S": "ready"}, "chunk_count": {"N": "2"}}}}},
+        })  # fmt: skip
+        assert ready_chunks(dynamodb, "docs", "us-east-1") == (3, 9)
