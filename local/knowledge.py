@@ -22,8 +22,11 @@ What stands in for what (the adapters and handlers are AWS's code, only endpoint
   pipeline uses its own bucket's ids.
 - the ingest Lambda of each region: `handlers.ingest.bootstrap` with that region's settings (the template's
   environment, local names) in execution environments fed by an SQS pump sized like the event source mapping.
-  The documents table is a global table: both regions' pipelines write their own `status.<region>` of the one
-  sandbox table, as they would on its two replicas.
+  The documents table is a global table: each region's pipeline writes only its own status item of a document
+  (adapters.document_catalog), in its own region's replica when the sandbox runs both regions' tables (else in
+  the one table); local/global_tables.py replicates whole items with
+  last writer wins per item, as DynamoDB does, so the sandbox shows what AWS would (it found the lost statuses
+  of the layout with one item per document).
 """
 
 from __future__ import annotations

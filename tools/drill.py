@@ -48,6 +48,8 @@ from typing import Any
 
 import boto3
 
+from adapters.document_catalog import document_views
+from local.polling import wait_until
 from tools.failover_client import AllEndpointsFailed, FailoverClient
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -300,16 +302,6 @@ class DrillReport:
 
 
 # --- the drill ------------------------------------------------------------------------------------------------
-def wait_until(condition: Callable[[], Any], *, ceiling_s: float, poll_s: float = 0.25) -> Any:
-    """Poll until `condition()` is truthy (its value) or the ceiling passes (the last falsy value)."""
-    end = time.monotonic() + ceiling_s
-    while True:
-        value = condition()
-        if value or time.monotonic() >= end:
-            return value
-        time.sleep(poll_s)
-
-
 def _sub(token: str) -> str:
     payload = token.split(".")[1]
     return str(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sub"])
@@ -367,13 +359,10 @@ class Drill:
 
     def _document_states(self, region: str) -> dict[str, str | None]:
         """Document id -> its state in `region` as that region's replica of the documents table says (what
-        GET /documents/{id} there answers)."""
-        states = {}
-        for page in self.dynamodb[region].get_paginator("scan").paginate(TableName=self.documents):
-            for item in page["Items"]:
-                status = item.get("status", {}).get("M", {}).get(region, {}).get("M", {})
-                states[item["sk"]["S"]] = "deleted" if "deleted_at" in item else status.get("state", {}).get("S")
-        return states
+        GET /documents/{id} there answers: the metadata item and the region's own status item)."""
+        items = [item for page in self.dynamodb[region].get_paginator("scan").paginate(TableName=self.documents)
+                 for item in page["Items"]]  # fmt: skip
+        return {view.document_id: view.status for view in document_views(items, region)}
 
     def _indexed(self, region: str) -> set[str]:
         """The documents with vectors in `region`'s index (what retrieval there can find)."""
@@ -764,9 +753,9 @@ class Drill:
         unready = unready_somewhere()
         indexed = {region: self._indexed(region) for region in regions}
         unsearchable = [(c.document_id or "", r) for c in docs for r in regions if c.document_id not in indexed[r]]
-        # Indexed, yet its status there is not ready: the region's status write was lost, not its ingest. The
-        # documents table keeps every region's status in one item, and a global table resolves concurrent writes
-        # to an item (the two regions' pipelines) by last writer wins for the whole item.
+        # Indexed, yet its status there is not ready: the region's status write was lost, not its ingest (what
+        # one shared item per document did under global tables' last writer wins; each region's status is its own
+        # item now, adapters.document_catalog).
         overwritten = [(doc, r) for doc, r in unready if doc in indexed[r]]
         self.report.add("failback: documents searchable in both regions", "all",
                         f"{len(docs) * 2 - len(unsearchable)} of {len(docs) * 2} (document, region)",
@@ -774,9 +763,8 @@ class Drill:
         self.report.add("failback: documents' status ready in both regions", "all",
                         f"{len(docs) * 2 - len(unready)} of {len(docs) * 2} ({len(overwritten)} indexed, status lost)",
                         not unready,
-                        "" if not overwritten else "a region's status.<region> was lost to the other region's "
-                        "concurrent write of the same documents item (global tables: last writer wins per item); "
-                        "fix: one item per region's status (lambda_src/adapters/document_catalog.py)")  # fmt: skip
+                        "" if not overwritten else "a region's status item disagrees with its index "
+                        "(its status write lost or never made: see documents_status_overwritten)")  # fmt: skip
         self.report.facts.update(
             jobs_answered_twice=twice, jobs_never_answered=never, jobs_open=[c.job_id for c in open_jobs],
             turns_gone=really_gone, turns_overwritten=overwritten, duplicated_turns=duplicates,

@@ -27,7 +27,6 @@ from urllib.parse import quote_plus
 import boto3
 
 from adapters.document_catalog import document_views  # lambda_src is on the path (the venv's .pth)
-
 from tools.stack_outputs import outputs_by_prefix
 
 PREFIX = "documents/"
@@ -91,7 +90,9 @@ def ready_chunks(dynamodb: Any, table: str, region: str) -> tuple[int, int]:
     """(documents ready in the region, their chunks) from the Documents table: each document's metadata item and
     the region's status item (or, for a record written before status items, its `status.<region>` entry), read
     as the API reads them (adapters.document_catalog)."""
-    items = [item for page in dynamodb.get_paginator("scan").paginate(TableName=table) for item in page.get("Items", [])]
+    items = [
+        item for page in dynamodb.get_paginator("scan").paginate(TableName=table) for item in page.get("Items", [])
+    ]
     ready = [view for view in document_views(items, region) if view.status == "ready"]
     return len(ready), sum(view.chunk_count or 0 for view in ready)
 

@@ -182,18 +182,24 @@ class DynamoDocumentCatalog:
             ExpressionAttributeValues={":at": {"S": at}},
         )
 
-    def _query(self, **query: Any) -> list[dict[str, Any]]:
+    def _query(self, **query: Any) -> Any:
         """Every page; other regions' status items are dropped by the server (metadata items have no `region`)."""
         query.update(TableName=self._table, FilterExpression="attribute_not_exists(#region) OR #region = :region")
         query["ExpressionAttributeNames"] = {"#region": "region"}
         query["ExpressionAttributeValues"] = {**query["ExpressionAttributeValues"], ":region": {"S": self._region}}
-        items: list[dict[str, Any]] = []
-        while True:
-            page = self._client.query(**query)
-            items.extend(page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return items
-            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return query_all(self._client, query)
+
+
+def query_all(client: Any, query: dict[str, Any]) -> list[dict[str, Any]]:
+    """The items of every page of one Query."""
+    items: list[dict[str, Any]] = []
+    while True:
+        page = client.query(**query)
+        items.extend(page.get("Items", []))
+        if "LastEvaluatedKey" not in page:
+            return items
+        query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
 
 class S3DocumentFiles:
     """core.retrieval.DocumentFiles on this region's documents bucket."""

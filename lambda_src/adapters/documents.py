@@ -33,7 +33,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from adapters.aws_errors import dependency
-from adapters.document_catalog import Items, group_items, legacy_status, region_status, status_key
+from adapters.document_catalog import Items, group_items, legacy_status, query_all, region_status, status_key
 from core.documents import Claim, DocumentRecord, DocumentState, RegionStatus
 
 _DOCUMENTS = "DynamoDB (the documents table)"
@@ -317,19 +317,13 @@ class DynamoDocumentStore:
 
     def _items(self, owner: str, document_id: str) -> Items | None:
         """The document's metadata item and every region's status item: one consistent Query."""
-        query: dict[str, Any] = {
+        query = {
             "TableName": self._table,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :id)",
             "ExpressionAttributeValues": {":pk": {"S": owner}, ":id": {"S": document_id}},
             "ConsistentRead": True,
         }
-        items: list[dict[str, Any]] = []
-        while True:
-            page = self._client.query(**query)
-            items.extend(page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return group_items(items).get((owner, document_id))
-            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return group_items(query_all(self._client, query)).get((owner, document_id))
 
     def _migrate(self, owner: str, document_id: str, region: str, found: Items | None) -> None:
         """The old layout's `status.<region>` becomes the region's status item, once (before its first write)."""

@@ -6,7 +6,6 @@ Every wait is on an observable state (the API, the DR bucket, the index), bounde
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 import uuid
 from collections.abc import Callable
@@ -15,6 +14,7 @@ from typing import Any, TypeVar
 import boto3
 import pytest
 
+from local.polling import wait_until
 from local.sandbox import DEMO_PASSWORD, DEMO_USER
 from local.users import signed_in_users
 from tests.sandbox_fixture import call, sandbox, sign_in  # noqa: F401 - the fixture
@@ -32,14 +32,10 @@ DOCUMENT = (
 
 def wait_for(condition: Callable[[], T | None], what: str, *, guard_s: float = GUARD_S) -> T:
     """Poll until `condition()` returns something truthy; fail after the guard with what was awaited."""
-    end = time.monotonic() + guard_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > end:
-            pytest.fail(f"gave up waiting for {what}")
-        time.sleep(0.2)
+    value = wait_until(condition, ceiling_s=guard_s, poll_s=0.2)
+    if not value:
+        pytest.fail(f"gave up waiting for {what}")
+    return value
 
 
 def upload(form: dict[str, Any], data: bytes, content_type: str) -> int:

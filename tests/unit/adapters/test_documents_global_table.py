@@ -136,8 +136,8 @@ def test_a_delete_in_one_region_is_seen_in_both_and_leaves_no_live_status(world:
     assert stores[EAST].mark_deleted(ALICE, DOCS[0], EAST, sequencer=normalize_sequencer("0B"))  # its event
     _replicate(replication, clock)
     # A late event in the primary after the delete replicated: no status is written for a deleted document.
-    late = stores[EAST].claim(ALICE, DOCS[0], EAST, sequencer=normalize_sequencer("0C"), version_id="v2",
-                              name="n.txt", content_type="text/plain", size=5, lease_until=time.time() + 300)  # fmt: skip
+    late = stores[EAST].claim(ALICE, DOCS[0], EAST, sequencer=normalize_sequencer("0C"), version_id="v2", name="n",
+                              content_type="text/plain", size=5, lease_until=time.time() + 300)  # fmt: skip
     assert late is Claim.STALE
     for region in (EAST, WEST):
         assert catalogs[region].get(ALICE, DOCS[0]).status == "deleted"  # type: ignore[union-attr]

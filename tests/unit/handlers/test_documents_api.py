@@ -209,8 +209,14 @@ def test_status_chunk_count_and_reason_are_this_regions(world: World) -> None:
     _, created = upload(world)
     document_id = created["document"]["document_id"]
     for region, status in (
-        (REGION, {"state": {"S": "failed"}, "reason": {"S": "the PDF is encrypted: remove the password"},
-                  "updated_at": {"S": "2026-01-01T00:00:00.000+00:00"}}),
+        (
+            REGION,
+            {
+                "state": {"S": "failed"},
+                "reason": {"S": "the PDF is encrypted: remove the password"},
+                "updated_at": {"S": "2026-01-01T00:00:00.000+00:00"},
+            },
+        ),
         ("eu-west-1", {"state": {"S": "ready"}, "chunk_count": {"N": "4"}}),
     ):  # each region's pipeline writes its own status item (adapters.documents)
         world.dynamodb.put_item(TableName="documents-test", Item={
