@@ -338,8 +338,10 @@ def normalize_sequencer(sequencer: str) -> str:
 class RegionStatus:
     """One region's view of a document: the state of the newest object event it has taken on.
 
-    Stored as `status.<region>` of the record (the API's catalog, adapters.document_catalog, reads `state`,
-    `chunk_count`, `reason` and `updated_at` of its own region); the other fields are the pipeline's."""
+    Stored as the region's own status item of the document, written by that region's pipeline only (so a global
+    table's last writer wins per item never drops one region's status for the other's; adapters.documents). The
+    API's catalog (adapters.document_catalog) reads `state`, `chunk_count`, `reason` and `updated_at` of its own
+    region; the other fields are the pipeline's."""
 
     state: DocumentState
     version_id: str | None = None
@@ -353,7 +355,8 @@ class RegionStatus:
 
 @dataclass(frozen=True, kw_only=True)
 class DocumentRecord:
-    """The pipeline's view of a record; `deleted_at` is set once the user deleted it (in every region)."""
+    """The pipeline's view of a record; `deleted_at` is set once the user deleted it (in every region). The
+    pipeline never writes the record's own fields (the API's), only its region's `status` entry."""
 
     owner: str
     document_id: str
