@@ -17,14 +17,11 @@ from typing import Any
 
 import boto3
 
+from tools.stack_outputs import outputs_by_prefix
+
 
 def queue_urls_from_stack(stack: str, region: str | None) -> tuple[str, str]:
-    outputs = boto3.client("cloudformation", region_name=region).describe_stacks(StackName=stack)["Stacks"][0]
-    values = {o["OutputKey"]: o["OutputValue"] for o in outputs.get("Outputs", [])}
-    queue = next((v for k, v in values.items() if k.startswith("JobsJobsQueueUrl")), None)
-    dlq = next((v for k, v in values.items() if k.startswith("JobsJobsDlqUrl")), None)
-    if not queue or not dlq:
-        raise SystemExit(f"stack {stack} has no JobsQueueUrl/JobsDlqUrl outputs; is it an API stack?")
+    queue, dlq = outputs_by_prefix(stack, region, ("JobsJobsQueueUrl", "JobsJobsDlqUrl"), kind="an API stack")
     return queue, dlq
 
 
