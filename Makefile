@@ -107,12 +107,13 @@ test: install browser $(CHECKOV_VENV)/.installed  ## the whole suite
 	@echo "==> pytest"
 	@$(PY) -m pytest
 
-bench: install  ## cold start, failover, burst, sandbox load and ingest benchmarks (BENCH_QUICK=1 for a short run)
+bench: install  ## cold start, failover, burst, sandbox load, ingest and greetings benchmarks (BENCH_QUICK=1 for a short run)
 	@$(PY) bench/cold_start.py
 	@$(PY) bench/failover.py
 	@$(PY) bench/burst.py
 	@$(PY) bench/load.py
 	@$(PY) bench/ingest.py
+	@$(PY) bench/greetings.py
 
 .PHONY: bench-ingest rebuild-index
 bench-ingest: install  ## ingest benchmark: corpus vs the embedding quota, rebuild time, recall@k, chat latency with/without retrieval (BENCH_QUICK=1)
@@ -141,8 +142,12 @@ fuzz: install  ## the hostile-input corpus (tests/property) with Hypothesis's lo
 prompts: $(VENV)/.installed  ## the prompt catalog: make prompts ARGS="list | show N | add --file F [--activate] | activate N | rollback | seed" [REGION=...] (sandbox: ARGS="--endpoint-url URL ...")
 	@$(PY) tools/prompts.py $(if $(REGION),--region $(REGION)) $(ARGS)
 
-models: $(VENV)/.installed  ## what each region's Lambdas call, in order, with exact model versions (ARGS="--cdk-out cdk.out" checks the templates)
+models: $(VENV)/.installed  ## what each region's Lambdas call, in order, with exact model versions and rollback versions (ARGS="--cdk-out cdk.out" checks the templates; "--sandbox" or "--stack Bulwark-dev-Api --region R": what the switches select now)
 	@$(PY) tools/models_report.py $(ARGS)
+
+.PHONY: switch
+switch: $(VENV)/.installed  ## flip a runtime switch without a deploy: make switch ARGS="--sandbox | --stack Bulwark-dev-Api [--region R]  show | set KEY VALUE | unset KEY | reset | force-degraded on|off | model-version TARGET VERSION|current | prompt-version N|active"
+	@$(PY) tools/switch.py $(ARGS)
 
 .PHONY: curate
 curate: $(VENV)/.installed  ## curated answers: the model answers curated/questions.json through the gateway; ARGS="--sandbox" (make dev running) or REGION=... (AWS)

@@ -248,3 +248,14 @@ def test_bad_extra_phrases_are_refused_with_the_key(raw: object, message: str) -
 def test_bad_replies_are_refused_with_the_key(raw: object, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         validate_replies(raw)
+
+
+def test_the_benchmark_sample_has_no_false_positive_and_every_labelled_kind_is_found() -> None:
+    from bench.greetings import load
+
+    sample = load()
+    found = [(label, message, FILTER.classify(message)) for label, message in sample]
+
+    assert [message for label, message, match in found if match is not None and label == "other"] == []
+    assert [message for label, message, match in found if match is None and label != "other"] == []
+    assert all(match.kind == label for label, _, match in found if match is not None)
