@@ -27,6 +27,8 @@ TEST_SETTINGS = Settings(
     jobs_queue_url="https://sqs.us-east-1.amazonaws.com/123456789012/jobs-test",
     idempotency_table_name="idempotency-test",
     usage_table_name="usage-test",
+    # Off here: many tests say "hi" to reach the model. The greetings tests turn it on (tests/*/test_greetings*.py).
+    greetings_enabled=False,
 )
 _TEST_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",

@@ -63,3 +63,11 @@ def record_answer(metrics: Metrics, answer: ChatAnswer) -> None:
     single.add_metric(name="InputTokens", unit=MetricUnit.Count, value=usage.input_tokens)
     single.add_metric(name="OutputTokens", unit=MetricUnit.Count, value=usage.output_tokens)
     single.flush_metrics()
+
+
+def record_greeting(kind: str) -> None:
+    """GreetingAnswered, by kind (greeting, thanks, goodbye): a model call saved. Never the message itself."""
+    single = EphemeralMetrics()
+    single.add_dimension(name="kind", value=kind)
+    single.add_metric(name="GreetingAnswered", unit=MetricUnit.Count, value=1)
+    single.flush_metrics()
