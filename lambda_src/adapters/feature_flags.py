@@ -6,42 +6,64 @@ The cache interval is core.switches.SwitchBoard's (its clock can be injected), s
 off (max_age 0): one GetLatestConfiguration per interval. Errors propagate: the SwitchBoard keeps the last
 good switches. In the sandbox the same code reaches local/appconfig_emulator.py through
 AWS_ENDPOINT_URL_APPCONFIGDATA.
+
+Powertools' feature flags package is imported, and its store built, on the first read (the first request),
+not at cold start: its package __init__ imports the parameters utility and boto3 (about 30 ms of CPU on the
+bench machine), which the chat path uses nowhere else.
 """
 
 from __future__ import annotations
 
+import threading
+from functools import cache
 from typing import Any
 
-from aws_lambda_powertools.utilities.feature_flags import AppConfigStore, FeatureFlags
-from aws_lambda_powertools.utilities.feature_flags.base import StoreProvider
 
 from core.switches import FLAG_DEFAULTS
 
 
-class _Snapshot(StoreProvider):
-    """One fetched document, so every switch is evaluated from the same read."""
+@cache
+def _utility() -> tuple[Any, Any, Any]:
+    """Powertools' AppConfigStore and FeatureFlags, and a snapshot store over one fetched document (so every
+    switch is evaluated from the same read). Imported once, on the first read."""
+    from aws_lambda_powertools.utilities.feature_flags import AppConfigStore, FeatureFlags, StoreProvider
 
-    def __init__(self, document: dict[str, Any]) -> None:
-        self._document = document
+    class Snapshot(StoreProvider):
+        def __init__(self, document: dict[str, Any]) -> None:
+            self._document = document
 
-    @property
-    def get_raw_configuration(self) -> dict[str, Any]:
-        return self._document
+        @property
+        def get_raw_configuration(self) -> dict[str, Any]:
+            return self._document
 
-    def get_configuration(self) -> dict[str, Any]:
-        return self._document
+        def get_configuration(self) -> dict[str, Any]:
+            return self._document
+
+    return AppConfigStore, FeatureFlags, Snapshot
 
 
 class AppConfigSwitches:
     def __init__(self, *, application: str, environment: str, profile: str, client: Any = None) -> None:
-        """`client`: an appconfigdata client (short timeouts, made by the wiring); None: Powertools makes one."""
-        self._store = AppConfigStore(
-            environment=environment, application=application, name=profile, max_age=0, boto3_client=client
-        )
+        """`client`: an appconfigdata client (short timeouts, made by the wiring, possibly on its first use);
+        None: Powertools makes one. The store over it is built on the first read."""
+        self._store_args = {
+            "environment": environment, "application": application, "name": profile, "max_age": 0,
+            "boto3_client": client,
+        }  # fmt: skip
+        self._store: Any = None
+        self._lock = threading.Lock()
+
+    def _appconfig_store(self) -> Any:
+        with self._lock:
+            if self._store is None:
+                self._store = _utility()[0](**self._store_args)
+            return self._store
 
     def __call__(self) -> dict[str, Any]:
         """Each switch's value. Raises when AppConfig cannot be read or the document is not a valid flags
         document (Powertools' ConfigurationStoreError / SchemaValidationError)."""
-        document = FeatureFlags(store=self._store).get_configuration()  # fetch + schema validation
-        flags = FeatureFlags(store=_Snapshot(document))
+        _, feature_flags, snapshot = _utility()
+        document = feature_flags(store=self._appconfig_store()).get_configuration()  # fetch + schema validation
+        flags = feature_flags(store=snapshot(document))
         return {name: flags.evaluate(name=name, default=default) for name, default in FLAG_DEFAULTS.items()}
+

@@ -155,7 +155,10 @@ def build_switch_board(settings: Settings, *, appconfigdata: Any = None, clock: 
         return None
     from adapters.feature_flags import AppConfigSwitches
 
-    client = appconfigdata or shared_session().create_client("appconfigdata", config=prompt_client_config())
+    # Made with the store, on the first read (the first request), like the feature flags utility it serves.
+    client = appconfigdata or LazyClient(
+        lambda: shared_session().create_client("appconfigdata", config=prompt_client_config())
+    )
     return SwitchBoard(
         read=AppConfigSwitches(
             application=settings.switches_application,
