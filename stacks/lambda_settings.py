@@ -108,6 +108,7 @@ def chain_settings(
                 max_tokens=target.max_tokens,
                 guardrail=guardrail,
                 name=_shown(target, invoke_id),
+                previous_versions=target.previous_versions,
             )
         )
     return tuple(targets)

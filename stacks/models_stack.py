@@ -169,6 +169,10 @@ class ModelsStack(Stack):
             elif target.provision_model_units is not None:
                 invoke_id = self._provisioned(index, target, arns[0])
                 arns = [invoke_id, *arns]
+            # The versions a runtime switch may roll this target back to: invoked by their ids, allowed exactly.
+            arns += [
+                arn for previous in target.previous_versions for arn in base_arns(self, target.with_version(previous))
+            ]
             self.invocations[target.key] = Invocation(invoke_id=invoke_id, resource_arns=tuple(arns))
             CfnOutput(self, f"Target{index}", value=invoke_id)
         if not any(isinstance(child, CfnResource) for child in self.node.find_all()):

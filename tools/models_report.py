@@ -2,12 +2,17 @@
 
     python tools/models_report.py                        # from cdk.json (the config every synth is built from)
     python tools/models_report.py --cdk-out cdk.out      # and checked against the synthesized templates
+    python tools/models_report.py --sandbox              # and what the runtime switches select now (make dev)
+    python tools/models_report.py --stack Bulwark-dev-Api --region us-east-1   # ... in AWS (your credentials)
 
 Per region: the failover chain as that region's chat and worker Lambdas see it (its own region's targets first),
 each entry's exact model version, how it is called (foundation model, system inference profile and where it may
 route, application inference profile, provisioned throughput, another provider through LangChain) and the
-guardrail applied. With --cdk-out, the chain in each API stack's Lambda environment (MODEL_TARGETS) must list the
-same models in the same order, or the report says where they differ and exits 1.
+guardrail applied, and the versions a runtime switch may roll it back to (previous_versions). With --sandbox or
+--stack, the switches as deployed: which version each target calls now (model_versions), pins, forced-open
+breakers, the chain's order and forced degraded mode. With --cdk-out, the chain in each API stack's Lambda
+environment (MODEL_TARGETS) must list the same models in the same order, or the report says where they differ
+and exits 1.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ def chain_rows(config: AppConfig, region: str) -> list[dict[str, str]]:
             "order": str(index),
             "model": target.display_name,
             "version": target.version,
+            "rollback to": ", ".join(target.previous_versions) or "-",
             "region": target.region,
             "called as": how_called(target),
             "may run in": ",".join(target.destination_regions()),
@@ -73,6 +79,28 @@ def render(config: AppConfig) -> str:
         for row in rows:
             lines.append("  " + "  ".join(row[column].ljust(widths[column]) for column in columns).rstrip())
     return "\n".join(lines)
+
+
+def switch_lines(document: dict[str, Any], chain: Any) -> list[str]:
+    """What the deployed switches change in one region's chain (tools/switch.py reads them)."""
+    from core.switches import parse_switches
+    from tools.switch import values
+
+    switches, ignored = parse_switches(values(document), targets=chain.targets, versions=chain.versions)
+    lines = []
+    for name, region in chain.targets:
+        pinned = switches.model_version(name, region)
+        lines.append(f"  {name}@{region}: calls {pinned + ' (rolled back by switch)' if pinned else 'its model_id'}")
+    if switches.pins:
+        lines.append(f"  model_pins: {dict(switches.pins)}")
+    if switches.force_open:
+        lines.append(f"  forced open: {', '.join(sorted(switches.force_open))}")
+    if switches.chain_order:
+        lines.append(f"  chain order first: {', '.join(switches.chain_order)}")
+    if switches.degraded:
+        lines.append("  forced degraded: no model is called")
+    lines += [f"  ignored by the Lambdas: {problem}" for problem in ignored]
+    return lines
 
 
 def _flatten(value: Any) -> str:
@@ -119,9 +147,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cdk-json", type=Path, default=ROOT / "cdk.json")
     parser.add_argument("--cdk-out", type=Path, help="check the synthesized API stacks' chains against the config")
+    parser.add_argument("--sandbox", action="store_true", help="the sandbox's switches now (make dev running)")
+    parser.add_argument("--state", type=Path, default=ROOT / ".sandbox" / "state.json", help="the sandbox's state")
+    parser.add_argument("--stack", help="an API stack in AWS: its switches now")
+    parser.add_argument("--region", help="with --stack: its region")
     args = parser.parse_args(argv)
     config = load_config(args.cdk_json)
     print(render(config))
+    if args.sandbox or args.stack:
+        from tools import switch
+
+        if args.sandbox:
+            state = json.loads(args.state.read_text()) if args.state.exists() else {"regions": {}}
+            stores = [(region, *switch.sandbox_store(args.state, None, region=region)) for region in state["regions"]]
+        else:
+            store, chain = switch.aws_store(args.stack, args.region, args.cdk_json)
+            stores = [(args.stack, store, chain)]
+        for where, store, chain in stores:
+            print(f"\nRuntime switches now ({where}):")
+            print("\n".join(switch_lines(store.read(), chain)))
     if args.cdk_out is None:
         return 0
     problems = differences(config, template_chains(args.cdk_out, config))

@@ -90,10 +90,13 @@ class BedrockTarget:
         guardrail: tuple[str, str] | None = None,
         prewarm: Sequence[float] = (),
         name: str | None = None,
+        version: Callable[[], str | None] | None = None,
     ) -> None:
         """`model_id` is what Converse is called with (it may be an ARN with the account id); answers,
-        history and metrics show `name` (the configured model) instead."""
+        history and metrics show `name` (the configured model) instead. `version`, read per call, may name
+        another of the target's allowed model ids (a rollback by runtime switch): answers then show that id."""
         self._model_id = model_id
+        self._version = version
         self._target = TargetRef(model_id=name or model_id, region=region)
         self._max_tokens = max_tokens
         self._guardrail = guardrail
@@ -109,8 +112,10 @@ class BedrockTarget:
         return self._clients.client(timeout_s)
 
     def call(self, *, system: str, messages: Sequence[Message], timeout_s: float) -> ModelReply:
+        switched = self._version() if self._version is not None else None
+        model_id = switched or self._model_id
         request: dict[str, Any] = {
-            "modelId": self._model_id,
+            "modelId": model_id,
             "system": [{"text": system}],
             "messages": [{"role": m.role, "content": [{"text": m.text}]} for m in messages],
             "inferenceConfig": {"maxTokens": self._max_tokens},
@@ -125,7 +130,9 @@ class BedrockTarget:
         return ModelReply(
             text="".join(block.get("text", "") for block in content),
             usage=Usage(input_tokens=usage.get("inputTokens", 0), output_tokens=usage.get("outputTokens", 0)),
-            target=self._target,
+            target=self._target
+            if switched in (None, self._model_id)
+            else TargetRef(model_id=model_id, region=self._target.region),
             stop_reason=response.get("stopReason", "end_turn"),
             guardrail_checked=self._guardrail is not None,
         )

@@ -18,6 +18,7 @@ import threading
 from functools import cache
 from typing import Any
 
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 from core.switches import FLAG_DEFAULTS
 
@@ -67,3 +68,11 @@ class AppConfigSwitches:
         flags = feature_flags(store=snapshot(document))
         return {name: flags.evaluate(name=name, default=default) for name, default in FLAG_DEFAULTS.items()}
 
+
+def record_ignored_switch(flag: str) -> None:
+    """One SwitchIgnored metric (dimension: the flag) per value a read left off, e.g. a model version that is not
+    one of the target's configured ones: the safe default serves, and an alarm can see the bad deployment."""
+    single = EphemeralMetrics()
+    single.add_dimension(name="switch", value=flag)
+    single.add_metric(name="SwitchIgnored", unit=MetricUnit.Count, value=1)
+    single.flush_metrics()

@@ -1,12 +1,14 @@
 """Runtime switches for incident response: changed in AWS AppConfig, applied per request without a deploy.
 
 An operator can force a target's breaker open, reorder the chain, pin a chain position to another configured
-model, force degraded mode, or roll the system prompt back to a catalog version. The switches are read through
+model, roll a target back to one of its configured previous model versions, force degraded mode, or roll the
+system prompt back to a catalog version. The switches are read through
 a `SwitchBoard` (cached for `ttl_s`, injectable clock) and never fail a request: when the flags cannot be
 read, or the document is invalid, the last good switches serve (or none before any read succeeded).
 
 Every value is checked against what is configured: a target name that is not in the chain is ignored, a pin
-may only name a configured model (never free text that could call any model), a prompt version must look
+may only name a configured model (never free text that could call any model), a model version only one of
+that target's configured versions (its model_id or previous_versions, which IAM allows), a prompt version must look
 like a catalog version. Pure: no AWS imports (adapters/feature_flags.py reads AppConfig).
 """
 
@@ -29,6 +31,7 @@ _log = logging.getLogger(__name__)
 FORCE_OPEN = "force_open_targets"  # ["target", "target@region", ...]: their breakers count as open
 CHAIN_ORDER = "chain_order"  # ["target", ...]: these first, in this order; the others keep theirs after
 MODEL_PINS = "model_pins"  # {"target": "configured target"}: that position is served by the other model
+MODEL_VERSIONS = "model_versions"  # {"target": "model id"}: that target calls one of its configured versions
 FORCE_DEGRADED = "force_degraded"  # true: no model is called (cached or canned answer)
 PROMPT_VERSION = "prompt_version"  # "3": answer with this catalog version instead of the active one
 
@@ -36,6 +39,7 @@ FLAG_DEFAULTS: dict[str, Any] = {
     FORCE_OPEN: [],
     CHAIN_ORDER: [],
     MODEL_PINS: {},
+    MODEL_VERSIONS: {},
     FORCE_DEGRADED: False,
     PROMPT_VERSION: "",
 }
@@ -55,12 +59,20 @@ class Switches:
     force_open: frozenset[str] = frozenset()
     chain_order: tuple[str, ...] = ()
     pins: Mapping[str, str] = field(default_factory=dict)
+    model_versions: Mapping[str, str] = field(default_factory=dict)  # "target" or "target@region" -> model id
     degraded: bool = False
     prompt_version: str | None = None
 
     @property
     def active(self) -> bool:
-        return bool(self.force_open or self.chain_order or self.pins or self.degraded or self.prompt_version)
+        return bool(
+            self.force_open or self.chain_order or self.pins or self.model_versions or self.degraded
+            or self.prompt_version
+        )  # fmt: skip
+
+    def model_version(self, name: str, region: str) -> str | None:
+        """The model id a switch rolls this target to (None: its configured one)."""
+        return self.model_versions.get(f"{name}@{region}", self.model_versions.get(name))
 
 
 NO_SWITCHES = Switches()
@@ -72,8 +84,14 @@ def _names(value: Any) -> list[str]:
     return value
 
 
-def parse_switches(values: Mapping[str, Any], *, targets: Sequence[tuple[str, str]]) -> tuple[Switches, list[str]]:
-    """The switches from the flags' values, checked against the chain's (name, region) pairs.
+def parse_switches(
+    values: Mapping[str, Any],
+    *,
+    targets: Sequence[tuple[str, str]],
+    versions: Mapping[str, Sequence[str]] | None = None,
+) -> tuple[Switches, list[str]]:
+    """The switches from the flags' values, checked against the chain's (name, region) pairs and each target's
+    allowed model versions (`versions`: name -> model ids; a target not in it has none to switch to).
 
     Returns the switches and the problems found (a value ignored, never a request failed). A switch whose
     value has the wrong shape is left off; a target name not in the chain is dropped from its switch.
@@ -107,6 +125,20 @@ def parse_switches(values: Mapping[str, Any], *, targets: Sequence[tuple[str, st
             else:
                 problems.append(f"{MODEL_PINS}: {slot!r} -> {model!r} ignored (both must be configured targets)")
 
+    model_versions: dict[str, str] = {}
+    raw_versions = values.get(MODEL_VERSIONS, {})
+    allowed_versions = versions or {}
+    if not isinstance(raw_versions, dict):
+        problems.append(f"{MODEL_VERSIONS}: must map a target name to one of its configured model versions")
+    else:
+        for slot, version in raw_versions.items():
+            name = slot.rsplit("@", 1)[0] if slot not in models else slot
+            if slot in known and isinstance(version, str) and version in allowed_versions.get(name, ()):
+                model_versions[slot] = version
+            else:
+                allowed = ", ".join(allowed_versions.get(name, ())) or "none"
+                problems.append(f"{MODEL_VERSIONS}: {slot!r} -> {version!r} ignored (allowed: {allowed})")
+
     degraded = values.get(FORCE_DEGRADED, False)
     if not isinstance(degraded, bool):
         problems.append(f"{FORCE_DEGRADED}: must be true or false")
@@ -119,7 +151,14 @@ def parse_switches(values: Mapping[str, Any], *, targets: Sequence[tuple[str, st
         problems.append(f"{PROMPT_VERSION}: a catalog version is a number such as 3")
         version = None
 
-    switches = Switches(force_open=force_open, chain_order=order, pins=pins, degraded=degraded, prompt_version=version)
+    switches = Switches(
+        force_open=force_open,
+        chain_order=order,
+        pins=pins,
+        model_versions=model_versions,
+        degraded=degraded,
+        prompt_version=version,
+    )
     return switches, problems
 
 
@@ -169,11 +208,17 @@ class SwitchBoard:
         *,
         read: SwitchValues,
         targets: Sequence[tuple[str, str]],
+        versions: Mapping[str, Sequence[str]] | None = None,
         settings: SwitchCacheSettings | None = None,
         clock: Callable[[], float] = time.monotonic,
+        on_ignored: Callable[[str], None] | None = None,
     ) -> None:
+        """`on_ignored(flag)` is called for every switch value left off (a metric, so an alarm can see a bad
+        deployment that the logs alone would hide)."""
         self._read = read
         self._targets = tuple(targets)
+        self._versions = dict(versions or {})
+        self._on_ignored = on_ignored
         self._settings = settings or SwitchCacheSettings()
         self._clock = clock
         self._switches = NO_SWITCHES
@@ -192,9 +237,14 @@ class SwitchBoard:
                 _log.warning("runtime switches unavailable (%s); keeping the last good ones", type(error).__name__)
                 self._next_read = self._clock() + self._settings.retry_after_error_s
                 return self._switches
-            switches, problems = parse_switches(values, targets=self._targets)
+            switches, problems = parse_switches(values, targets=self._targets, versions=self._versions)
             for problem in problems:
                 _log.warning("runtime switch ignored: %s", problem)
+                if self._on_ignored is not None:
+                    try:
+                        self._on_ignored(problem.split(":", 1)[0])
+                    except Exception as error:  # a metric never fails a request
+                        _log.warning("switch metric not recorded (%s)", type(error).__name__)
             if switches != self._switches:
                 _log.warning("runtime switches now: %s", _describe(switches))
             self._switches = switches
@@ -214,6 +264,8 @@ def _describe(switches: Switches) -> str:
         parts.append(f"order={list(switches.chain_order)}")
     if switches.pins:
         parts.append(f"pins={dict(switches.pins)}")
+    if switches.model_versions:
+        parts.append(f"versions={dict(switches.model_versions)}")
     if switches.degraded:
         parts.append("degraded")
     if switches.prompt_version:

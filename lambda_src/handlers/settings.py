@@ -28,6 +28,8 @@ class TargetSetting:
     # credentials are in this Secrets Manager secret, read at cold start (its JSON keys become kwargs).
     guardrail_region: str | None = None
     secret_arn: str | None = None
+    # Exact model ids the `model_versions` runtime switch may roll this target back to (IAM allows each).
+    previous_versions: tuple[str, ...] = ()
 
     @property
     def display_name(self) -> str:
@@ -42,7 +44,14 @@ class TargetSetting:
         for key in ("name", "guardrail_region", "secret_arn"):
             if getattr(self, key) is not None:
                 entry[key] = getattr(self, key)
+        if self.previous_versions:
+            entry["previous_versions"] = list(self.previous_versions)
         return entry
+
+    @property
+    def versions(self) -> tuple[str, ...]:
+        """Every model id this target may call: the configured one first, then its rollback versions."""
+        return (self.model_id, *self.previous_versions)
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> TargetSetting:
@@ -55,6 +64,7 @@ class TargetSetting:
             name=raw.get("name"),
             guardrail_region=raw.get("guardrail_region"),
             secret_arn=raw.get("secret_arn"),
+            previous_versions=tuple(raw.get("previous_versions", ())),
         )
 
 

@@ -153,7 +153,7 @@ def build_switch_board(settings: Settings, *, appconfigdata: Any = None, clock: 
     it at local/appconfig_emulator.py. Read on the first request, then every `switches_cache_s`."""
     if not (settings.switches_application and settings.switches_environment and settings.switches_profile):
         return None
-    from adapters.feature_flags import AppConfigSwitches
+    from adapters.feature_flags import AppConfigSwitches, record_ignored_switch
 
     # Made with the store, on the first read (the first request), like the feature flags utility it serves.
     client = appconfigdata or LazyClient(
@@ -167,6 +167,8 @@ def build_switch_board(settings: Settings, *, appconfigdata: Any = None, clock: 
             client=client,
         ),
         targets=[(t.display_name, t.region) for t in settings.targets],
+        versions={t.display_name: t.versions for t in settings.targets if t.langchain is None},
+        on_ignored=record_ignored_switch,
         settings=SwitchCacheSettings(ttl_s=settings.switches_cache_s, retry_after_error_s=settings.switches_cache_s),
         **({"clock": clock} if clock is not None else {}),
     )
@@ -190,6 +192,14 @@ def switched_prompts(settings: Settings, active: Any, board: SwitchBoard | None,
             return PromptVersion(version=stored.version, text=stored.text)
 
     return SwitchedPrompt(active=active or FixedPrompt(), board=board, lookup=lookup)
+
+
+def _switched_version(board: SwitchBoard | None, target: TargetSetting) -> Callable[[], str | None] | None:
+    """The model version the `model_versions` switch selects for this target now (None: its configured one)."""
+    if board is None or not target.previous_versions:
+        return None
+    name, region = target.display_name, target.region
+    return lambda: board.current().model_version(name, region)
 
 
 def _missing_version(version: str) -> PromptVersion:
@@ -242,6 +252,7 @@ def build_chat_service(
             return lambda config: bedrock_factory(region, config)
         return lambda config: session.create_client("bedrock-runtime", region_name=region, config=config)
 
+    board = build_switch_board(settings, appconfigdata=appconfigdata, clock=switches_clock)
     targets: list[TargetModel] = []
     for t in settings.targets:
         if t.langchain is not None:
@@ -256,6 +267,7 @@ def build_chat_service(
                 guardrail=t.guardrail,
                 prewarm=prewarm,
                 name=t.name,
+                version=_switched_version(board, t),
             )
         )
     dynamodb_given = dynamodb  # tests and the sandbox pass theirs; in AWS the catalog gets its own client
@@ -263,7 +275,6 @@ def build_chat_service(
     cache = (
         DynamoAnswerCache(client=dynamodb, table_name=settings.cache_table_name) if settings.cache_table_name else None
     )
-    board = build_switch_board(settings, appconfigdata=appconfigdata, clock=switches_clock)
     gateway = ModelGateway(
         targets=targets,
         settings=gateway_settings,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from stacks.config.parsing import ConfigError
@@ -71,6 +71,10 @@ class ModelTarget:
     # The account's quota for this model (Service Quotas); sizes the jobs worker's concurrency.
     quota_rpm: int = 100
     quota_tpm: int = 200_000
+    # Exact versions this target may be rolled back to at runtime (the `model_versions` switch), e.g.
+    # ["us.amazon.nova-lite-v1:0"] under a us.amazon.nova-2-lite-v1:0 model_id: same provider, called the same
+    # way (same inference profile scope, or none). IAM allows each of them, so a rollback needs no deploy.
+    previous_versions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not 1 <= self.quota_rpm <= 1_000_000 or not 100 <= self.quota_tpm <= 100_000_000:
@@ -109,6 +113,11 @@ class ModelTarget:
                     f"models[].langchain.kwargs.{floating[0]} is a floating alias ('latest'): name the provider's "
                     "dated model version, so the chain calls the model it was tested with"
                 )
+            if self.previous_versions:
+                raise ConfigError(
+                    "models[].previous_versions applies to Bedrock targets; another provider's earlier model is a "
+                    "target of its own"
+                )
             self._check_label()
             return  # model_id is a display name and region a label for external providers
         if not REGION_PATTERN.match(self.region):
@@ -131,6 +140,7 @@ class ModelTarget:
             )
         if self.kind != "provisioned":
             self._check_pinned()
+        self._check_previous_versions()
         if self.application_profile and self.kind == "provisioned":
             raise ConfigError("models[].application_profile cannot wrap a provisioned model ARN; use it directly")
         if self.provision_model_units is not None:
@@ -164,6 +174,41 @@ class ModelTarget:
                 "us./eu./apac./global. inference profile), never a floating alias such as 'latest' or a name "
                 "without its version, so a rollback returns to exactly the model it replaced"
             )
+
+    def _check_previous_versions(self) -> None:
+        if not self.previous_versions:
+            return
+        if self.kind == "provisioned" or self.application_profile or self.provision_model_units is not None:
+            raise ConfigError(
+                f"models[].previous_versions: {self.model_id!r} is called through capacity created or bought for "
+                "one model (provisioned throughput, or an application inference profile); list the previous "
+                "version as a target of its own instead"
+            )
+        scope = self.model_id.split(".", 1)[0] if self.kind == "system-profile" else None
+        provider = (self.foundation_model_id or "").split(".", 1)[0]
+        seen: set[str] = {self.model_id}
+        for previous in self.previous_versions:
+            try:
+                candidate = ModelTarget(model_id=previous, region=self.region, max_tokens=self.max_tokens)
+            except ConfigError as error:
+                raise ConfigError(f"models[].previous_versions: {previous!r}: {error}") from error
+            if candidate.kind == "provisioned":
+                raise ConfigError(f"models[].previous_versions: {previous!r} must be a model id, not an ARN")
+            previous_scope = previous.split(".", 1)[0] if candidate.kind == "system-profile" else None
+            previous_provider = (candidate.foundation_model_id or "").split(".", 1)[0]
+            if previous_scope != scope or previous_provider != provider:
+                way = f"the {scope}. inference profile" if scope else "the foundation model id"
+                raise ConfigError(
+                    f"models[].previous_versions: {previous!r} must be another version of {self.model_id!r}'s "
+                    f"provider ({provider}) called the same way ({way}), so a rollback changes only the version"
+                )
+            if previous in seen:
+                raise ConfigError(f"models[].previous_versions lists {previous!r} twice or repeats model_id")
+            seen.add(previous)
+
+    def with_version(self, model_id: str) -> ModelTarget:
+        """This target calling another of its versions (one of `previous_versions`)."""
+        return replace(self, model_id=model_id, previous_versions=())
 
     @property
     def version(self) -> str:

@@ -15,12 +15,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aws_cdk import Stack
+from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_appconfig as appconfig
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from core.switches import CHAIN_ORDER, FORCE_DEGRADED, FORCE_OPEN, MODEL_PINS, PROMPT_VERSION, default_document
+from core.switches import (
+    CHAIN_ORDER,
+    FORCE_DEGRADED,
+    FORCE_OPEN,
+    MODEL_PINS,
+    MODEL_VERSIONS,
+    PROMPT_VERSION,
+    default_document,
+)
 
 _NAMES = {"type": "array", "items": {"type": "string", "maxLength": 256}, "maxItems": 32}
 
@@ -39,6 +47,7 @@ SCHEMA: dict[str, Any] = {
         FORCE_OPEN: _flag(_NAMES),
         CHAIN_ORDER: _flag(_NAMES),
         MODEL_PINS: _flag({"type": "object", "additionalProperties": {"type": "string", "maxLength": 256}}),
+        MODEL_VERSIONS: _flag({"type": "object", "additionalProperties": {"type": "string", "maxLength": 256}}),
         FORCE_DEGRADED: _flag({"type": "boolean"}, boolean=True),
         PROMPT_VERSION: _flag({"type": "string", "pattern": "^([1-9][0-9]{0,8})?$"}),
     },
@@ -99,6 +108,15 @@ class RuntimeSwitches(Construct):
         self.application_id = application.ref
         self.environment_id = environment.ref
         self.profile_id = profile.ref
+        # What `make switch` (tools/switch.py) needs to flip a switch: a new hosted version, deployed with the
+        # incident strategy. In the API stack: SwitchesApplicationId<hash> and so on (found by prefix).
+        for name, value in (
+            ("ApplicationId", application.ref),
+            ("EnvironmentId", environment.ref),
+            ("ProfileId", profile.ref),
+            ("StrategyId", self.strategy.ref),
+        ):
+            CfnOutput(self, name, value=value)
         self.cache_s = cache_s
         # StartConfigurationSession and GetLatestConfiguration are both authorised on the configuration.
         self.configuration_arn = stack.format_arn(

@@ -103,3 +103,17 @@ def test_each_region_has_its_switches_read_by_the_chat_and_worker_lambdas(synth:
     for variables in functions:
         assert variables["SWITCHES_PROFILE"] == {"Ref": profile_id}
         assert variables["SWITCHES_CACHE_SECONDS"] == "30"
+
+
+def test_the_model_versions_switch_is_in_the_schema_and_the_ids_are_outputs(template: Template) -> None:
+    from core.switches import MODEL_VERSIONS
+
+    flipped = default_document()
+    flipped[MODEL_VERSIONS]["default"] = {"us.amazon.nova-2-lite-v1:0": "us.amazon.nova-lite-v1:0"}
+    jsonschema.validate(flipped, SCHEMA)
+    flipped[MODEL_VERSIONS]["default"] = ["us.amazon.nova-lite-v1:0"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(flipped, SCHEMA)
+    outputs = template.find_outputs("*")
+    for name in ("SwitchesApplicationId", "SwitchesEnvironmentId", "SwitchesProfileId", "SwitchesStrategyId"):
+        assert any(key.startswith(name) for key in outputs), name

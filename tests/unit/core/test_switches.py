@@ -18,6 +18,7 @@ from core.switches import (
     FORCE_DEGRADED,
     FORCE_OPEN,
     MODEL_PINS,
+    MODEL_VERSIONS,
     NO_SWITCHES,
     PROMPT_VERSION,
     SwitchBoard,
@@ -249,3 +250,73 @@ def test_every_target_forced_open_sheds_with_retry_after() -> None:
     with pytest.raises(Overloaded) as refused:
         ask(gateway)
     assert refused.value.retry_after >= 1 and sum(t.calls for t in targets) == 0
+
+
+# --- model version rollback (issue 11) ------------------------------------------------------------
+VERSIONS = {"claude-v2": ("anthropic.claude-v2:1", "anthropic.claude-v2:0")}
+
+
+def test_a_model_version_switch_selects_one_of_the_targets_configured_versions() -> None:
+    switches, problems = parse_switches(
+        {MODEL_VERSIONS: {"claude-v2": "anthropic.claude-v2:0"}}, targets=CHAIN, versions=VERSIONS
+    )
+    assert problems == []
+    assert switches.active
+    assert switches.model_version("claude-v2", "us-east-1") == "anthropic.claude-v2:0"
+    assert switches.model_version("claude-v2", "us-west-2") == "anthropic.claude-v2:0"
+    assert switches.model_version("claude-v1", "us-east-1") is None
+
+
+def test_a_model_version_switch_may_name_one_region_of_a_target() -> None:
+    switches, problems = parse_switches(
+        {MODEL_VERSIONS: {"claude-v2@us-west-2": "anthropic.claude-v2:0"}}, targets=CHAIN, versions=VERSIONS
+    )
+    assert problems == []
+    assert switches.model_version("claude-v2", "us-west-2") == "anthropic.claude-v2:0"
+    assert switches.model_version("claude-v2", "us-east-1") is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"claude-v2": "anthropic.claude-v3:0"},  # not one of its versions: IAM would refuse it anyway
+        {"claude-v2": "anthropic.claude-v2"},
+        {"claude-v1": "anthropic.claude-v2:0"},  # claude-v1 has no other versions configured
+        {"unknown": "anthropic.claude-v2:0"},
+        {"claude-v2@eu-west-1": "anthropic.claude-v2:0"},
+        {"claude-v2": 2},
+        ["anthropic.claude-v2:0"],
+        "anthropic.claude-v2:0",
+    ],
+)
+def test_an_unknown_model_version_is_ignored_with_a_problem_never_an_error(value: Any) -> None:
+    switches, problems = parse_switches({MODEL_VERSIONS: value}, targets=CHAIN, versions=VERSIONS)
+    assert switches.model_versions == {}
+    assert len(problems) == 1 and problems[0].startswith(f"{MODEL_VERSIONS}:")
+
+
+def test_the_board_counts_each_ignored_value_and_keeps_the_good_ones() -> None:
+    ignored: list[str] = []
+    board = SwitchBoard(
+        read=lambda: {MODEL_VERSIONS: {"claude-v2": "anthropic.claude-v9:0"}, FORCE_DEGRADED: True},
+        targets=CHAIN,
+        versions=VERSIONS,
+        on_ignored=ignored.append,
+    )
+    switches = board.current()
+    assert switches.degraded and switches.model_versions == {}
+    assert ignored == [MODEL_VERSIONS]
+
+
+def test_a_failing_metric_does_not_fail_the_read() -> None:
+    def broken(flag: str) -> None:
+        raise RuntimeError("metrics down")
+
+    board = SwitchBoard(
+        read=lambda: {MODEL_VERSIONS: {"claude-v2": "nope"}}, targets=CHAIN, versions=VERSIONS, on_ignored=broken
+    )
+    assert board.current() == NO_SWITCHES
+
+
+def test_the_deployed_document_carries_the_model_versions_switch_empty() -> None:
+    assert default_document()[MODEL_VERSIONS] == {"default": {}, "boolean_type": False}

@@ -13,7 +13,8 @@ import pytest
 from adapters.dynamodb import DynamoConversationStore
 from adapters.prompt_catalog import DynamoPromptCatalog
 from core.models import ChatRequest
-from core.switches import FORCE_DEGRADED, PROMPT_VERSION, default_document
+from core.switches import FORCE_DEGRADED, MODEL_VERSIONS, PROMPT_VERSION, default_document
+from handlers.settings import TargetSetting
 from handlers.wiring import build_chat_service
 from local.appconfig_emulator import AppConfigEmulator
 from local.resources import create_table, create_tables
@@ -96,3 +97,62 @@ def test_a_prompt_rollback_and_degraded_mode_by_switch_then_back(aws: dict[str, 
 def test_without_a_switches_profile_no_appconfig_client_is_made(aws: dict[str, Any]) -> None:
     service = build_chat_service(TEST_SETTINGS, dynamodb=aws["dynamodb"], appconfigdata=object())
     assert service.model._switches is None  # type: ignore[attr-defined]
+
+
+CURRENT, PREVIOUS = "us.amazon.nova-2-lite-v1:0", "us.amazon.nova-lite-v1:0"
+
+
+def test_a_model_version_rollback_by_switch_then_back(aws: dict[str, Any], appconfig: Any) -> None:
+    """GIVEN a target with a previous version configured, WHEN the switch names it, THEN within the cache interval
+    the Bedrock emulator is called with that version (and answers say so); flipped back, the current one again.
+    A version not configured for the target is ignored: the current one keeps answering, no error."""
+    import botocore.session
+
+    from local.bedrock_emulator import BedrockEmulator
+
+    settings = SETTINGS.but(
+        targets=(TargetSetting(model_id=CURRENT, region="us-east-1", max_tokens=256, previous_versions=(PREVIOUS,)),)
+    )
+    create_tables(aws["dynamodb"], settings)
+    create_table(aws["dynamodb"], TABLE, [("pk", "HASH"), ("sk", "RANGE")])
+    session, clock = botocore.session.get_session(), Clock()
+    with BedrockEmulator({"default": {}}) as bedrock:
+        service = build_chat_service(
+            settings,
+            dynamodb=aws["dynamodb"],
+            bedrock_factory=lambda region, config: session.create_client(
+                "bedrock-runtime",
+                region_name=region,
+                endpoint_url=bedrock.url,
+                aws_access_key_id="emulator",
+                aws_secret_access_key="emulator",
+                config=config,
+            ),
+            appconfigdata=emulator_client("appconfigdata", appconfig, "us-east-1"),
+            prompt_clock=clock,
+            switches_clock=clock,
+        )
+
+        def ask() -> Any:
+            return service.answer(user_id="alice", request=ChatRequest(message=f"what time is it at {clock.now}?"))
+
+        def calls() -> tuple[int, int]:
+            return bedrock.calls(CURRENT, "us-east-1"), bedrock.calls(PREVIOUS, "us-east-1")
+
+        assert ask().target.model_id == CURRENT and calls() == (1, 0)
+
+        appconfig.deploy(flags(**{MODEL_VERSIONS: {CURRENT: PREVIOUS}}))  # roll the model back
+        clock.now += 29
+        assert ask().target.model_id == CURRENT and calls() == (2, 0)  # the cached switches still serve
+        clock.now += 1
+        answer = ask()
+        assert (answer.target.model_id, answer.degraded) == (PREVIOUS, False) and calls() == (2, 1)
+
+        appconfig.deploy(flags(**{MODEL_VERSIONS: {CURRENT: "us.amazon.nova-pro-v1:0"}}))  # not allowed: ignored
+        clock.now += 30
+        answer = ask()
+        assert (answer.target.model_id, answer.degraded) == (CURRENT, False) and calls() == (3, 1)
+
+        appconfig.deploy(default_document())  # flip back
+        clock.now += 30
+        assert ask().target.model_id == CURRENT and calls() == (4, 1)

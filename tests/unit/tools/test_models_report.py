@@ -74,3 +74,23 @@ def test_the_templates_must_call_the_configured_chains_in_order(tmp_path: Path) 
     cdk_json = tmp_path / "cdk.json"
     cdk_json.write_text(json.dumps({"context": {"bulwark": {**cdk_context()["bulwark"], "models": MODELS}}}))
     assert models_report.main(["--cdk-json", str(cdk_json), "--cdk-out", str(tmp_path)]) == 1
+
+
+def test_rollback_versions_and_what_the_switches_select_now() -> None:
+    from core.switches import MODEL_VERSIONS, default_document
+    from tools.switch import chain_from_config, with_value
+
+    current, previous = "us.amazon.nova-2-lite-v1:0", "us.amazon.nova-lite-v1:0"
+    cfg = AppConfig.from_context(
+        {**cdk_context()["bulwark"], "models": [{**MODELS[0], "model_id": current, "previous_versions": [previous]}]}
+    )
+    (row,) = models_report.chain_rows(cfg, "us-east-1")
+    assert (row["version"], row["rollback to"]) == ("v1:0", previous)
+    chain = chain_from_config(cfg, "us-east-1")
+    assert models_report.switch_lines(default_document(), chain) == [f"  {current}@us-east-1: calls its model_id"]
+    rolled = with_value(default_document(), MODEL_VERSIONS, {current: previous})
+    assert models_report.switch_lines(rolled, chain) == [
+        f"  {current}@us-east-1: calls {previous} (rolled back by switch)"
+    ]
+    bad = with_value(default_document(), MODEL_VERSIONS, {current: "us.amazon.nova-pro-v1:0"})
+    assert models_report.switch_lines(bad, chain)[-1].startswith("  ignored by the Lambdas: model_versions")
