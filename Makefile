@@ -150,7 +150,7 @@ switch: $(VENV)/.installed  ## flip a runtime switch without a deploy: make swit
 	@$(PY) tools/switch.py $(ARGS)
 
 .PHONY: curate
-curate: $(VENV)/.installed  ## curated answers: the model answers curated/questions.json through the gateway; ARGS="--sandbox" (make dev running) or REGION=... (AWS)
+curate: $(VENV)/.installed  ## curated answers: the model answers curated/questions.json through the gateway; ARGS="--sandbox" (make dev running) or REGION=... (AWS); ARGS="calibrate [--sandbox]": the threshold from curated/calibration.json
 	@$(PY) tools/curate.py $(if $(REGION),--region $(REGION)) $(ARGS)
 
 .PHONY: cost
