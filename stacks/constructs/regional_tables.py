@@ -51,7 +51,8 @@ class RegionalTables(Construct):
                        "dynamodb:DeleteItem"]  # fmt: skip
         self._grant(role, "Jobs", job_actions, self.jobs)
         self._grant(role, "IdempotencyOfDeletedConversations", ["dynamodb:DeleteItem"], self.idempotency)
-        self._grant(role, "UsageCounters", ["dynamodb:UpdateItem"], self.usage)
+        # Request rate (conditional add), token budgets (the day's items of every region read, this region's added).
+        self._grant(role, "UsageCounters", ["dynamodb:UpdateItem", "dynamodb:Query"], self.usage)
         self._grant_prompts(role)
         self._grant_curated(role)
         self._grant_key(role)
@@ -63,6 +64,7 @@ class RegionalTables(Construct):
         self._grant(role, "Jobs", ["dynamodb:GetItem", "dynamodb:UpdateItem"], self.jobs)
         idempotency_actions = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
         self._grant(role, "Idempotency", idempotency_actions, self.idempotency)
+        self._grant(role, "UsageCounters", ["dynamodb:UpdateItem", "dynamodb:Query"], self.usage)  # token budgets
         self._grant_prompts(role)
         self._grant_curated(role)
         self._grant_key(role)

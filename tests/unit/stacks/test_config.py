@@ -143,6 +143,7 @@ def test_defaults_apply_when_optional_keys_are_absent() -> None:
         ),
         (with_(log_retention_days=42), "log_retention_days must be one of"),
         (with_(limits={"user_requests_per_minute": -1}), "limits.user_requests_per_minute must be between 0"),
+        (with_(limits={"daily_tokens_per_user": -5}), "limits.daily_tokens_per_user must be between 0"),
         (with_(jobs={"max_open_per_user": 1.5}), "jobs.max_open_per_user must be a whole number"),
         (with_(gateway={"degraded_status": 500}), "gateway.degraded_status must be 200 or 503"),
         (with_(gateway={"breaker_open_s": 0}), "gateway.breaker_open_s must be between 1 and 600"),
