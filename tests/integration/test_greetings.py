@@ -103,3 +103,20 @@ def test_configured_phrases_and_replies_reach_the_handler(aws: dict[str, Any], e
     status, answer = post(handle, {"message": "Ahoy!"})
 
     assert status == 200 and answer["answer"] == "Ahoy! Ask away." and emulator.calls(MODEL_ID, REGION) == 0
+
+
+def test_a_greeting_sent_as_a_job_is_answered_by_the_worker_without_the_model() -> None:
+    from tests.integration.test_jobs import call as jobs_call
+    from tests.integration.test_jobs import statuses
+    from tests.jobs_fixtures import MODEL, jobs_world
+
+    with jobs_world(greetings_enabled=True) as world:
+        _, greeting, _ = jobs_call(world, "POST", "/jobs", body={"message": "merci beaucoup !"})
+        _, question, _ = jobs_call(world, "POST", "/jobs", body={"message": "thanks, now explain RTO"})
+
+        ids = [greeting["job_id"], question["job_id"]]
+        assert world.pump().run_until(lambda: statuses(world, ids) == ["done", "done"], timeout_s=60)
+        done = [jobs_call(world, "GET", f"/jobs/{job_id}")[1]["result"] for job_id in ids]
+        assert done[0]["target"]["model_id"] == "greeting" and done[0]["answer"] == REPLIES["thanks"]["fr"]
+        assert done[1]["target"]["model_id"] == MODEL[0]
+        assert world.emulator.calls(*MODEL) == 1  # the near miss only
