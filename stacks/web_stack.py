@@ -206,6 +206,8 @@ class WebStack(Stack):
             region=dr_region,
             bucket_regional_domain_name=f"{dr_name}.s3.{dr_region}.{Aws.URL_SUFFIX}",
         )
+        # One origin access control signs CloudFront's requests to both buckets (SigV4, always).
+        access_control = cloudfront.S3OriginAccessControl(self, "SiteAccessControl")
         self.distribution = cloudfront.Distribution(
             self,
             "Cdn",
@@ -217,8 +219,12 @@ class WebStack(Stack):
             log_file_prefix="cloudfront/",
             default_behavior=cloudfront.BehaviorOptions(
                 origin=origins.OriginGroup(
-                    primary_origin=origins.S3BucketOrigin.with_origin_access_control(self.bucket),
-                    fallback_origin=origins.S3BucketOrigin.with_origin_access_control(dr_site),
+                    primary_origin=origins.S3BucketOrigin.with_origin_access_control(
+                        self.bucket, origin_access_control=access_control
+                    ),
+                    fallback_origin=origins.S3BucketOrigin.with_origin_access_control(
+                        dr_site, origin_access_control=access_control
+                    ),
                     fallback_status_codes=list(FAILOVER_STATUS_CODES),
                 ),
                 viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.HTTPS_ONLY,

@@ -46,6 +46,8 @@ def test_both_regions_get_keys_api_and_chat_lambda(synth: Synth) -> None:
         "Bulwark-dev-Api": "us-east-1",
         "Bulwark-dev-Web": "us-east-1",
         "Bulwark-dev-WebContent": "us-east-1",
+        "Bulwark-dev-Web-DR": "us-west-2",
+        "Bulwark-dev-WebContent-DR": "us-west-2",
         "Bulwark-dev-Models": "us-east-1",
         "Bulwark-dev-Models-DR": "us-west-2",
         "Bulwark-dev-Keys-DR": "us-west-2",

@@ -31,6 +31,7 @@ REVIEWED_CUSTOM_RESOURCES = {
     "Custom::CrossRegionExportReader",  # reads this region's SSM parameters (checked: its region is its own)
     "Custom::AWS",  # AwsCustomResource: every call's region checked
     "Custom::S3BucketNotifications",  # puts the bucket's notification configuration: S3 in this region
+    "Custom::CDKBucketDeployment",  # the DR site's files: this region's asset bucket to its site bucket, no CloudFront
 }
 
 

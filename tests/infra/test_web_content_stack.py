@@ -110,10 +110,10 @@ def test_the_cloudfront_csp_lets_the_browser_upload_to_s3_in_our_two_regions(syn
     assert "https://*.s3.us-west-2.amazonaws.com" in connect
 
 
-def deployed(synth: Synth, name: str) -> tuple[str, dict[str, Any]]:
+def deployed(synth: Synth, name: str, stack: str = CONTENT) -> tuple[str, dict[str, Any]]:
     """The text of the file `name` as the site's BucketDeployment writes it (deploy-time markers read back as
     ${...}), and its markers; exactly one source may carry it."""
-    (deployment,) = synth.template(CONTENT).find_resources("Custom::CDKBucketDeployment").values()
+    (deployment,) = synth.template(stack).find_resources("Custom::CDKBucketDeployment").values()
     keys = deployment["Properties"]["SourceObjectKeys"]
     found = [
         (Path(synth.app.outdir) / f"asset.{flat(key).removesuffix('.zip')}" / name, markers)
@@ -213,3 +213,38 @@ def test_curated_answers_are_trimmed_and_other_top_level_keys_are_not_deployed(t
     path.write_text(json.dumps({"about": "notes", "answers": [{"question": " Q? ", "answer": " A. "}]}))
 
     assert curated_answers(path) == {"answers": [{"question": "Q?", "answer": "A."}]}
+
+
+# --- the same files in the DR region's site bucket (the origin group's failover) ----------------------------------
+CONTENT_DR = "Bulwark-dev-WebContent-DR"
+
+
+def _deployment(synth: Synth, name: str) -> dict[str, Any]:
+    (deployment,) = synth.template(name).find_resources("Custom::CDKBucketDeployment").values()
+    return dict(deployment["Properties"])
+
+
+def test_both_regions_site_buckets_get_the_same_files_from_source(synth: Synth) -> None:
+    primary, dr = _deployment(synth, CONTENT), _deployment(synth, CONTENT_DR)
+
+    # The same assets (web/, both pages, config.json, curated.json), each published to its own region.
+    assert primary["SourceObjectKeys"] == dr["SourceObjectKeys"] and len(dr["SourceObjectKeys"]) == 5
+    assert {"Fn::Sub": "cdk-hnb659fds-assets-${AWS::AccountId}-us-west-2"} in dr["SourceBucketNames"]
+    assert dr["DestinationBucketName"]["Fn::ImportValue"].startswith("Bulwark-dev-Web-DR:")
+    assert flat(primary["DestinationBucketName"]).startswith("${Bulwark-dev-Web:")
+    # Only the primary invalidates CloudFront, after both buckets hold the files; the DR stack calls no CloudFront.
+    assert "DistributionId" in primary and "DistributionId" not in dr
+    assert CONTENT_DR in {dependency.stack_name for dependency in synth.stacks[CONTENT].dependencies}
+
+
+def test_the_dr_config_json_names_both_apis_read_in_its_own_region(synth: Synth) -> None:
+    config, _ = deployed(synth, "config.json", CONTENT_DR)
+    primary, dr = json.loads(config)["apiEndpoints"]
+
+    # The primary API's id through CDK's reader (this region's SSM parameter), the DR API's from its own stack.
+    assert re.fullmatch(r"https://\$\{ExportsReader\w+\./cdk/exports/Bulwark-dev-WebContent-DR/\w*RestApi\w*\}"
+                        r"\.execute-api\.us-east-1\.amazonaws\.com/.*", primary), primary  # fmt: skip
+    assert re.fullmatch(r"https://\$\{Bulwark-dev-Api-DR@us-west-2:\w*RestApi\w*\}\.execute-api\.us-west-2\..*", dr), dr
+    primary_config, _ = deployed(synth, "config.json")
+    assert json.loads(primary_config).keys() == json.loads(config).keys()
+    assert "@us-east-1" not in config, "no read of a primary stack's outputs from the DR region"

@@ -4,6 +4,7 @@ web stack with the default primary region, in a small Edge stack there otherwise
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 from typing import Any
 
@@ -154,3 +155,132 @@ def test_a_cloudfront_acl_outside_us_east_1_is_refused() -> None:
     stack = Stack(App(), "Elsewhere", env=Environment(region="eu-west-1"))
     with pytest.raises(ValueError, match="must be created in us-east-1, not eu-west-1"):
         cloudfront_web_acl(stack, "Acl", config=config, key=kms.Key(stack, "Key"))
+
+
+# --- the static site survives a regional outage: an origin group, the DR region's bucket as failover ----------------
+WEB_DR = "Bulwark-dev-Web-DR"
+CONTENT_DR = "Bulwark-dev-WebContent-DR"
+
+
+def _distribution(synth: Synth) -> tuple[str, dict[str, Any]]:
+    ((cdn_id, cdn),) = synth.template(WEB).find_resources("AWS::CloudFront::Distribution").items()
+    return cdn_id, cdn["Properties"]["DistributionConfig"]
+
+
+def _site_bucket(template: Template) -> str:
+    """The logical id of the stack's site bucket (the one that is not an access-log destination)."""
+    (bucket_id,) = [
+        lid
+        for lid, bucket in template.find_resources("AWS::S3::Bucket").items()
+        if "LoggingConfiguration" in bucket["Properties"]
+    ]
+    return bucket_id
+
+
+def test_the_distribution_serves_an_origin_group_primary_bucket_then_the_dr_bucket(synth: Synth) -> None:
+    _, config = _distribution(synth)
+    (group,) = config["OriginGroups"]["Items"]
+    assert config["DefaultCacheBehavior"]["TargetOriginId"] == group["Id"]
+    assert sorted(group["FailoverCriteria"]["StatusCodes"]["Items"]) == [403, 404, 500, 502, 503, 504]
+    members = [member["OriginId"] for member in group["Members"]["Items"]]
+    origins = {origin["Id"]: origin for origin in config["Origins"]}
+    assert len(members) == 2 and set(members) == set(origins)
+    primary, failover = (origins[member] for member in members)
+
+    assert primary["DomainName"] == {"Fn::GetAtt": [_site_bucket(synth.template(WEB)), "RegionalDomainName"]}
+    # The DR bucket's name is read from the DR stack at this stack's deploy (no writer in the DR stack).
+    (name, suffix) = failover["DomainName"]["Fn::Join"][1][:2]
+    assert name["Fn::GetStackOutput"]["StackName"] == WEB_DR
+    assert name["Fn::GetStackOutput"]["Region"] == "us-west-2"
+    assert suffix == ".s3.us-west-2."
+    # Both through origin access control, neither through a legacy identity.
+    (oac,) = synth.template(WEB).find_resources("AWS::CloudFront::OriginAccessControl")
+    for origin in (primary, failover):
+        assert origin["OriginAccessControlId"] == {"Fn::GetAtt": [oac, "Id"]}
+        assert origin["S3OriginConfig"] == {"OriginAccessIdentity": ""}
+
+
+def _allows_only_the_distribution(policy: dict[str, Any], *, bucket: Any, distribution: Any) -> None:
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    (tls,) = [s for s in statements if s["Effect"] == "Deny"]
+    assert tls["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} and tls["Action"] == "s3:*"
+    (read,) = [s for s in statements if s.get("Principal") == {"Service": "cloudfront.amazonaws.com"}]
+    assert read["Effect"] == "Allow" and read["Action"] == "s3:GetObject"
+    assert read["Resource"] == {"Fn::Join": ["", [bucket, "/*"]]}
+    source = read["Condition"]["StringEquals"]["AWS:SourceArn"]["Fn::Join"][1]
+    assert source[-2:] == [":distribution/", distribution]
+    assert len(statements) == 2, "nothing else may read the site"
+
+
+def test_each_site_bucket_policy_allows_the_distribution_through_oac(synth: Synth) -> None:
+    cdn_id, _ = _distribution(synth)
+    web = synth.template(WEB)
+    site = _site_bucket(web)
+    (primary_policy,) = [p for p in web.find_resources("AWS::S3::BucketPolicy").values()
+                         if p["Properties"]["Bucket"] == {"Ref": site}]  # fmt: skip
+    _allows_only_the_distribution(primary_policy, bucket={"Fn::GetAtt": [site, "Arn"]}, distribution={"Ref": cdn_id})
+
+    # The DR bucket's one policy is in the DR WebContent stack, deployed after the distribution it names; the
+    # distribution's id reaches it through CDK's reader of this region's SSM parameters (no call to the primary).
+    content = synth.template(CONTENT_DR)
+    (dr_policy,) = content.find_resources("AWS::S3::BucketPolicy").values()
+    assert dr_policy["Properties"]["Bucket"]["Fn::ImportValue"].startswith(f"{WEB_DR}:")
+    arn = dr_policy["Properties"]["PolicyDocument"]["Statement"][1]["Resource"]["Fn::Join"][1][0]
+    assert arn["Fn::ImportValue"].startswith(f"{WEB_DR}:") and "Arn" in arn["Fn::ImportValue"]
+    (reader,) = content.find_resources("Custom::CrossRegionExportReader")
+    distribution = dr_policy["Properties"]["PolicyDocument"]["Statement"][1]["Condition"]["StringEquals"]
+    distribution = distribution["AWS:SourceArn"]["Fn::Join"][1][-1]
+    assert distribution["Fn::GetAtt"][0] == reader and "RefCdn" in distribution["Fn::GetAtt"][1]
+    _allows_only_the_distribution(dr_policy, bucket=arn, distribution=distribution)
+    assert not synth.template(WEB_DR).find_resources("AWS::S3::BucketPolicy", {"Properties": {"Bucket": {
+        "Ref": _site_bucket(synth.template(WEB_DR))}}})  # fmt: skip  # one policy per bucket: no second writer
+
+
+def test_the_dr_site_bucket_is_hardened_like_the_primary_and_logs_in_its_region(synth: Synth) -> None:
+    assert synth.stacks[WEB_DR].region == "us-west-2"
+    for name in (WEB, WEB_DR):
+        template = synth.template(name)
+        site = _site_bucket(template)
+        bucket = template.to_json()["Resources"][site]
+        assert bucket["DeletionPolicy"] == "Retain"
+        properties = bucket["Properties"]
+        assert properties["PublicAccessBlockConfiguration"] == dict.fromkeys(
+            ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"), True
+        )
+        assert properties["VersioningConfiguration"] == {"Status": "Enabled"}
+        assert properties["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
+            "ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}  # fmt: skip
+        logs = properties["LoggingConfiguration"]["DestinationBucketName"]
+        assert set(logs) == {"Ref"} and logs["Ref"] in template.find_resources("AWS::S3::Bucket"), name
+
+
+def test_the_dr_site_stack_reads_nothing_from_the_primary_region_and_comes_before_the_distribution(
+    synth: Synth,
+) -> None:
+    template = synth.template(WEB_DR).to_json()
+    assert not [r for r in template["Resources"].values() if r["Type"].startswith("Custom::")]
+    assert "Fn::GetStackOutput" not in json.dumps(template) and "Fn::ImportValue" not in json.dumps(template)
+    assert {d.stack_name for d in synth.stacks[WEB].dependencies} >= {WEB_DR}
+    reads = {(o["StackName"], o["Region"]) for o in _walk_stack_outputs(synth.template(WEB).to_json())}
+    assert reads == {(WEB_DR, "us-west-2")}
+
+
+def _walk_stack_outputs(value: Any) -> list[dict[str, str]]:
+    if isinstance(value, dict):
+        return [value["Fn::GetStackOutput"]] if "Fn::GetStackOutput" in value else [
+            found for item in value.values() for found in _walk_stack_outputs(item)
+        ]  # fmt: skip
+    if isinstance(value, list):
+        return [found for item in value for found in _walk_stack_outputs(item)]
+    return []
+
+
+def test_outside_us_east_1_the_origin_group_fails_over_to_the_dr_region(eu: Synth) -> None:
+    (cdn,) = eu.template(WEB).find_resources("AWS::CloudFront::Distribution").values()
+    config = cdn["Properties"]["DistributionConfig"]
+    assert len(config["OriginGroups"]["Items"]) == 1
+    failover = config["Origins"][1]["DomainName"]["Fn::Join"][1]
+    assert failover[0]["Fn::GetStackOutput"] == {
+        "StackName": WEB_DR, "Region": "eu-central-1", "OutputName": failover[0]["Fn::GetStackOutput"]["OutputName"]
+    }  # fmt: skip
+    assert failover[1] == ".s3.eu-central-1."
