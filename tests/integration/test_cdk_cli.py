@@ -16,7 +16,8 @@ STACKS = {
     "Bulwark-dev-Keys", "Bulwark-dev-Keys-DR", "Bulwark-dev-Data", "Bulwark-dev-Auth",
     "Bulwark-dev-Auth-DR", "Bulwark-dev-Api", "Bulwark-dev-Api-DR", "Bulwark-dev-Web",
     "Bulwark-dev-WebContent", "Bulwark-dev-Models", "Bulwark-dev-Models-DR", "Bulwark-dev-Knowledge",
-    "Bulwark-dev-Knowledge-DR", "Bulwark-dev-Backup", "Bulwark-dev-Backup-DR",
+    "Bulwark-dev-Knowledge-DR", "Bulwark-dev-Backup", "Bulwark-dev-Backup-DR", "Bulwark-dev-Web-DR",
+    "Bulwark-dev-WebContent-DR",
 }  # fmt: skip
 
 
