@@ -24,6 +24,13 @@ def test_a_cold_start_with_the_default_deployments_environment_leaves_route_spec
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
 
 
+def test_init_runs_with_the_collector_paused_and_leaves_it_on_with_what_init_built_frozen() -> None:
+    code = "import gc, handlers.chat; print(gc.isenabled(), gc.get_freeze_count())"
+    out = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True, check=True)
+    enabled, frozen = out.stdout.split()[-2:]
+    assert enabled == "True" and int(frozen) > 10_000
+
+
 def test_a_deferred_part_is_built_once_on_first_use_even_by_concurrent_requests() -> None:
     built: list[int] = []
     release = threading.Event()
