@@ -200,7 +200,8 @@ def read_from_dr_without_writers(*producers: Construct) -> None:
 
     The DR documents bucket and the DR key (the primary documents' replication destination, and the bucket's name
     in the web client's CSP) are read weakly where they are used, in knowledge_stack.py and web_content_stack.py
-    (Stack.consume_reference), as the DR stacks' same-region readers keep their strong references."""
+    (Stack.consume_reference), as the DR stacks' same-region readers keep their strong references; so is the DR
+    site bucket's name, the CloudFront origin group's failover, in web_stack.py."""
     for producer in producers:
         for construct in producer.node.find_all():
             if isinstance(construct, CfnResource):
