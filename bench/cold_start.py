@@ -5,12 +5,17 @@ Each sample is a fresh `python -X importtime`-free subprocess, timed from inside
   baseline: import boto3 + create one DynamoDB client
   chat:     import handlers.chat, which builds its service (DynamoDB + Bedrock clients, Powertools)
 Run with the environment a deployed function has (tracing on, as in Lambda). Target ratio <= 1.5.
+BENCH_INSTRUCTIONS=1 also counts the instructions each side executes under valgrind (cachegrind, no cache
+simulation; interpreter start-up subtracted): slow (about a minute) but independent of what else runs on the
+machine, unlike time. It leaves out what the kernel does (file reads), so it complements the times.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -82,6 +87,26 @@ def sample(code: str) -> tuple[float, float]:
     return float(wall), float(cpu)
 
 
+def instructions(code: str) -> int:
+    """Instructions the child executes in all (valgrind cachegrind's I refs)."""
+    command = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
+    out = subprocess.run([*command, sys.executable, "-c", code], env=ENV, capture_output=True, text=True, check=True)
+    found = re.search(r"I\s+refs:\s+([\d,]+)", out.stderr)
+    if found is None:
+        raise RuntimeError(f"no instruction count in valgrind's output: {out.stderr[-500:]}")
+    return int(found.group(1).replace(",", ""))
+
+
+def print_instructions() -> None:
+    if shutil.which("valgrind") is None:
+        print("  instructions: valgrind is not installed (apt-get install valgrind)")
+        return
+    start = instructions("import time")  # interpreter start-up, excluded from both sides like the times
+    baseline, chat = instructions(BASELINE) - start, instructions(CHAT) - start
+    print(f"  instructions  baseline {baseline / 1e6:.0f} M, chat {chat / 1e6:.0f} M, ratio {chat / baseline:.2f} "
+          "(valgrind; independent of the machine's load)")  # fmt: skip
+
+
 def main() -> None:
     sample(BASELINE), sample(CHAT)  # warm the OS file cache and .pyc files; not counted
     samples: dict[str, list[tuple[float, float]]] = {"baseline": [], "chat": []}
@@ -99,6 +124,8 @@ def main() -> None:
     print(f"  ratio     chat / baseline                 {c / b:7.2f}    (target <= 1.5)")
     print(f"  CPU time  baseline {b_cpu * 1000:.1f} ms, chat {c_cpu * 1000:.1f} ms, ratio {c_cpu / b_cpu:.2f} "
           "(the ratio to trust when other work shares the cores)")  # fmt: skip
+    if os.environ.get("BENCH_INSTRUCTIONS") == "1":
+        print_instructions()
 
 
 if __name__ == "__main__":
