@@ -8,15 +8,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from aws_cdk import Duration
-from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from stacks.constructs.python_function import PythonFunction, lambda_code
 from stacks.constructs.regional_tables import RegionalTables
+from stacks.constructs.scheduled_function import ScheduledFunction
 
 CURATE_TIMEOUT_SECONDS = 900  # about 34 questions of 25 s each per run; the next run does the rest
 CURATE_EVERY = Duration.hours(1)
@@ -35,28 +33,20 @@ class CurateJob(Construct):
         log_retention: logs.RetentionDays,
     ) -> None:
         super().__init__(scope, construct_id)
-        job = PythonFunction(
+        job = ScheduledFunction(
             self,
             "Function",
             handler="handlers.curate.handler",
             service_name="curate",
-            code=lambda_code(),
+            environment=environment,
+            every=CURATE_EVERY,
+            description="Curated answers: answer the operators' questions for the active prompt (issue 11)",
             log_key=log_key,
             log_retention=log_retention,
-            reserved_concurrency=1,
             timeout=Duration.seconds(CURATE_TIMEOUT_SECONDS),
-            memory_size=256,
             no_dlq_reason="Invoked every hour by a schedule with no payload: a failed run has nothing to keep, the "
             "next run answers the same questions (they are still due).",
-            environment=dict(environment),
-        )
-        job.function.configure_async_invoke(retry_attempts=0, max_event_age=Duration.seconds(60))
-        events.Rule(
-            self,
-            "Schedule",
-            description="Curated answers: answer the operators' questions for the active prompt (issue 11)",
-            schedule=events.Schedule.rate(CURATE_EVERY),
-            targets=[targets.LambdaFunction(job.function, retry_attempts=0, max_event_age=Duration.seconds(60))],
+            rule_scope=self,
         )
         tables.grant_curate_job(job.role)
         job.role.add_to_principal_policy(

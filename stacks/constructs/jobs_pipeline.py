@@ -7,8 +7,6 @@ from collections.abc import Callable, Mapping
 
 from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
@@ -19,6 +17,7 @@ from stacks.config import AppConfig
 from stacks.constructs.nag import suppress
 from stacks.constructs.python_function import PythonFunction, lambda_code
 from stacks.constructs.regional_tables import RegionalTables
+from stacks.constructs.scheduled_function import ScheduledFunction
 from stacks.data_stack import OPEN_JOBS_INDEX
 from stacks.lambda_settings import RECOVERY_TIMEOUT_SECONDS
 
@@ -155,28 +154,21 @@ class JobsPipeline(Construct):
         (the next one a minute later does the same work). Exact IAM: Query on the recovery index only,
         UpdateItem on the jobs table (adopt, re-send, fail a too-old job, give its slot back), SendMessage on
         this region's queue only; the keys only through DynamoDB and SQS in this region."""
-        sweep = PythonFunction(
+        sweep = ScheduledFunction(
             self,
             "Recovery",
             handler="handlers.recovery.handler",
             service_name="jobs-recovery",
-            code=lambda_code(),
+            environment=environment,
+            every=Duration.minutes(1),
+            description="Jobs recovery: adopt the open jobs of a region that went quiet (issue 10)",
             log_key=log_key,
             log_retention=log_retention,
-            reserved_concurrency=1,
             timeout=Duration.seconds(RECOVERY_TIMEOUT_SECONDS),
-            memory_size=256,
             no_dlq_reason="Invoked every minute by a schedule with no payload: a failed pass has nothing to keep, "
             "the next pass repeats its work (and an alarm watches its errors).",
-            environment=dict(environment),
-        )
-        sweep.function.configure_async_invoke(retry_attempts=0, max_event_age=Duration.seconds(60))
-        events.Rule(
-            self,
-            "RecoverySchedule",
-            description="Jobs recovery: adopt the open jobs of a region that went quiet (issue 10)",
-            schedule=events.Schedule.rate(Duration.minutes(1)),
-            targets=[targets.LambdaFunction(sweep.function, retry_attempts=0, max_event_age=Duration.seconds(60))],
+            schedule_id="RecoverySchedule",
+            rule_scope=self,
         )
         region = Stack.of(self).region
         sweep.role.add_to_principal_policy(
