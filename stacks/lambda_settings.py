@@ -5,12 +5,21 @@ Pure (no CDK imports): the stacks pass CDK tokens for names and URLs, the sandbo
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from handlers.settings import IngestSettings, RecoverySettings, Settings, SignUpSettings, TargetSetting
+from core.greetings import validate_phrases, validate_replies
+from handlers.settings import (
+    DriftJobSettings,
+    IngestSettings,
+    RecoverySettings,
+    Settings,
+    SignUpSettings,
+    TargetSetting,
+)
 from stacks.config import AppConfig, ModelTarget
 
 # The sync path must answer before API Gateway's 29 s integration timeout.
@@ -140,6 +149,7 @@ def chat_settings(
         degraded_status=config.gateway.degraded_status,
         shed_to_jobs=config.jobs.shed_to_jobs,
         allowed_origin=allowed_origin,
+        drift_signals=config.drift.enabled,  # per-request numbers for the drift job (core/drift.py)
     )
 
 
@@ -162,6 +172,24 @@ def worker_settings(
         job_deadline_s=float(config.jobs.deadline_s),
         max_receive_count=config.jobs.max_receive_count,
         worker_rate_per_s=round(sizing.jobs_per_minute / 60 / sizing.max_concurrency, 4),
+    )
+
+
+def drift_settings(
+    config: AppConfig, *, prompts_table: str, knowledge: KnowledgeNames | None = None
+) -> DriftJobSettings:
+    """The drift job: the window, bounds and baseline version as configured; the vector index when there is one
+    (the corpus centroid is computed from it)."""
+    drift = config.drift
+    return DriftJobSettings(
+        prompts_table_name=prompts_table,
+        window_hours=drift.window_hours,
+        min_samples=drift.min_samples,
+        bounds_json=json.dumps(drift.all_bounds(), sort_keys=True),
+        baseline_version=drift.baseline_version,
+        vector_bucket_name=knowledge.vector_bucket if knowledge else None,
+        vector_index_name=knowledge.vector_index if knowledge else None,
+        centroid_vectors=drift.centroid_vectors,
     )
 
 
@@ -236,7 +264,11 @@ def _common(
         curated_table_name=tables.curated,
         curated_threshold=config.curated.threshold,
         curated_cache_s=float(config.curated.cache_s),
+        greetings_enabled=config.greetings.enabled,
+        greetings_phrases=validate_phrases(config.greetings.phrases) or None,
+        greetings_replies=validate_replies(config.greetings.replies) or None,
         user_requests_per_minute=config.limits.user_requests_per_minute,
+        daily_tokens_per_user=config.limits.daily_tokens_per_user,
         max_open_jobs_per_user=config.jobs.max_open_per_user,
         jobs_queue_url=queue_url,
         targets=targets,

@@ -123,10 +123,11 @@ function restoreSession() {
 
 // --- API calls, with failover across the regional endpoints -----------------------------------
 class ApiError extends Error {
-  constructor(status, message, retryAfter) {
+  constructor(status, message, retryAfter, budget = null) {
     super(message);
     this.status = status;
     this.retryAfter = retryAfter;
+    this.budget = budget;  // a 429 for the daily token budget: { used, limit, resets_at }
   }
 }
 
@@ -151,7 +152,7 @@ async function api(method, path, body, extraHeaders = {}) {
     const data = text ? JSON.parse(text) : null;
     if (response.ok) return { status: response.status, data };
     throw new ApiError(response.status, (data && data.message) || response.statusText,
-                       Number(response.headers.get("Retry-After")) || null);
+                       Number(response.headers.get("Retry-After")) || null, (data && data.budget) || null);
   }
   await leaveForStaticPage();
   throw new ApiError(0, "no region is answering right now; try again in a minute");
@@ -187,12 +188,25 @@ function describeError(error) {
   if (!(error instanceof ApiError)) return error.message;
   const wait = error.retryAfter ? ` Try again in ${error.retryAfter} s.` : "";
   if (error.status === 401) return "Your session has ended: sign in again.";
+  if (error.status === 429 && error.budget) {
+    const resets = new Date(error.budget.resets_at).toLocaleString();
+    return `Your daily token budget is used (${error.budget.used} / ${error.budget.limit} tokens): it resets at ${resets}.`;
+  }
   if (error.status === 429) return `Too many requests.${wait}`;
   if (error.status === 503) return `${error.message}${wait}`;
   return error.message + wait;
 }
 
 // --- rendering ------------------------------------------------------------------------------
+// "tokens today: used / limit", from the chat answer's (or a job's, or a 429's) `budget`; hidden when there is none.
+function showBudget(budget) {
+  if (!budget) return;
+  const node = $("budget");
+  node.textContent = `tokens today: ${budget.used} / ${budget.limit}`;
+  node.title = `resets at ${new Date(budget.resets_at).toLocaleString()}`;
+  node.hidden = false;
+}
+
 function showRegion() {
   const base = state.config.apiEndpoints[state.endpoint] || "";
   $("region").textContent = state.config.local ? "local sandbox" : base.replace(/^https:\/\/[^.]+\.execute-api\.([^.]+)\..*/, "$1");
@@ -235,6 +249,7 @@ function answerDetails(answer) {
   const passages = target.model_id === "passages";  // no model could answer: the best passages, quoted
   const who = target.model_id === "cache" ? "a cached answer"
             : target.model_id === "curated" ? "a curated answer"
+            : target.model_id === "greeting" ? "a quick reply, no model needed"
             : target.model_id === "none" ? "no model"
             : passages ? "passages from your documents" : `${target.model_id} in ${target.region}`;
   const details = { meta: `answered by ${who}`, citations: answer.citations || [] };
@@ -343,9 +358,11 @@ async function send(event) {
       sessionStorage.setItem("bulwark.conversation", data.conversation_id);
     }
     addMessage("assistant", data.answer, answerDetails(data));
+    showBudget(data.budget);
     setStatus("");
     await refreshConversations();
   } catch (error) {
+    showBudget(error.budget);
     setStatus(describeError(error), true);
   }
 }
@@ -359,6 +376,7 @@ async function sendJob() {
     const { data } = await api("POST", "/jobs", body, { "Idempotency-Key": crypto.randomUUID() });
     await watchJob(data.job_id);
   } catch (error) {
+    showBudget(error.budget);
     setStatus(describeError(error), true);
   }
 }
@@ -371,6 +389,7 @@ async function watchJob(jobId) {
       const answer = data.result;
       if (answer.conversation_id) state.conversationId = answer.conversation_id;
       addMessage("assistant", answer.answer, answerDetails(answer));
+      showBudget(answer.budget);
       setStatus(`job ${jobId.slice(0, 8)} done`);
       await refreshConversations();
       return;

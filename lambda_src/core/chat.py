@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from core.errors import AtCapacity, Conflict, DependencyUnavailable, NotFound, Overloaded
 from core.gateway import CACHE_TARGET, NONE_TARGET
+from core.greetings import GREETING_TARGET, Greeting, GreetingFilter
 from core.models import (
     ChatAnswer,
     ChatRequest,
@@ -30,6 +31,7 @@ from core.retrieval import PASSAGES_TARGET, Retrieval, Retriever, extractive_ans
 
 if TYPE_CHECKING:  # core.curated is loaded by whoever builds curated answers, not by every cold start
     from core.curated import CuratedMatch
+    from core.drift import DriftObserver
 
 
 class CuratedSource(Protocol):
@@ -74,9 +76,15 @@ class ChatService:
         retriever: Retriever | None = None,
         prompts: PromptProvider | None = None,
         curated: CuratedSource | None = None,
+        greetings: GreetingFilter | None = None,
+        on_greeting: Callable[[str], None] | None = None,
+        drift: DriftObserver | None = None,
     ) -> None:
         self._store = store
+        self._drift = drift  # per-request numbers for the drift baselines (core.drift); None: not recorded
         self._curated = curated  # operators' curated answers: served when no model can answer
+        self._greetings = greetings  # greetings and thanks answered without a model call; None: all to the model
+        self._on_greeting = on_greeting  # counts them by kind (a metric); never sees the message
         self._prompts = prompts or FixedPrompt()  # the prompt catalog's active version, cached
         self._retriever = retriever  # the caller's documents as context; None: answers from the model alone
         self._residue = residue  # the conversation's text outside its table: cached answers, jobs
@@ -108,6 +116,14 @@ class ChatService:
         after the model answered is answered all the same (`saved` false, with the reason): the user
         paid for it. Only a concurrent write (Conflict, 409) refuses the answer.
         """
+        answer, retrieval = self._answer(user_id, request, remaining_s)
+        if self._drift is not None:
+            self._drift.observe(request.message, retrieval, answer)
+        return answer
+
+    def _answer(
+        self, user_id: str, request: ChatRequest, remaining_s: float | None
+    ) -> tuple[ChatAnswer, Retrieval | None]:
         started = self._timer()
         if request.conversation_id is None:
             conversation_id, history, turn_count = self._new_id(), [], 0
@@ -122,6 +138,9 @@ class ChatService:
                 for turn in existing.turns
                 for message in (Message(role="user", text=turn.user), Message(role="assistant", text=turn.assistant))
             ]
+        greeting = self._greetings.classify(request.message) if self._greetings is not None else None
+        if greeting is not None:  # before retrieval and the model: neither is needed
+            return self._greet(user_id, request, greeting, conversation_id, turn_count, title), None
         budget = self._deadline_s if remaining_s is None else min(self._deadline_s, remaining_s - self._store_reserve_s)
         retrieval: Retrieval | None = None
         if self._retriever is not None:
@@ -145,14 +164,16 @@ class ChatService:
             curated = self._curated_answer(request, retrieval, prompt.version, budget - (self._timer() - started))
             if curated is None:
                 raise
-            return replace(curated, degraded_reason=f"curated answer: {error.message}")
+            return replace(curated, degraded_reason=f"curated answer: {error.message}"), retrieval
         citations = retrieval.citations if retrieval else ()
         report = retrieval.report if retrieval else None
         if reply.degraded and reply.target in (NONE_TARGET, CACHE_TARGET):
             # No model answered: the operators' curated answer, if the question is close to one, comes first.
             curated = self._curated_answer(request, retrieval, prompt.version, budget - (self._timer() - started))
             if curated is not None:
-                return replace(curated, degraded_reason=f"curated answer: {reply.degraded_reason}", retrieval=report)
+                return replace(
+                    curated, degraded_reason=f"curated answer: {reply.degraded_reason}", retrieval=report
+                ), retrieval
         if reply.degraded:
             text, target = reply.text, reply.target
             if retrieval and retrieval.citations and reply.target == NONE_TARGET:
@@ -172,7 +193,7 @@ class ChatService:
                 saved=False,
                 citations=citations,
                 retrieval=report,
-            )
+            ), retrieval
         turn = Turn(
             index=turn_count,
             user=request.message,
@@ -189,7 +210,7 @@ class ChatService:
         except Conflict:
             raise
         except Exception as error:
-            return replace(self._unsaved(request, reply, error), citations=citations, retrieval=report)
+            return replace(self._unsaved(request, reply, error), citations=citations, retrieval=report), retrieval
         return ChatAnswer(
             conversation_id=conversation_id,
             answer=reply.text,
@@ -199,7 +220,7 @@ class ChatService:
             guardrail_intervened=reply.guardrail_intervened,
             citations=citations,
             retrieval=report,
-        )
+        ), retrieval
 
     def _curated_answer(
         self, request: ChatRequest, retrieval: Retrieval | None, prompt_version: str, budget_s: float
@@ -226,6 +247,35 @@ class ChatService:
             degraded=True,
             saved=False,
             matched_question=match.entry.question,
+        )
+
+    def _greet(
+        self, user_id: str, request: ChatRequest, greeting: Greeting, conversation_id: str, turn_count: int, title: str
+    ) -> ChatAnswer:
+        """The configured reply, stored as a turn like any other (the history stays whole), no tokens used."""
+        if self._on_greeting is not None:
+            self._on_greeting(greeting.kind)
+        reply = ModelReply(text=greeting.reply, usage=Usage(), target=GREETING_TARGET)
+        turn = Turn(
+            index=turn_count,
+            user=request.message,
+            assistant=greeting.reply,
+            created_at=self._clock(),
+            target=GREETING_TARGET,
+            usage=Usage(),
+        )
+        try:
+            self._store.append_turn(user_id, conversation_id, expected_turns=turn_count, turn=turn, title=title)
+        except Conflict:
+            raise
+        except Exception as error:
+            return self._unsaved(request, reply, error)
+        return ChatAnswer(
+            conversation_id=conversation_id,
+            answer=greeting.reply,
+            usage=Usage(),
+            target=GREETING_TARGET,
+            turn=turn_count,
         )
 
     def _unsaved(self, request: ChatRequest, reply: ModelReply, error: Exception) -> ChatAnswer:

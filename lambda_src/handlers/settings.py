@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any, TypeVar
 
+from core.greetings import validate_phrases, validate_replies
 from core.models import Limits
 
 
@@ -105,6 +106,12 @@ DOMAINS = Codec(
     render=lambda domains: ",".join(domains),
 )
 REGIONS = DOMAINS  # comma-separated AWS region names
+# Extra greeting phrases and replies (core/greetings.py), checked when read: a bad one names its key at cold start.
+GREETING_PHRASES = Codec(
+    parse=lambda text: validate_phrases(json.loads(text)),
+    render=lambda value: json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True),
+)
+GREETING_REPLIES = Codec(parse=lambda text: validate_replies(json.loads(text)), render=GREETING_PHRASES.render)
 
 
 def var(name: str, codec: Codec, default: Any = MISSING, *, optional: bool = False) -> Any:
@@ -217,7 +224,14 @@ class Settings(KnowledgeSettings):
     curated_table_name: str | None = var("CURATED_TABLE_NAME", STR, None, optional=True)
     curated_threshold: float = var("CURATED_THRESHOLD", FLOAT, 0.8)
     curated_cache_s: float = var("CURATED_CACHE_SECONDS", FLOAT, 300.0)
+    # Greetings, thanks and goodbyes answered at once without a model call (core/greetings.py): the built-in
+    # phrases and replies plus these ({language: {part: [phrase]}}, {kind: {language: reply}}).
+    greetings_enabled: bool = var("GREETINGS_ENABLED", BOOL, True)
+    greetings_phrases: Mapping[str, Any] | None = var("GREETINGS_PHRASES", GREETING_PHRASES, None, optional=True)
+    greetings_replies: Mapping[str, Any] | None = var("GREETINGS_REPLIES", GREETING_REPLIES, None, optional=True)
     user_requests_per_minute: int = var("USER_REQUESTS_PER_MINUTE", INT, 0)  # 0: no per-user rate limit
+    # Input + output tokens per user per UTC day, summed over the regions (core/limits.py). 0: no budget.
+    daily_tokens_per_user: int = var("DAILY_TOKENS_PER_USER", INT, 0)
     max_open_jobs_per_user: int = var("MAX_OPEN_JOBS_PER_USER", INT, 0)  # 0: no cap on a user's open jobs
     job_max_age_s: float = var("JOB_MAX_AGE_SECONDS", FLOAT, 3600.0)
     job_deadline_s: float = var("JOB_DEADLINE_SECONDS", FLOAT, 90.0)
@@ -245,6 +259,10 @@ class Settings(KnowledgeSettings):
     # The web UI's origin (https://<distribution>.cloudfront.net): the only origin given CORS headers.
     # Unset: no CORS headers at all (same-origin callers and non-browser clients only).
     allowed_origin: str | None = var("ALLOWED_ORIGIN", STR, None, optional=True)
+    # Drift baselines (core/drift.py): per-request signals as EMF metrics, and the corpus centroid (written by the
+    # drift job into the prompts table) re-read every DRIFT_CENTROID_CACHE_SECONDS. Off: neither.
+    drift_signals: bool = var("DRIFT_SIGNALS", BOOL, False)
+    drift_centroid_cache_s: float = var("DRIFT_CENTROID_CACHE_SECONDS", FLOAT, 3600.0)
 
     def __post_init__(self) -> None:
         if self.degraded_status not in (200, 503):
@@ -295,7 +313,29 @@ class DataClientSettings(EnvContract):
     data_read_timeout_s: float = var("DATA_READ_TIMEOUT_SECONDS", FLOAT, 1.0)
 
 
+@dataclass(frozen=True, kw_only=True)
+class DriftJobSettings(EnvContract):
+    """The drift job (handlers/drift.py), daily in each region: reads the chat path's signals over the last
+    DRIFT_WINDOW_HOURS, records the baseline (first run, or a new DRIFT_BASELINE_VERSION) or emits each signal's
+    drift; refreshes the corpus centroid from the vector index when there is one."""
+
+    prompts_table_name: str = var("PROMPTS_TABLE_NAME", STR)  # where the baseline and the centroid are kept
+    namespace: str = var("DRIFT_NAMESPACE", STR, "Bulwark")
+    source_service: str = var("DRIFT_SOURCE_SERVICE", STR, "chat")  # the `service` dimension of the signals
+    window_hours: int = var("DRIFT_WINDOW_HOURS", INT, 24)
+    min_samples: int = var("DRIFT_MIN_SAMPLES", INT, 50)
+    bounds_json: str = var("DRIFT_BOUNDS", STR, "{}")  # {signal: bound}; the others keep core.drift's defaults
+    baseline_version: str = var("DRIFT_BASELINE_VERSION", STR, "1")
+    vector_bucket_name: str | None = var("VECTOR_BUCKET_NAME", STR, None, optional=True)
+    vector_index_name: str | None = var("VECTOR_INDEX_NAME", STR, None, optional=True)
+    centroid_vectors: int = var("DRIFT_CENTROID_VECTORS", INT, 2000)
+
+    @property
+    def bounds(self) -> dict[str, float]:
+        return {str(name): float(bound) for name, bound in json.loads(self.bounds_json).items()}
+
+
 def variable_names() -> tuple[str, ...]:
     """Every variable of the contracts, for checks that a template sets nothing unknown."""
-    contracts = (Settings, IngestSettings, RecoverySettings, SignUpSettings, DataClientSettings)
+    contracts = (Settings, IngestSettings, RecoverySettings, SignUpSettings, DataClientSettings, DriftJobSettings)
     return tuple(dict.fromkeys(item.metadata["env"] for contract in contracts for item in fields(contract)))

@@ -14,13 +14,14 @@ from botocore.config import Config
 from adapters.answer_cache import DynamoAnswerCache
 from adapters.bedrock import BedrockTarget
 from adapters.dynamodb import DynamoConversationStore
-from adapters.metrics import PowertoolsGatewayMetrics
+from adapters.metrics import PowertoolsGatewayMetrics, record_greeting
 from adapters.residue import DynamoConversationResidue
 from adapters.usage import DynamoUsageCounters
 from core.chat import ChatService
 from core.gateway import GatewaySettings, ModelGateway
+from core.greetings import GreetingFilter
 from core.limits import UserLimits, UserLimitSettings
-from core.ports import TargetModel
+from core.ports import TargetModel, Tracing
 from core.prompts import ActivePrompt, FixedPrompt, PromptCacheSettings, PromptVersion
 from core.resilience import BreakerSettings, CapacitySettings, RateLimiter
 from core.retrieval import DocumentService, Retriever
@@ -229,6 +230,7 @@ def build_chat_service(
     prompt_clock: Any = None,
     appconfigdata: Any = None,
     switches_clock: Any = None,
+    tracing: Tracing | None = None,
 ) -> ChatService:
     """Composition root: wire the adapters into the core once per cold start.
 
@@ -281,6 +283,7 @@ def build_chat_service(
         cache=cache,
         metrics=PowertoolsGatewayMetrics(),
         switches=board.current if board is not None else None,
+        tracing=tracing,  # a span per attempt (adapters/tracing.py in Lambda)
     )
     prompts = switched_prompts(
         settings,
@@ -296,7 +299,9 @@ def build_chat_service(
         idempotency_table=settings.idempotency_table_name,
     )
     if retriever is None and settings.knowledge_enabled:
-        retriever = build_retriever(settings, dynamodb=dynamodb, s3vectors=s3vectors, bedrock_factory=bedrock_factory)
+        retriever = build_retriever(
+            settings, dynamodb=dynamodb, s3vectors=s3vectors, bedrock_factory=bedrock_factory, tracing=tracing
+        )
     return ChatService(
         store=store,
         model=gateway,
@@ -313,7 +318,29 @@ def build_chat_service(
         )
         if settings.curated_table_name
         else None,
+        greetings=GreetingFilter(extra_phrases=settings.greetings_phrases, replies=settings.greetings_replies)
+        if settings.greetings_enabled
+        else None,
+        on_greeting=record_greeting,
+        drift=build_drift_observer(settings, dynamodb=dynamodb) if settings.drift_signals else None,
     )
+
+
+def build_drift_observer(settings: Settings, *, dynamodb: Any) -> Any:
+    """Per-request drift signals (EMF) and the corpus centroid, read from the prompts table on the first request
+    that has a question embedding, then every `drift_centroid_cache_s` (the cold start reads nothing)."""
+    from adapters.drift_store import DynamoCentroid, EmfSignalSink
+    from core.drift import DriftObserver
+
+    centroid = None
+    if settings.prompts_table_name and settings.knowledge_enabled:
+        centroid = DynamoCentroid(
+            client=dynamodb,
+            table_name=settings.prompts_table_name,
+            region=_region(dynamodb),
+            ttl_s=settings.drift_centroid_cache_s,
+        )
+    return DriftObserver(sink=EmfSignalSink(), centroid=centroid)
 
 
 T = TypeVar("T")
@@ -396,7 +423,12 @@ def build_vector_index(settings: KnowledgeSettings, *, s3vectors: Any = None, re
 
 
 def build_retriever(
-    settings: KnowledgeSettings, *, dynamodb: Any, s3vectors: Any = None, bedrock_factory: Any = None
+    settings: KnowledgeSettings,
+    *,
+    dynamodb: Any,
+    s3vectors: Any = None,
+    bedrock_factory: Any = None,
+    tracing: Tracing | None = None,
 ) -> Retriever:
     """The question's embedding (in the Lambda's region, no retries, the retrieval deadline as its timeout)
     and this region's index, with the catalog to name the cited documents."""
@@ -420,6 +452,7 @@ def build_retriever(
         top_k=settings.retrieval_top_k,
         context_chars=settings.retrieval_context_chars,
         deadline_s=settings.retrieval_deadline_s,
+        tracing=tracing,
     )
 
 
@@ -487,6 +520,13 @@ def build_job_service(
     from core.jobs import JobService, JobSettings
 
     dynamodb = dynamodb or data_client("dynamodb")
+    events = PowertoolsJobEvents()
+
+    # The worker's answers spend the users' token budgets too (the API checks them at submit).
+    def unavailable() -> None:
+        events.record("UserLimitUnavailable")
+
+    budget = build_user_limits(settings, dynamodb=dynamodb, on_unavailable=unavailable) if chat is not None else None
     return JobService(
         store=DynamoJobStore(client=dynamodb, table_name=settings.jobs_table_name),
         queue=SqsJobQueue(client=sqs, client_factory=lambda: data_client("sqs"), queue_url=settings.jobs_queue_url),
@@ -501,16 +541,22 @@ def build_job_service(
         clock=time.time,
         pacing=RateLimiter(settings.worker_rate_per_s) if chat is not None and settings.worker_rate_per_s else None,
         slots=DynamoOpenJobSlots(client=dynamodb, table_name=settings.jobs_table_name),
-        events=PowertoolsJobEvents(),
+        events=events,
+        budget=budget,
     )
 
 
 def build_user_limits(settings: Settings, *, dynamodb: Any, on_unavailable: Any = None) -> UserLimits | None:
-    """Per-user limits of the API; None where no counter table or no limit is configured."""
-    if not (settings.usage_table_name and settings.user_requests_per_minute > 0):
+    """Per-user limits (request rate, daily token budget); None where no counter table or no limit is configured.
+    Token items are written under the DynamoDB client's region (each region its own item of the day)."""
+    limits = UserLimitSettings(
+        requests_per_minute=settings.user_requests_per_minute, daily_tokens=settings.daily_tokens_per_user
+    )
+    if not (settings.usage_table_name and limits.enabled):
         return None
     return UserLimits(
         counters=DynamoUsageCounters(client=dynamodb, table_name=settings.usage_table_name),
-        settings=UserLimitSettings(requests_per_minute=settings.user_requests_per_minute),
+        settings=limits,
+        region=str(dynamodb.meta.region_name),
         on_unavailable=on_unavailable or (lambda: None),
     )
