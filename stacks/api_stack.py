@@ -27,6 +27,7 @@ from stacks.constructs.budget import MonthlyBudget
 from stacks.constructs.chat_api import STAGE_NAME, ChatRestApi
 from stacks.constructs.curate_job import CurateJob
 from stacks.constructs.dashboard import RegionMonitoring
+from stacks.constructs.drift_job import DriftJob
 from stacks.constructs.ingest_pipeline import IngestPipeline
 from stacks.constructs.jobs_pipeline import JobsPipeline
 from stacks.constructs.python_function import PythonFunction, lambda_code, log_retention
@@ -39,6 +40,7 @@ from stacks.lambda_settings import (
     TableNames,
     chain_settings,
     chat_settings,
+    drift_settings,
     ingest_settings,
     recovery_settings,
     worker_settings,
@@ -170,6 +172,16 @@ class ApiStack(Stack):
         if region == config.primary_region and config.monitoring.budget_usd > 0:
             # One budget for the account (Budgets is global): in the primary region, to its alarm topic.
             MonthlyBudget(self, "Budget", amount_usd=config.monitoring.budget_usd, topic=self.alarms.topic)
+        self.drift: DriftJob | None = None
+        if config.drift.enabled and tables.prompts and data.prompts is not None:
+            # Drift baselines: the chat path's signals against their baseline, in each region (issue 12).
+            self.drift = DriftJob(
+                self, "Drift", tables=data, topic=self.alarms.topic, log_key=logs_key, log_retention=retention,
+                every_hours=config.drift.every_hours, bounds=config.drift.all_bounds(),
+                environment=drift_settings(config, prompts_table=tables.prompts, knowledge=names).to_env(),
+                vector_index_arn=knowledge.index_arn if knowledge else None,
+                vectors_key=knowledge.key if knowledge else None,
+            )  # fmt: skip
 
         # --- what connects them --------------------------------------------------------------------
         data.grant_api(chat.role)

@@ -32,6 +32,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from adapters.metrics import record_answer
+from adapters.tracing import PowertoolsTracing
 from core.chat import ChatService
 from core.errors import (
     DependencyUnavailable,
@@ -330,7 +331,13 @@ def bootstrap(
     settings = settings or Settings.from_env()
     probe_clients = {"dynamodb": dynamodb, "sqs": sqs}  # tests' clients; else probe clients (one attempt)
     dynamodb = dynamodb or data_client("dynamodb")  # one client for chat, jobs and documents
-    service = build_chat_service(settings, dynamodb=dynamodb, bedrock_factory=bedrock_factory, s3vectors=s3vectors)
+    service = build_chat_service(
+        settings,
+        dynamodb=dynamodb,
+        bedrock_factory=bedrock_factory,
+        s3vectors=s3vectors,
+        tracing=PowertoolsTracing(tracer),  # X-Ray subsegments: each model attempt, retrieval, embedding
+    )
     region, read_timeout_s = str(dynamodb.meta.region_name), data_read_timeout_s()  # this environment's, now
     api = ChatApi(
         settings=settings,

@@ -269,6 +269,7 @@ TABLE_SIDS = {
     "PromptCatalog",  # the active system prompt (issue 11)
     "CuratedAnswers",  # curated answers, read whole (issue 11)
     "WriteCuratedAnswers",  # the scheduled curate job (issue 11)
+    "DriftBaseline",  # the drift job: its region's drift# items of the prompts table only (issue 12)
 }  # fmt: skip
 
 

@@ -1,0 +1,158 @@
+"""The drift job against moto: the chat path's signals in CloudWatch (GetMetricData), the baseline and the corpus
+centroid in the prompts table, the corpus from S3 Vectors, the Drift metric out (PutMetricData)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from adapters.drift_store import DynamoCentroid, decode_vector
+from core.drift import SIGNALS
+from handlers.drift import bootstrap, run
+from handlers.settings import DriftJobSettings
+from local.lambda_context import LocalContext
+
+REGION = "us-east-1"
+TABLE = "prompts"
+DAY1 = datetime(2026, 11, 20, 6, 30, tzinfo=UTC)
+DAY2 = DAY1 + timedelta(days=1)
+SETTINGS = DriftJobSettings(prompts_table_name=TABLE, min_samples=20, bounds_json='{"question_chars": 0.3}')
+NORMAL = {
+    "question_chars": 100.0, "output_tokens": 250.0, "top_score": 0.6, "centroid_similarity": 0.5,
+    "guardrail_rate": 0.0, "degraded_rate": 0.0,
+}  # fmt: skip
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.setenv(name, "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        dynamodb.create_table(
+            TableName=TABLE,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        yield {"dynamodb": dynamodb, "cloudwatch": boto3.client("cloudwatch", region_name=REGION)}
+
+
+def chat_traffic(cloudwatch: Any, day: datetime, means: dict[str, float], *, requests: int = 40) -> None:
+    """`requests` requests' signals within the 24 h before `day`, as the chat Lambda's EMF records would be."""
+    rng = random.Random(3)
+    for i in range(requests):
+        at = day - timedelta(hours=20) + timedelta(minutes=20 * i)
+        cloudwatch.put_metric_data(
+            Namespace="Bulwark",
+            MetricData=[
+                {
+                    "MetricName": SIGNALS[name].metric,
+                    "Dimensions": [{"Name": "service", "Value": "chat"}],
+                    "Timestamp": at,
+                    # Rates are 0/1 per request; magnitudes spread evenly around their mean.
+                    "Value": (1.0 if i < mean * requests else 0.0) if name.endswith("_rate")
+                    else mean * (1 + rng.choice([-0.1, 0.1])),
+                }
+                for name, mean in means.items()
+            ],
+        )  # fmt: skip
+
+
+def drift_points(cloudwatch: Any) -> dict[str, float]:
+    listed = cloudwatch.list_metrics(Namespace="Bulwark", MetricName="Drift")["Metrics"]
+    points: dict[str, float] = {}
+    for metric in listed:
+        signal = metric["Dimensions"][0]["Value"]
+        stats = cloudwatch.get_metric_statistics(
+            Namespace="Bulwark", MetricName="Drift", Dimensions=metric["Dimensions"],
+            StartTime=DAY1 - timedelta(days=30), EndTime=datetime.now(UTC) + timedelta(days=1),
+            Period=86400 * 60, Statistics=["Maximum"],
+        )  # fmt: skip
+        points[signal] = max(p["Maximum"] for p in stats["Datapoints"])
+    return points
+
+
+def test_the_first_run_records_the_baseline_and_emits_nothing(aws: dict[str, Any]) -> None:
+    chat_traffic(aws["cloudwatch"], DAY1, NORMAL)
+
+    outcome = run(SETTINGS, cloudwatch=aws["cloudwatch"], dynamodb=aws["dynamodb"], now=DAY1)
+
+    assert outcome.action == "recorded" and outcome.results == ()
+    item = aws["dynamodb"].get_item(TableName=TABLE, Key={"pk": {"S": f"drift#{REGION}"}, "sk": {"S": "baseline"}})
+    assert '"question_chars"' in item["Item"]["observations"]["S"] and item["Item"]["version"]["S"] == "1"
+    assert aws["cloudwatch"].list_metrics(Namespace="Bulwark", MetricName="Drift")["Metrics"] == []
+
+
+def test_a_later_window_shifted_past_a_bound_emits_drift_for_every_signal_and_breaches_that_one(
+    aws: dict[str, Any],
+) -> None:
+    chat_traffic(aws["cloudwatch"], DAY1, NORMAL)
+    run(SETTINGS, cloudwatch=aws["cloudwatch"], dynamodb=aws["dynamodb"], now=DAY1)
+    chat_traffic(aws["cloudwatch"], DAY2, {**NORMAL, "question_chars": 160.0})
+
+    outcome = run(SETTINGS, cloudwatch=aws["cloudwatch"], dynamodb=aws["dynamodb"], now=DAY2)
+
+    assert outcome.action == "compared" and outcome.breached == ["question_chars"]
+    points = drift_points(aws["cloudwatch"])
+    assert set(points) == set(SIGNALS)
+    assert points["question_chars"] == pytest.approx(0.6, abs=0.05)
+    assert all(points[name] < 0.05 for name in SIGNALS if name != "question_chars")
+
+
+def test_a_new_baseline_version_or_a_rebaseline_event_records_anew(aws: dict[str, Any]) -> None:
+    chat_traffic(aws["cloudwatch"], DAY1, NORMAL)
+    run(SETTINGS, cloudwatch=aws["cloudwatch"], dynamodb=aws["dynamodb"], now=DAY1)
+    chat_traffic(aws["cloudwatch"], DAY2, {**NORMAL, "question_chars": 160.0})
+
+    assert run(SETTINGS.but(baseline_version="2"), cloudwatch=aws["cloudwatch"], dynamodb=aws["dynamodb"],
+               now=DAY2).action == "recorded"  # fmt: skip
+    handler = bootstrap(SETTINGS.but(baseline_version="2"), cloudwatch=aws["cloudwatch"], dynamodb=aws["dynamodb"])
+    assert handler({"rebaseline": True}, LocalContext(function_name="drift", timeout_s=300))["action"] == "recorded"
+
+
+def test_the_corpus_centroid_is_computed_from_the_index_and_the_chat_path_reads_it(aws: dict[str, Any]) -> None:
+    s3vectors = boto3.client("s3vectors", region_name=REGION)
+    s3vectors.create_vector_bucket(vectorBucketName="vectors")
+    s3vectors.create_index(
+        vectorBucketName="vectors", indexName="chunks", dataType="float32", dimension=2, distanceMetric="cosine"
+    )
+    s3vectors.put_vectors(
+        vectorBucketName="vectors",
+        indexName="chunks",
+        vectors=[
+            {"key": "a", "data": {"float32": [3.0, 0.0]}},
+            {"key": "b", "data": {"float32": [0.0, 2.0]}},
+        ],
+    )
+    settings = SETTINGS.but(vector_bucket_name="vectors", vector_index_name="chunks")
+
+    outcome = run(settings, cloudwatch=aws["cloudwatch"], dynamodb=aws["dynamodb"], s3vectors=s3vectors, now=DAY1)
+
+    assert outcome.centroid_vectors == 2
+    item = aws["dynamodb"].get_item(TableName=TABLE, Key={"pk": {"S": f"drift#{REGION}"}, "sk": {"S": "centroid"}})
+    assert decode_vector(item["Item"]["vector"]["B"]) == pytest.approx((0.5, 0.5))
+    ticks = iter([0.0, 10.0, 4000.0])
+    reader = DynamoCentroid(
+        client=aws["dynamodb"], table_name=TABLE, region=REGION, ttl_s=3600, clock=lambda: next(ticks)
+    )
+    assert reader() == pytest.approx((0.5, 0.5))
+    aws["dynamodb"].delete_item(TableName=TABLE, Key={"pk": {"S": f"drift#{REGION}"}, "sk": {"S": "centroid"}})
+    assert reader() == pytest.approx((0.5, 0.5))  # within its TTL: not re-read
+    assert reader() is None  # after it: re-read, and gone
+
+
+def test_unconfigured_the_module_imports_and_an_invocation_says_what_is_missing() -> None:
+    handler = bootstrap()  # no PROMPTS_TABLE_NAME in this environment
+    with pytest.raises(RuntimeError, match="PROMPTS_TABLE_NAME"):
+        handler({}, LocalContext(function_name="drift", timeout_s=300))
