@@ -186,3 +186,25 @@ def test_signals_are_numbers_only_whatever_the_question(question: str) -> None:
     DriftObserver(sink=sink, centroid=lambda: (0.5, 0.5)).observe(question, retrieved([0.3]), answer())
     assert all(isinstance(value, float) for value in sink.recorded[0].values().values())
     assert sink.recorded[0].question_chars == len(question)
+
+
+def test_the_chat_service_records_each_answered_request_with_its_retrieval() -> None:
+    from core.chat import ChatService
+    from core.models import ChatRequest
+    from tests.unit.core.test_chat import MemoryStore
+    from tests.unit.core.test_retrieval import LIMITS, FakeIndex, RecordingModel, passage, retriever
+
+    sink = RecordingSink()
+    service = ChatService(
+        store=MemoryStore(), model=RecordingModel(), limits=LIMITS, deadline_s=25.0,
+        retriever=retriever(FakeIndex({"alice": [passage("d1", "the Tagus", 0.77)]})),
+        drift=DriftObserver(sink=sink, centroid=lambda: (1.0, 0.0)),
+    )  # fmt: skip
+
+    service.answer(user_id="alice", request=ChatRequest(message="Which river?"))
+
+    (signals,) = sink.recorded
+    assert signals == RequestSignals(
+        question_chars=12, output_tokens=3, degraded=False, guardrail_intervened=False, top_score=0.77,
+        centroid_similarity=1.0,
+    )  # fmt: skip
