@@ -1,7 +1,8 @@
 """A Bedrock-runtime-compatible HTTP server for loopback, with fault injection.
 
 Unmodified boto3 / langchain-aws clients talk to it through `endpoint_url`. It answers
-Converse (`POST /model/{id}/converse`), Titan text embeddings v2 (`POST /model/{id}/invoke`) and
+Converse (`POST /model/{id}/converse`), ConverseStream (`POST /model/{id}/converse-stream`: event-stream
+frames, with pacing and faults that strike mid-stream), Titan text embeddings v2 (`POST /model/{id}/invoke`) and
 ApplyGuardrail (`POST /guardrail/{id}/version/{version}/apply`),
 honestly and deterministically: answers are extracted from the text it was sent, embeddings are
 hashed bags of words (texts that share words are close). It is a test double and says so: every
@@ -24,7 +25,9 @@ import json
 import math
 import random
 import re
+import struct
 import time
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -43,6 +46,14 @@ ERROR_STATUS = {
     "ValidationException": 400,
     "AccessDeniedException": 403,
     "ResourceNotFoundException": 404,
+}
+# The exception events ConverseStream can send inside the stream (event type -> the error code boto3 raises).
+STREAM_EXCEPTIONS = {
+    "modelStreamErrorException": "ModelStreamErrorException",
+    "throttlingException": "ThrottlingException",
+    "internalServerException": "InternalServerException",
+    "serviceUnavailableException": "ServiceUnavailableException",
+    "validationException": "ValidationException",
 }
 # ApplyGuardrail's request constraints, as bedrock-runtime declares them.
 GUARDRAIL_ID = re.compile(r"([a-z0-9]+)|(arn:aws(-[^:]+)?:bedrock:[a-z0-9-]{1,20}:[0-9]{12}:guardrail/[a-z0-9]+)")
@@ -74,6 +85,27 @@ class TargetFaults(Faults):
     burst_s: float = 60.0  # bucket size in seconds of quota (Bedrock quotas are per minute)
     latency_ms: tuple[float, float] = (5.0, 20.0)  # uniform range added to every answer
     context_window: int = 32000  # input tokens above this are a ValidationException
+    # ConverseStream pacing: words per contentBlockDelta and the pause between deltas (time to first token is
+    # `latency_ms` + `hang_s`, before the first delta).
+    stream_chunk_words: int = 3
+    stream_delay_ms: float = 0.0
+    # Mid-stream faults: after this many deltas (0: before the first), with this probability, the stream
+    # breaks: an exception event (modelStreamErrorException, throttlingException, internalServerException,
+    # serviceUnavailableException, validationException) or "drop" (the connection is reset).
+    stream_break_after: int | None = None
+    stream_break: str = "modelStreamErrorException"
+    stream_break_rate: float = 1.0
+    # A stall: after this many deltas, wait `stream_stall_s` before the next (past the client's read timeout).
+    stream_stall_after: int | None = None
+    stream_stall_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.stream_break not in STREAM_EXCEPTIONS and self.stream_break != "drop":
+            raise ValueError(
+                f"stream_break must be drop or one of {sorted(STREAM_EXCEPTIONS)}, got {self.stream_break!r}"
+            )
+        if self.stream_chunk_words < 1:
+            raise ValueError("stream_chunk_words must be at least 1")
 
 
 class EmulatorState(FaultState):
@@ -185,6 +217,54 @@ def _guardrail_request_problem(identifier: str, version: str, body: Any) -> str 
     return None
 
 
+@dataclass(frozen=True)
+class _Composed:
+    text: str
+    stop_reason: str
+    input_tokens: int
+    asked: str  # the last user message, for the per-question answer count
+    guarded: bool
+
+
+def _header(name: str, value: str) -> bytes:
+    """An event-stream header of type string (7): name length (1 byte), name, type, value length (2), value."""
+    raw_name, raw_value = name.encode(), value.encode()
+    return struct.pack("!B", len(raw_name)) + raw_name + struct.pack("!BH", 7, len(raw_value)) + raw_value
+
+
+def encode_frame(headers: Mapping[str, str], payload: bytes) -> bytes:
+    """One `application/vnd.amazon.eventstream` message: prelude (total length, headers length, CRC32 of
+    those 8 bytes), headers, payload, CRC32 of everything before it (botocore/eventstream.py checks both)."""
+    header_bytes = b"".join(_header(name, value) for name, value in headers.items())
+    total = 12 + len(header_bytes) + len(payload) + 4
+    prelude = struct.pack("!II", total, len(header_bytes))
+    prelude += struct.pack("!I", zlib.crc32(prelude) & 0xFFFFFFFF)
+    message = prelude + header_bytes + payload
+    return message + struct.pack("!I", zlib.crc32(message) & 0xFFFFFFFF)
+
+
+def event_frame(event_type: str, body: dict[str, Any]) -> bytes:
+    return encode_frame(
+        {":event-type": event_type, ":content-type": "application/json", ":message-type": "event"},
+        json.dumps(body).encode(),
+    )
+
+
+def exception_frame(exception_type: str, message: str) -> bytes:
+    return encode_frame(
+        {":exception-type": exception_type, ":content-type": "application/json", ":message-type": "exception"},
+        json.dumps({"message": message}).encode(),
+    )
+
+
+def stream_chunks(text: str, words: int) -> list[str]:
+    """The deltas of an answer, `words` words each; joined they give the text back exactly."""
+    parts = text.split(" ")
+    return [
+        " ".join(parts[i : i + words]) + (" " if i + words < len(parts) else "") for i in range(0, len(parts), words)
+    ]
+
+
 def count_tokens(text: str) -> int:
     return max(1, math.ceil(len(_WORD.findall(text)) * 1.3))
 
@@ -251,7 +331,7 @@ class _Handler(EmulatorHandler):
         if guardrail is not None:
             self._apply_guardrail(unquote(guardrail.group(1)), unquote(guardrail.group(2)), self._body())
             return
-        match = re.fullmatch(r"/model/([^/]+)/(converse|invoke)", self.path)
+        match = re.fullmatch(r"/model/([^/]+)/(converse-stream|converse|invoke)", self.path)
         if match is None:
             self._send(404, {"message": f"no route {self.path}"})
             return
@@ -266,6 +346,9 @@ class _Handler(EmulatorHandler):
         if operation == "invoke":
             self._invoke(model_id, region, body, faults)
             return
+        if operation == "converse-stream":
+            self._converse_stream(model_id, region, body, faults, started)
+            return
         self._converse(model_id, region, body, faults, started)
 
     def _delay(self, faults: TargetFaults) -> None:
@@ -274,13 +357,15 @@ class _Handler(EmulatorHandler):
         if faults.hang_s:
             time.sleep(faults.hang_s)
 
-    def _converse(self, model_id: str, region: str, body: dict[str, Any], faults: TargetFaults, started: float) -> None:
+    def _compose(self, model_id: str, region: str, body: dict[str, Any], faults: TargetFaults) -> _Composed | None:
+        """The answer Converse and ConverseStream give (after request checks, the quota and the latency), or
+        None when an error was already sent."""
         state = self.server.state
         messages = body.get("messages") or []
         if not messages or messages[-1].get("role") != "user":
             state.count(model_id, region, "ValidationException")
             self._error("ValidationException", "A conversation must end with a user message.")
-            return
+            return None
         texts = [b.get("text", "") for m in messages for b in m.get("content", [])]
         system = [b.get("text", "") for b in body.get("system") or []]
         question = asked = "".join(b.get("text", "") for b in messages[-1]["content"])
@@ -296,26 +381,33 @@ class _Handler(EmulatorHandler):
                 "ValidationException",
                 f"Input is too long for requested model ({input_tokens} tokens > {faults.context_window}).",
             )
-            return
+            return None
         max_tokens = int((body.get("inferenceConfig") or {}).get("maxTokens", 512))
         if not state.admit(model_id, region, faults, input_tokens + max_tokens):
             state.count(model_id, region, "ThrottlingException")
             self._error("ThrottlingException", "Too many requests, please wait before trying again.")
-            return
-        self._delay(faults)
+            return None
         guardrail = body.get("guardrailConfig")
         if guardrail and any(p.search(question) for p in state.guardrail):
-            answer, stop = state.guardrail_message, "guardrail_intervened"
+            return _Composed(state.guardrail_message, "guardrail_intervened", input_tokens, asked, guarded=True)
+        answer = extractive_answer(question, system + texts[:-1])
+        stop = "end_turn"
+        if count_tokens(answer) > max_tokens:
+            answer, stop = " ".join(answer.split()[: max(1, int(max_tokens / 1.3))]), "max_tokens"
+        return _Composed(answer, stop, input_tokens, asked, guarded=bool(guardrail))
+
+    def _converse(self, model_id: str, region: str, body: dict[str, Any], faults: TargetFaults, started: float) -> None:
+        state = self.server.state
+        composed = self._compose(model_id, region, body, faults)
+        if composed is None:
+            return
+        self._delay(faults)
+        answer, stop, input_tokens = composed.text, composed.stop_reason, composed.input_tokens
+        if stop == "guardrail_intervened":
             state.count(model_id, region, "guardrail_intervened")
         else:
-            context = system + texts[:-1]
-            answer = extractive_answer(question, context)
-            words = answer.split()
-            stop = "end_turn"
-            if count_tokens(answer) > max_tokens:
-                answer, stop = " ".join(words[: max(1, int(max_tokens / 1.3))]), "max_tokens"
             state.count(model_id, region, "ok")
-            state.answered(asked)
+            state.answered(composed.asked)
         output_tokens = count_tokens(answer)
         payload: dict[str, Any] = {
             "output": {"message": {"role": "assistant", "content": [{"text": answer}]}},
@@ -327,9 +419,93 @@ class _Handler(EmulatorHandler):
             },
             "metrics": {"latencyMs": int((time.monotonic() - started) * 1000)},
         }
-        if guardrail and stop == "guardrail_intervened":
+        if stop == "guardrail_intervened":
             payload["trace"] = {"guardrail": {"inputAssessment": {"emulated": {"matched": True}}}}
         self._send(200, payload)
+
+    def _converse_stream(
+        self, model_id: str, region: str, body: dict[str, Any], faults: TargetFaults, started: float
+    ) -> None:
+        """ConverseStream: the same answer as Converse, as event-stream frames over a chunked response.
+
+        Errors before the stream (quota, faults, validation) are plain HTTP errors as for Converse. The response
+        headers and messageStart go out at once; the latency (and any hang) comes before the first delta, as a
+        model's time to first token does. Then `stream_chunk_words` words per contentBlockDelta, `stream_delay_ms`
+        apart; a mid-stream fault after `stream_break_after` deltas (an exception event, or a dropped
+        connection), or a stall of `stream_stall_s` after `stream_stall_after` deltas."""
+        state = self.server.state
+        composed = self._compose(model_id, region, body, faults)
+        if composed is None:
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/vnd.amazon.eventstream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("x-amzn-RequestId", f"emu-{time.monotonic_ns()}")
+        try:
+            self.end_headers()
+            self._frame(event_frame("messageStart", {"role": "assistant"}))
+            self._delay(faults)
+            words = composed.text.split(" ")
+            size = max(1, faults.stream_chunk_words)
+            chunks = [
+                " ".join(words[i : i + size]) + (" " if i + size < len(words) else "")
+                for i in range(0, len(words), size)
+            ]
+            breaks = faults.stream_break_after is not None and state.roll() < faults.stream_break_rate
+            for sent, chunk in enumerate(chunks):
+                if breaks and sent == faults.stream_break_after:
+                    self._break_stream(model_id, region, faults.stream_break)
+                    return
+                if faults.stream_stall_after is not None and sent == faults.stream_stall_after:
+                    time.sleep(faults.stream_stall_s)
+                elif sent and faults.stream_delay_ms:
+                    time.sleep(faults.stream_delay_ms / 1000.0)
+                self._frame(event_frame("contentBlockDelta", {"delta": {"text": chunk}, "contentBlockIndex": 0}))
+            if breaks and faults.stream_break_after is not None and faults.stream_break_after >= len(chunks):
+                self._break_stream(model_id, region, faults.stream_break)
+                return
+            output_tokens = count_tokens(composed.text)
+            self._frame(event_frame("contentBlockStop", {"contentBlockIndex": 0}))
+            self._frame(event_frame("messageStop", {"stopReason": composed.stop_reason}))
+            metadata: dict[str, Any] = {
+                "usage": {
+                    "inputTokens": composed.input_tokens,
+                    "outputTokens": output_tokens,
+                    "totalTokens": composed.input_tokens + output_tokens,
+                },
+                "metrics": {"latencyMs": int((time.monotonic() - started) * 1000)},
+            }
+            if composed.stop_reason == "guardrail_intervened":
+                metadata["trace"] = {"guardrail": {"inputAssessment": {"emulated": {"matched": True}}}}
+            self._frame(event_frame("metadata", metadata))
+            self._end_chunks()
+        except (BrokenPipeError, ConnectionResetError):
+            state.count(model_id, region, "ClientGone")  # the client stopped reading (its timeout, or a hedge won)
+            self.close_connection = True
+            return
+        if composed.stop_reason == "guardrail_intervened":
+            state.count(model_id, region, "guardrail_intervened")
+        else:
+            state.count(model_id, region, "ok")
+            state.answered(composed.asked)
+
+    def _break_stream(self, model_id: str, region: str, kind: str) -> None:
+        """A fault after the first bytes: an exception event (then the stream ends), or a dropped connection."""
+        self.server.state.count(model_id, region, f"stream:{kind}")
+        if kind == "drop":
+            self._reset()
+            return
+        self._frame(exception_frame(kind, f"Emulated {kind} mid-stream."))
+        self._end_chunks()
+
+    def _frame(self, frame: bytes) -> None:
+        """One event-stream frame as one HTTP chunk, flushed at once (the client reads it as it comes)."""
+        self.wfile.write(f"{len(frame):X}\r\n".encode() + frame + b"\r\n")
+        self.wfile.flush()
+
+    def _end_chunks(self) -> None:
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
 
     def _apply_guardrail(self, identifier: str, version: str, body: dict[str, Any]) -> None:
         """ApplyGuardrail as Bedrock answers it: request checks (ValidationException), an unknown guardrail
