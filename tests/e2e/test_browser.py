@@ -57,6 +57,9 @@ def test_sign_in_chat_reload_and_see_the_fallback_when_the_primary_is_throttled(
     # The primary answers; on a slow machine the gateway may hedge to the DR target, and the UI must say so.
     shown = first.inner_text()
     assert ("us-east-1" in shown and "fallback" not in shown) or ("us-west-2" in shown and "fallback" in shown)
+    # The daily token budget (issue 12; the reference deployment's 200,000) is shown after the answer.
+    expect(page.locator("#budget")).to_contain_text("tokens today: ")
+    expect(page.locator("#budget")).to_contain_text(" / 200000")
 
     page.reload()
     page.wait_for_selector(".msg.assistant")
