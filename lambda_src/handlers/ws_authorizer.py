@@ -1,0 +1,174 @@
+"""WebSocket $connect authorizer (Lambda REQUEST authorizer): the Cognito ID token in the `token` query string.
+
+Browsers cannot set headers on a WebSocket upgrade, so the token travels in the query string; the stage's access
+log format names no query string, so it is never logged (stacks/constructs/stream_api.py). Checked as API Gateway's
+Cognito authorizer checks it on the REST API: RS256 signature against the user pool's JWKS, issuer, audience (the
+web app client), `token_use: id`, expiry (and not-before). The JWKS is fetched once per execution environment and
+again only for a key id it does not hold (key rotation), at most once per JWKS_REFRESH_S.
+
+Answer: an Allow policy on the connection's method ARN with the user's `sub` as principal and in the context
+(handlers/stream.py reads it per message). A missing or invalid token raises "Unauthorized" (API Gateway answers
+401 and refuses the upgrade); a token of another pool or client gets a Deny (403).
+
+Imports joserfc (and cryptography) only here: the chat path never loads them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from joserfc import jws, jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+JWKS_TIMEOUT_S = 3.0
+JWKS_REFRESH_S = 300.0
+logger = Logger()
+
+CLOCK_SKEW_S = 0  # Cognito's clocks and Lambda's are NTP-synced: no leeway, as API Gateway's authorizer
+
+
+class Rejected(Exception):
+    """401: no token, a malformed or expired one, a bad signature."""
+
+
+class Forbidden(Exception):
+    """403: a valid token, but for another user pool, app client or use."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuthorizerSettings:
+    """The authorizer's environment: the pool's JWKS URL, the issuers and the app client it accepts."""
+
+    jwks_url: str
+    issuers: tuple[str, ...]
+    client_id: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> AuthorizerSettings:
+        env = os.environ if env is None else env
+        missing = [name for name in ("JWKS_URL", "TOKEN_ISSUERS", "CLIENT_ID") if not env.get(name)]
+        if missing:
+            raise RuntimeError(f"the WebSocket authorizer needs {', '.join(missing)} in its environment")
+        issuers = tuple(issuer.strip() for issuer in env["TOKEN_ISSUERS"].split(",") if issuer.strip())
+        return cls(jwks_url=env["JWKS_URL"], issuers=issuers, client_id=env["CLIENT_ID"])
+
+
+def fetch_jwks(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url, timeout=JWKS_TIMEOUT_S) as response:  # noqa: S310 (https from the stack)
+        return dict(json.loads(response.read()))
+
+
+class TokenVerifier:
+    def __init__(
+        self,
+        settings: AuthorizerSettings,
+        *,
+        fetch: Callable[[str], dict[str, Any]] = fetch_jwks,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._settings = settings
+        self._fetch = fetch
+        self._clock = clock
+        self._monotonic = monotonic
+        self._keys: KeySet | None = None
+        self._kids: set[str] = set()
+        self._fetched_at = float("-inf")
+        self._lock = threading.Lock()
+        self.fetches = 0
+
+    def _key_set(self, kid: str | None) -> KeySet:
+        with self._lock:
+            stale = self._keys is None or (kid not in self._kids and self._monotonic() - self._fetched_at >= JWKS_REFRESH_S)
+            if stale:
+                raw = self._fetch(self._settings.jwks_url)
+                self.fetches += 1
+                self._keys = KeySet.import_key_set(raw)  # type: ignore[arg-type]
+                self._kids = {str(key.get("kid")) for key in raw.get("keys", []) if isinstance(key, dict)}
+                self._fetched_at = self._monotonic()
+            assert self._keys is not None
+            return self._keys
+
+    def claims(self, token: str | None) -> dict[str, Any]:
+        if not token:
+            raise Rejected("no token")
+        try:
+            header = jws.extract_compact(token.encode()).protected
+        except (JoseError, ValueError, UnicodeError) as error:
+            raise Rejected("malformed token") from error
+        keys = self._key_set(str(header.get("kid")) if header.get("kid") else None)
+        try:
+            decoded = jwt.decode(token, keys, algorithms=["RS256"])
+        except (JoseError, ValueError) as error:
+            raise Rejected(f"invalid token ({type(error).__name__})") from error
+        claims = dict(decoded.claims)
+        now = self._clock()
+        if not isinstance(claims.get("exp"), (int, float)) or claims["exp"] <= now - CLOCK_SKEW_S:
+            raise Rejected("expired token")
+        if isinstance(claims.get("nbf"), (int, float)) and claims["nbf"] > now + CLOCK_SKEW_S:
+            raise Rejected("token not yet valid")
+        if claims.get("iss") not in self._settings.issuers:
+            raise Forbidden("another issuer")
+        if claims.get("aud") != self._settings.client_id:
+            raise Forbidden("another app client")
+        if claims.get("token_use") != "id":
+            raise Forbidden("not an ID token")
+        if not isinstance(claims.get("sub"), str) or not claims["sub"]:
+            raise Rejected("no subject")
+        return claims
+
+
+def policy(principal: str, effect: str, method_arn: str, context: dict[str, str] | None = None) -> dict[str, Any]:
+    answer: dict[str, Any] = {
+        "principalId": principal,
+        "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [{"Action": "execute-api:Invoke", "Effect": effect, "Resource": method_arn}],
+        },
+    }
+    if context:
+        answer["context"] = context
+    return answer
+
+
+def bootstrap(verifier: TokenVerifier | None = None) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    verifier = verifier or TokenVerifier(AuthorizerSettings.from_env())
+
+    def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        token = (event.get("queryStringParameters") or {}).get("token")
+        method_arn = str(event.get("methodArn", ""))
+        try:
+            claims = verifier.claims(token)
+        except Rejected as error:
+            logger.info("connect refused", extra={"status": 401, "reason": str(error)})
+            raise Exception("Unauthorized") from None  # API Gateway's exact word for 401
+        except Forbidden as error:
+            logger.info("connect refused", extra={"status": 403, "reason": str(error)})
+            return policy("anonymous", "Deny", method_arn)
+        sub = str(claims["sub"])
+        return policy(sub, "Allow", method_arn, {"sub": sub})
+
+    return handle
+
+
+def _lazy() -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    built: list[Callable[[dict[str, Any], Any], dict[str, Any]]] = []
+
+    def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        if not built:
+            built.append(bootstrap())
+        return built[0](event, context)
+
+    return handle
+
+
+handler = _lazy()  # the JWKS is fetched on the first connect, then cached for the environment's life

@@ -1,0 +1,129 @@
+"""The WebSocket $connect authorizer: Cognito ID tokens checked like API Gateway's Cognito authorizer does."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from joserfc import jwt
+from joserfc.jwk import KeySet, RSAKey
+
+from handlers.ws_authorizer import AuthorizerSettings, TokenVerifier, bootstrap
+
+ISSUER = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Pool"
+CLIENT = "webclient"
+NOW = 1_800_000_000
+ARN = "arn:aws:execute-api:us-east-1:123456789012:abc123/v1/$connect"
+
+
+def rsa(kid: str) -> RSAKey:
+    return RSAKey.generate_key(2048, parameters={"kid": kid, "alg": "RS256", "use": "sig"}, auto_kid=False)
+
+
+KEY = rsa("k1")
+OTHER = rsa("k2")
+
+
+class Jwks:
+    def __init__(self, *keys: RSAKey) -> None:
+        self.keys = list(keys)
+        self.calls = 0
+
+    def __call__(self, url: str) -> dict[str, Any]:
+        self.calls += 1
+        return KeySet(self.keys).as_dict(private=False)  # type: ignore[arg-type]
+
+
+def token(key: RSAKey = KEY, **overrides: Any) -> str:
+    claims = {"sub": "user-1", "iss": ISSUER, "aud": CLIENT, "token_use": "id", "exp": NOW + 600, "iat": NOW - 1}
+    claims.update(overrides)
+    claims = {name: value for name, value in claims.items() if value is not None}
+    return jwt.encode({"alg": "RS256", "kid": key.kid}, claims, key)
+
+
+def authorizer(jwks: Jwks | None = None, *, monotonic: Any = None) -> tuple[Any, TokenVerifier, Jwks]:
+    jwks = jwks or Jwks(KEY)
+    settings = AuthorizerSettings(jwks_url="https://jwks", issuers=(ISSUER,), client_id=CLIENT)
+    verifier = TokenVerifier(settings, fetch=jwks, clock=lambda: NOW, monotonic=monotonic or (lambda: 0.0))
+    return bootstrap(verifier), verifier, jwks
+
+
+def connect(handle: Any, token_value: str | None) -> dict[str, Any]:
+    query = {"token": token_value} if token_value is not None else None
+    return handle({"type": "REQUEST", "methodArn": ARN, "queryStringParameters": query}, None)
+
+
+def test_a_valid_id_token_is_allowed_with_the_sub_in_the_context() -> None:
+    handle, _, _ = authorizer()
+    answer = connect(handle, token())
+    assert answer["principalId"] == "user-1"
+    assert answer["context"] == {"sub": "user-1"}
+    statement = answer["policyDocument"]["Statement"][0]
+    assert statement == {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": ARN}
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        None,
+        "",
+        "not-a-jwt",
+        token(exp=NOW - 1),
+        token(exp=None),
+        token(nbf=NOW + 60),
+        token(sub=None),
+        token()[:-4] + "AAAA",  # signature tampered
+    ],
+    ids=["absent", "empty", "garbage", "expired", "no-exp", "not-yet", "no-sub", "tampered"],
+)
+def test_a_missing_or_invalid_token_is_401(bad: str | None) -> None:
+    handle, _, _ = authorizer()
+    with pytest.raises(Exception, match="^Unauthorized$"):
+        connect(handle, bad)
+
+
+def test_a_token_signed_by_a_key_the_pool_does_not_publish_is_401() -> None:
+    handle, _, _ = authorizer()
+    with pytest.raises(Exception, match="^Unauthorized$"):
+        connect(handle, token(key=OTHER))
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [{"iss": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Other"}, {"aud": "another"}, {"token_use": "access"}],
+    ids=["issuer", "audience", "access-token"],
+)
+def test_a_valid_token_of_another_pool_client_or_use_is_denied(claims: dict[str, str]) -> None:
+    handle, _, _ = authorizer()
+    answer = connect(handle, token(**claims))
+    assert answer["policyDocument"]["Statement"][0]["Effect"] == "Deny"
+    assert "context" not in answer
+
+
+def test_the_jwks_is_fetched_once_per_environment() -> None:
+    handle, verifier, jwks = authorizer()
+    for _ in range(5):
+        connect(handle, token())
+    assert jwks.calls == 1
+
+
+def test_a_rotated_key_is_fetched_again_but_unknown_kids_cannot_force_refetches() -> None:
+    now = [0.0]
+    jwks = Jwks(KEY)
+    handle, verifier, _ = authorizer(jwks, monotonic=lambda: now[0])
+    connect(handle, token())
+    jwks.keys.append(OTHER)  # the pool publishes a new key
+    now[0] = 400.0
+    assert connect(handle, token(key=OTHER))["principalId"] == "user-1"
+    assert jwks.calls == 2
+    now[0] = 410.0
+    with pytest.raises(Exception, match="^Unauthorized$"):
+        connect(handle, token(key=rsa("k3")))
+    assert jwks.calls == 2  # within the refresh interval: no fetch per forged kid
+
+
+def test_settings_name_what_is_missing() -> None:
+    with pytest.raises(RuntimeError, match="JWKS_URL, CLIENT_ID"):
+        AuthorizerSettings.from_env({"TOKEN_ISSUERS": ISSUER})
+    settings = AuthorizerSettings.from_env({"JWKS_URL": "u", "TOKEN_ISSUERS": f"{ISSUER}, b", "CLIENT_ID": "c"})
+    assert settings.issuers == (ISSUER, "b")
