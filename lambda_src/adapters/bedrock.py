@@ -1,4 +1,4 @@
-"""TargetModel on Amazon Bedrock Converse (botocore bedrock-runtime).
+"""TargetModel on Amazon Bedrock Converse and ConverseStream (botocore bedrock-runtime).
 
 botocore's own retries are off (one attempt per call): the gateway is the single retry layer,
 with a budget. Each call's read timeout comes from the gateway; botocore fixes timeouts per
@@ -8,8 +8,9 @@ client, so clients are kept per timeout step and a call uses the largest step th
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from botocore.config import Config
@@ -21,6 +22,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
+from urllib3 import exceptions as urllib3_exceptions
 
 from core.errors import TargetCallError
 from core.models import Message, ModelReply, TargetRef, Usage
@@ -91,12 +93,14 @@ class BedrockTarget:
         prewarm: Sequence[float] = (),
         name: str | None = None,
         version: Callable[[], str | None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """`model_id` is what Converse is called with (it may be an ARN with the account id); answers,
         history and metrics show `name` (the configured model) instead. `version`, read per call, may name
         another of the target's allowed model ids (a rollback by runtime switch): answers then show that id."""
         self._model_id = model_id
         self._version = version
+        self._clock = clock
         self._target = TargetRef(model_id=name or model_id, region=region)
         self._max_tokens = max_tokens
         self._guardrail = guardrail
@@ -111,7 +115,8 @@ class BedrockTarget:
     def client(self, timeout_s: float) -> Any:
         return self._clients.client(timeout_s)
 
-    def call(self, *, system: str, messages: Sequence[Message], timeout_s: float) -> ModelReply:
+    def _request(self, system: str, messages: Sequence[Message]) -> tuple[dict[str, Any], TargetRef]:
+        """Converse's (and ConverseStream's) request, and the target the answer shows (a switched version's id)."""
         switched = self._version() if self._version is not None else None
         model_id = switched or self._model_id
         request: dict[str, Any] = {
@@ -123,6 +128,15 @@ class BedrockTarget:
         if self._guardrail is not None:
             identifier, version = self._guardrail
             request["guardrailConfig"] = {"guardrailIdentifier": identifier, "guardrailVersion": version}
+        shown = (
+            self._target
+            if switched in (None, self._model_id)
+            else TargetRef(model_id=model_id, region=self._target.region)
+        )
+        return request, shown
+
+    def call(self, *, system: str, messages: Sequence[Message], timeout_s: float) -> ModelReply:
+        request, shown = self._request(system, messages)
         with runtime_errors():
             response = self.client(timeout_s).converse(**request)
         content = response["output"]["message"]["content"]
@@ -130,9 +144,111 @@ class BedrockTarget:
         return ModelReply(
             text="".join(block.get("text", "") for block in content),
             usage=Usage(input_tokens=usage.get("inputTokens", 0), output_tokens=usage.get("outputTokens", 0)),
-            target=self._target
-            if switched in (None, self._model_id)
-            else TargetRef(model_id=model_id, region=self._target.region),
+            target=shown,
             stop_reason=response.get("stopReason", "end_turn"),
             guardrail_checked=self._guardrail is not None,
         )
+
+    def stream(self, *, system: str, messages: Sequence[Message], timeout_s: float) -> BedrockStream:
+        """ConverseStream, on the client whose read timeout fits `timeout_s`: botocore applies it to every read
+        of the stream, so a stall between chunks fails as a Timeout like a slow answer does. A guardrail runs
+        in sync mode: each chunk is assessed before it is sent, so no text it would block reaches the user."""
+        request, shown = self._request(system, messages)
+        if "guardrailConfig" in request:
+            request["guardrailConfig"]["streamProcessingMode"] = "sync"
+        started = self._clock()
+        with runtime_errors():
+            response = self.client(timeout_s).converse_stream(**request)
+        return BedrockStream(
+            response["stream"],
+            target=shown,
+            guardrail_checked=self._guardrail is not None,
+            first_token_by=started + timeout_s,
+            clock=self._clock,
+        )
+
+
+def _stream_code(code: str) -> str:
+    """Exception events name their type in camelCase (throttlingException): the taxonomy's code is the
+    operation error's (ThrottlingException)."""
+    return code[:1].upper() + code[1:] if code else "Unknown"
+
+
+class BedrockStream:
+    """A ConverseStream response read event by event: text deltas out, usage and stop reason kept.
+
+    Errors inside the stream (exception events, a reset, a read timeout) become TargetCallError with the
+    runtime code; before the first text, the call's whole timeout also bounds a trickle of other events."""
+
+    def __init__(
+        self,
+        events: Any,
+        *,
+        target: TargetRef,
+        guardrail_checked: bool,
+        first_token_by: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self._events = events
+        self._target = target
+        self._guardrail_checked = guardrail_checked
+        self._first_token_by = first_token_by
+        self._clock = clock
+        self._parts: list[str] = []
+        self._usage = Usage()
+        self._stop_reason = "end_turn"
+
+    def __iter__(self) -> Iterator[str]:
+        events = iter(self._events)
+        while True:
+            try:
+                with stream_errors():
+                    event = next(events, None)
+            except TargetCallError:
+                self.close()
+                raise
+            if event is None:
+                return
+            delta = event.get("contentBlockDelta", {}).get("delta", {}).get("text")
+            if delta:
+                self._parts.append(delta)
+                yield delta
+                continue
+            if "messageStop" in event:
+                self._stop_reason = event["messageStop"].get("stopReason", "end_turn")
+            elif "metadata" in event:
+                usage = event["metadata"].get("usage", {})
+                self._usage = Usage(
+                    input_tokens=usage.get("inputTokens", 0), output_tokens=usage.get("outputTokens", 0)
+                )
+            if not self._parts and self._clock() > self._first_token_by:
+                self.close()
+                raise TargetCallError("Timeout", "no text within the call's timeout")
+
+    def reply(self) -> ModelReply:
+        return ModelReply(
+            text="".join(self._parts),
+            usage=self._usage,
+            target=self._target,
+            stop_reason=self._stop_reason,
+            guardrail_checked=self._guardrail_checked,
+        )
+
+    def close(self) -> None:
+        with suppress(Exception):  # closing a broken connection may fail again: it is closed either way
+            self._events.close()
+
+
+@contextmanager
+def stream_errors() -> Iterator[None]:
+    """Errors while reading a stream: exception events (botocore's EventStreamError, a ClientError) and
+    transport errors, which botocore leaves as urllib3's while a stream is read."""
+    try:
+        with runtime_errors():
+            yield
+    except TargetCallError as error:
+        raise TargetCallError(_stream_code(error.code), error.detail) from error
+    except urllib3_exceptions.ReadTimeoutError as error:
+        raise TargetCallError("Timeout", str(error)) from error
+    except (urllib3_exceptions.ProtocolError, urllib3_exceptions.HTTPError, OSError) as error:
+        raise TargetCallError("ConnectionReset", str(error)) from error

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+import itertools
 import json
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar
@@ -39,7 +40,7 @@ from core.policy import (
     wait_timeout,
     worth_attempting,
 )
-from core.ports import NO_TRACING, AnswerCache, GatewayMetrics, Span, TargetModel, Tracing
+from core.ports import NO_TRACING, AnswerCache, GatewayMetrics, ReplyStream, Span, TargetModel, TargetStream, Tracing
 from core.resilience import (
     Action,
     AdaptiveLimit,
@@ -65,6 +66,7 @@ __all__ = [
     "LaneExecutor",
     "ModelGateway",
     "WaitForFutures",
+    "WholeReply",
 ]
 
 DEGRADED_TEXT = (
@@ -105,6 +107,149 @@ class _Admission:
 
     permit: Permit
     slot: Slot | None  # None when throttles count as failures (no limit applies)
+
+
+@dataclass
+class _Opened:
+    """A lane's stream whose first token arrived: the target still holds its breaker permit and limit slot."""
+
+    target: _Target
+    admission: _Admission
+    stream: TargetStream
+    chunks: Iterator[str]  # the rest, after `first`
+    started: float
+    first: str = ""
+
+
+def _open_stream(
+    model: TargetModel, system: str, messages: Sequence[Message], timeout_s: float
+) -> tuple[TargetStream, Iterator[str]]:
+    """Start a stream and wait for its first chunk (an error before it is the call's failure). A target that
+    cannot stream answers with one call, its whole text as one chunk."""
+    opener = getattr(model, "stream", None)
+    stream: TargetStream = (
+        opener(system=system, messages=messages, timeout_s=timeout_s)
+        if opener is not None
+        else WholeReply(model.call(system=system, messages=messages, timeout_s=timeout_s))
+    )
+    chunks = iter(stream)
+    try:
+        first = next(chunks)
+    except StopIteration:
+        return stream, iter(())  # an empty answer: complete, nothing to show
+    except BaseException:
+        stream.close()
+        raise
+    return stream, itertools.chain((first,), chunks)
+
+
+class WholeReply:
+    """A reply already whole (degraded, cached, a target that cannot stream) as a stream of one chunk."""
+
+    def __init__(self, reply: ModelReply) -> None:
+        self._reply = reply
+
+    @property
+    def target(self) -> TargetRef:
+        return self._reply.target
+
+    def __iter__(self) -> Iterator[str]:
+        if self._reply.text:
+            yield self._reply.text
+
+    def reply(self) -> ModelReply:
+        return self._reply
+
+    def close(self) -> None:
+        return None
+
+
+class _CommittedStream:
+    """The winning target's stream, read by the caller: after the first token, a break or the deadline ends it
+    honestly (incomplete, the text so far); never a failover. Settles the target's outcome once, at its end."""
+
+    def __init__(
+        self, gateway: ModelGateway, opened: _Opened, deadline: Deadline, scope: str, messages: Sequence[Message]
+    ) -> None:
+        self._gateway = gateway
+        self._opened = opened
+        self._deadline = deadline
+        self._scope = scope
+        self._messages = messages
+        self._parts: list[str] = []
+        self._reply: ModelReply | None = None
+
+    @property
+    def target(self) -> TargetRef:
+        return self._opened.target.model.target
+
+    def __iter__(self) -> Iterator[str]:
+        if self._reply is not None:
+            return
+        error: TargetCallError | None = None
+        try:
+            for chunk in self._opened.chunks:
+                self._parts.append(chunk)
+                yield chunk
+                if self._deadline.expired():
+                    error = TargetCallError("Deadline", "the request's deadline passed mid-stream")
+                    break
+        except TargetCallError as broke:
+            error = broke
+        except GeneratorExit:
+            self.close()
+            raise
+        self._finish(error)
+
+    def _finish(self, error: TargetCallError | None) -> None:
+        opened = self._opened
+        if error is None:
+            complete = opened.stream.reply()
+            self._gateway._settle(opened, None)
+            self._reply = self._gateway._remember(self._scope, self._messages, complete)
+            return
+        opened.stream.close()
+        # The deadline is ours, not the target's fault: the stream is abandoned, not failed.
+        self._gateway._settle(opened, error, abandoned=error.code == "Deadline")
+        self._reply = ModelReply(
+            text="".join(self._parts),
+            usage=Usage(),  # Bedrock sends usage only at the end of a stream
+            target=self.target,
+            stop_reason="incomplete",
+            incomplete=True,
+            incomplete_reason=_incomplete_reason(error.code),
+        )
+
+    def reply(self) -> ModelReply:
+        if self._reply is None:
+            raise RuntimeError("read the stream to its end before asking for its reply")
+        return self._reply
+
+    def close(self) -> None:
+        """The caller stopped reading before the end (its connection went away): the target is not to blame."""
+        if self._reply is not None:
+            return
+        self._opened.stream.close()
+        self._gateway._settle(self._opened, None, abandoned=True)
+        self._reply = ModelReply(
+            text="".join(self._parts),
+            usage=Usage(),
+            target=self.target,
+            stop_reason="incomplete",
+            incomplete=True,
+            incomplete_reason="the answer was not read to its end",
+        )
+
+
+def _incomplete_reason(code: str) -> str:
+    """What an incomplete answer says about why: the kind of break, never the provider's text."""
+    if code == "Deadline":
+        return "the answer ran out of time"
+    if code in ("Timeout",):
+        return "the model stopped sending (timeout)"
+    if code == "ConnectionReset":
+        return "the connection to the model was lost"
+    return f"the model's stream broke ({code})"
 
 
 class ModelGateway:
@@ -172,11 +317,51 @@ class ModelGateway:
         self, *, system: str, messages: Sequence[Message], deadline_s: float, scope: str = "anonymous"
     ) -> ModelReply:
         deadline = Deadline(min(deadline_s, self.settings.deadline_s), self._clock)
+        outcome = self._run(system, messages, deadline, scope, streaming=False)
+        assert isinstance(outcome, ModelReply)
+        return outcome
+
+    def stream(
+        self, *, system: str, messages: Sequence[Message], deadline_s: float, scope: str = "anonymous"
+    ) -> ReplyStream:
+        """The same chain as `converse` up to the first token: a target that fails before it is a failed call
+        (retry, next target, hedge, breaker, as for converse); the first target whose first token arrives wins
+        and the others are closed. After it there is no failover (the user already reads the text): a break or
+        the deadline ends the answer, marked incomplete. The breaker and the concurrency limit record the
+        target's outcome when its stream ends."""
+        deadline = Deadline(min(deadline_s, self.settings.deadline_s), self._clock)
+        outcome = self._run(system, messages, deadline, scope, streaming=True)
+        if isinstance(outcome, ModelReply):
+            return WholeReply(outcome)  # degraded or cached: one chunk
+        return _CommittedStream(self, outcome, deadline, scope, messages)
+
+    def _run(
+        self, system: str, messages: Sequence[Message], deadline: Deadline, scope: str, *, streaming: bool
+    ) -> ModelReply | _Opened:
+        """The failover chain. Lanes answer a ModelReply (converse) or an _Opened stream (first token in)."""
         switches = self._switches() if self._switches is not None else NO_SWITCHES
         if switches.degraded:
             return self._degraded(scope, messages, "degraded mode forced by a runtime switch")
         queue = self._chain(switches)
-        pending: dict[Future[ModelReply], _Target] = {}
+        pending: dict[Future[ModelReply | _Opened], _Target] = {}
+        try:
+            return self._race(system, messages, deadline, scope, switches, queue, pending, streaming=streaming)
+        finally:
+            for lane in pending:  # lanes still running (hedges that lost, past the deadline): a stream they
+                lane.add_done_callback(self._abandon)  # open later is closed at once and frees its place
+
+    def _race(
+        self,
+        system: str,
+        messages: Sequence[Message],
+        deadline: Deadline,
+        scope: str,
+        switches: Switches,
+        queue: list[_Target],
+        pending: dict[Future[ModelReply | _Opened], _Target],
+        *,
+        streaming: bool,
+    ) -> ModelReply | _Opened:
         reasons: list[str] = []
         offered = False
         # Whether every target that was called failed only for being full: then the request is shed
@@ -211,7 +396,7 @@ class ModelGateway:
                 offered = True
             attempted = True
             future = self._executor.submit(
-                self._try_target, pick.target, pick.permit, system, messages, deadline, len(queue), lane
+                self._try_target, pick.target, pick.permit, system, messages, deadline, len(queue), lane, streaming
             )
             pending[future] = pick.target
             return pick.target, False, False
@@ -240,6 +425,8 @@ class ModelGateway:
                     if queue:
                         self._emit("failover", target.model.target, error.code)
                     continue
+                if isinstance(reply, _Opened):
+                    return reply
                 return self._remember(scope, messages, reply)
             if deadline.remaining() <= 0.0:
                 reasons.append("deadline reached")
@@ -303,12 +490,18 @@ class ModelGateway:
         deadline: Deadline,
         later_targets: int,
         lane: str = "primary",
-    ) -> ModelReply:
+        streaming: bool = False,
+    ) -> ModelReply | _Opened:
         try:
-            return self._attempts(target, admission, system, messages, deadline, later_targets, lane)
-        finally:
+            outcome = self._attempts(target, admission, system, messages, deadline, later_targets, lane, streaming)
+        except BaseException:
             if admission.slot is not None:
                 target.capacity.release(admission.slot)
+            raise
+        # An opened stream keeps its place in the limit until it ends (_CommittedStream or _abandon frees it).
+        if not isinstance(outcome, _Opened) and admission.slot is not None:
+            target.capacity.release(admission.slot)
+        return outcome
 
     def _attempts(
         self,
@@ -319,7 +512,8 @@ class ModelGateway:
         deadline: Deadline,
         later_targets: int,
         lane: str = "primary",
-    ) -> ModelReply:
+        streaming: bool = False,
+    ) -> ModelReply | _Opened:
         permit, slot = admission.permit, admission.slot
         attempt = 0
         while True:
@@ -338,6 +532,12 @@ class ModelGateway:
                 with self._tracing.span("model_attempt") as span:
                     _describe(span, target, lane=lane, attempt=attempt, timeout_s=timeout, probe=permit.probe)
                     try:
+                        if streaming:
+                            opened = _open_stream(target.model, system, messages, timeout)
+                            span.set("outcome", "first_token")
+                            span.set("latency_ms", round((self._clock() - started) * 1000))
+                            # Its outcome is recorded when the stream ends, not now.
+                            return _Opened(target, admission, opened[0], opened[1], started)
                         reply = target.model.call(system=system, messages=messages, timeout_s=timeout)
                     except TargetCallError as error:
                         span.set("outcome", _outcome(error.code))
@@ -387,6 +587,47 @@ class ModelGateway:
     def _signal(target: _Target, slot: Slot | None, signal: Signal) -> None:
         if slot is not None:
             target.capacity.record(slot, signal)
+
+    # --- streams ------------------------------------------------------------------------------
+    def _settle(self, opened: _Opened, error: TargetCallError | None, *, abandoned: bool = False) -> None:
+        """A stream ended: its target's breaker and concurrency limit record the outcome as for a converse
+        call (a break after the first token counts by the taxonomy; throttling is back-pressure), then its
+        place in the limit is freed. `abandoned`: we stopped reading (a hedge lost, the caller went away),
+        which says nothing about the target."""
+        target, permit, slot = opened.target, opened.admission.permit, opened.admission.slot
+        elapsed = self._clock() - opened.started
+        try:
+            if abandoned:
+                target.breaker.release(probe=permit.probe)
+                self._signal(target, slot, Signal.NONE)
+                self._emit("attempt", target.model.target, "abandoned", elapsed)
+            elif error is None:
+                slow = elapsed > slow_threshold(self.settings, p95_s=target.latency.quantile(0.95))
+                target.breaker.record(failed=False, slow=slow, probe=permit.probe)
+                self._signal(target, slot, Signal.OK)
+                target.latency.add(elapsed)
+                self._emit("attempt", target.model.target, "ok", elapsed)
+            else:
+                if self._is_back_pressure(error.code):
+                    target.breaker.release(probe=permit.probe)
+                    self._signal(target, slot, Signal.THROTTLED)
+                else:
+                    target.breaker.record(failed=classify(error.code).counts_as_failure, slow=False, probe=permit.probe)
+                    self._signal(target, slot, Signal.NONE)
+                self._emit("attempt", target.model.target, error.code, elapsed)
+                self._emit("stream_broken", target.model.target, error.code)
+        finally:
+            if slot is not None:
+                target.capacity.release(slot)
+
+    def _abandon(self, future: Future[ModelReply | _Opened]) -> None:
+        """A lane that lost the race: if its stream opened, close it (the caller reads another)."""
+        if future.cancelled() or future.exception() is not None:
+            return
+        outcome = future.result()
+        if isinstance(outcome, _Opened):
+            outcome.stream.close()
+            self._settle(outcome, None, abandoned=True)
 
     # --- degraded path ------------------------------------------------------------------------
     def _shed(self, scope: str, messages: Sequence[Message], reason: str, *, at_capacity: bool) -> ModelReply:

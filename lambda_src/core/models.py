@@ -102,6 +102,9 @@ class ModelReply:
     # both sides). Only such answers, when the guardrail let them pass, are cached.
     guardrail_checked: bool = False
     cache_key: str | None = None  # set when the answer was cached, so deleting its conversation removes it
+    # A streamed answer whose stream broke after its first token: the text is what arrived, never failed over.
+    incomplete: bool = False
+    incomplete_reason: str | None = None  # short, names the cause (an error code), never the user's text
 
     @property
     def guardrail_intervened(self) -> bool:
@@ -110,7 +113,7 @@ class ModelReply:
 
     @property
     def cacheable(self) -> bool:
-        return self.guardrail_checked and not self.guardrail_intervened and not self.degraded
+        return self.guardrail_checked and not self.guardrail_intervened and not self.degraded and not self.incomplete
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -174,6 +177,7 @@ class Turn:
     cache_key: str | None = None  # the response-cache entry this turn's answer was stored under, if any
     citations: tuple[Citation, ...] = ()  # the passages the answer was given with
     prompt_version: str | None = None  # the system prompt's catalog version ("builtin": the built-in one)
+    incomplete: bool = False  # a streamed answer that broke after its first token: the part that arrived
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -208,6 +212,7 @@ class Conversation:
                     "target": {"model_id": turn.target.model_id, "region": turn.target.region},
                     "usage": _usage(turn.usage),
                     "citations": [citation.to_api() for citation in turn.citations],
+                    **({"incomplete": True} if turn.incomplete else {}),
                 }
                 for turn in self.turns
             ],
@@ -229,6 +234,9 @@ class ChatAnswer:
     citations: tuple[Citation, ...] = ()  # the passages of the caller's documents the answer was given with
     retrieval: RetrievalReport | None = None  # None where retrieval is not configured
     matched_question: str | None = None  # a curated answer: the operators' question it answers
+    # A streamed answer that broke after its first token: the partial text, marked so and offered for a retry.
+    incomplete: bool = False
+    incomplete_reason: str | None = None
 
     def to_api(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -250,6 +258,10 @@ class ChatAnswer:
             body["save_error"] = self.save_error
         if self.matched_question is not None:
             body["matchedQuestion"] = self.matched_question
+        if self.incomplete:
+            body["incomplete"] = True
+            body["incompleteReason"] = self.incomplete_reason
+            body["retry"] = True
         return body
 
 
@@ -280,6 +292,11 @@ class Job:
     owner_region: str | None = None
     heartbeat_at: float | None = None
     accepted_in: str | None = None  # the region that accepted the job; never changes
+    # "chat" (one answer through the gateway) or "summarize" (a durable workflow over `document_id`, whose
+    # progress, steps done of total, is written while it runs: core.workflow).
+    kind: str = "chat"
+    document_id: str | None = None
+    progress: dict[str, int] | None = None
 
     @property
     def open(self) -> bool:
@@ -296,6 +313,11 @@ class Job:
             body["result"] = self.answer
         if self.reason is not None:
             body["reason"] = self.reason
+        if self.kind != "chat":
+            body["kind"] = self.kind
+            body["document_id"] = self.document_id
+        if self.progress is not None:
+            body["progress"] = self.progress
         return body
 
 

@@ -47,6 +47,13 @@ class ChatModel(Protocol):
         """
         ...
 
+    def stream(
+        self, *, system: str, messages: Sequence[Message], deadline_s: float, scope: str = "anonymous"
+    ) -> ReplyStream:
+        """As `converse`, but returns once an answer's first token is known to come: failover, hedging and the
+        breakers act before that; after it, a break ends the stream (the reply is marked incomplete)."""
+        ...
+
 
 class TargetModel(Protocol):
     """One model target (model x region): one call, bounded by `timeout_s`."""
@@ -57,6 +64,48 @@ class TargetModel(Protocol):
     def call(self, *, system: str, messages: Sequence[Message], timeout_s: float) -> ModelReply:
         """Raises core.errors.TargetCallError with the runtime error code on failure."""
         ...
+
+
+class TargetStream(Protocol):
+    """One target's answer as it is generated: text chunks, then the reply's usage and stop reason."""
+
+    def __iter__(self) -> Iterator[str]:
+        """The text as it comes (no empty chunks). Raises core.errors.TargetCallError when the stream breaks,
+        and when no chunk arrives within the call's `timeout_s` (a stall)."""
+        ...
+
+    def reply(self) -> ModelReply:
+        """After the chunks ran out: the whole text with its usage, stop reason and target."""
+        ...
+
+    def close(self) -> None:
+        """Stop reading (a hedge won, the deadline passed): the connection is released."""
+        ...
+
+
+class StreamingTargetModel(TargetModel, Protocol):
+    """A target that can stream (Bedrock ConverseStream). Others answer a stream request in one chunk."""
+
+    def stream(self, *, system: str, messages: Sequence[Message], timeout_s: float) -> TargetStream:
+        """Starts the call; raises core.errors.TargetCallError when it fails before its first byte."""
+        ...
+
+
+class ReplyStream(Protocol):
+    """The gateway's streamed answer, committed to one target (or a degraded / cached answer, in one chunk)."""
+
+    @property
+    def target(self) -> TargetRef: ...
+
+    def __iter__(self) -> Iterator[str]:
+        """The text chunks; never raises for a break after the first token (the reply says it is incomplete)."""
+        ...
+
+    def reply(self) -> ModelReply:
+        """After the chunks: the answer as given (`incomplete` when the stream broke or ran out of time)."""
+        ...
+
+    def close(self) -> None: ...
 
 
 class AnswerCache(Protocol):
