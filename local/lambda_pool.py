@@ -6,7 +6,9 @@ Powertools resolver or batch processor keeps the current event on itself. Callin
 several threads at once would mix requests, so the sandbox never does: each call borrows a whole
 environment, built by the Lambda's own `bootstrap()`. What Powertools keeps once per process (the
 resolver's current event, the metric set) is made per thread first (local/request_state.py), since
-here a process holds many environments.
+here a process holds many environments. Each pool may carry the function's name (`chat@us-east-1`): a
+call runs with it as `current_function()`, which is how the sandbox tells whose stdout an EMF record is, as
+Lambda tells by the log group (local/status.py).
 """
 
 from __future__ import annotations
@@ -18,12 +20,18 @@ from typing import Any
 from local.request_state import isolate
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+_running = threading.local()
+
+
+def current_function() -> str | None:
+    """The name of the function whose environment this thread is serving (None: not inside one)."""
+    return getattr(_running, "name", None)
 
 
 class ExecutionEnvironments:
     """A handler-shaped callable over up to `limit` environments made by `factory` on demand."""
 
-    def __init__(self, factory: Callable[[], Handler], *, limit: int) -> None:
+    def __init__(self, factory: Callable[[], Handler], *, limit: int, name: str | None = None) -> None:
         if limit < 1:
             raise ValueError("an execution environment pool needs a limit of at least 1")
         isolate()
@@ -32,16 +40,26 @@ class ExecutionEnvironments:
         self._free: list[Handler] = []
         self._created = 0
         self._ready = threading.Condition()
+        self._name = name
+        self._all: list[Handler] = []  # every environment made, busy or not (the status page reads them)
 
     @property
     def cold_starts(self) -> int:
         return self._created
 
+    def environments(self) -> list[Handler]:
+        """Every environment started so far (their handlers), busy or idle."""
+        with self._ready:
+            return list(self._all)
+
     def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         handler = self._borrow()
+        outer = current_function()
+        _running.name = self._name if self._name is not None else outer
         try:
             return handler(event, context)
         finally:
+            _running.name = outer
             with self._ready:
                 self._free.append(handler)
                 self._ready.notify()
@@ -54,9 +72,12 @@ class ExecutionEnvironments:
                 return self._free.pop()
             self._created += 1
         try:
-            return self._factory()  # a cold start, outside the lock so others keep flowing
+            handler = self._factory()  # a cold start, outside the lock so others keep flowing
         except BaseException:
             with self._ready:
                 self._created -= 1
                 self._ready.notify()
             raise
+        with self._ready:
+            self._all.append(handler)
+        return handler

@@ -69,6 +69,7 @@ class RegionRuntime:
     worker: Any = field(default=None, repr=False)
     schedules: dict[str, ScheduledHandler] = field(default_factory=dict, repr=False)
     up: bool = True
+    pools: dict[str, ExecutionEnvironments] = field(default_factory=dict, repr=False)  # "chat", "worker"
 
     @property
     def api_url(self) -> str:
@@ -122,6 +123,7 @@ class Sandbox:
     dr_region: str | None = None
     emulator_faults: dict[str, Any] = field(default_factory=dict, repr=False)  # the emulator's base config
     documents_replication: Any = field(default=None, repr=False)  # local.knowledge.Replicator (S3, both ways)
+    status_board: Any = field(default=None, repr=False)  # local.status.StatusBoard: GET /_sandbox/status
 
     def stop(self) -> None:
         self.stack.close()
@@ -161,11 +163,14 @@ class Sandbox:
 
     def control(self, method: str, path: str, body: bytes) -> tuple[int, Any]:
         """`make dev`'s outage switch, on every region's API port (outside /api):
-        GET /_sandbox/regions, POST /_sandbox/outage or /_sandbox/recover with {"region": "us-east-1"}."""
+        GET /_sandbox/regions, POST /_sandbox/outage or /_sandbox/recover with {"region": "us-east-1"};
+        GET /_sandbox/status, the status page's data (local/status.py, web/status.html)."""
+        if method == "GET" and path == "/_sandbox/status" and self.status_board is not None:
+            return 200, self.status_board.snapshot()
         if method == "GET" and path == "/_sandbox/regions":
             return 200, {name: {"up": runtime.up, "api": runtime.api_url} for name, runtime in self.regions.items()}
         if method != "POST" or path not in ("/_sandbox/outage", "/_sandbox/recover"):
-            return 404, {"message": "GET /_sandbox/regions, POST /_sandbox/outage or /_sandbox/recover"}
+            return 404, {"message": "GET /_sandbox/regions or /_sandbox/status, POST /_sandbox/outage or /_sandbox/recover"}
         try:
             region = json.loads(body or b"{}").get("region")
         except (ValueError, AttributeError):
@@ -238,9 +243,11 @@ def start(
 
     from local.knowledge import Replicator, start_knowledge
     from local.processes import emulator_process, moto_server, s3vectors_process
+    from local.status import StatusBoard, capture_emf
     from stacks.config import CONTEXT_KEY, AppConfig
 
     started = time.monotonic()
+    capture_emf()  # the EMF records the Lambdas print feed the status page (local/status.py)
     config = AppConfig.from_context(json.loads((ROOT / "cdk.json").read_text())["context"][CONTEXT_KEY])
     region = config.primary_region
     templates = load(cdk_out, config.prefix)
@@ -307,7 +314,8 @@ def start(
                 os.environ.update(chat_env)  # as Lambda would set it before the module's cold start
             api = apis[name]
             api.site_origin = site
-            api.invoke = _api_environments(regional_templates, chat_env, name)
+            pools: dict[str, ExecutionEnvironments] = {}
+            api.invoke = _api_environments(regional_templates, chat_env, name, pools)
             others = [other.url for other_name, other in apis.items() if other_name != name]
             api.static_headers["Content-Security-Policy"] = content_security_policy(connect=[aws_url, *others])
             if web is not None and name == region:
@@ -323,7 +331,8 @@ def start(
                 dlq_url=_queue_pair(regional_templates, queues[name])[1],
                 chat_env=chat_env,
                 worker_env=worker_env,
-                start_worker=_worker_starter(regional_templates, queues[name], worker_env, name),
+                start_worker=_worker_starter(regional_templates, queues[name], worker_env, name, pools),
+                pools=pools,
             )
             stack.callback(runtime.stop)
             runtime.worker = runtime.start_worker()
@@ -366,8 +375,11 @@ def start(
         emulator_faults=json.loads(emulator_config.read_text()) if emulator_config.exists() else {},
         documents_replication=documents,
     )
+    sandbox.status_board = StatusBoard(sandbox)
     for runtime in runtimes.values():
         runtime.api.control = sandbox.control
+    if web is not None:
+        web.control = sandbox.control  # the status page is served by the site, which outlives a region's outage
     _write_state(sandbox)
     return sandbox
 
@@ -508,7 +520,7 @@ def _overridden(env: Mapping[str, str], overrides: Mapping[str, str] | None) -> 
 
 
 def _api_environments(
-    templates: Templates, env: dict[str, str], region: str
+    templates: Templates, env: dict[str, str], region: str, pools: dict[str, ExecutionEnvironments] | None = None
 ) -> Callable[[dict[str, Any]], dict[str, Any]]:
     """The chat Lambda as API Gateway invokes it: up to its reserved concurrency of environments, each with its
     region's clients (the region is the function's, as AWS_REGION is in Lambda)."""
@@ -524,7 +536,10 @@ def _api_environments(
             sqs=data_client("sqs", region_name=region),
         ),
         limit=spec.reserved_concurrency or 10,
+        name=f"chat@{region}",
     )
+    if pools is not None:
+        pools["chat"] = environments
 
     def invoke(event: dict[str, Any]) -> dict[str, Any]:
         return environments(event, LocalContext(function_name="chat", timeout_s=spec.timeout_s))
@@ -533,7 +548,11 @@ def _api_environments(
 
 
 def _worker_starter(
-    templates: Templates, queues: dict[str, str], env: dict[str, str], region: str
+    templates: Templates,
+    queues: dict[str, str],
+    env: dict[str, str],
+    region: str,
+    pools: dict[str, ExecutionEnvironments] | None = None,
 ) -> Callable[[], Any]:
     """Starts the region's jobs pump (again after an outage) over one pool of worker environments."""
     import boto3
@@ -552,7 +571,10 @@ def _worker_starter(
             sqs=data_client("sqs", region_name=region),
         ),
         limit=concurrency,
+        name=f"worker@{region}",
     )
+    if pools is not None:
+        pools["worker"] = handler
     queue_url, _ = _queue_pair(templates, queues)
     sqs = boto3.Session(region_name=region).client("sqs")
     arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -591,7 +613,7 @@ def _start_schedules(
         env = _function_env(templates, spec.handler, tables, queues, config, region)
         env.update(_overridden(env, overrides))
         name = spec.handler.split(".")[1]
-        handler = ExecutionEnvironments(_scheduled_cold_start(module, env, region), limit=1)
+        handler = ExecutionEnvironments(_scheduled_cold_start(module, env, region), limit=1, name=f"{name}@{region}")
         schedules[name] = ScheduledHandler(
             handler,
             name=name,
