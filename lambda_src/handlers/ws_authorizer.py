@@ -63,7 +63,7 @@ class AuthorizerSettings:
 
 
 def fetch_jwks(url: str) -> dict[str, Any]:
-    with urllib.request.urlopen(url, timeout=JWKS_TIMEOUT_S) as response:  # noqa: S310 (https from the stack)
+    with urllib.request.urlopen(url, timeout=JWKS_TIMEOUT_S) as response:
         return dict(json.loads(response.read()))
 
 
@@ -88,7 +88,8 @@ class TokenVerifier:
 
     def _key_set(self, kid: str | None) -> KeySet:
         with self._lock:
-            stale = self._keys is None or (kid not in self._kids and self._monotonic() - self._fetched_at >= JWKS_REFRESH_S)
+            rotated = kid not in self._kids and self._monotonic() - self._fetched_at >= JWKS_REFRESH_S
+            stale = self._keys is None or rotated
             if stale:
                 raw = self._fetch(self._settings.jwks_url)
                 self.fetches += 1

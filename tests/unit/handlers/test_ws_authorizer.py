@@ -78,19 +78,23 @@ def test_a_valid_id_token_is_allowed_with_the_sub_in_the_context() -> None:
 )
 def test_a_missing_or_invalid_token_is_401(bad: str | None) -> None:
     handle, _, _ = authorizer()
-    with pytest.raises(Exception, match="^Unauthorized$"):
+    with pytest.raises(Exception, match=r"^Unauthorized$"):
         connect(handle, bad)
 
 
 def test_a_token_signed_by_a_key_the_pool_does_not_publish_is_401() -> None:
     handle, _, _ = authorizer()
-    with pytest.raises(Exception, match="^Unauthorized$"):
+    with pytest.raises(Exception, match=r"^Unauthorized$"):
         connect(handle, token(key=OTHER))
 
 
 @pytest.mark.parametrize(
     "claims",
-    [{"iss": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Other"}, {"aud": "another"}, {"token_use": "access"}],
+    [
+        {"iss": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Other"},
+        {"aud": "another"},
+        {"token_use": "access"},
+    ],
     ids=["issuer", "audience", "access-token"],
 )
 def test_a_valid_token_of_another_pool_client_or_use_is_denied(claims: dict[str, str]) -> None:
@@ -101,7 +105,7 @@ def test_a_valid_token_of_another_pool_client_or_use_is_denied(claims: dict[str,
 
 
 def test_the_jwks_is_fetched_once_per_environment() -> None:
-    handle, verifier, jwks = authorizer()
+    handle, _verifier, jwks = authorizer()
     for _ in range(5):
         connect(handle, token())
     assert jwks.calls == 1
@@ -110,14 +114,14 @@ def test_the_jwks_is_fetched_once_per_environment() -> None:
 def test_a_rotated_key_is_fetched_again_but_unknown_kids_cannot_force_refetches() -> None:
     now = [0.0]
     jwks = Jwks(KEY)
-    handle, verifier, _ = authorizer(jwks, monotonic=lambda: now[0])
+    handle, _verifier, _ = authorizer(jwks, monotonic=lambda: now[0])
     connect(handle, token())
     jwks.keys.append(OTHER)  # the pool publishes a new key
     now[0] = 400.0
     assert connect(handle, token(key=OTHER))["principalId"] == "user-1"
     assert jwks.calls == 2
     now[0] = 410.0
-    with pytest.raises(Exception, match="^Unauthorized$"):
+    with pytest.raises(Exception, match=r"^Unauthorized$"):
         connect(handle, token(key=rsa("k3")))
     assert jwks.calls == 2  # within the refresh interval: no fetch per forged kid
 
