@@ -93,6 +93,8 @@ class DynamoConversationStore:
             turn_item["prompt_version"] = {"S": turn.prompt_version}
         if turn.citations:
             turn_item["citations"] = {"S": json.dumps([citation.to_api() for citation in turn.citations])}
+        if turn.incomplete:
+            turn_item["incomplete"] = {"BOOL": True}  # a streamed answer that broke after its first token
         if expected_turns == 0:
             header: dict[str, Any] = {
                 "Put": {
@@ -209,6 +211,7 @@ def _turn(item: dict[str, Any]) -> Turn:
         cache_key=item.get("cache_key", {}).get("S"),
         citations=_citations(item.get("citations", {}).get("S")),
         prompt_version=item.get("prompt_version", {}).get("S"),
+        incomplete=item.get("incomplete", {}).get("BOOL", False),
     )
 
 

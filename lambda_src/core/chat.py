@@ -25,7 +25,7 @@ from core.models import (
     Usage,
     validate_conversation_id,
 )
-from core.ports import ChatModel, ConversationResidue, ConversationStore
+from core.ports import ChatModel, ConversationResidue, ConversationStore, ReplyStream
 from core.prompts import BUILTIN_PROMPT, FixedPrompt, PromptProvider
 from core.retrieval import PASSAGES_TARGET, Retrieval, Retriever, extractive_answer, grounded_system_prompt
 
@@ -49,6 +49,34 @@ _log = logging.getLogger(__name__)
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class _LiveEmitter:
+    """The stream's events as they happen: `start` at most once, then deltas."""
+
+    def __init__(self, emit: Callable[[dict[str, object]], None]) -> None:
+        self._emit = emit
+        self.started = False
+
+    def start(self, conversation_id: str | None, target: TargetRef) -> None:
+        self.started = True
+        self._emit(
+            {
+                "type": "start",
+                "conversationId": conversation_id,
+                "target": {"model_id": target.model_id, "region": target.region},
+            }
+        )
+
+    def delta(self, text: str) -> None:
+        if text:
+            self._emit({"type": "delta", "text": text})
+
+
+def _read_all(stream: ReplyStream) -> ModelReply:
+    for _ in stream:
+        pass
+    return stream.reply()
 
 
 def cache_scope(user_id: str, retrieval: Retrieval | None, prompt_version: str | None = None) -> str:
@@ -121,8 +149,34 @@ class ChatService:
             self._drift.observe(request.message, retrieval, answer)
         return answer
 
+    def stream(
+        self,
+        *,
+        user_id: str,
+        request: ChatRequest,
+        emit: Callable[[dict[str, object]], None],
+        remaining_s: float | None = None,
+    ) -> ChatAnswer:
+        """`answer`, emitted as it is written: `start` (once the answering target's first token is known to
+        come: failover, hedging and the breakers act before it), `delta`s, then `end` with the answer's body
+        and `incomplete`. A stream that breaks after its first token ends with the text that arrived, marked
+        incomplete in the answer and in the stored turn, with a retry offered. Errors before the first token
+        raise as `answer` does. An answer that is whole at once (a greeting, a cached, curated or degraded one)
+        is one start, one delta and the end; its start names the conversation as the end does (None when a
+        degraded answer to a new conversation stored nothing)."""
+        live = _LiveEmitter(emit)
+        answer, retrieval = self._answer(user_id, request, remaining_s, live)
+        if self._drift is not None:
+            self._drift.observe(request.message, retrieval, answer)
+        if not live.started:
+            live.start(answer.conversation_id, answer.target)
+            if answer.answer:
+                emit({"type": "delta", "text": answer.answer})
+        emit({"type": "end", **answer.to_api(), "incomplete": answer.incomplete})
+        return answer
+
     def _answer(
-        self, user_id: str, request: ChatRequest, remaining_s: float | None
+        self, user_id: str, request: ChatRequest, remaining_s: float | None, live: _LiveEmitter | None = None
     ) -> tuple[ChatAnswer, Retrieval | None]:
         started = self._timer()
         if request.conversation_id is None:
@@ -150,13 +204,14 @@ class ChatService:
             )
         prompt = self._prompts.current(budget_s=budget - (self._timer() - started))
         deadline = max(0.0, budget - (self._timer() - started))
+        system = grounded_system_prompt(prompt.text, retrieval) if retrieval else prompt.text
+        messages = [*history, Message(role="user", text=request.message)]
+        scope = cache_scope(user_id, retrieval, prompt.version)
         try:
-            reply = self._model.converse(
-                system=grounded_system_prompt(prompt.text, retrieval) if retrieval else prompt.text,
-                messages=[*history, Message(role="user", text=request.message)],
-                deadline_s=deadline,
-                scope=cache_scope(user_id, retrieval, prompt.version),
-            )
+            if live is None:
+                reply = self._model.converse(system=system, messages=messages, deadline_s=deadline, scope=scope)
+            else:
+                reply = self._streamed(live, conversation_id, system, messages, deadline, scope)
         except Overloaded as error:
             # Every breaker open: no target can answer. Back-pressure (at capacity) stays a 429: retry soon.
             if isinstance(error, AtCapacity):
@@ -204,6 +259,7 @@ class ChatService:
             cache_key=reply.cache_key,
             citations=citations,
             prompt_version=prompt.version,
+            incomplete=reply.incomplete,
         )
         try:
             self._store.append_turn(user_id, conversation_id, expected_turns=turn_count, turn=turn, title=title)
@@ -220,7 +276,31 @@ class ChatService:
             guardrail_intervened=reply.guardrail_intervened,
             citations=citations,
             retrieval=report,
+            incomplete=reply.incomplete,
+            incomplete_reason=reply.incomplete_reason,
         ), retrieval
+
+    def _streamed(
+        self,
+        live: _LiveEmitter,
+        conversation_id: str,
+        system: str,
+        messages: list[Message],
+        deadline: float,
+        scope: str,
+    ) -> ModelReply:
+        """The model's answer read from its stream, emitted as it comes. A whole answer (cached, degraded) is
+        not emitted here: the caller may still put a curated answer in its place."""
+        stream = self._model.stream(system=system, messages=messages, deadline_s=deadline, scope=scope)
+        if stream.target in (NONE_TARGET, CACHE_TARGET):
+            return _read_all(stream)
+        try:
+            live.start(conversation_id, stream.target)
+            for chunk in stream:
+                live.delta(chunk)
+        finally:
+            stream.close()  # a no-op after the end; otherwise (the emit failed) the model stream is released
+        return stream.reply()
 
     def _curated_answer(
         self, request: ChatRequest, retrieval: Retrieval | None, prompt_version: str, budget_s: float
@@ -294,6 +374,8 @@ class ChatService:
             guardrail_intervened=reply.guardrail_intervened,
             saved=False,
             save_error=reason,
+            incomplete=reply.incomplete,
+            incomplete_reason=reply.incomplete_reason,
         )
 
     def list_conversations(self, *, user_id: str) -> list[dict[str, object]]:
