@@ -171,7 +171,7 @@ def test_a_target_that_fails_before_its_first_token_fails_over(sim: SimulatedTim
     events = Events(sim)
     gateway = gateway_on(sim, primary, secondary, metrics=events)
 
-    chunks, reply, first_at = read(sim, gateway)
+    _chunks, reply, first_at = read(sim, gateway)
 
     assert reply.target == secondary.target and not reply.incomplete
     assert first_at == exactly(0.3)
@@ -258,7 +258,7 @@ def test_a_primary_slow_to_its_first_token_is_hedged_and_the_loser_is_closed(sim
     events = Events(sim)
     gateway = gateway_on(sim, primary, secondary, metrics=events, hedge_after_s=0.5)
 
-    chunks, reply, first_at = read(sim, gateway)
+    _chunks, reply, first_at = read(sim, gateway)
 
     assert reply.target == secondary.target and first_at == exactly(0.75)
     assert events.of("hedge") == [("primary", "")]
