@@ -661,7 +661,7 @@ def _settings_for(module: Any, annotation: Any, env: dict[str, str]) -> Any:
 
 def _write_state(sandbox: Sandbox) -> None:
     STATE_FILE.parent.mkdir(exist_ok=True)
-    skip = {"stack", "regions", "emulator_faults", "documents_replication"}
+    skip = {"stack", "regions", "emulator_faults", "documents_replication", "status_board"}
     state: dict[str, Any] = {k: v for k, v in sandbox.__dict__.items() if k not in skip}
     state["aws_environment"] = _aws_environment(
         sandbox.aws_url, sandbox.emulator_url, sandbox.region, sandbox.vectors_url

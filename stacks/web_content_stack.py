@@ -151,7 +151,9 @@ class WebContentStack(Stack):
             # curated.json is the validated web/curated.json.
             sources=[
                 s3deploy.Source.asset(
-                    str(WEB_DIR), exclude=["index.html", "fallback.html", "config.json", "curated.json"]
+                    str(WEB_DIR),
+                    # status.html/.js: the sandbox's status page (make dev's /_sandbox/status), never deployed.
+                    exclude=["index.html", "fallback.html", "config.json", "curated.json", "status.html", "status.js"],
                 ),
                 s3deploy.Source.data("index.html", index_html(connect=connect)),
                 s3deploy.Source.data("fallback.html", page_with_csp("fallback.html", connect=fallback_connect)),

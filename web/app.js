@@ -210,6 +210,13 @@ function showBudget(budget) {
 function showRegion() {
   const base = state.config.apiEndpoints[state.endpoint] || "";
   $("region").textContent = state.config.local ? "local sandbox" : base.replace(/^https:\/\/[^.]+\.execute-api\.([^.]+)\..*/, "$1");
+  if (state.config.local && !$("status-link")) {  // the sandbox's status page (web/status.html): local mode only
+    const link = document.createElement("a");
+    link.id = "status-link";
+    link.href = "status.html";
+    link.textContent = "sandbox status";
+    $("region").after(link);
+  }
 }
 
 function addMessage(role, text, details) {
