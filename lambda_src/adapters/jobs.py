@@ -54,6 +54,9 @@ def _job(item: dict[str, Any]) -> Job:
         owner_region=item.get("owner_region", {}).get("S"),
         heartbeat_at=float(item["heartbeat_at"]["N"]) if "heartbeat_at" in item else None,
         accepted_in=item.get("accepted_in", {}).get("S"),
+        kind=item.get("kind", {}).get("S", "chat"),
+        document_id=item.get("document_id", {}).get("S"),
+        progress={k: int(v["N"]) for k, v in item["progress"]["M"].items()} if "progress" in item else None,
     )
 
 
@@ -100,6 +103,9 @@ class DynamoJobStore:
         }
         if job.conversation_id is not None:
             item["conversation_id"] = {"S": job.conversation_id}
+        if job.kind != "chat":  # a workflow job (core.workflow): its kind and the document it works on
+            item["kind"] = {"S": job.kind}
+            item["document_id"] = {"S": job.document_id or ""}
         for name, value in (("owner_region", job.owner_region), ("accepted_in", job.accepted_in)):
             if value is not None:
                 item[name] = {"S": value}
@@ -211,6 +217,13 @@ class DynamoJobStore:
         if refused.get("status", {}).get("S") in ("queued", "running") and owner not in (None, self._region):
             return str(owner)
         return None  # finished meanwhile: as before, the caller goes on (its own writes are conditional too)
+
+    def progress(self, user_id: str, job_id: str, *, done: int, total: int) -> bool:
+        """A workflow job's steps done of total (running, heartbeat refreshed): only while it is open and ours."""
+        progress = {"M": {"done": {"N": str(done)}, "total": {"N": str(total)}}}
+        running, _ = self._transition(user_id, job_id, "running", {"progress": progress},
+                                      condition=f"{_OPEN} AND {_OWNED_HERE}", heartbeat=True)  # fmt: skip
+        return running is not None
 
     def finish(self, user_id: str, job_id: str, answer: dict[str, Any], *, ttl_s: int) -> Job | None:
         done, _ = self._transition(user_id, job_id, "done", {"answer": {"S": json.dumps(answer)}}, condition=_OPEN,

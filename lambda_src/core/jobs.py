@@ -37,6 +37,7 @@ from core.limits import TokenBudgetExceeded, UserLimits
 from core.models import ChatRequest, Job, OpenJob
 from core.ports import JobEvents, JobQueue, JobStore, OpenJobSlots
 from core.resilience import RateLimiter
+from core.workflow import WorkflowStarter
 
 _NAMESPACE = uuid.UUID("6f1c2b1e-7d0a-4b8e-9a55-2f3c9e1d4b70")
 _KEY_CHARS = 200
@@ -129,6 +130,7 @@ class JobService:
         slots: OpenJobSlots | None = None,
         events: JobEvents | None = None,
         budget: UserLimits | None = None,
+        workflows: WorkflowStarter | None = None,
     ) -> None:
         self._store = store
         self._queue = queue
@@ -139,10 +141,15 @@ class JobService:
         self._slots = slots if settings.max_open_per_user > 0 else None
         self._events = events
         self._budget = budget  # the users' daily token budgets (None: none configured)
+        self._workflows = workflows  # starts the durable workflows of non-chat kinds (the worker's; core.workflow)
 
     @property
     def region(self) -> str:
         return self._store.region
+
+    def attach_workflows(self, workflows: WorkflowStarter | None) -> None:
+        """The worker's starter of durable workflows (the API side has none: it only submits)."""
+        self._workflows = workflows
 
     # --- API side -----------------------------------------------------------------------------
     def submit(self, *, user_id: str, request: ChatRequest, idempotency_key: str | None) -> tuple[Job, bool]:
@@ -176,6 +183,31 @@ class JobService:
         # A replay of a job whose first submit crashed before sending it, or that a lost region holds: send it.
         if recovery_action(stored, region=self.region, now=now, settings=self.settings) in ("adopt", "resend"):
             stored = self._taken_over(stored, now)
+        return stored, False
+
+    def submit_summary(self, *, user_id: str, document_id: str, idempotency_key: str | None) -> tuple[Job, bool]:
+        """A `summarize` job over one of the caller's documents (core.workflow runs it). The same queue and
+        rules as a chat job: the worker starts the durable workflow, which writes progress and the result.
+        Whether the document is the caller's is checked by the workflow's first step (its status is read under
+        the caller's id, so another user's document is not found and the job fails with that reason)."""
+        if not isinstance(document_id, str) or not document_id.strip() or len(document_id) > _KEY_CHARS:
+            raise InvalidRequest("documentId is required: the id of one of your ingested documents")
+        request = ChatRequest(message=f"summarize {document_id}")
+        now = self._clock()
+        job_id = self.job_id_for(user_id, request, idempotency_key, now)
+        job = Job(
+            job_id=job_id, user_id=user_id, message=request.message, conversation_id=None, status="queued",
+            created_at=now, updated_at=now, owner_region=self.region, heartbeat_at=now, accepted_in=self.region,
+            kind="summarize", document_id=document_id,
+        )  # fmt: skip
+        self._reserve_slot(user_id, job_id)
+        stored, created = self._store.create(job)
+        if created:
+            self._queue.send({"job_id": job_id, "user_id": user_id, "requeues": 0})
+            self._store.mark_enqueued(user_id, job_id)
+            return replace(stored, enqueued=True), True
+        if not stored.open:
+            self._release_slot(user_id, job_id)
         return stored, False
 
     def _reserve_slot(self, user_id: str, job_id: str) -> None:
@@ -343,6 +375,8 @@ class JobService:
             return {"outcome": "stale", "reason": self._stale_reason(job)}
         if job.open and job.owner_region not in (None, self.region):
             raise OwnedElsewhere(job.owner_region)  # not answered here: Powertools drops the record it began
+        if job.kind != "chat":
+            return self._start_workflow(job)
         try:  # the budget was checked at submit; jobs queued together may have spent it since
             admitted = self._budget.admit_tokens(job.user_id) if self._budget is not None else None
         except TokenBudgetExceeded as error:
@@ -374,6 +408,22 @@ class JobService:
                 answer["budget"] = budget.to_api()
         return {"outcome": "answered", "answer": answer}
 
+    def _start_workflow(self, job: Job) -> dict[str, Any]:
+        """Hand a workflow job to its durable execution (named after the job, so a second start is the same
+        execution): it writes progress and the terminal state itself. Started once, under idempotency."""
+        if self._workflows is None:
+            return {"outcome": "rejected", "reason": f"{job.kind} jobs are not enabled in this deployment"}
+        owner = self._store.mark_running(job.user_id, job.job_id)
+        if owner is not None:
+            raise OwnedElsewhere(owner)
+        try:
+            self._workflows.start(
+                job.kind, {"job_id": job.job_id, "user_id": job.user_id, "document_id": job.document_id}
+            )
+        except DependencyUnavailable as error:
+            raise RetryLater(error.message, delay_s=max(self.settings.backoff_base_s, error.retry_after)) from error
+        return {"outcome": "started"}
+
     def complete(self, message: dict[str, Any], result: dict[str, Any]) -> None:
         """Write the job's terminal state from the (possibly replayed) answer; safe to repeat."""
         user_id, job_id = message["user_id"], message["job_id"]
@@ -382,6 +432,8 @@ class JobService:
             self._store.finish(user_id, job_id, result["answer"], ttl_s=ttl)
         elif result["outcome"] in ("stale", "rejected"):
             self._store.fail(user_id, job_id, result["reason"], ttl_s=ttl, reopen=bool(message.get("redriven")))
+        elif result["outcome"] == "started":
+            return  # the durable workflow owns the job now: its slot is released when it finishes
         self._release_slot(user_id, job_id)
 
     def requeue(self, message: dict[str, Any], delay_s: int) -> bool:

@@ -212,6 +212,8 @@ class Settings(KnowledgeSettings):
     cache_table_name: str | None = var("CACHE_TABLE_NAME", STR, None, optional=True)
     jobs_table_name: str | None = var("JOBS_TABLE_NAME", STR, None, optional=True)
     jobs_queue_url: str | None = var("JOBS_QUEUE_URL", STR, None, optional=True)
+    # The summarize workflow's alias ARN (a durable function is invoked by a qualified ARN): the worker starts it.
+    summarize_function_arn: str | None = var("SUMMARIZE_FUNCTION_ARN", STR, None, optional=True)
     idempotency_table_name: str | None = var("IDEMPOTENCY_TABLE_NAME", STR, None, optional=True)
     usage_table_name: str | None = var("USAGE_TABLE_NAME", STR, None, optional=True)  # per-user counters
     # The prompt catalog (core/prompts.py): this environment's active system prompt, re-read every
