@@ -33,6 +33,8 @@ class PowertoolsGatewayMetrics:
             "degraded": "DegradedAnswers",
             "misconfigured": "TargetMisconfigured",
             "cache_error": "CacheErrors",
+            "stream_broken": "StreamBreaks",  # a streamed answer broke after its first token (incomplete)
+            "stream_abandoned": "StreamsAbandoned",  # a stream closed unread: a hedge lost, the caller left
         }.get(event, event)
         single = EphemeralMetrics()
         single.add_dimension(name="target", value=f"{target.model_id}@{target.region}")

@@ -600,7 +600,7 @@ class ModelGateway:
             if abandoned:
                 target.breaker.release(probe=permit.probe)
                 self._signal(target, slot, Signal.NONE)
-                self._emit("attempt", target.model.target, "abandoned", elapsed)
+                self._emit("stream_abandoned", target.model.target, "", elapsed)
             elif error is None:
                 slow = elapsed > slow_threshold(self.settings, p95_s=target.latency.quantile(0.95))
                 target.breaker.record(failed=False, slow=slow, probe=permit.probe)

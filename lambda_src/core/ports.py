@@ -116,7 +116,8 @@ class AnswerCache(Protocol):
 
 class GatewayMetrics(Protocol):
     def record(self, *, event: str, target: TargetRef, detail: str = "", latency_s: float | None = None) -> None:
-        """event: attempt | retry | failover | hedge | skipped | breaker | degraded | misconfigured | cache_error."""
+        """event: attempt | retry | failover | hedge | skipped | breaker | degraded | misconfigured | cache_error |
+        stream_broken | stream_abandoned."""
         ...
 
 

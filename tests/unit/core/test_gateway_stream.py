@@ -313,4 +313,4 @@ def test_closing_a_stream_early_frees_the_target_without_blaming_it(sim: Simulat
 
     assert primary.closed == 1 and stream.reply().incomplete
     assert gateway.capacity_state(0).in_flight == 0 and gateway.breaker_state(0) is BreakerState.CLOSED
-    assert events.of("attempt") == [("primary", "abandoned")]
+    assert events.of("stream_abandoned") == [("primary", "")] and events.of("attempt") == []
