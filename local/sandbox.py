@@ -170,7 +170,9 @@ class Sandbox:
         if method == "GET" and path == "/_sandbox/regions":
             return 200, {name: {"up": runtime.up, "api": runtime.api_url} for name, runtime in self.regions.items()}
         if method != "POST" or path not in ("/_sandbox/outage", "/_sandbox/recover"):
-            return 404, {"message": "GET /_sandbox/regions or /_sandbox/status, POST /_sandbox/outage or /_sandbox/recover"}
+            return 404, {
+                "message": "GET /_sandbox/regions or /_sandbox/status, POST /_sandbox/outage or /_sandbox/recover"
+            }
         try:
             region = json.loads(body or b"{}").get("region")
         except (ValueError, AttributeError):

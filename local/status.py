@@ -200,17 +200,25 @@ def _scan(dynamodb: Any, table: str | None, **kwargs: Any) -> list[dict[str, Any
         query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-def queue_state(sqs: Any, dynamodb: Any, *, queue_url: str, dlq_url: str, jobs_table: str | None, region: str,
-                now: float) -> dict[str, Any]:  # fmt: skip
-    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"]
+def queue_state(
+    sqs: Any, dynamodb: Any, *, queue_url: str, dlq_url: str, jobs_table: str | None, region: str, now: float
+) -> dict[str, Any]:
+    names = [
+        "ApproximateNumberOfMessages",
+        "ApproximateNumberOfMessagesNotVisible",
+        "ApproximateNumberOfMessagesDelayed",
+    ]
     main = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=names)["Attributes"]
     dlq = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=names[:1])["Attributes"]
+    jobs = _scan(
+        dynamodb,
+        jobs_table,
+        ProjectionExpression="#s, created_at, owner_region",
+        ExpressionAttributeNames={"#s": "status"},
+    )
     queued = [
         float(item["created_at"]["N"])
-        for item in _scan(
-            dynamodb, jobs_table, ProjectionExpression="#s, created_at, owner_region",
-            ExpressionAttributeNames={"#s": "status"},
-        )  # fmt: skip
+        for item in jobs
         if item.get("status", {}).get("S") == "queued"
         and item.get("owner_region", {}).get("S", region) == region
         and "created_at" in item
@@ -319,9 +327,14 @@ class StatusBoard:
             "answers": self._records.counts(name, ANSWER_METRICS, window_s=self._window_s),
             "failovers": self._records.series(name, "Failovers", window_s=self._window_s),
             "queue": queue_state(
-                sqs, dynamodb, queue_url=runtime.queue_url, dlq_url=runtime.dlq_url,
-                jobs_table=settings.jobs_table_name, region=name, now=now,
-            ),  # fmt: skip
+                sqs,
+                dynamodb,
+                queue_url=runtime.queue_url,
+                dlq_url=runtime.dlq_url,
+                jobs_table=settings.jobs_table_name,
+                region=name,
+                now=now,
+            ),
             "ingest": ingest_state(dynamodb, documents_table=settings.documents_table_name, region=name),
         }
 

@@ -36,7 +36,7 @@ def test_status_shows_breakers_failovers_queue_ingest_and_tokens(sandbox: Any) -
     token = sign_in(sandbox, DEMO_USER, DEMO_PASSWORD)
     first = status(sandbox)
     region = first["regions"][sandbox.region]
-    assert region["up"] is True and [t["target"] for t in region["targets"]][0] == PRIMARY
+    assert region["up"] is True and region["targets"][0]["target"] == PRIMARY
     assert set(region["queue"]) >= {"depth", "dlq_depth", "oldest_queued_job_s"}
     assert first["tokens"]["budget"] > 0
 

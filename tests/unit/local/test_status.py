@@ -101,10 +101,8 @@ class Target:
 
 def test_breakers_and_limits_are_read_from_every_environment() -> None:
     clock = FakeClock()
-    gateways = [
-        ModelGateway(targets=[Target("a"), Target("b")], clock=clock, sleep=clock.sleep) for _ in range(2)
-    ]
-    breaker = gateways[1]._targets[0].breaker  # noqa: SLF001 - drive one environment's breaker open
+    gateways = [ModelGateway(targets=[Target("a"), Target("b")], clock=clock, sleep=clock.sleep) for _ in range(2)]
+    breaker = gateways[1]._targets[0].breaker  # drive one environment's breaker open
     for _ in range(BreakerSettings().consecutive_failures):
         breaker.record(failed=True)
 
