@@ -239,3 +239,30 @@ def test_a_break_after_the_first_token_is_incomplete_and_never_fails_over(emulat
 
     assert reply.incomplete and len(chunks) == 2 and reply.text == "".join(chunks)
     assert stream.target.region == PRIMARY[1] and calls(emulator, SECONDARY) == 0
+
+
+def test_a_guarded_stream_runs_its_guardrail_in_sync_mode_and_reports_an_intervention(
+    emulator: BedrockEmulator,
+) -> None:
+    emulator.set_faults({**FAST, "guardrail_patterns": ["secret plans"]})
+    session = botocore.session.get_session()
+    guarded = BedrockTarget(
+        client_factory=lambda config: session.create_client(
+            "bedrock-runtime", region_name="us-east-1", endpoint_url=emulator.url,
+            aws_access_key_id="emulator", aws_secret_access_key="emulator", config=config,
+        ),
+        model_id=PRIMARY[0], region=PRIMARY[1], max_tokens=256, guardrail=("gr1", "1"),
+    )  # fmt: skip
+
+    stream = guarded.stream(
+        system=SYSTEM, messages=[Message(role="user", text="Tell me the secret plans")], timeout_s=5.0
+    )
+    read(stream)
+
+    reply = stream.reply()
+    assert reply.guardrail_intervened and reply.guardrail_checked and not reply.cacheable
+
+
+def test_bad_stream_faults_are_refused_with_a_message(emulator: BedrockEmulator) -> None:
+    with pytest.raises(ValueError, match="stream_break"):
+        emulator.set_faults({"default": {"stream_break_after": 1, "stream_break": "explode"}})
