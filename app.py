@@ -104,6 +104,7 @@ def build_stacks(app: App, config: AppConfig) -> dict[str, Stack]:
         models=models,
         site_origin=web.site_origin,
         knowledge=knowledge.get("knowledge"),
+        web_acl_arn=auth.waf.arn,  # one regional ACL for the user pool and the API (cost: see the Auth stack)
         env=primary,
         cross_region_references=True,
     )

@@ -15,6 +15,7 @@ from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_wafv2 as wafv2
 from aws_cdk import aws_route53 as route53
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
@@ -63,10 +64,13 @@ class ApiStack(Stack):
         site_origin: str,
         logs_key: kms.IKey | None = None,
         knowledge: KnowledgeStack | None = None,
+        web_acl_arn: str | None = None,
         **kwargs: Any,
     ) -> None:
         """`site_origin`: the web UI's origin (https://<distribution>.cloudfront.net), the only CORS origin.
-        `knowledge`: this region's KnowledgeStack (documents, ingest queue, vector index); None: knowledge off."""
+        `knowledge`: this region's KnowledgeStack (documents, ingest queue, vector index); None: knowledge off.
+        `web_acl_arn`: a regional web ACL to attach to the stage (the primary region shares the user pool's: one
+        ACL costs $5 a month plus $1 a rule, and both resources want the same rules); None: this stack's own."""
         super().__init__(scope, construct_id, **kwargs)
         region = self.region
         retention = log_retention(config.log_retention_days)
@@ -144,17 +148,22 @@ class ApiStack(Stack):
         self.api = rest.api
         # The API's host, for the web UI's Content-Security-Policy (connect-src).
         self.api_host = f"https://{self.api.rest_api_id}.execute-api.{region}.{Aws.URL_SUFFIX}"
-        waf = WebAcl(
-            self,
-            "Waf",
-            acl_scope="REGIONAL",
-            rate_limit_per_5min=config.throttling.waf_rate_limit_per_5min,
-            key=logs_key,
-            log_retention=retention,
-            # That rule blocks bodies over 8 KB; our own limit (max_body_bytes) answers a clear 413.
-            common_rules_count_only=("SizeRestrictions_BODY",),
-        )
-        waf.associate(self.api.deployment_stage.stage_arn)
+        if web_acl_arn is None:
+            waf = WebAcl(
+                self,
+                "Waf",
+                acl_scope="REGIONAL",
+                rate_limit_per_5min=config.throttling.waf_rate_limit_per_5min,
+                key=logs_key,
+                log_retention=retention,
+                # That rule blocks bodies over 8 KB; our own limit (max_body_bytes) answers a clear 413.
+                common_rules_count_only=("SizeRestrictions_BODY",),
+            )
+            waf.associate(self.api.deployment_stage.stage_arn)
+        else:
+            wafv2.CfnWebACLAssociation(
+                self, "WafAssociation", resource_arn=self.api.deployment_stage.stage_arn, web_acl_arn=web_acl_arn
+            )
         self.alarms = ApiAlarms(
             self, "Alarms", config=config, region=region, runtime_id=runtime_id, key=logs_key,
             extra=[*self.jobs.alarms, *(self.ingest.alarms if self.ingest else [])],

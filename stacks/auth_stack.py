@@ -108,8 +108,9 @@ class AuthStack(Stack):
             ),
             supported_identity_providers=[cognito.UserPoolClientIdentityProvider.COGNITO],
         )
-        # Sign-in, sign-up and token calls pass a regional WAF: the same per-IP rate limit and managed rules
-        # as the API. (The DR replica pool is not associated: see docs/security-report.md.)
+        # Sign-in, sign-up and token calls pass a regional WAF: the per-IP rate limit and managed rules. The
+        # primary region's API stage shares this ACL (app.py): one ACL per region, not two (a web ACL costs $5 a
+        # month plus $1 a rule at idle). (The DR replica pool is not associated: see docs/security-report.md.)
         self.waf = WebAcl(
             self,
             "Waf",
@@ -117,6 +118,9 @@ class AuthStack(Stack):
             rate_limit_per_5min=config.throttling.waf_rate_limit_per_5min,
             key=key,
             log_retention=log_retention(config.log_retention_days),
+            # That rule blocks bodies over 8 KB; the API's own limit (max_body_bytes) answers a clear 413, and
+            # Cognito's requests are small and bounded by Cognito itself.
+            common_rules_count_only=("SizeRestrictions_BODY",),
         )
         self.waf.associate(self.user_pool.user_pool_arn)
         CfnOutput(self, "UserPoolId", value=self.user_pool.user_pool_id)

@@ -13,13 +13,14 @@ from constructs import Construct
 
 from stacks.config import AppConfig
 from stacks.constructs.python_function import log_retention
-from stacks.constructs.web_acl import WebAcl
+from stacks.constructs.web_acl import STATIC_GROUPS, WebAcl
 
 EDGE_REGION = "us-east-1"
 
 
 def cloudfront_web_acl(scope: Construct, construct_id: str, *, config: AppConfig, key: kms.IKey) -> WebAcl:
-    """CloudFront's web ACL (scope CLOUDFRONT): the same rules and redacted logging as the API's."""
+    """CloudFront's web ACL (scope CLOUDFRONT): the API's rate rule and redacted logging; of the managed groups
+    only the IP reputation list, since the distribution serves static files only (STATIC_GROUPS)."""
     region = Stack.of(scope).region
     if not Token.is_unresolved(region) and region != EDGE_REGION:
         raise ValueError(f"a CLOUDFRONT-scope web ACL must be created in {EDGE_REGION}, not {region}")
@@ -30,6 +31,7 @@ def cloudfront_web_acl(scope: Construct, construct_id: str, *, config: AppConfig
         rate_limit_per_5min=config.throttling.waf_rate_limit_per_5min,
         key=key,
         log_retention=log_retention(config.log_retention_days),
+        managed_groups=STATIC_GROUPS,
     )
 
 

@@ -10,6 +10,12 @@ from constructs import Construct
 
 # Headers that carry credentials never reach the WAF logs (an ID token holds the user's email).
 REDACTED_HEADERS = ("authorization", "cookie")
+# In front of an application that reads requests (the API, Cognito): reputation, common exploits, known bad inputs.
+APPLICATION_GROUPS = ("AWSManagedRulesAmazonIpReputationList", "AWSManagedRulesCommonRuleSet",
+                      "AWSManagedRulesKnownBadInputsRuleSet")  # fmt: skip
+# In front of static files in S3 (the site): nothing parses a query or a body, so the exploit groups guard
+# nothing there; the rate rule and the reputation list keep floods and known-bad sources off the bill.
+STATIC_GROUPS = ("AWSManagedRulesAmazonIpReputationList",)
 
 
 class WebAcl(Construct):
@@ -25,7 +31,9 @@ class WebAcl(Construct):
         key: kms.IKey,
         log_retention: logs.RetentionDays,
         common_rules_count_only: tuple[str, ...] = (),
+        managed_groups: tuple[str, ...] = APPLICATION_GROUPS,
     ) -> None:
+        """`managed_groups`: AWS managed rule groups after the rate rule (each costs $1 a month)."""
         super().__init__(scope, construct_id)
         rules = [
             wafv2.CfnWebACL.RuleProperty(
@@ -40,9 +48,7 @@ class WebAcl(Construct):
                 visibility_config=_visibility("RatePerIp"),
             )
         ]
-        groups = ("AWSManagedRulesAmazonIpReputationList", "AWSManagedRulesCommonRuleSet",
-                  "AWSManagedRulesKnownBadInputsRuleSet")  # fmt: skip
-        for priority, group in enumerate(groups, start=1):
+        for priority, group in enumerate(managed_groups, start=1):
             count_only = common_rules_count_only if group == "AWSManagedRulesCommonRuleSet" else ()
             rules.append(_managed(group, priority, count_only))
         self.acl = wafv2.CfnWebACL(

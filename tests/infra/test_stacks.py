@@ -72,9 +72,20 @@ def test_both_regions_get_keys_api_and_chat_lambda(synth: Synth) -> None:
                 "Environment": {"Variables": Match.object_like({"POWERTOOLS_SERVICE_NAME": "chat"})},
             },
         )
-        template.has_resource_properties("AWS::WAFv2::WebACL", {"Scope": "REGIONAL"})
         template.resource_count_is("AWS::WAFv2::WebACLAssociation", 1)
-        template.has_resource_properties("AWS::WAFv2::LoggingConfiguration", Match.any_value())
+    # The DR region's API has its own regional ACL; the primary's stage shares the user pool's (one ACL a region).
+    dr = synth.template("Bulwark-dev-Api-DR")
+    dr.has_resource_properties("AWS::WAFv2::WebACL", {"Scope": "REGIONAL"})
+    dr.has_resource_properties("AWS::WAFv2::LoggingConfiguration", Match.any_value())
+    primary = synth.template("Bulwark-dev-Api")
+    primary.resource_count_is("AWS::WAFv2::WebACL", 0)
+    (association,) = primary.find_resources("AWS::WAFv2::WebACLAssociation").values()
+    acl_arn = json.dumps(association["Properties"]["WebACLArn"])
+    assert "Bulwark-dev-Auth" in acl_arn or "ImportValue" in acl_arn, acl_arn  # the Auth stack's ACL, exported
+    (acl,) = synth.template("Bulwark-dev-Auth").find_resources("AWS::WAFv2::WebACL").values()
+    common = next(r for r in acl["Properties"]["Rules"] if r["Name"] == "AWSManagedRulesCommonRuleSet")
+    overrides = common["Statement"]["ManagedRuleGroupStatement"]["RuleActionOverrides"]
+    assert [o["Name"] for o in overrides] == ["SizeRestrictions_BODY"]  # the API's own 413 answers big bodies
 
 
 def test_reserved_concurrency_comes_from_config_per_region(synth: Synth) -> None:

@@ -19,11 +19,8 @@ from tests.infra.conftest import Synth, cdk_context
 
 WEB = "Bulwark-dev-Web"
 EDGE = "Bulwark-dev-Edge"
-MANAGED_GROUPS = (
-    "AWSManagedRulesCommonRuleSet",
-    "AWSManagedRulesKnownBadInputsRuleSet",
-    "AWSManagedRulesAmazonIpReputationList",
-)
+# Static files only behind CloudFront: the reputation list, not the application exploit groups (cost: $1 each).
+MANAGED_GROUPS = ("AWSManagedRulesAmazonIpReputationList",)
 EU_MODELS = [
     {"model_id": "eu.amazon.nova-lite-v1:0", "region": region, "max_tokens": 1024}
     for region in ("eu-west-1", "eu-central-1")
