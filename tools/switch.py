@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from botocore.exceptions import ClientError
+
 from core.switches import (
     FLAG_DEFAULTS,
     FORCE_DEGRADED,
@@ -80,6 +82,10 @@ class SwitchStore(Protocol):
     def write(self, document: dict[str, Any], *, description: str) -> str: ...
 
 
+class SwitchConflict(RuntimeError):
+    """Another operator wrote the switches between our read and our write."""
+
+
 class HostedSwitches:
     """The switches' hosted configuration in AWS AppConfig (control plane)."""
 
@@ -113,7 +119,16 @@ class HostedSwitches:
                     return int(item["ConfigurationVersion"])
         return None
 
+    def latest_version(self) -> int | None:
+        """The newest hosted version, deployed or not: the locking token of the next write."""
+        pages = self._client.get_paginator("list_hosted_configuration_versions").paginate(**self._ids)
+        numbers = [int(item["VersionNumber"]) for page in pages for item in page.get("Items", [])]
+        return max(numbers, default=None)
+
     def read(self) -> dict[str, Any]:
+        # Read the lock first: a version another operator creates after this point makes our write fail
+        # (ConflictException) instead of silently replacing theirs.
+        self._latest = self.latest_version()
         version = self.deployed_version()
         if version is None:
             return default_document()
@@ -121,12 +136,22 @@ class HostedSwitches:
         return _document(response["Content"].read())
 
     def write(self, document: dict[str, Any], *, description: str) -> str:
-        created = self._client.create_hosted_configuration_version(
-            **self._ids,
-            Content=json.dumps(document).encode(),
-            ContentType="application/json",
-            Description=description[:1024],
-        )
+        lock = {} if getattr(self, "_latest", None) is None else {"LatestVersionNumber": self._latest}
+        try:
+            created = self._client.create_hosted_configuration_version(
+                **self._ids,
+                Content=json.dumps(document).encode(),
+                ContentType="application/json",
+                Description=description[:1024],
+                **lock,
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConflictException":
+                raise SwitchConflict(
+                    "someone created a new switches version while this change was prepared; nothing was "
+                    "deployed: run `show` and apply your change again"
+                ) from error
+            raise
         version = str(created["VersionNumber"])
         deployment = self._client.start_deployment(
             ApplicationId=self._ids["ApplicationId"],
@@ -289,7 +314,12 @@ def run(store: SwitchStore, chain: Chain, args: argparse.Namespace, out: Any = s
     if values(changed) == values(document):
         print("switch: nothing to change", file=out)
         return 0
-    print(f"{description}: {store.write(changed, description=description)}", file=out)
+    try:
+        written = store.write(changed, description=description)
+    except SwitchConflict as error:
+        print(f"switch: {error}", file=sys.stderr)
+        return 3
+    print(f"{description}: {written}", file=out)
     print("\n".join(describe(changed, chain)), file=out)
     return 0
 

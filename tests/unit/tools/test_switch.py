@@ -137,6 +137,11 @@ def test_in_aws_a_new_hosted_version_is_deployed_with_the_incident_strategy() ->
     stub = Stubber(client)
     running = default_document()
     stub.add_response(
+        "list_hosted_configuration_versions",
+        {"Items": [{**IDS, "VersionNumber": 7}, {**IDS, "VersionNumber": 5}]},
+        IDS,
+    )
+    stub.add_response(
         "list_deployments",
         {
             "Items": [
@@ -156,8 +161,9 @@ def test_in_aws_a_new_hosted_version_is_deployed_with_the_incident_strategy() ->
     stub.add_response(
         "create_hosted_configuration_version",
         {**IDS, "VersionNumber": 8, "ContentType": "application/json"},
-        {**IDS, "Content": json.dumps(wanted).encode(), "ContentType": "application/json", "Description": description},
-    )
+        {**IDS, "Content": json.dumps(wanted).encode(), "ContentType": "application/json", "Description": description,
+         "LatestVersionNumber": 7},  # the lock: the newest hosted version, though 5 is the one deployed
+    )  # fmt: skip
     stub.add_response(
         "start_deployment",
         {"DeploymentNumber": 4, "State": "DEPLOYING"},
@@ -215,3 +221,29 @@ def test_the_api_stack_outputs_name_the_profile() -> None:
         store, chain = switch.aws_store("S", "us-east-1", switch.ROOT / "cdk.json", client=appconfig, cfn=cfn)
     assert store._strategy_id == "id-3" and store._environment_id == "id-1"
     assert chain.targets[0][1] == "us-east-1"
+
+
+def test_a_version_created_meanwhile_by_someone_else_wins_and_nothing_is_deployed() -> None:
+    client = boto3.client("appconfig", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    stub = Stubber(client)
+    stub.add_response("list_hosted_configuration_versions", {"Items": [{**IDS, "VersionNumber": 5}]}, IDS)
+    stub.add_response(
+        "list_deployments",
+        {"Items": [{"DeploymentNumber": 2, "ConfigurationVersion": "5", "State": "COMPLETE"}]},
+        {"ApplicationId": "abc1234", "EnvironmentId": "env1234"},
+    )
+    stub.add_response(
+        "get_hosted_configuration_version",
+        {**IDS, "VersionNumber": 5, "Content": _body(default_document()), "ContentType": "application/json"},
+        {**IDS, "VersionNumber": 5},
+    )
+    # AppConfig refuses the lock: version 6 exists now. No start_deployment may follow (the stub would fail).
+    stub.add_client_error("create_hosted_configuration_version", service_error_code="ConflictException")
+    store = switch.HostedSwitches(
+        client=client, application_id="abc1234", environment_id="env1234", profile_id="prf1234",
+        strategy_id="str1234", sleep=lambda _: None, clock=lambda: 0.0,
+    )  # fmt: skip
+    with stub:
+        code = switch.run(store, CHAIN, switch.parser().parse_args(["--stack", "S", "force-degraded", "on"]), io.StringIO())
+    stub.assert_no_pending_responses()
+    assert code == 3
