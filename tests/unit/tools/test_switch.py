@@ -244,6 +244,7 @@ def test_a_version_created_meanwhile_by_someone_else_wins_and_nothing_is_deploye
         strategy_id="str1234", sleep=lambda _: None, clock=lambda: 0.0,
     )  # fmt: skip
     with stub:
-        code = switch.run(store, CHAIN, switch.parser().parse_args(["--stack", "S", "force-degraded", "on"]), io.StringIO())
+        args = switch.parser().parse_args(["--stack", "S", "force-degraded", "on"])
+        code = switch.run(store, CHAIN, args, io.StringIO())
     stub.assert_no_pending_responses()
     assert code == 3
