@@ -213,7 +213,7 @@ def _management_handler(gateway: WsGateway) -> type[BaseHTTPRequestHandler]:
     prefix = f"/{STAGE}/@connections/"
 
     class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base class's name)
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
         def _answer(self, status: int, payload: dict[str, Any] | None = None, error: str | None = None) -> None:
@@ -226,7 +226,7 @@ def _management_handler(gateway: WsGateway) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
-        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             data = self.rfile.read(length)
             path = urlsplit(self.path).path

@@ -76,7 +76,7 @@ def test_a_signed_in_client_gets_the_stream_through_the_management_api(gateway: 
     with connect(f"{server.url}?token=alice") as socket:
         socket.send(json.dumps({"action": "chat", "message": "hello there", "requestId": "r1"}))
         messages = receive_until_end(socket)
-    assert [m["type"] for m in messages][0] == "start" and messages[-1]["type"] == "end"
+    assert messages[0]["type"] == "start" and messages[-1]["type"] == "end"
     text = "".join(m["text"] for m in messages if m["type"] == "delta")
     assert text == "alice: hello there"  # the user is the authorizer's principal
     assert all(m["requestId"] == "r1" for m in messages)
