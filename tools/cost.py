@@ -98,6 +98,62 @@ def _memory_gb(template: Mapping[str, Any], handler_prefix: str) -> float:
     return 0.5
 
 
+_CRON_DAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")  # AWS cron: 1 = SUN ... 7 = SAT
+
+
+def _scheduled_actions(template: Mapping[str, Any], alias: str) -> list[tuple[str, float, float]]:
+    """The scheduled actions (schedule, min, max) of the scalable target on `alias` (a logical id)."""
+    for kind, props in _resources(template):
+        if kind == "AWS::ApplicationAutoScaling::ScalableTarget" and alias in json.dumps(props.get("ResourceId")):
+            actions = [(a["Schedule"], a["ScalableTargetAction"]) for a in props.get("ScheduledActions", [])]
+            return [(when, to.get("MinCapacity", 0), to.get("MaxCapacity", 1e9)) for when, to in actions]
+    return []
+
+
+def _hours_of_week(expression: str) -> list[int] | None:
+    """When a cron(M H ? * DAYS *) fires, as hours of the week (0 = Sunday 00:00 UTC); None: not that shape."""
+    match = re.fullmatch(r"cron\(\d+ (\d+) [?*] \* (\S+) \*\)", expression)
+    if not match:
+        return None
+    days: set[int] = set()
+    for part in match.group(2).split(","):
+        if part in ("*", "?"):
+            days |= set(range(7))
+            continue
+        first, _, last = part.partition("-")
+        ends = [_day_index(day) for day in (first, last or first)]
+        if min(ends) < 0 or max(ends) > 6:
+            return None
+        start, end = ends
+        days |= set(range(start, end + 1)) if start <= end else set(range(start, 7)) | set(range(end + 1))
+    return sorted(day * 24 + int(match.group(1)) for day in days)
+
+
+def _day_index(day: str) -> int:
+    if day in _CRON_DAYS:
+        return _CRON_DAYS.index(day)
+    return int(day) - 1 if day.isdigit() else -1
+
+
+def _provisioned_units(deployed: float, actions: list[tuple[str, float, float]]) -> tuple[float, str]:
+    """The average provisioned concurrency over a week the scheduled actions shape (each sets the capacity into
+    its [min, max]); the deployed figure all month when there are none, or one cannot be read."""
+    if not actions:
+        return deployed, "always on"
+    events: dict[int, tuple[float, float]] = {}
+    for expression, low, high in actions:
+        hours = _hours_of_week(expression)
+        if hours is None:
+            return deployed, "schedule not priced: always-on upper bound"
+        events.update({hour: (low, high) for hour in hours})
+    capacity, week = deployed, []
+    for hour in range(2 * 168):  # the second week starts from where the first one ended
+        low, high = events.get(hour % 168, (0, 1e9))
+        capacity = min(max(capacity, low), high)
+        week.append(capacity)
+    return sum(week[168:]) / 168, "scheduled"
+
+
 def idle_lines(
     templates: Mapping[str, tuple[str, Mapping[str, Any]]], config: AppConfig, prices: Mapping[str, Any]
 ) -> list[Line]:
@@ -186,12 +242,21 @@ def idle_lines(
                 monthly = runs * (lam["per_million_requests"] / 1e6 + 0.5 * memory * lam["gb_second"])
                 add(region, "scheduled Lambdas (recovery sweep, curate job)", monthly)
             elif kind in ("AWS::Lambda::Alias", "AWS::Lambda::Version") and props.get("ProvisionedConcurrencyConfig"):
+                # Billed per GB-second provisioned, whether used or not, at the function's memory; a schedule
+                # (Application Auto Scaling scheduled actions) is priced as the week it makes.
                 units = props["ProvisionedConcurrencyConfig"].get("ProvisionedConcurrentExecutions", 0)
-                add(
-                    region,
-                    "Lambda provisioned concurrency",
-                    units * 0.5 * MONTH_HOURS * 3600 * lam["provisioned_gb_second"],
-                )
+                logical = next(k for k, r in template["Resources"].items() if r.get("Properties") is props)
+                units, note = _provisioned_units(units, _scheduled_actions(template, logical))
+                function = props.get("FunctionName", {})
+                memory = functions.get(function.get("Ref", "") if isinstance(function, dict) else "", {"memory": 0.5})
+                monthly = units * memory["memory"] * MONTH_HOURS * 3600 * lam["provisioned_gb_second"]
+                add(region, "Lambda provisioned concurrency", monthly, note=note)
+            elif kind == "AWS::Lambda::Function" and props.get("SnapStart", {}).get("ApplyOn") == "PublishedVersions":
+                # Python SnapStart: the live version's snapshot is cached (per GB-second of memory) all month;
+                # restores are billed per GB restored, with use, not idle.
+                memory = float(props.get("MemorySize", 128)) / 1024
+                monthly = memory * MONTH_HOURS * 3600 * lam["snapstart_cache_gb_second"]
+                add(region, "Lambda SnapStart snapshot cache", monthly, note="restores extra, per GB")
     for region in config.regions:
         add(region, "CloudWatch log groups (storage baseline)", config.cost.idle_log_gb * cw["log_storage_gb_month"], 0)
         secrets = sum(1 for target in config.models if target.secret)
@@ -301,9 +366,10 @@ def render(report: Report, config: AppConfig, prices: Mapping[str, Any]) -> str:
         top[line.item] += line.monthly
     dominant = sorted(top.items(), key=lambda kv: -kv[1])[:3]
     out.append("Dominated by: " + ", ".join(f"{item} ${cost:.2f}" for item, cost in dominant))
-    out.append("Lowered by: fewer WAF web ACLs/rules (each ACL $5 + $1 a rule: the API, Cognito and CloudFront each "
-               "have one), monitoring.dashboard=false, knowledge off (its queues' event-source polling), "
-               "log_retention_days (log storage), no failover_domain (health checks)")  # fmt: skip
+    out.append("Lowered by: fewer WAF web ACLs/rules (each ACL $5 + $1 a rule; one per public entry point: the "
+               "primary's API + user pool, the DR API, CloudFront), monitoring.dashboard=false (past the account's 3 "
+               "free dashboards), knowledge off (its queues' event-source polling), log_retention_days (log "
+               "storage), no failover_domain (health checks)")  # fmt: skip
     out.append("")
     for title, lines in (("Per 1,000 chats", report.per_1k_chats), ("Per 1,000 ingested pages", report.per_1k_pages)):
         out.append(f"{title}: ${sum(lines.values()):.2f}")
