@@ -18,6 +18,7 @@ from stacks.config.parsing import ConfigError, _check_range, _parse_object
 from stacks.config.sections import (
     ApiThrottling,
     AuthConfig,
+    ColdStartConfig,
     CostConfig,
     CuratedConfig,
     DriftConfig,
@@ -29,15 +30,19 @@ from stacks.config.sections import (
     KnowledgeConfig,
     MonitoringConfig,
     RequestLimits,
+    StreamingConfig,
     WorkerSizing,
+    WorkflowsConfig,
     _guardrail_switch,
 )
 
 __all__ = [
     "CONTEXT_KEY", "INFERENCE_PROFILE_DESTINATIONS", "ApiThrottling", "AppConfig", "AuthConfig", "BackupConfig",
-    "BackupLockConfig", "ConfigError", "CostConfig", "CuratedConfig", "DriftConfig", "FailoverDomainConfig",
+    "BackupLockConfig", "ColdStartConfig", "ConfigError", "CostConfig", "CuratedConfig", "DriftConfig",
+    "FailoverDomainConfig",
     "GatewayConfig", "GreetingsConfig", "GuardrailConfig", "JobsConfig", "KeysConfig", "KnowledgeConfig", "ModelTarget",
-    "MonitoringConfig", "RequestLimits", "WorkerSizing", "dr_vault_name",
+    "MonitoringConfig", "RequestLimits", "StreamingConfig", "WorkerSizing", "WorkflowsConfig",
+    "dr_vault_name",
 ]  # fmt: skip
 
 CONTEXT_KEY = "bulwark"
@@ -78,6 +83,12 @@ class AppConfig:
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
     cost: CostConfig = field(default_factory=CostConfig)
     drift: DriftConfig = field(default_factory=DriftConfig)
+    # Streamed answers: a WebSocket API per region (ADR 0004).
+    streaming: StreamingConfig = field(default_factory=StreamingConfig)
+    # Per function: provisioned concurrency (with a schedule) or SnapStart, on a "live" alias; all off by default.
+    cold_start: ColdStartConfig = field(default_factory=ColdStartConfig)
+    # Long workflows (the `summarize` job kind) on Lambda durable functions (ADR 0005).
+    workflows: WorkflowsConfig = field(default_factory=WorkflowsConfig)
     # Route 53 failover records in front of both APIs; absent: clients use both regional URLs.
     failover_domain: FailoverDomainConfig | None = None
 
@@ -103,6 +114,7 @@ class AppConfig:
                 )
             seen.add((target.model_id, target.region))
         _check_range("chat_reserved_concurrency", self.chat_reserved_concurrency, 1, 1000)
+        self.workflows.check_against(self.jobs)
         if self.dr_chat_reserved_concurrency is not None:
             _check_range("dr_chat_reserved_concurrency", self.dr_chat_reserved_concurrency, 1, 1000)
         if self.failover_domain is not None:

@@ -448,3 +448,194 @@ class DriftConfig:
         from core.drift import DEFAULT_BOUNDS
 
         return {**DEFAULT_BOUNDS, **{name: float(bound) for name, bound in self.bounds.items()}}
+
+
+_CRON_FIELDS = 6  # minutes hours day-of-month month day-of-week year (Application Auto Scaling's cron)
+_WEEKDAYS = re.compile(
+    r"^(MON|TUE|WED|THU|FRI|SAT|SUN)(-(MON|TUE|WED|THU|FRI|SAT|SUN))?(,(MON|TUE|WED|THU|FRI|SAT|SUN))*$"
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScheduledCapacity:
+    """One scheduled action on the alias's provisioned concurrency: from `cron` (UTC) on, between `min` and `max`."""
+
+    cron: str  # "cron(0 8 ? * MON-FRI *)" or its six fields alone
+    min: int
+    max: int
+
+    def __post_init__(self) -> None:
+        body = self.cron.strip()
+        if body.startswith("cron(") and body.endswith(")"):
+            body = body[5:-1]
+        if len(body.split()) != _CRON_FIELDS:
+            raise ConfigError(
+                f"schedule cron must have six fields (minutes hours day-of-month month day-of-week year), e.g. "
+                f"'cron(0 8 ? * MON-FRI *)', got {self.cron!r}"
+            )
+        _check_range("schedule min", self.min, 0, 1000)
+        _check_range("schedule max", self.max, self.min, 1000)
+
+    @property
+    def expression(self) -> str:
+        body = self.cron.strip()
+        return body if body.startswith("cron(") else f"cron({body})"
+
+
+@dataclass(frozen=True, kw_only=True)
+class BusinessHours:
+    """The simple schedule: `provisioned_concurrency` from `start_hour` to `end_hour` (UTC) on `days`, and
+    `off_hours` (0: none, so nothing is billed) the rest of the time."""
+
+    days: str = "MON-FRI"
+    start_hour: int = 8
+    end_hour: int = 18
+    off_hours: int = 0
+
+    def __post_init__(self) -> None:
+        if not _WEEKDAYS.match(self.days):
+            raise ConfigError(f"business_hours.days must be days such as MON-FRI or MON,WED,FRI, got {self.days!r}")
+        _check_range("business_hours.start_hour", self.start_hour, 0, 22)
+        _check_range("business_hours.end_hour", self.end_hour, self.start_hour + 1, 23)
+        _check_range("business_hours.off_hours", self.off_hours, 0, 1000)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FunctionColdStart:
+    """Cold-start options of one function (off by default; with either on, event sources and the API call the
+    function's "live" alias on a published version instead of $LATEST).
+
+    `provisioned_concurrency`: execution environments kept initialised on the alias (0: off), billed for every
+    second they exist; `schedule` (a list of {cron, min, max}, UTC) or `business_hours` moves it up and down with
+    Application Auto Scaling scheduled actions so it is not paid for at night. `in_dr_region`: also provision in
+    the DR region (warm standby; off: the DR alias has none and cold-starts after a failover).
+    `snap_start`: Lambda SnapStart on published versions (Python 3.12+): init runs once per version and new
+    environments resume from its snapshot; Lambda refuses it together with provisioned concurrency."""
+
+    provisioned_concurrency: int = 0
+    schedule: tuple[ScheduledCapacity, ...] = field(
+        default_factory=tuple, metadata={"items": "{cron, min, max} objects"}
+    )
+    business_hours: BusinessHours | None = None
+    in_dr_region: bool = False
+    snap_start: bool = False
+
+    def check(self, name: str) -> None:
+        key = f"cold_start.{name}"
+        _check_range(f"{key}.provisioned_concurrency", self.provisioned_concurrency, 0, 1000)
+        if self.snap_start and self.provisioned_concurrency:
+            raise ConfigError(
+                f"{key}: snap_start and provisioned_concurrency cannot both be on: Lambda does not support "
+                "provisioned concurrency on a SnapStart function. Choose one (provisioned concurrency: no cold "
+                "start at all, billed while idle; SnapStart: faster cold starts, billed per snapshot and restore)"
+            )
+        if (self.schedule or self.business_hours) and not self.provisioned_concurrency:
+            raise ConfigError(f"{key}: a schedule or business_hours needs provisioned_concurrency above 0")
+        if self.schedule and self.business_hours:
+            raise ConfigError(f"{key}: give either schedule or business_hours, not both")
+        if self.business_hours and self.business_hours.off_hours > self.provisioned_concurrency:
+            raise ConfigError(f"{key}.business_hours.off_hours must not exceed {key}.provisioned_concurrency")
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the function is called through its alias (either option on)."""
+        return self.snap_start or self.provisioned_concurrency > 0
+
+    def provisioned_in(self, *, primary: bool) -> int:
+        return self.provisioned_concurrency if primary or self.in_dr_region else 0
+
+    def scheduled_actions(self) -> tuple[ScheduledCapacity, ...]:
+        """The scheduled actions, the business-hours window written as its two crons."""
+        hours = self.business_hours
+        if hours is None:
+            return self.schedule
+        pc = self.provisioned_concurrency
+        return (
+            ScheduledCapacity(cron=f"cron(0 {hours.start_hour} ? * {hours.days} *)", min=pc, max=pc),
+            ScheduledCapacity(
+                cron=f"cron(0 {hours.end_hour} ? * {hours.days} *)", min=hours.off_hours, max=hours.off_hours
+            ),
+        )
+
+    def peak(self) -> int:
+        """The most provisioned concurrency any action (or the deploy itself) asks for."""
+        return max([self.provisioned_concurrency, *(action.max for action in self.scheduled_actions())])
+
+
+@dataclass(frozen=True, kw_only=True)
+class ColdStartConfig:
+    """Per function: `cold_start: {"chat": {...}, "worker": {...}, "ingest": {...}}` (FunctionColdStart)."""
+
+    chat: FunctionColdStart = field(default_factory=FunctionColdStart)
+    worker: FunctionColdStart = field(default_factory=FunctionColdStart)
+    ingest: FunctionColdStart = field(default_factory=FunctionColdStart)
+
+    def __post_init__(self) -> None:
+        for name in ("chat", "worker", "ingest"):
+            getattr(self, name).check(name)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StreamingConfig:
+    """Streamed answers over a WebSocket API per region (ADR 0004). WAF cannot sit on a WebSocket API: the stage
+    throttle, the per-user limits (limits.*), API Gateway's message size (128 KB; our limits.max_body_bytes first)
+    and its connection limits (2 h, 10 min idle) stand in for it."""
+
+    enabled: bool = True
+    rate_limit: float = 20.0  # steady messages per second for the stage ($connect included)
+    burst_limit: int = 40
+    timeout_seconds: int = 120  # the stream Lambda: a long answer streams for longer than /chat's 29 s cap
+    authorizer_timeout_seconds: int = 10
+    authorizer_reserved_concurrency: int = 10  # connects are rare next to messages (one per session)
+
+    def __post_init__(self) -> None:
+        _check_range("streaming.authorizer_reserved_concurrency", self.authorizer_reserved_concurrency, 1, 1000)
+        _check_range("streaming.rate_limit", self.rate_limit, 1, 10_000)
+        _check_range("streaming.burst_limit", self.burst_limit, 1, 5_000)
+        _check_range("streaming.timeout_seconds", self.timeout_seconds, 30, 900)
+        _check_range("streaming.authorizer_timeout_seconds", self.authorizer_timeout_seconds, 3, 29)
+        if self.burst_limit < self.rate_limit:
+            raise ConfigError(
+                f"streaming.burst_limit ({self.burst_limit}) must be at least streaming.rate_limit ({self.rate_limit})"
+            )
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkflowsConfig:
+    """Long workflows on Lambda durable functions (ADR 0005): the `summarize` job kind, one durable function per
+    region (needs knowledge: it summarizes an ingested document). Checked against `jobs` by AppConfig: a workflow
+    job is still a job (the recovery sweep fails it at jobs.max_age_s and adopts it when quiet for
+    jobs.stranded_after_s), so the execution ends within the first and its heartbeat beats the second."""
+
+    enabled: bool = True
+    execution_timeout_s: int = 3600  # the whole durable execution (DurableConfig.ExecutionTimeout)
+    retention_days: int = 14  # execution history kept after it closes (1-90)
+    max_wait_s: int = 300  # longest durable wait before retrying a throttled step (the heartbeat's longest gap)
+    reserved_concurrency: int = 5  # invocations at once (each runs one step; a waiting execution runs none)
+    chapter_chars: int = 12_000  # text per chapter call
+    max_chapters: int = 200  # model calls per document are bounded by this + 1
+
+    def __post_init__(self) -> None:
+        _check_range("workflows.execution_timeout_s", self.execution_timeout_s, 900, 31_622_400)
+        _check_range("workflows.retention_days", self.retention_days, 1, 90)
+        _check_range("workflows.max_wait_s", self.max_wait_s, 10, 3600)
+        _check_range("workflows.reserved_concurrency", self.reserved_concurrency, 1, 1000)
+        _check_range("workflows.chapter_chars", self.chapter_chars, 500, 200_000)
+        _check_range("workflows.max_chapters", self.max_chapters, 1, 1000)
+
+    def check_against(self, jobs: JobsConfig) -> None:
+        if not self.enabled:
+            return
+        if self.execution_timeout_s > jobs.max_age_s:
+            raise ConfigError(
+                f"workflows.execution_timeout_s ({self.execution_timeout_s}) must not exceed jobs.max_age_s "
+                f"({jobs.max_age_s}): the recovery sweep fails an older job, and its execution would go on spending "
+                "model calls for a job nobody can read (raise jobs.max_age_s for longer workflows)"
+            )
+        gap = self.max_wait_s + jobs.deadline_s + 60
+        if gap >= jobs.stranded_after_s:
+            raise ConfigError(
+                f"workflows.max_wait_s ({self.max_wait_s}) + jobs.deadline_s ({jobs.deadline_s}) + 60 s must stay "
+                f"below jobs.stranded_after_s ({jobs.stranded_after_s}): a workflow refreshes its job's heartbeat "
+                "at every attempt, and a longer gap would let the other region adopt a job that is only waiting"
+            )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -55,11 +55,13 @@ class IngestPipeline(Construct):
             no_dlq_reason="Invoked by an SQS event source mapping: failed messages go to the ingest queue's own "
             "DLQ (redrive policy), which a Lambda DLQ would not see.",
             environment=dict(environment),
+            cold_start=config.cold_start.ingest,
+            primary=Stack.of(self).region == config.primary_region,
         )
         self.role = self.ingest.role
         # One document per invocation: a document's embeds are paced, so a batch would only serialise them.
         # Not CDK's SqsEventSource, whose grant adds more than the statement below.
-        self.ingest.function.add_event_source_mapping(
+        self.ingest.target.add_event_source_mapping(
             "Ingest",
             event_source_arn=knowledge.queue.queue_arn,
             batch_size=1,

@@ -80,10 +80,13 @@ class JobsPipeline(Construct):
             no_dlq_reason="Invoked by an SQS event source mapping: failed messages go to the requests queue's own "
             "DLQ (redrive policy), which a Lambda DLQ would not see.",
             environment=dict(worker_environment(self.queue.queue_url)),
+            cold_start=config.cold_start.worker,
+            primary=Stack.of(self).region == config.primary_region,
         )
         # The mapping without CDK's SqsEventSource, whose grant would add kms:Decrypt without kms:ViaService:
         # the worker's exact queue and key permissions are granted below.
-        self.worker.function.add_event_source_mapping(
+        # On the "live" alias when a cold-start option is on (worker.target), else on the function.
+        self.worker.target.add_event_source_mapping(
             "Requests",
             event_source_arn=self.queue.queue_arn,
             batch_size=sizing.batch_size,

@@ -1,4 +1,4 @@
-"""The one Lambda factory: Python runtime, Powertools wiring, X-Ray, logs, local bundling."""
+"""The one Lambda factory: Python runtime, Powertools wiring, X-Ray, logs, local bundling, cold-start options."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 import jsii
 from aws_cdk import BundlingOptions, DockerImage, Duration, ILocalBundling, RemovalPolicy
+from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -16,8 +17,11 @@ from aws_cdk import aws_logs as logs
 from cdk_nag import NagSuppressions
 from constructs import Construct
 
+from stacks.config import ConfigError
+from stacks.config.sections import FunctionColdStart
 from stacks.constructs.nag import skip_checkov, suppress
 
+LIVE_ALIAS = "live"
 ROOT = Path(__file__).resolve().parents[2]
 LAMBDA_SRC = ROOT / "lambda_src"
 # `make install` downloads the runtime wheels here so that synth itself needs no network.
@@ -116,8 +120,16 @@ class PythonFunction(Construct):
         timeout: Duration,
         no_dlq_reason: str,
         memory_size: int = 1024,
+        cold_start: FunctionColdStart | None = None,
+        primary: bool = True,
     ) -> None:
+        """`cold_start`: provisioned concurrency or SnapStart (config `cold_start.<name>`); with either on, callers
+        must invoke `target` (the "live" alias) rather than `function`. `primary`: built in the primary region
+        (provisioned concurrency stays off in the DR region unless the config asks for it)."""
         super().__init__(scope, construct_id)
+        live = cold_start if cold_start is not None and cold_start.enabled else None
+        if live and live.snap_start and not RUNTIME.supports_snap_start:
+            raise ConfigError(f"{service_name}: SnapStart is not available for {RUNTIME.name}")
         self.log_group = logs.LogGroup(
             self,
             "Logs",
@@ -145,6 +157,8 @@ class PythonFunction(Construct):
             tracing=lambda_.Tracing.ACTIVE,
             log_group=self.log_group,
             logging_format=lambda_.LoggingFormat.JSON,
+            # Only with an option on, so the default template is unchanged.
+            **_cold_start_props(live),
             environment={
                 "POWERTOOLS_SERVICE_NAME": service_name,
                 "POWERTOOLS_METRICS_NAMESPACE": "Bulwark",
@@ -156,6 +170,12 @@ class PythonFunction(Construct):
                 **environment,
             },
         )
+        # What API Gateway and event sources invoke: the function ($LATEST), or its alias when an option is on.
+        self.alias: lambda_.Alias | None = None
+        self.target: lambda_.IFunction = self.function
+        if live:
+            self.alias = self._live_alias(live, primary=primary, reserved_concurrency=reserved_concurrency)
+            self.target = self.alias
         # The role may write only to its own log group (no AWSLambdaBasicExecutionRole wildcard).
         self.log_group.grant_write(self.role)
         self.role.add_to_principal_policy(
@@ -209,3 +229,46 @@ class PythonFunction(Construct):
             "it at rest with its service key, and a customer key would add a KMS call to every cold start.",
             "CKV_AWS_173",
         )
+
+    def _live_alias(self, options: FunctionColdStart, *, primary: bool, reserved_concurrency: int) -> lambda_.Alias:
+        """The "live" alias on the published version of this deploy, with its provisioned concurrency and the
+        scheduled actions that move it (Application Auto Scaling, through its Lambda service-linked role)."""
+        provisioned = options.provisioned_in(primary=primary)
+        if provisioned and options.peak() > reserved_concurrency:
+            raise ConfigError(
+                f"cold_start: provisioned concurrency of up to {options.peak()} exceeds the function's reserved "
+                f"concurrency ({reserved_concurrency}); Lambda cannot provision more than the function may run"
+            )
+        alias = lambda_.Alias(
+            self,
+            "Live",
+            alias_name=LIVE_ALIAS,
+            version=self.function.current_version,
+            provisioned_concurrent_executions=provisioned or None,
+        )
+        actions = options.scheduled_actions() if provisioned else ()
+        if actions:
+            scaling = alias.add_auto_scaling(
+                min_capacity=min(action.min for action in actions), max_capacity=options.peak()
+            )
+            for index, action in enumerate(actions):
+                scaling.scale_on_schedule(
+                    f"Schedule{index}",
+                    schedule=appscaling.Schedule.expression(action.expression),
+                    min_capacity=action.min,
+                    max_capacity=action.max,
+                )
+        return alias
+
+
+def _cold_start_props(options: FunctionColdStart | None) -> dict[str, object]:
+    """The Function's properties for the options: SnapStart on published versions; versions the alias no longer
+    points to are deleted (a retained SnapStart version would keep its snapshot, and its cache charge)."""
+    if options is None:
+        return {}
+    props: dict[str, object] = {
+        "current_version_options": lambda_.VersionOptions(removal_policy=RemovalPolicy.DESTROY),
+    }
+    if options.snap_start:
+        props["snap_start"] = lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS
+    return props
