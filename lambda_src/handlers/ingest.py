@@ -46,6 +46,7 @@ from core.documents import DocumentLimits
 from core.ingest import IngestOutcome, IngestResult, IngestService, ObjectVersion
 from core.resilience import BreakerSettings, CircuitBreaker, RateLimiter, RetryBudget
 from handlers.settings import IngestSettings
+from handlers.snapstart import restorable
 from handlers.wiring import data_call_worst_case_s, data_client, shared_session
 
 logger = Logger()
@@ -324,4 +325,4 @@ def _unconfigured(problem: str) -> Handler:
     return handle
 
 
-handler = bootstrap()  # cold start: settings from the environment the stack set
+handler = restorable(bootstrap)  # cold start: settings from the environment (rebuilt after a SnapStart restore)
