@@ -37,6 +37,7 @@ from core.chat import ChatService
 from core.errors import (
     DependencyUnavailable,
     DomainError,
+    InvalidRequest,
     ModelUnavailable,
     NotFound,
     Overloaded,
@@ -48,6 +49,7 @@ from core.limits import TokenBudgetExceeded, TokenBudgetStatus, UserLimits
 from core.models import ChatAnswer, ChatRequest, validate_conversation_id
 from core.retrieval import DocumentService
 from handlers.settings import Settings
+from handlers.snapstart import restorable
 from handlers.wiring import (
     DATA_CONNECT_TIMEOUT_S,
     Deferred,
@@ -208,9 +210,21 @@ class ChatApi:
 
     def submit_job(self) -> Response[str]:
         user = self.current_user()
-        request = self.request()
-        self.admit(user, spends_tokens=True)
-        job, created = self.job_service().submit(user_id=user, request=request, idempotency_key=self.idempotency_key())
+        event = self.app.current_event
+        body = json_body(event.body, self.settings, is_base64=bool(event.is_base64_encoded))
+        if isinstance(body, dict) and "kind" in body:  # a workflow job (core.workflow): {"kind", "documentId"}
+            if body["kind"] != "summarize" or set(body) - {"kind", "documentId"}:
+                raise InvalidRequest('a workflow job is {"kind": "summarize", "documentId": "<your document id>"}')
+            self.admit(user, spends_tokens=True)
+            job, created = self.job_service().submit_summary(
+                user_id=user, document_id=body.get("documentId"), idempotency_key=self.idempotency_key()
+            )
+        else:
+            request = ChatRequest.parse(body, self.settings.limits)
+            self.admit(user, spends_tokens=True)
+            job, created = self.job_service().submit(
+                user_id=user, request=request, idempotency_key=self.idempotency_key()
+            )
         metrics.add_metric(name="JobsSubmitted" if created else "JobsReplayed", unit=MetricUnit.Count, value=1)
         return _accepted(job.to_api(), replayed=not created)
 
@@ -409,6 +423,7 @@ def _end_of_init(collecting: bool) -> None:
 
 
 try:
-    handler = bootstrap()  # cold start: settings from the environment the stack set
+    # Cold start: settings from the environment the stack set (rebuilt after a SnapStart restore).
+    handler = restorable(bootstrap)
 finally:
     _end_of_init(_COLLECTING)

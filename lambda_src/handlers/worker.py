@@ -38,7 +38,9 @@ from adapters.residue import JOB_IDEMPOTENCY_PREFIX
 from core.gateway import GatewaySettings
 from core.jobs import JobService, OwnedElsewhere, RetryLater
 from core.resilience import BreakerSettings
+from core.workflow import WorkflowStarter
 from handlers.settings import Settings
+from handlers.snapstart import restorable
 from handlers.wiring import build_chat_service, build_job_service, data_client, gateway_capacity
 
 logger = Logger()
@@ -70,32 +72,48 @@ def failed_reason(receives: int, job_id: str) -> str:
     )
 
 
+def worker_gateway_settings(settings: Settings) -> GatewaySettings:
+    """The gateway for async work (the worker and the durable workflows): it optimises for not wasting quota,
+    not for latency: long attempt timeouts (a call given up on may still be billed and answered) and no hedging
+    (a hedge is a second call)."""
+    return GatewaySettings(
+        deadline_s=settings.job_deadline_s,
+        cold_timeout_s=min(30.0, settings.job_deadline_s / 2),
+        min_timeout_s=10.0,
+        probe_timeout_s=10.0,
+        hedging=False,
+        breaker=BreakerSettings(open_s=settings.breaker_open_s),
+        capacity=gateway_capacity(settings),
+        # The same cache scope as the chat path's, so either can serve what the other cached.
+        guardrail_version=settings.targets[0].guardrail[1] if settings.targets[0].guardrail else "none",
+    )
+
+
 def build_worker_jobs(
-    settings: Settings, *, dynamodb: Any = None, sqs: Any = None, bedrock_factory: Any = None
+    settings: Settings,
+    *,
+    dynamodb: Any = None,
+    sqs: Any = None,
+    bedrock_factory: Any = None,
+    workflows: WorkflowStarter | None = None,
 ) -> JobService:
-    """The worker's job service: the chat path's gateway, tuned for async work."""
+    """The worker's job service: the chat path's gateway, tuned for async work; `workflows` starts the durable
+    workflows (default: the summarize function's alias from SUMMARIZE_FUNCTION_ARN, when set)."""
     chat = build_chat_service(
         settings,
         dynamodb=dynamodb,
         bedrock_factory=bedrock_factory,
-        # Async work optimises for not wasting quota, not for latency: long attempt timeouts (a call
-        # given up on may still be billed and answered) and no hedging (a hedge is a second call).
-        gateway_settings=GatewaySettings(
-            deadline_s=settings.job_deadline_s,
-            cold_timeout_s=min(30.0, settings.job_deadline_s / 2),
-            min_timeout_s=10.0,
-            probe_timeout_s=10.0,
-            hedging=False,
-            breaker=BreakerSettings(open_s=settings.breaker_open_s),
-            capacity=gateway_capacity(settings),
-            # The same cache scope as the chat path's, so either can serve what the other cached.
-            guardrail_version=settings.targets[0].guardrail[1] if settings.targets[0].guardrail else "none",
-        ),
+        gateway_settings=worker_gateway_settings(settings),
     )
     jobs = build_job_service(settings, chat=chat, dynamodb=dynamodb, sqs=sqs)
     if jobs is None or not settings.idempotency_table_name:
         raise RuntimeError("the worker needs JOBS_TABLE_NAME, JOBS_QUEUE_URL and IDEMPOTENCY_TABLE_NAME")
     jobs.settings = replace(jobs.settings, settle_s=settings.job_settle_s)  # only the worker settles messages
+    if workflows is None and settings.summarize_function_arn:
+        from adapters.workflows import LambdaWorkflowStarter
+
+        workflows = LambdaWorkflowStarter(functions={"summarize": settings.summarize_function_arn})
+    jobs.attach_workflows(workflows)
     return jobs
 
 
@@ -106,12 +124,15 @@ def bootstrap(
     sqs: Any = None,
     bedrock_factory: Any = None,
     jobs: JobService | None = None,
+    workflows: WorkflowStarter | None = None,
 ) -> Handler:
     """The worker's composition root: the module calls it once at cold start, the sandbox and the tests
     with their own settings and clients (or a job service of their own). Returns the Lambda handler."""
     settings = settings or Settings.from_env()
     dynamodb = dynamodb or data_client("dynamodb")  # also the idempotency layer's: the same retries
-    jobs = jobs or build_worker_jobs(settings, dynamodb=dynamodb, sqs=sqs, bedrock_factory=bedrock_factory)
+    jobs = jobs or build_worker_jobs(
+        settings, dynamodb=dynamodb, sqs=sqs, bedrock_factory=bedrock_factory, workflows=workflows
+    )
     config = IdempotencyConfig(
         event_key_jmespath="job_id",
         expires_after_seconds=int(settings.job_max_age_s) + 3600,  # outlives any job
@@ -189,4 +210,4 @@ def bootstrap(
     return handle
 
 
-handler = bootstrap()  # cold start: settings from the environment the stack set
+handler = restorable(bootstrap)  # cold start: settings from the environment (rebuilt after a SnapStart restore)
