@@ -46,6 +46,9 @@ def connect_sources(config: AppConfig, *, api_hosts: Sequence[str] | None = None
     APIs are `*.execute-api` in the two configured regions; with them, exactly their hosts."""
     cognito = f"https://cognito-idp.{config.primary_region}.{Aws.URL_SUFFIX}"
     apis = api_hosts or [f"https://*.execute-api.{region}.{Aws.URL_SUFFIX}" for region in config.regions]
+    if not api_hosts and config.streaming.enabled:
+        # The WebSocket APIs (ADR 0004): CSP's https: sources do not match wss: URLs, so they are named apart.
+        apis = [*apis, *(f"wss://*.execute-api.{region}.{Aws.URL_SUFFIX}" for region in config.regions)]
     # Document uploads go straight to a region's documents bucket (a presigned POST). The header is fixed
     # before those buckets exist, so it names S3 in our two regions; index.html's meta tag names the buckets.
     uploads = [] if api_hosts or not config.knowledge.enabled else [

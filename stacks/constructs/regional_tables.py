@@ -69,6 +69,16 @@ class RegionalTables(Construct):
         self._grant_curated(role)
         self._grant_key(role)
 
+    def grant_stream(self, role: iam.IRole) -> None:
+        """Streamed chat (ADR 0004): history read and append (never delete), the cache, the per-user counters; no
+        jobs and no idempotency records (the WebSocket path neither submits nor sheds to jobs)."""
+        self._grant(role, "OwnConversationsTable", _READ_AND_APPEND, self.conversations)
+        self._grant(role, "ResponseCache", ["dynamodb:GetItem", "dynamodb:PutItem"], self.response_cache)
+        self._grant(role, "UsageCounters", ["dynamodb:UpdateItem", "dynamodb:Query"], self.usage)
+        self._grant_prompts(role)
+        self._grant_curated(role)
+        self._grant_key(role)
+
     def grant_documents(self, role: iam.IRole) -> None:
         """The API (upload, list, status, delete) and the ingest Lambda (status and its reason): the documents
         table's item actions, nothing in bulk."""
