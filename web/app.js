@@ -346,32 +346,175 @@ function request() {
   return body;
 }
 
-async function send(event) {
-  event.preventDefault();
-  const body = request();
-  if (!body.message.trim()) return;
-  addMessage("user", body.message);
-  $("message").value = "";
+// --- streamed answers: the region's WebSocket API (ADR 0004), POST /chat when the socket fails --------------
+// One socket to the region the REST failover picked (config.streamEndpoints[state.endpoint]); each message carries
+// a requestId and the socket's replies are routed back by it. Text arrives as deltas and is appended to a text node.
+const stream = { socket: null, url: null, opening: null, pending: new Map() };
+const SOCKET_OPEN_TIMEOUT_MS = 5000;
+
+function streamUrl() {
+  const urls = state.config.streamEndpoints || [];
+  return typeof WebSocket === "undefined" ? null : urls[state.endpoint] || null;
+}
+
+function openSocket() {
+  const url = streamUrl();
+  if (!url || !state.token) return Promise.resolve(null);
+  if (stream.socket && stream.url === url && stream.socket.readyState === WebSocket.OPEN) {
+    return Promise.resolve(stream.socket);
+  }
+  if (stream.opening && stream.url === url) return stream.opening;
+  if (stream.socket) stream.socket.close();
+  stream.url = url;
+  stream.opening = new Promise((resolve) => {
+    let socket;
+    try {
+      // Browsers cannot set headers on an upgrade: the ID token goes in the query string (never logged, ADR 0004).
+      socket = new WebSocket(`${url}?token=${encodeURIComponent(state.token)}`);
+    } catch (_) {
+      resolve(null);
+      return;
+    }
+    const timer = setTimeout(() => { socket.close(); resolve(null); }, SOCKET_OPEN_TIMEOUT_MS);
+    socket.addEventListener("open", () => { clearTimeout(timer); stream.socket = socket; resolve(socket); });
+    socket.addEventListener("error", () => { clearTimeout(timer); resolve(null); });
+    socket.addEventListener("close", () => {
+      clearTimeout(timer);
+      resolve(null);
+      if (stream.socket === socket) stream.socket = null;
+      for (const pending of stream.pending.values()) pending.closed();
+      stream.pending.clear();
+    });
+    socket.addEventListener("message", (event) => {
+      let message;
+      try { message = JSON.parse(event.data); } catch (_) { return; }
+      const pending = stream.pending.get(message.requestId);
+      if (pending) pending.receive(message);
+    });
+  }).finally(() => { stream.opening = null; });
+  return stream.opening;
+}
+
+class StreamFallback extends Error {}  // the socket failed before the first token: POST /chat instead
+
+function rememberConversation(id) {
+  if (!id) return;
+  state.conversationId = id;
+  sessionStorage.setItem("bulwark.conversation", id);
+}
+
+function streamChat(body, socket) {
+  const requestId = crypto.randomUUID();
+  const frame = { action: "chat", message: body.message, requestId };
+  if (body.conversation_id) frame.conversationId = body.conversation_id;
+  return new Promise((resolve, reject) => {
+    let node = null;
+    let textNode = null;
+    let text = "";
+    const finish = (outcome) => { stream.pending.delete(requestId); outcome(); };
+    const growing = () => {
+      if (!node) {
+        node = addMessage("assistant", "");
+        node.classList.add("streaming");
+        textNode = document.createTextNode("");
+        node.append(textNode);
+      }
+    };
+    stream.pending.set(requestId, {
+      receive(message) {
+        if (message.type === "start") {
+          rememberConversation(message.conversationId);
+          growing();
+          setStatus("answering…");
+        } else if (message.type === "delta") {
+          growing();
+          text += String(message.text || "");
+          textNode.data = text;  // a text node: the model's text is never parsed as HTML
+          node.scrollIntoView({ block: "end" });
+        } else if (message.type === "end") {
+          finish(() => resolve({ node, data: message }));
+        } else if (message.type === "budget") {
+          showBudget(message.budget);
+        } else if (message.type === "error") {
+          const error = new ApiError(message.status, message.message, message.retryAfter || null, message.budget || null);
+          finish(() => reject(Object.assign(error, { partial: node })));
+        }
+      },
+      closed() {
+        // The socket dropped: before the first token, ask over POST /chat; after it, the partial text is all we have.
+        if (!node) reject(new StreamFallback("the socket closed before the answer started"));
+        else resolve({ node, data: { answer: text, incomplete: true, incompleteReason: "the connection was lost",
+                                     retry: true } });
+      },
+    });
+    try {
+      socket.send(JSON.stringify(frame));
+    } catch (_) {
+      stream.pending.delete(requestId);
+      reject(new StreamFallback("the socket could not send"));
+    }
+  });
+}
+
+function showStreamed(node, data, body) {
+  rememberConversation(data.conversation_id || data.conversationId);
+  const final = addMessage("assistant", data.answer || "", data.target ? answerDetails(data) : null);
+  if (data.incomplete) {
+    final.classList.add("incomplete");
+    const marker = document.createElement("span");
+    marker.className = "incomplete-note";
+    marker.textContent = "incomplete — retry";
+    marker.title = data.incompleteReason || "the answer stopped before its end";
+    const retry = document.createElement("button");
+    retry.type = "button";
+    retry.className = "retry";
+    retry.textContent = "retry";
+    retry.addEventListener("click", () => { retry.disabled = true; ask(body); });
+    final.append(marker, retry);
+  }
+  if (node) node.replaceWith(final);
+}
+
+async function ask(body) {
   setStatus("thinking…");
   try {
+    const socket = await openSocket();
+    if (socket) {
+      try {
+        const { node, data } = await streamChat(body, socket);
+        showStreamed(node, data, body);
+        setStatus("");
+        await refreshConversations();
+        return;
+      } catch (error) {
+        if (!(error instanceof StreamFallback)) throw error;
+      }
+    }
     const { status, data } = await api("POST", "/chat", body);
     if (status === 202) {
       setStatus(data.note || "queued as a job");
       await watchJob(data.job_id);
       return;
     }
-    if (data.conversation_id) {
-      state.conversationId = data.conversation_id;
-      sessionStorage.setItem("bulwark.conversation", data.conversation_id);
-    }
+    rememberConversation(data.conversation_id);
     addMessage("assistant", data.answer, answerDetails(data));
     showBudget(data.budget);
     setStatus("");
     await refreshConversations();
   } catch (error) {
+    if (error.partial) error.partial.remove();
     showBudget(error.budget);
     setStatus(describeError(error), true);
   }
+}
+
+async function send(event) {
+  event.preventDefault();
+  const body = request();
+  if (!body.message.trim()) return;
+  addMessage("user", body.message);
+  $("message").value = "";
+  await ask(body);
 }
 
 async function sendJob() {
@@ -449,6 +592,7 @@ async function main() {
   $("sign-out").addEventListener("click", () => {
     sessionStorage.clear();
     state.token = null;
+    if (stream.socket) stream.socket.close();
     showSignIn();
   });
   $("composer").addEventListener("submit", send);
