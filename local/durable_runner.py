@@ -21,35 +21,52 @@ from aws_durable_execution_sdk_python_testing.runner import DurableFunctionTestR
 
 
 class LocalDurableFunctions:
-    """One runner per durable function (job kind), started on first use; `close` stops them."""
+    """One runner per durable function (job kind); `close` stops them. Safe to use from several threads."""
 
     def __init__(self, handlers: dict[str, Callable[..., Any]], *, execution_timeout_s: int = 3600) -> None:
-        self._handlers = handlers
         self._timeout = execution_timeout_s
-        self._runners: dict[str, DurableFunctionTestRunner] = {}
+        # One runner per kind, made here: the worker starts executions on its own threads (the sandbox's SQS
+        # pump) while a caller may wait for a result; a runner made lazily by both at once would be two runners,
+        # and the waiter's would not know the execution ("execution does not exist").
+        self._runners: dict[str, DurableFunctionTestRunner] = {
+            kind: DurableFunctionTestRunner(
+                handler=handler, execution_timeout=execution_timeout_s, skip_time=True, poll_interval=0.05
+            )
+            for kind, handler in handlers.items()
+        }
         self._started: dict[str, str] = {}  # execution name -> arn
-        self._lock = threading.Lock()
+        self._changed = threading.Condition()
 
     def _runner(self, kind: str) -> DurableFunctionTestRunner:
-        if kind not in self._runners:
-            self._runners[kind] = DurableFunctionTestRunner(
-                handler=self._handlers[kind], execution_timeout=self._timeout, skip_time=True, poll_interval=0.05
-            )
-        return self._runners[kind]
+        runner = self._runners.get(kind)
+        if runner is None:
+            raise KeyError(f"no durable function is registered for {kind} jobs")
+        return runner
 
     def start(self, kind: str, payload: dict[str, Any]) -> str:
         name = str(payload["job_id"])
-        with self._lock:
+        with self._changed:
             if name in self._started:  # DurableExecutionName: one execution per name
                 return self._started[name]
             arn = self._runner(kind).run_async(
                 input=json.dumps(payload), function_name=kind, execution_name=name, execution_timeout=self._timeout
             )
             self._started[name] = arn
+            self._changed.notify_all()
             return arn
 
+    def started(self, name: str) -> bool:
+        with self._changed:
+            return name in self._started
+
     def result(self, kind: str, name: str, *, timeout_s: float = 60) -> DurableFunctionTestResult:
-        return self._runner(kind).wait_for_result(execution_arn=self._started[name], timeout=int(timeout_s))
+        """The execution's result once it ended; waits first for the worker to start it (its job may read
+        `running` a moment before the start call returns)."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: name in self._started, timeout=timeout_s):
+                raise TimeoutError(f"no durable execution named {name} was started")
+            arn = self._started[name]
+        return self._runner(kind).wait_for_result(execution_arn=arn, timeout=int(timeout_s))
 
     def close(self) -> None:
         for runner in self._runners.values():

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -41,6 +42,7 @@ from core.workflow import WorkflowStarter
 
 _NAMESPACE = uuid.UUID("6f1c2b1e-7d0a-4b8e-9a55-2f3c9e1d4b70")
 _KEY_CHARS = 200
+_DOCUMENT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")  # POST /documents' ids
 
 
 class RetryLater(DomainError):
@@ -190,8 +192,8 @@ class JobService:
         rules as a chat job: the worker starts the durable workflow, which writes progress and the result.
         Whether the document is the caller's is checked by the workflow's first step (its status is read under
         the caller's id, so another user's document is not found and the job fails with that reason)."""
-        if not isinstance(document_id, str) or not document_id.strip() or len(document_id) > _KEY_CHARS:
-            raise InvalidRequest("documentId is required: the id of one of your ingested documents")
+        if not isinstance(document_id, str) or not _DOCUMENT_ID.fullmatch(document_id):
+            raise InvalidRequest("documentId is required: the id of one of your documents, as POST /documents gave it")
         request = ChatRequest(message=f"summarize {document_id}")
         now = self._clock()
         job_id = self.job_id_for(user_id, request, idempotency_key, now)

@@ -58,8 +58,8 @@ class WorkflowSettings:
     max_tokens: int = 1024  # per chapter summary and for the final one (maxTokens is always explicit)
     deadline_s: float = 120.0  # per model call (the gateway's own failover chain runs inside it)
     retry_base_s: int = 10  # first durable wait after a throttled call
-    retry_cap_s: int = 900  # longest single wait
-    max_attempts: int = 12  # attempts per step before the job fails (throttling for about 2 h at the cap)
+    retry_cap_s: int = 300  # longest single wait (the job's heartbeat gap: under the jobs' stranded_after_s)
+    max_attempts: int = 12  # attempts per step before the job fails (about 40 min of throttling at the defaults)
 
     def __post_init__(self) -> None:
         if self.chapter_chars < 500:
@@ -177,7 +177,9 @@ class SummaryRequest:
     @classmethod
     def from_event(cls, event: dict[str, Any]) -> SummaryRequest:
         try:
-            return cls(job_id=str(event["job_id"]), user_id=str(event["user_id"]), document_id=str(event["document_id"]))
+            return cls(
+                job_id=str(event["job_id"]), user_id=str(event["user_id"]), document_id=str(event["document_id"])
+            )
         except (KeyError, TypeError) as error:
             raise WorkflowFailed("the workflow input lacks job_id, user_id or document_id") from error
 
@@ -209,8 +211,9 @@ class SummaryWorkflow:
                 )
             final = durable.step(lambda: self._combine(request, summaries, total), name="combine")
         except WorkflowFailed as failed:
-            durable.step(lambda: self._fail(request, failed.message), name="fail")
-            return {"outcome": "failed", "reason": failed.message}
+            reason = failed.message
+            durable.step(lambda: self._fail(request, reason), name="fail")
+            return {"outcome": "failed", "reason": reason}
         answer = {
             "summary": final["text"],
             "chapters": [{"number": s["number"], "summary": s["text"]} for s in summaries],
@@ -238,6 +241,8 @@ class SummaryWorkflow:
         return {"chapters": [c.to_json() for c in chapters]}
 
     def _chapter(self, request: SummaryRequest, chapter: Chapter, total: int) -> dict[str, Any]:
+        # Every attempt refreshes the job's heartbeat: a step retried after a durable wait is not a stranded job.
+        self._progress.running(request.user_id, request.job_id, done=chapter.number - 1, total=total)
         try:
             texts = self._chunks.texts(request.user_id, request.document_id, chapter.first, chapter.last)
         except NotFound as error:  # deleted while the workflow ran
@@ -253,6 +258,7 @@ class SummaryWorkflow:
         if len(summaries) == 1:  # one chapter: its summary is the document's; no second call
             self._progress.running(request.user_id, request.job_id, done=total, total=total)
             return {**summaries[0], "usage": {"input_tokens": 0, "output_tokens": 0}}
+        self._progress.running(request.user_id, request.job_id, done=total - 1, total=total)  # heartbeat
         parts = "\n\n".join(f"Part {s['number']} summary:\n{s['text']}" for s in summaries)
         reply = self._ask(SYSTEM_COMBINE, parts, request.user_id)
         self._progress.running(request.user_id, request.job_id, done=total, total=total)

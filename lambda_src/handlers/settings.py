@@ -214,6 +214,11 @@ class Settings(KnowledgeSettings):
     jobs_queue_url: str | None = var("JOBS_QUEUE_URL", STR, None, optional=True)
     # The summarize workflow's alias ARN (a durable function is invoked by a qualified ARN): the worker starts it.
     summarize_function_arn: str | None = var("SUMMARIZE_FUNCTION_ARN", STR, None, optional=True)
+    # The summarize workflow itself (core.workflow.WorkflowSettings): the longest durable wait before retrying a
+    # throttled step (under the jobs' stranded time: config workflows.max_wait_s), text per chapter, chapters at most.
+    workflow_max_wait_s: int = var("WORKFLOW_MAX_WAIT_SECONDS", INT, 300)
+    workflow_chapter_chars: int = var("WORKFLOW_CHAPTER_CHARS", INT, 12_000)
+    workflow_max_chapters: int = var("WORKFLOW_MAX_CHAPTERS", INT, 200)
     idempotency_table_name: str | None = var("IDEMPOTENCY_TABLE_NAME", STR, None, optional=True)
     usage_table_name: str | None = var("USAGE_TABLE_NAME", STR, None, optional=True)  # per-user counters
     # The prompt catalog (core/prompts.py): this environment's active system prompt, re-read every

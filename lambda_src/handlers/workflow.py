@@ -150,7 +150,13 @@ def build_workflow(
             slots=DynamoOpenJobSlots(client=dynamodb, table_name=settings.jobs_table_name),
             ttl_s=7 * 86_400,
         ),
-        settings=workflow_settings or WorkflowSettings(deadline_s=settings.job_deadline_s),
+        settings=workflow_settings
+        or WorkflowSettings(
+            deadline_s=settings.job_deadline_s,
+            retry_cap_s=settings.workflow_max_wait_s,
+            chapter_chars=settings.workflow_chapter_chars,
+            max_chapters=settings.workflow_max_chapters,
+        ),
     )
 
 

@@ -28,7 +28,7 @@ from tests.jobs_fixtures import MODEL, JobsWorld, jobs_world
 from tests.unit.handlers.test_chat import ALICE, BOB
 
 REGION = MODEL[1]
-DOC = "doc-1"
+DOC = "0b8e6f1c-2d3a-4e5f-8a9b-0c1d2e3f4a5b"
 DIMENSION = 4
 
 
@@ -53,8 +53,14 @@ def add_document(world: JobsWorld, s3vectors: Any, *, owner: str, chunks: list[t
             {
                 "key": chunk_key(owner, DOC, "v1", i),
                 "data": {"float32": [1.0, 0.0, 0.0, float(i)]},
-                "metadata": {"owner": owner, "document_id": DOC, "version": "v1", "chunk_index": i, "page": page,
-                             TEXT_KEY: text},  # fmt: skip
+                "metadata": {
+                    "owner": owner,
+                    "document_id": DOC,
+                    "version": "v1",
+                    "chunk_index": i,
+                    "page": page,
+                    TEXT_KEY: text,
+                },
             }
             for i, (page, text) in enumerate(chunks)
         ],
@@ -88,7 +94,7 @@ def workflow_world(*, model_wrapper: Any = None, **settings: Any) -> Iterator[Wo
             workflow_settings=WorkflowSettings(chapter_chars=1500, retry_base_s=30),
         )  # fmt: skip
         if model_wrapper is not None:
-            flow._model = model_wrapper(flow._model, world)  # noqa: SLF001 - fault injection around the gateway
+            flow._model = model_wrapper(flow._model, world)  # fault injection around the gateway
         with LocalDurableFunctions({"summarize": workflow_handler.bootstrap(flow)}) as functions:
             world.worker = worker.bootstrap(
                 world.settings, dynamodb=world.dynamodb, sqs=world.sqs, bedrock_factory=world.bedrock,
