@@ -75,12 +75,17 @@ def _assert_mapping_on_alias(template: Template, handler: str) -> dict[str, Any]
 
 
 def test_default_has_no_alias_version_scaling_or_snapstart(synth: Synth) -> None:
-    for name, _stack in synth.stacks.items():
+    for name in synth.stacks:
         template = synth.template(name)
-        for kind in ("AWS::Lambda::Alias", "AWS::Lambda::Version", "AWS::ApplicationAutoScaling::ScalableTarget"):
-            assert template.find_resources(kind) == {}, (name, kind)
+        assert template.find_resources("AWS::ApplicationAutoScaling::ScalableTarget") == {}, name
         for function in template.find_resources("AWS::Lambda::Function").values():
             assert "SnapStart" not in function["Properties"], name
+    for name in (API, API_DR):
+        template = synth.template(name)
+        for handler in ("handlers.chat.handler", "handlers.worker.handler", "handlers.ingest.handler"):
+            function = {"Ref": _function_id(template, handler)}
+            for kind in ("AWS::Lambda::Alias", "AWS::Lambda::Version"):  # (a durable workflow has its own)
+                assert not template.find_resources(kind, {"Properties": {"FunctionName": function}}), (name, handler)
     # Event sources and the API call the functions themselves ($LATEST).
     template = synth.template(API)
     worker = _function_id(template, "handlers.worker.handler")
