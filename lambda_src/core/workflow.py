@@ -45,6 +45,12 @@ class ModelBusy(DomainError):
         self.delay_s = delay_s
 
 
+class Superseded(DomainError):
+    """The job is no longer this execution's (adopted by the other region, or ended): stop without writing it."""
+
+    status = 409
+
+
 class WorkflowFailed(DomainError):
     """The workflow cannot finish (document gone, model refused): the job fails with this reason."""
 
@@ -160,7 +166,9 @@ class WorkflowStarter(Protocol):
 class ProgressSink(Protocol):
     """The job record: steps done of total while running, then its terminal state."""
 
-    def running(self, user_id: str, job_id: str, *, done: int, total: int) -> None: ...
+    def running(self, user_id: str, job_id: str, *, done: int, total: int) -> bool:
+        """False when the job is not open here any more (adopted elsewhere, failed as stale)."""
+        ...
 
     def finish(self, user_id: str, job_id: str, answer: dict[str, Any]) -> None: ...
 
@@ -210,6 +218,8 @@ class SummaryWorkflow:
                     )
                 )
             final = durable.step(lambda: self._combine(request, summaries, total), name="combine")
+        except Superseded as superseded:  # another execution (region) owns the job: leave it alone
+            return {"outcome": "superseded", "reason": superseded.message}
         except WorkflowFailed as failed:
             reason = failed.message
             durable.step(lambda: self._fail(request, reason), name="fail")
@@ -242,7 +252,7 @@ class SummaryWorkflow:
 
     def _chapter(self, request: SummaryRequest, chapter: Chapter, total: int) -> dict[str, Any]:
         # Every attempt refreshes the job's heartbeat: a step retried after a durable wait is not a stranded job.
-        self._progress.running(request.user_id, request.job_id, done=chapter.number - 1, total=total)
+        self._heartbeat(request, done=chapter.number - 1, total=total)
         try:
             texts = self._chunks.texts(request.user_id, request.document_id, chapter.first, chapter.last)
         except NotFound as error:  # deleted while the workflow ran
@@ -258,11 +268,15 @@ class SummaryWorkflow:
         if len(summaries) == 1:  # one chapter: its summary is the document's; no second call
             self._progress.running(request.user_id, request.job_id, done=total, total=total)
             return {**summaries[0], "usage": {"input_tokens": 0, "output_tokens": 0}}
-        self._progress.running(request.user_id, request.job_id, done=total - 1, total=total)  # heartbeat
+        self._heartbeat(request, done=total - 1, total=total)
         parts = "\n\n".join(f"Part {s['number']} summary:\n{s['text']}" for s in summaries)
         reply = self._ask(SYSTEM_COMBINE, parts, request.user_id)
         self._progress.running(request.user_id, request.job_id, done=total, total=total)
         return _reply_json(reply)
+
+    def _heartbeat(self, request: SummaryRequest, *, done: int, total: int) -> None:
+        if not self._progress.running(request.user_id, request.job_id, done=done, total=total):
+            raise Superseded(f"job {request.job_id} is no longer open in this region; this execution stops")
 
     def _ask(self, system: str, text: str, user_id: str) -> ModelReply:
         try:

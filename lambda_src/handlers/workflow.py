@@ -32,6 +32,7 @@ from core.workflow import (
     ModelBusy,
     SummaryRequest,
     SummaryWorkflow,
+    Superseded,
     WorkflowFailed,
     WorkflowSettings,
 )
@@ -51,7 +52,7 @@ def retry_strategy(settings: WorkflowSettings) -> Callable[[Exception, int], Ret
     """The step's retry decision: `attempt` is the 1-based attempt that just failed."""
 
     def decide(error: Exception, attempt: int) -> RetryDecision:
-        if isinstance(error, WorkflowFailed):
+        if isinstance(error, (WorkflowFailed, Superseded)):
             return RetryDecision.no_retry()
         if isinstance(error, ModelBusy):
             if attempt >= settings.max_attempts:
@@ -75,6 +76,8 @@ class SdkDurable:
         try:
             return self._context.step(lambda _: fn(), name=name, config=self._config)
         except StepError as error:
+            if (error.error_type or "").rsplit(".", 1)[-1] == "Superseded":
+                raise Superseded(error.message or "superseded") from error
             raise WorkflowFailed(_reason(error)) from error
 
 
@@ -95,8 +98,8 @@ class JobProgress:
         self._slots = slots
         self._ttl_s = ttl_s
 
-    def running(self, user_id: str, job_id: str, *, done: int, total: int) -> None:
-        self._store.progress(user_id, job_id, done=done, total=total)
+    def running(self, user_id: str, job_id: str, *, done: int, total: int) -> bool:
+        return self._store.progress(user_id, job_id, done=done, total=total)
 
     def finish(self, user_id: str, job_id: str, answer: dict[str, Any]) -> None:
         self._store.finish(user_id, job_id, answer, ttl_s=self._ttl_s)
