@@ -107,13 +107,14 @@ test: install browser $(CHECKOV_VENV)/.installed  ## the whole suite
 	@echo "==> pytest"
 	@$(PY) -m pytest
 
-bench: install  ## cold start, failover, burst, sandbox load, ingest and greetings benchmarks (BENCH_QUICK=1 for a short run)
+bench: install  ## cold start, failover, burst, sandbox load, ingest, greetings and time-to-first-token benchmarks (BENCH_QUICK=1 for a short run)
 	@$(PY) bench/cold_start.py
 	@$(PY) bench/failover.py
 	@$(PY) bench/burst.py
 	@$(PY) bench/load.py
 	@$(PY) bench/ingest.py
 	@$(PY) bench/greetings.py
+	@$(PY) bench/ttft.py
 
 .PHONY: bench-ingest rebuild-index
 bench-ingest: install  ## ingest benchmark: corpus vs the embedding quota, rebuild time, recall@k, chat latency with/without retrieval (BENCH_QUICK=1)

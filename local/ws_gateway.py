@@ -58,6 +58,7 @@ class WsGateway:
         self.management.daemon_threads = True
         self.management_port = int(self.management.server_address[1])
         self._threads: list[threading.Thread] = []
+        self._stopped = False
         self.posts = 0
 
     # --- life cycle -------------------------------------------------------------------------------------------
@@ -94,6 +95,10 @@ class WsGateway:
         self._loop.run_forever()
 
     def stop(self) -> None:
+        """Idempotent: the sandbox stops a region's runtime and, at exit, everything it started."""
+        if self._stopped:
+            return
+        self._stopped = True
         self.management.shutdown()
         self.management.server_close()
         if self._server is None:

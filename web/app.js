@@ -388,6 +388,10 @@ function openSocket() {
     socket.addEventListener("message", (event) => {
       let message;
       try { message = JSON.parse(event.data); } catch (_) { return; }
+      if (message.type === "budget") {  // sent after the answer's end, once its tokens are counted
+        showBudget(message.budget);
+        return;
+      }
       const pending = stream.pending.get(message.requestId);
       if (pending) pending.receive(message);
     });
@@ -433,8 +437,6 @@ function streamChat(body, socket) {
           node.scrollIntoView({ block: "end" });
         } else if (message.type === "end") {
           finish(() => resolve({ node, data: message }));
-        } else if (message.type === "budget") {
-          showBudget(message.budget);
         } else if (message.type === "error") {
           const error = new ApiError(message.status, message.message, message.retryAfter || null, message.budget || null);
           finish(() => reject(Object.assign(error, { partial: node })));
