@@ -70,6 +70,7 @@ class RegionRuntime:
     schedules: dict[str, ScheduledHandler] = field(default_factory=dict, repr=False)
     up: bool = True
     pools: dict[str, ExecutionEnvironments] = field(default_factory=dict, repr=False)  # "chat", "worker"
+    stream: Any = field(default=None, repr=False)  # local.ws_gateway.WsGateway: streamed answers (ADR 0004)
 
     @property
     def api_url(self) -> str:
@@ -78,6 +79,8 @@ class RegionRuntime:
     def go_down(self) -> None:
         self.up = False
         self.api.go_down()
+        if self.stream is not None:
+            self.stream.go_down()
         for schedule in self.schedules.values():
             schedule.pause()
         self.stop_worker()
@@ -93,6 +96,8 @@ class RegionRuntime:
         for schedule in self.schedules.values():
             schedule.resume()
         self.api.come_back()
+        if self.stream is not None:
+            self.stream.come_back()
         self.up = True
 
     def stop(self) -> None:
@@ -100,6 +105,8 @@ class RegionRuntime:
             schedule.stop()
         if self.worker is not None:
             self.worker.stop()
+        if self.stream is not None:
+            self.stream.stop()
         self.api.stop()
 
 
@@ -304,6 +311,7 @@ def start(
         )  # fmt: skip
         primary = config.chain_for(region)[0]
         runtimes: dict[str, RegionRuntime] = {}
+        gateways: dict[str, Any] = {}  # region -> its WebSocket API (local/ws_gateway.py), None without streaming
         for name, regional_templates in regional.items():
             chat_env = _function_env(regional_templates, "handlers.chat.handler", names, queues[name], config, name)
             worker_env = _function_env(regional_templates, "handlers.worker.handler", names, queues[name], config, name)
@@ -318,14 +326,28 @@ def start(
             api.site_origin = site
             pools: dict[str, ExecutionEnvironments] = {}
             api.invoke = _api_environments(regional_templates, chat_env, name, pools)
+            if name not in gateways:
+                gateways[name] = _stream_gateway(
+                    regional_templates, chat_env, name, pools, aws_url=aws_url, pool_id=pool_id, client_id=client_id,
+                    port=_offset_port(port if name == region else dr_port),
+                )  # fmt: skip
+            streams = [gateway.url for gateway in gateways.values() if gateway is not None]
             others = [other.url for other_name, other in apis.items() if other_name != name]
-            api.static_headers["Content-Security-Policy"] = content_security_policy(connect=[aws_url, *others])
+            api.static_headers["Content-Security-Policy"] = content_security_policy(
+                connect=[aws_url, *others, *streams]
+            )
             if web is not None and name == region:
                 web.static_headers["Content-Security-Policy"] = content_security_policy(
-                    connect=[aws_url, *(other.url for other in apis.values())]
+                    connect=[aws_url, *(other.url for other in apis.values()), *streams]
                 )
             api.runtime_config["apiEndpoints"] = [f"{apis[n].url}/api" for n in regional]
+            if all(gateways.get(n) is not None for n in regional):
+                api.runtime_config["streamEndpoints"] = [gateways[n].url for n in regional]
             api.runtime_config["primaryTarget"] = {"model_id": primary.model_id, "region": primary.region}
+            # The region's durable functions (the summarize workflow), started by its worker.
+            workflows = _durable_functions(
+                regional_templates, names, queues[name], config, name, stack, appconfig_url, env_overrides
+            )
             runtime = RegionRuntime(
                 region=name,
                 api=api,
@@ -333,8 +355,11 @@ def start(
                 dlq_url=_queue_pair(regional_templates, queues[name])[1],
                 chat_env=chat_env,
                 worker_env=worker_env,
-                start_worker=_worker_starter(regional_templates, queues[name], worker_env, name, pools),
+                start_worker=_worker_starter(
+                    regional_templates, queues[name], worker_env, name, pools, workflows=workflows
+                ),
                 pools=pools,
+                stream=gateways.get(name),
             )
             stack.callback(runtime.stop)
             runtime.worker = runtime.start_worker()
@@ -509,6 +534,8 @@ def _function_env(
             env[name] = SWITCH_VARIABLES[name]  # local/appconfig_emulator.py serves this profile
         elif name == "ALLOWED_ORIGIN":
             continue  # the site's CloudFront origin: locally the API's own origin, set once its port is known
+        elif name == "SUMMARIZE_FUNCTION_ARN":
+            continue  # the durable function's alias: locally the worker starts it on the region's local runner
         elif name in KNOWLEDGE_VARIABLES:
             env[name] = knowledge_value(templates, name, value)
         else:
@@ -549,14 +576,68 @@ def _api_environments(
     return invoke
 
 
+STREAM_PORT_OFFSET = 100  # each region's WebSocket API listens on its API's port + this (any free port with port 0)
+
+
+def _offset_port(port: int) -> int:
+    return port + STREAM_PORT_OFFSET if port else 0
+
+
+def _stream_gateway(
+    templates: Templates,
+    env: dict[str, str],
+    region: str,
+    pools: dict[str, ExecutionEnvironments],
+    *,
+    aws_url: str,
+    pool_id: str,
+    client_id: str,
+    port: int,
+) -> Any:
+    """The region's WebSocket API (ADR 0004) as API Gateway runs it: the $connect authorizer, then the stream Lambda
+    (the chat Lambda's settings, its own pool up to its reserved concurrency, its timeout) per message. None when
+    the templates have no stream function (streaming.enabled is false)."""
+    from handlers import stream
+    from handlers.wiring import data_client
+    from local.ws_gateway import sandbox_gateway
+
+    try:
+        spec = templates.function_by_handler("handlers.stream.handler")
+        authorizer = templates.function_by_handler("handlers.ws_authorizer.handler")
+    except KeyError:
+        return None
+    settings = Settings.from_env(env)
+    environments = ExecutionEnvironments(
+        lambda: stream.bootstrap(
+            settings, dynamodb=data_client("dynamodb", region_name=region), endpoint_scheme="http"
+        ),
+        limit=spec.reserved_concurrency or 10,
+        name=f"stream@{region}",
+    )
+    pools["stream"] = environments
+
+    def invoke(event: dict[str, Any]) -> dict[str, Any]:
+        return environments(event, LocalContext(function_name="stream", timeout_s=spec.timeout_s))
+
+    gateway = sandbox_gateway(
+        region=region, aws_url=aws_url, pool_id=pool_id, client_id=client_id, invoke=invoke, port=port,
+        authorizer_timeout_s=authorizer.timeout_s,
+    )  # fmt: skip
+    gateway.start()
+    return gateway
+
+
 def _worker_starter(
     templates: Templates,
     queues: dict[str, str],
     env: dict[str, str],
     region: str,
     pools: dict[str, ExecutionEnvironments] | None = None,
+    *,
+    workflows: Any = None,
 ) -> Callable[[], Any]:
-    """Starts the region's jobs pump (again after an outage) over one pool of worker environments."""
+    """Starts the region's jobs pump (again after an outage) over one pool of worker environments; `workflows`:
+    the region's durable functions (None: the templates have none)."""
     import boto3
 
     from handlers import worker
@@ -571,6 +652,7 @@ def _worker_starter(
             settings,
             dynamodb=data_client("dynamodb", region_name=region),
             sqs=data_client("sqs", region_name=region),
+            workflows=workflows,
         ),
         limit=concurrency,
         name=f"worker@{region}",
@@ -592,6 +674,46 @@ def _worker_starter(
         ).start()
 
     return start_pump
+
+
+def _durable_functions(
+    templates: Templates,
+    tables: dict[str, str],
+    queues: dict[str, str],
+    config: Any,
+    region: str,
+    stack: ExitStack,
+    appconfig_url: str,
+    overrides: Mapping[str, str] | None,
+) -> Any:
+    """The region's Lambda durable functions (ADR 0005) on the durable execution SDK's local runner
+    (local/durable_runner.py): the summarize workflow's own handler (handlers.workflow, its settings from its
+    template) over a pool of environments as large as its reserved concurrency; the worker's starter. None when
+    the templates have no workflow (workflows.enabled false, or no knowledge)."""
+    from handlers import workflow
+    from handlers.wiring import data_client
+    from local.durable_runner import LocalDurableFunctions, LocalWorkflowStarter
+
+    try:
+        spec = templates.function_by_handler("handlers.workflow.lambda_handler")
+    except KeyError:
+        return None
+    env = _function_env(templates, "handlers.workflow.lambda_handler", tables, queues, config, region)
+    env.update(_overridden(env, overrides))
+    env["AWS_ENDPOINT_URL_APPCONFIGDATA"] = appconfig_url
+    settings = Settings.from_env(env)
+    environments = ExecutionEnvironments(
+        lambda: workflow.bootstrap(
+            workflow.build_workflow(settings, dynamodb=data_client("dynamodb", region_name=region))
+        ),
+        limit=spec.reserved_concurrency or 1,
+        name=f"summarize@{region}",
+    )
+    functions = LocalDurableFunctions(
+        {"summarize": environments}, execution_timeout_s=int(config.workflows.execution_timeout_s)
+    )
+    stack.callback(functions.close)
+    return LocalWorkflowStarter(functions)
 
 
 def _start_schedules(

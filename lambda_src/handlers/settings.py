@@ -342,7 +342,24 @@ class DriftJobSettings(EnvContract):
         return {str(name): float(bound) for name, bound in json.loads(self.bounds_json).items()}
 
 
+# A comma-separated list kept as written (issuer URLs hold case-sensitive pool ids).
+COMMA_LIST = Codec(parse=lambda text: tuple(part.strip() for part in text.split(",") if part.strip()), render=",".join)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StreamAuthorizerSettings(EnvContract):
+    """The WebSocket $connect authorizer (handlers/ws_authorizer.py, ADR 0004): the user pool's JWKS, the token
+    issuers it accepts and the web app client, the only audience."""
+
+    jwks_url: str = var("JWKS_URL", STR)
+    issuers: tuple[str, ...] = var("TOKEN_ISSUERS", COMMA_LIST)
+    client_id: str = var("CLIENT_ID", STR)
+
+
 def variable_names() -> tuple[str, ...]:
     """Every variable of the contracts, for checks that a template sets nothing unknown."""
-    contracts = (Settings, IngestSettings, RecoverySettings, SignUpSettings, DataClientSettings, DriftJobSettings)
+    contracts = (
+        Settings, IngestSettings, RecoverySettings, SignUpSettings, DataClientSettings, DriftJobSettings,
+        StreamAuthorizerSettings,
+    )  # fmt: skip
     return tuple(dict.fromkeys(item.metadata["env"] for contract in contracts for item in fields(contract)))

@@ -16,18 +16,18 @@ Imports joserfc (and cryptography) only here: the chat path never loads them.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
+
+from handlers.settings import StreamAuthorizerSettings
 
 JWKS_TIMEOUT_S = 3.0
 JWKS_REFRESH_S = 300.0
@@ -44,22 +44,7 @@ class Forbidden(Exception):
     """403: a valid token, but for another user pool, app client or use."""
 
 
-@dataclass(frozen=True, kw_only=True)
-class AuthorizerSettings:
-    """The authorizer's environment: the pool's JWKS URL, the issuers and the app client it accepts."""
-
-    jwks_url: str
-    issuers: tuple[str, ...]
-    client_id: str
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> AuthorizerSettings:
-        env = os.environ if env is None else env
-        missing = [name for name in ("JWKS_URL", "TOKEN_ISSUERS", "CLIENT_ID") if not env.get(name)]
-        if missing:
-            raise RuntimeError(f"the WebSocket authorizer needs {', '.join(missing)} in its environment")
-        issuers = tuple(issuer.strip() for issuer in env["TOKEN_ISSUERS"].split(",") if issuer.strip())
-        return cls(jwks_url=env["JWKS_URL"], issuers=issuers, client_id=env["CLIENT_ID"])
+AuthorizerSettings = StreamAuthorizerSettings  # the environment contract (handlers/settings.py)
 
 
 def fetch_jwks(url: str) -> dict[str, Any]:

@@ -126,8 +126,8 @@ def test_a_rotated_key_is_fetched_again_but_unknown_kids_cannot_force_refetches(
     assert jwks.calls == 2  # within the refresh interval: no fetch per forged kid
 
 
-def test_settings_name_what_is_missing() -> None:
-    with pytest.raises(RuntimeError, match="JWKS_URL, CLIENT_ID"):
-        AuthorizerSettings.from_env({"TOKEN_ISSUERS": ISSUER})
+def test_settings_come_from_the_environment_contract() -> None:
+    with pytest.raises(KeyError, match="JWKS_URL"):
+        AuthorizerSettings.from_env({"TOKEN_ISSUERS": ISSUER, "CLIENT_ID": "c"})
     settings = AuthorizerSettings.from_env({"JWKS_URL": "u", "TOKEN_ISSUERS": f"{ISSUER}, b", "CLIENT_ID": "c"})
-    assert settings.issuers == (ISSUER, "b")
+    assert settings.issuers == (ISSUER, "b")  # case kept: pool ids are case-sensitive
