@@ -35,6 +35,7 @@ from stacks.constructs.python_function import PythonFunction, lambda_code, log_r
 from stacks.constructs.regional_tables import RegionalTables
 from stacks.constructs.runtime_switches import RuntimeSwitches
 from stacks.constructs.web_acl import WebAcl
+from stacks.constructs.workflow import SummarizeWorkflow
 from stacks.knowledge_stack import KnowledgeStack
 from stacks.lambda_settings import (
     CHAT_TIMEOUT_SECONDS,
@@ -45,6 +46,7 @@ from stacks.lambda_settings import (
     ingest_settings,
     recovery_settings,
     worker_settings,
+    workflow_settings,
 )
 from stacks.models_stack import ModelsStack, grant_model_access
 
@@ -114,6 +116,17 @@ class ApiStack(Stack):
                 config, tables=tables, queue_url=queue_url, region=region
             ).to_env(),
         )  # fmt: skip
+        # Long workflows (ADR 0005): the summarize job kind's durable function (it reads ingested documents, so
+        # only with knowledge); the worker starts an execution by the function's alias.
+        self.workflow: SummarizeWorkflow | None = None
+        if config.workflows.enabled and knowledge:
+            self.workflow = SummarizeWorkflow(
+                self, "Summarize", config=config, log_key=logs_key, log_retention=retention,
+                environment=workflow_settings(
+                    config, tables=tables, targets=targets, queue_url=self.jobs.queue.queue_url, knowledge=names
+                ).but(**switches.settings()).to_env(),
+            )  # fmt: skip
+            self.jobs.worker.function.add_environment("SUMMARIZE_FUNCTION_ARN", self.workflow.start_arn)
         chat = PythonFunction(
             self,
             "Chat",
@@ -246,6 +259,21 @@ class ApiStack(Stack):
             knowledge.grant_documents_api(chat.role)
             for role in (chat.role, self.jobs.worker.role):
                 knowledge.grant_retrieval(role)
+
+        if self.workflow and knowledge:
+            # The summarize workflow: the worker's grants (tables, models, switches, provider secrets), the
+            # documents' status read and the index's vectors (GetVectors); the worker may start it, nothing else.
+            flow = self.workflow.role
+            data.grant_worker(flow)
+            data.grant_documents_read(flow)
+            knowledge.grant_retrieval(flow)
+            grant_model_access(flow, config=config, region=region, models=models)
+            switches.grant_read(flow)
+            for arn_pattern in {pattern for _, pattern in secrets.values()}:
+                flow.add_to_principal_policy(
+                    iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"], resources=[arn_pattern])
+                )
+            self.workflow.grant_start(self.jobs.worker.role)
 
         # --- outputs -------------------------------------------------------------------------------
         CfnOutput(self, "ApiUrl", value=self.api.url)

@@ -175,6 +175,24 @@ def worker_settings(
     )
 
 
+def workflow_settings(
+    config: AppConfig,
+    *,
+    tables: TableNames,
+    targets: tuple[TargetSetting, ...],
+    queue_url: str,
+    knowledge: KnowledgeNames | None = None,
+) -> Settings:
+    """The summarize workflow (a durable function, ADR 0005): the worker's model settings (the same async gateway),
+    and the workflow's own (waits, chapter size). SUMMARIZE_FUNCTION_ARN stays unset: it starts nothing."""
+    workflows = config.workflows
+    return worker_settings(config, tables=tables, targets=targets, queue_url=queue_url, knowledge=knowledge).but(
+        workflow_max_wait_s=workflows.max_wait_s,
+        workflow_chapter_chars=workflows.chapter_chars,
+        workflow_max_chapters=workflows.max_chapters,
+    )
+
+
 def drift_settings(
     config: AppConfig, *, prompts_table: str, knowledge: KnowledgeNames | None = None
 ) -> DriftJobSettings:

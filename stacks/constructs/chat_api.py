@@ -139,6 +139,17 @@ class ChatRestApi(Construct):
         validator = self.api.add_request_validator(
             "Validator", validate_request_body=True, validate_request_parameters=True
         )
+        chat_properties = {
+            "message": apigw.JsonSchema(
+                type=apigw.JsonSchemaType.STRING, min_length=1, max_length=config.limits.max_message_chars
+            ),
+            "conversation_id": apigw.JsonSchema(
+                type=apigw.JsonSchemaType.STRING,
+                pattern=UUID_PATTERN,
+                min_length=UUID_LENGTH,
+                max_length=UUID_LENGTH,
+            ),
+        }
         chat_request = self.api.add_model(
             "ChatRequest",
             content_type="application/json",
@@ -148,20 +159,36 @@ class ChatRestApi(Construct):
                 type=apigw.JsonSchemaType.OBJECT,
                 required=["message"],
                 additional_properties=False,
-                properties={
-                    "message": apigw.JsonSchema(
-                        type=apigw.JsonSchemaType.STRING, min_length=1, max_length=config.limits.max_message_chars
-                    ),
-                    "conversation_id": apigw.JsonSchema(
-                        type=apigw.JsonSchemaType.STRING,
-                        pattern=UUID_PATTERN,
-                        min_length=UUID_LENGTH,
-                        max_length=UUID_LENGTH,
-                    ),
-                },
+                properties=chat_properties,
             ),
         )
         validated = {"request_validator": validator, "request_models": {"application/json": chat_request}}
+        # POST /jobs: a chat job (the chat request) or a workflow job over one of the caller's documents (ADR 0005).
+        job_request = self.api.add_model(
+            "JobRequest",
+            content_type="application/json",
+            schema=apigw.JsonSchema(
+                schema=apigw.JsonSchemaVersion.DRAFT4,
+                title="JobRequest",
+                type=apigw.JsonSchemaType.OBJECT,
+                any_of=[
+                    apigw.JsonSchema(
+                        type=apigw.JsonSchemaType.OBJECT, required=["message"], additional_properties=False,
+                        properties=chat_properties,
+                    ),
+                    apigw.JsonSchema(
+                        type=apigw.JsonSchemaType.OBJECT, required=["kind", "documentId"], additional_properties=False,
+                        properties={
+                            "kind": apigw.JsonSchema(type=apigw.JsonSchemaType.STRING, enum=["summarize"]),
+                            "documentId": apigw.JsonSchema(
+                                type=apigw.JsonSchemaType.STRING, pattern=UUID_PATTERN, min_length=UUID_LENGTH,
+                                max_length=UUID_LENGTH,
+                            ),
+                        },
+                    ),
+                ],
+            ),
+        )  # fmt: skip
         upload_request = self.api.add_model(
             "DocumentUploadRequest",
             content_type="application/json",
@@ -187,7 +214,9 @@ class ChatRestApi(Construct):
         root = self.api.root
         root.add_resource("chat").add_method("POST", integration, **validated, **auth)
         jobs = root.add_resource("jobs")
-        jobs.add_method("POST", integration, **validated, **auth)
+        jobs.add_method(
+            "POST", integration, request_validator=validator, request_models={"application/json": job_request}, **auth
+        )
         jobs.add_resource("{job_id}").add_method("GET", integration, **auth)
         conversations = root.add_resource("conversations")
         conversations.add_method("GET", integration, **auth)

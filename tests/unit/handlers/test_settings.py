@@ -16,6 +16,7 @@ from stacks.lambda_settings import (
     ingest_settings,
     ingest_sizing,
     worker_settings,
+    workflow_settings,
 )
 from tests.conftest import ROOT, TEST_SETTINGS
 
@@ -67,6 +68,19 @@ def test_the_chat_and_worker_environments_come_from_config() -> None:
         assert name in chat.to_env() and name in worker.to_env()
 
 
+def test_the_workflow_environment_is_the_workers_with_the_workflows_own_settings() -> None:
+    worker = worker_settings(CONFIG, tables=TABLES, targets=TARGETS, queue_url="q")
+    flow = workflow_settings(CONFIG, tables=TABLES, targets=TARGETS, queue_url="q")
+
+    assert flow.but(workflow_max_wait_s=300, workflow_chapter_chars=12_000, workflow_max_chapters=200) == worker
+    env = flow.to_env()
+    assert env["WORKFLOW_MAX_WAIT_SECONDS"] == str(CONFIG.workflows.max_wait_s)
+    assert env["WORKFLOW_CHAPTER_CHARS"] == str(CONFIG.workflows.chapter_chars)
+    assert env["WORKFLOW_MAX_CHAPTERS"] == str(CONFIG.workflows.max_chapters)
+    assert "SUMMARIZE_FUNCTION_ARN" not in env  # the workflow starts nothing; the stack sets it on the worker
+    assert set(env) <= set(variable_names()) and Settings.from_env(env) == flow
+
+
 def test_each_targets_concurrency_limit_comes_from_the_gateway_config() -> None:
     config = AppConfig.from_context(
         {
@@ -103,8 +117,8 @@ def test_the_chain_puts_the_local_region_first_with_its_guardrail() -> None:
 def test_every_variable_the_stacks_set_is_in_the_contract(synth, stack: str) -> None:
     functions = synth.template(stack).find_resources("AWS::Lambda::Function")
     ours = [f for f in functions.values() if str(f["Properties"]["Handler"]).startswith("handlers.")]
-    # chat, worker, ingest, jobs recovery, drift; curate in the primary region only
-    assert len(ours) == (6 if stack == "Bulwark-dev-Api" else 5)
+    # chat, worker, summarize workflow, ingest, jobs recovery, drift; curate in the primary region only
+    assert len(ours) == (7 if stack == "Bulwark-dev-Api" else 6)
     for function in ours:
         variables = set(function["Properties"]["Environment"]["Variables"])
         lambda_own = {name for name in variables if name.startswith("POWERTOOLS_")}
