@@ -34,6 +34,7 @@ from stacks.constructs.jobs_pipeline import JobsPipeline
 from stacks.constructs.python_function import PythonFunction, lambda_code, log_retention
 from stacks.constructs.regional_tables import RegionalTables
 from stacks.constructs.runtime_switches import RuntimeSwitches
+from stacks.constructs.stream_api import StreamApi
 from stacks.constructs.web_acl import WebAcl
 from stacks.constructs.workflow import SummarizeWorkflow
 from stacks.knowledge_stack import KnowledgeStack
@@ -67,10 +68,12 @@ class ApiStack(Stack):
         logs_key: kms.IKey | None = None,
         knowledge: KnowledgeStack | None = None,
         web_acl_arn: str | None = None,
+        client_id: str = "",
         **kwargs: Any,
     ) -> None:
         """`site_origin`: the web UI's origin (https://<distribution>.cloudfront.net), the only CORS origin.
         `knowledge`: this region's KnowledgeStack (documents, ingest queue, vector index); None: knowledge off.
+        `client_id`: the web app client, the only audience the WebSocket API's authorizer accepts.
         `web_acl_arn`: a regional web ACL to attach to the stage (the primary region shares the user pool's: one
         ACL costs $5 a month plus $1 a rule, and both resources want the same rules); None: this stack's own."""
         super().__init__(scope, construct_id, **kwargs)
@@ -127,6 +130,18 @@ class ApiStack(Stack):
                 ).but(**switches.settings()).to_env(),
             )  # fmt: skip
             self.jobs.worker.function.add_environment("SUMMARIZE_FUNCTION_ARN", self.workflow.start_arn)
+        chat_env = (
+            chat_settings(
+                config,
+                tables=tables,
+                targets=targets,
+                queue_url=self.jobs.queue.queue_url,
+                allowed_origin=site_origin,
+                knowledge=names,
+            )
+            .but(**switches.settings())
+            .to_env()
+        )
         chat = PythonFunction(
             self,
             "Chat",
@@ -137,25 +152,27 @@ class ApiStack(Stack):
             log_retention=retention,
             reserved_concurrency=config.reserved_concurrency(region),
             timeout=Duration.seconds(CHAT_TIMEOUT_SECONDS),
+            cold_start=config.cold_start.chat,
+            primary=region == config.primary_region,
             no_dlq_reason="Invoked synchronously by API Gateway: a failed request is returned to the caller as "
             "an HTTP error, so there is no event to park in a DLQ.",
-            environment=chat_settings(
-                config,
-                tables=tables,
-                targets=targets,
-                queue_url=self.jobs.queue.queue_url,
-                allowed_origin=site_origin,
-                knowledge=names,
-            )
-            .but(**switches.settings())
-            .to_env(),
+            environment=chat_env,
         )
         self.chat_function = chat.function
+        # Streamed answers (ADR 0004): a WebSocket API whose Lambda has the chat Lambda's bundle and settings.
+        self.stream: StreamApi | None = None
+        if config.streaming.enabled:
+            self.stream = StreamApi(
+                self, "Stream", config=config, region=region, code=lambda_code(), environment=chat_env,
+                user_pool_id=user_pool_id, user_pool_region=user_pool_region, client_id=client_id, key=logs_key,
+                log_retention=retention,
+            )  # fmt: skip
+        stream_roles = [self.stream.function.role] if self.stream else []
         user_pool = cognito.UserPool.from_user_pool_arn(
             self, "Users", user_pool_arn_in(self, user_pool_id=user_pool_id, region=user_pool_region)
         )
         rest = ChatRestApi(
-            self, "Rest", config=config, region=region, handler=chat.function, user_pool=user_pool, key=logs_key,
+            self, "Rest", config=config, region=region, handler=chat.target, user_pool=user_pool, key=logs_key,
             log_retention=retention, allowed_origin=site_origin,
         )  # fmt: skip
         self.api = rest.api
@@ -207,6 +224,8 @@ class ApiStack(Stack):
 
         # --- what connects them --------------------------------------------------------------------
         data.grant_api(chat.role)
+        for role in stream_roles:
+            data.grant_stream(role)
         data.grant_worker(self.jobs.worker.role)
         self.jobs.grant_send(chat.role)
         # GET /health/deep: the jobs queue answers (one attribute, no messages read). Its table read is the
@@ -217,7 +236,7 @@ class ApiStack(Stack):
             )
         )
         self.jobs.grant_send(self.jobs.worker.role)
-        for role in (chat.role, self.jobs.worker.role):
+        for role in (chat.role, self.jobs.worker.role, *stream_roles):
             grant_model_access(role, config=config, region=region, models=models)
             switches.grant_read(role)
             for arn_pattern in {pattern for _, pattern in secrets.values()}:
@@ -246,7 +265,7 @@ class ApiStack(Stack):
                 )
         if tables.curated and not knowledge:
             # Curated answers match the question by its Titan v2 embedding; without knowledge no retrieval grants it.
-            for role in (chat.role, self.jobs.worker.role):
+            for role in (chat.role, self.jobs.worker.role, *stream_roles):
                 role.add_to_principal_policy(
                     iam.PolicyStatement(
                         sid="InvokeEmbeddingModel", actions=["bedrock:InvokeModel"], resources=[embedding_model]
@@ -255,9 +274,10 @@ class ApiStack(Stack):
         if knowledge:
             # Uploads (presigned POST), listing, status and deletes; retrieval in /chat and /jobs.
             data.grant_documents(chat.role)
-            data.grant_documents_read(self.jobs.worker.role)
+            for role in (self.jobs.worker.role, *stream_roles):
+                data.grant_documents_read(role)
             knowledge.grant_documents_api(chat.role)
-            for role in (chat.role, self.jobs.worker.role):
+            for role in (chat.role, self.jobs.worker.role, *stream_roles):
                 knowledge.grant_retrieval(role)
 
         if self.workflow and knowledge:
@@ -279,6 +299,8 @@ class ApiStack(Stack):
         CfnOutput(self, "ApiUrl", value=self.api.url)
         CfnOutput(self, "HealthUrl", value=self.api.url_for_path("/health"))
         CfnOutput(self, "DeepHealthUrl", value=self.api.url_for_path("/health/deep"))
+        if self.stream:
+            CfnOutput(self, "StreamUrl", value=self.stream.url)
         if config.failover_domain is not None:
             self._failover_domain(config, region)
 
