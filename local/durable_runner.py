@@ -70,7 +70,7 @@ class LocalDurableFunctions:
 
     def close(self) -> None:
         for runner in self._runners.values():
-            runner.close()
+            runner.close()  # type: ignore[no-untyped-call]  # the testing SDK's close() is untyped
         self._runners.clear()
 
     def __enter__(self) -> LocalDurableFunctions:

@@ -76,7 +76,8 @@ class WorkflowSettings:
     def backoff_s(self, attempt: int, hinted_s: int = 0) -> int:
         """The durable wait before `attempt` (1-based, the attempt that failed): exponential, capped, at least
         what the model's own Retry-After said."""
-        return max(1, min(self.retry_cap_s, max(hinted_s, self.retry_base_s * 2 ** max(0, attempt - 1))))
+        exponential = self.retry_base_s * (2 ** max(0, attempt - 1))
+        return int(max(1, min(self.retry_cap_s, max(hinted_s, exponential))))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -176,7 +176,7 @@ def bootstrap(workflow: SummaryWorkflow | None = None, *, boto3_client: Any = No
                                                      "seconds": round(time.monotonic() - started, 3)})  # fmt: skip
         return result
 
-    return durable_execution(run, boto3_client=boto3_client)  # type: ignore[no-any-return]
+    return durable_execution(run, boto3_client=boto3_client)
 
 
 def lambda_handler(event: Any, context: Any) -> Any:
