@@ -101,6 +101,7 @@ def build_stacks(app: App, config: AppConfig) -> dict[str, Stack]:
         logs_key=keys.logs_key,
         user_pool_id=auth.user_pool.user_pool_id,
         user_pool_region=config.primary_region,
+        client_id=auth.client.user_pool_client_id,
         models=models,
         site_origin=web.site_origin,
         knowledge=knowledge.get("knowledge"),
@@ -121,6 +122,7 @@ def build_stacks(app: App, config: AppConfig) -> dict[str, Stack]:
         logs_key=dr_keys.logs_key,
         user_pool_id=auth.user_pool.user_pool_id,
         user_pool_region=config.dr_region if config.replicate_user_pool else config.primary_region,
+        client_id=auth.client.user_pool_client_id,
         models=models,
         site_origin=web.site_origin,
         knowledge=knowledge.get("knowledge-dr"),
@@ -128,7 +130,10 @@ def build_stacks(app: App, config: AppConfig) -> dict[str, Stack]:
         cross_region_references=True,
     )
     dr_api.add_stack_dependency(data, "the table replica is created by the primary Data stack")
-    read_from_dr_without_writers(models[config.dr_region], dr_api.api, dr_api.api.deployment_stage)
+    read_from_dr_without_writers(
+        models[config.dr_region], dr_api.api, dr_api.api.deployment_stage,
+        *((dr_api.stream.api, dr_api.stream.stage) if dr_api.stream else ()),
+    )  # fmt: skip
     primary_target = config.chain_for(config.primary_region)[0]
     # The same files and config.json in both regions' site buckets, each deployed from source in its region.
     site_content: dict[str, Any] = {
@@ -138,9 +143,12 @@ def build_stacks(app: App, config: AppConfig) -> dict[str, Stack]:
             "userPoolId": auth.user_pool.user_pool_id,
             "clientId": auth.client.user_pool_client_id,
             "apiEndpoints": [api.api.url, dr_api.api.url],
+            # Streamed answers (ADR 0004): each region's WebSocket URL, in the same order.
+            **({"streamEndpoints": [api.stream.url, dr_api.stream.url]} if api.stream and dr_api.stream else {}),
             "primaryTarget": {"model_id": primary_target.display_name, "region": primary_target.region},
         },
         "connect": connect_sources(config, api_hosts=[api.api_host, dr_api.api_host]),
+        "stream_hosts": [stack.stream.host for stack in (api, dr_api) if stack.stream],
         "documents_buckets": [knowledge[name].bucket for name in ("knowledge", "knowledge-dr") if name in knowledge],
         "cross_region_references": True,
     }

@@ -112,6 +112,8 @@ def upload_hosts(buckets: Sequence[s3.IBucket], *, region: str, weak_from: str) 
 class WebContentStack(Stack):
     """`connect`: the exact hosts the UI may fetch from (both API hosts, Cognito's endpoint).
     `documents_buckets`: each region's documents bucket (KnowledgeStack.bucket), which the browser uploads to.
+    `stream_hosts`: both regions' WebSocket API hosts (wss://...) for streamed answers; the static help page gets
+    none.
     `distribution`: invalidated after the files are written (the primary stack's, deployed last).
     `failover_for`: the DR stack's: its bucket is this distribution's failover origin, and this stack holds the
     bucket's policy (dr_site_policy)."""
@@ -127,6 +129,7 @@ class WebContentStack(Stack):
         connect: Sequence[str],
         key: kms.IKey,
         documents_buckets: Sequence[s3.IBucket] = (),
+        stream_hosts: Sequence[str] = (),
         distribution: cloudfront.IDistribution | None = None,
         failover_for: cloudfront.IDistribution | None = None,
         **kwargs: Any,
@@ -136,7 +139,11 @@ class WebContentStack(Stack):
             dr_site_policy(self, "SitePolicy", bucket=bucket, distribution_id=failover_for.distribution_id)
         # The static help page only probes the APIs' /health: no documents buckets in its connect-src.
         fallback_connect = list(connect)
-        connect = [*connect, *upload_hosts(documents_buckets, region=self.region, weak_from=config.dr_region)]
+        connect = [
+            *connect,
+            *upload_hosts(documents_buckets, region=self.region, weak_from=config.dr_region),
+            *stream_hosts,  # the WebSocket APIs (wss://), ADR 0004: https: sources do not match wss:
+        ]
         deploy_logs = logs.LogGroup(
             self,
             "DeployLogs",

@@ -86,8 +86,9 @@ def test_each_region_has_its_switches_read_by_the_chat_and_worker_lambdas(synth:
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]
         if statement.get("Sid") == "RuntimeSwitches"
     ]
-    # the API Lambda's role and the worker's; in the primary region the scheduled curate job's (issue 11) too
-    assert len(statements) == (3 if name == "Bulwark-dev-Api" else 2)
+    # the API Lambda's role, the stream Lambda's (ADR 0004) and the worker's; in the primary region the scheduled
+    # curate job's (issue 11) too
+    assert len(statements) == (4 if name == "Bulwark-dev-Api" else 3)
     for statement in statements:
         assert sorted(statement["Action"]) == [
             "appconfig:GetLatestConfiguration",

@@ -90,6 +90,9 @@ def test_the_cloudfront_csp_names_cognito_execute_api_and_s3_in_our_two_regions_
             "https://cognito-idp.us-east-1.amazonaws.com",
             "https://*.execute-api.us-east-1.amazonaws.com",
             "https://*.execute-api.us-west-2.amazonaws.com",
+            # The WebSocket APIs (ADR 0004): CSP's https: sources do not match wss: URLs.
+            "wss://*.execute-api.us-east-1.amazonaws.com",
+            "wss://*.execute-api.us-west-2.amazonaws.com",
             "https://*.s3.us-east-1.amazonaws.com",
             "https://*.s3.us-west-2.amazonaws.com",
         ]
@@ -146,7 +149,7 @@ def test_index_html_narrows_connect_src_to_both_api_hosts_cognito_and_both_docum
     # exactly the two Knowledge stacks' buckets, each by its regional and its global virtual-hosted name.
     primary = r"\$\{Bulwark-dev-Knowledge:ExportsOutputRefDocuments\w+\}"
     dr = r"\$\{Bulwark-dev-Knowledge-DR@us-west-2:PublishOutputRefDocuments\w+\}"  # weak: static stability
-    assert [re.sub(r"^https://(\$\{[^}]+\})", "https://BUCKET", host) for host in sources[3:]] == [
+    assert [re.sub(r"^https://(\$\{[^}]+\})", "https://BUCKET", host) for host in sources[3:7]] == [
         "https://BUCKET.s3.us-east-1.amazonaws.com",
         "https://BUCKET.s3.amazonaws.com",
         "https://BUCKET.s3.us-west-2.amazonaws.com",
@@ -154,7 +157,14 @@ def test_index_html_narrows_connect_src_to_both_api_hosts_cognito_and_both_docum
     ]
     assert all(re.match(rf"https://{primary}\.", host) for host in sources[3:5]), sources[3:5]
     assert all(re.match(rf"https://{dr}\.", host) for host in sources[5:7]), sources[5:7]
-    assert len(sources) == 7 and "*" not in policy
+    # Then both WebSocket APIs (streamed answers, ADR 0004), the DR one read weakly like its REST API.
+    assert re.fullmatch(r"wss://\$\{Bulwark-dev-Api:ExportsOutputRefStreamApi\w+\}\.execute-api\.us-east-1\.amazonaws\.com",
+                        sources[7])  # fmt: skip
+    assert re.fullmatch(
+        r"wss://\$\{Bulwark-dev-Api-DR@us-west-2:PublishOutputRefStreamApi\w+\}\.execute-api\.us-west-2\.amazonaws\.com",
+        sources[8],
+    )
+    assert len(sources) == 9 and "*" not in policy
     assert html.index("Content-Security-Policy") < html.index("<script"), "the policy must precede every script"
     assert json.dumps(markers).count("RestApi") >= 2
 

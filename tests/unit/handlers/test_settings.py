@@ -117,8 +117,9 @@ def test_the_chain_puts_the_local_region_first_with_its_guardrail() -> None:
 def test_every_variable_the_stacks_set_is_in_the_contract(synth, stack: str) -> None:
     functions = synth.template(stack).find_resources("AWS::Lambda::Function")
     ours = [f for f in functions.values() if str(f["Properties"]["Handler"]).startswith("handlers.")]
-    # chat, worker, summarize workflow, ingest, jobs recovery, drift; curate in the primary region only
-    assert len(ours) == (7 if stack == "Bulwark-dev-Api" else 6)
+    # chat, stream, its authorizer, worker, summarize workflow, ingest, jobs recovery, drift; curate in the primary
+    # region only
+    assert len(ours) == (9 if stack == "Bulwark-dev-Api" else 8)
     for function in ours:
         variables = set(function["Properties"]["Environment"]["Variables"])
         lambda_own = {name for name in variables if name.startswith("POWERTOOLS_")}
