@@ -252,7 +252,7 @@ def _event_sources(resources: dict[str, Any]) -> dict[str, dict[str, Any]]:
     for resource in resources.values():
         if resource["Type"] == "AWS::Lambda::EventSourceMapping":
             props = resource["Properties"]
-            function = _ref(props.get("FunctionName")) or ""
+            function = _function_of(props.get("FunctionName"), resources) or ""
             found[function] = {
                 "batch_size": props.get("BatchSize", 10),
                 "max_concurrency": props.get("ScalingConfig", {}).get("MaximumConcurrency", 2),
@@ -490,6 +490,26 @@ def _stack_outputs(value: Any) -> set[tuple[str, str | None]]:
 
 def _ref(value: Any) -> str | None:
     return value.get("Ref") if isinstance(value, dict) else None
+
+
+def _function_of(value: Any, resources: dict[str, Any]) -> str | None:
+    """The function a FunctionName names: {"Ref": function}, or an alias of it (with a cold-start option on, the
+    event sources name `<function>:live`, a join over the alias's Ref), as Lambda resolves a qualified name."""
+
+    def refs(node: Any) -> list[str]:
+        if isinstance(node, dict):
+            return [node["Ref"]] if "Ref" in node else [r for child in node.values() for r in refs(child)]
+        if isinstance(node, list):
+            return [r for child in node for r in refs(child)]
+        return []
+
+    for logical_id in refs(value):
+        resource = resources.get(logical_id, {})
+        if resource.get("Type") == "AWS::Lambda::Alias":
+            return _ref(resource["Properties"].get("FunctionName"))
+        if resource.get("Type") == "AWS::Lambda::Function":
+            return logical_id
+    return None
 
 
 def _static(value: Any) -> str | None:
