@@ -213,7 +213,7 @@ class _CommittedStream:
         self._gateway._settle(opened, error, abandoned=error.code == "Deadline")
         self._reply = ModelReply(
             text="".join(self._parts),
-            usage=Usage(),  # Bedrock sends usage only at the end of a stream
+            usage=_estimated_usage(self._messages, self._parts),  # Bedrock sends usage only at a stream's end
             target=self.target,
             stop_reason="incomplete",
             incomplete=True,
@@ -233,12 +233,23 @@ class _CommittedStream:
         self._gateway._settle(self._opened, None, abandoned=True)
         self._reply = ModelReply(
             text="".join(self._parts),
-            usage=Usage(),
+            usage=_estimated_usage(self._messages, self._parts),
             target=self.target,
             stop_reason="incomplete",
             incomplete=True,
             incomplete_reason="the answer was not read to its end",
         )
+
+
+_CHARS_PER_TOKEN = 4  # a common rule of thumb for English text; an estimate, never a bill
+
+
+def _estimated_usage(messages: Sequence[Message], parts: Sequence[str]) -> Usage:
+    """A broken stream's usage, estimated (Bedrock reports usage only in the stream's last event): the model read
+    the whole prompt and wrote what was received, so the per-user token budget is charged for them too."""
+    read = sum(len(message.text) for message in messages)
+    written = sum(len(part) for part in parts)
+    return Usage(input_tokens=-(-read // _CHARS_PER_TOKEN), output_tokens=-(-written // _CHARS_PER_TOKEN))
 
 
 def _incomplete_reason(code: str) -> str:

@@ -203,6 +203,11 @@ def test_a_break_after_the_first_token_ends_the_answer_incomplete_without_failov
     assert primary.closed == 1
     assert events.of("stream_broken") == [("primary", "ModelStreamErrorException")]
     assert gateway.capacity_state(0).in_flight == 0
+    # Bedrock reports usage only at a stream's end: the token budget is charged an estimate (4 characters a token)
+    # of the prompt the model read and the text it wrote, never nothing.
+    prompt_chars = sum(len(message.text) for message in ASK)
+    assert reply.usage.input_tokens == -(-prompt_chars // 4) > 0
+    assert reply.usage.output_tokens == -(-len("Paris is the ") // 4) == 4
 
 
 def test_breaks_after_the_first_token_count_toward_the_breaker_like_failed_calls(sim: SimulatedTime) -> None:
