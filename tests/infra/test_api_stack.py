@@ -158,7 +158,7 @@ def test_a_langchain_target_gets_this_regions_guardrail_and_its_secrets_arn_neve
     # GetSecretValue on exactly that secret (its name plus Secrets Manager's random suffix), for the three Lambdas (and
     # the primary region's scheduled curate job, which answers through the same chain).
     reads = [s for s in statements(template) if s["Action"] == "secretsmanager:GetSecretValue"]
-    assert len(reads) == (4 if region == "us-east-1" else 3)  # chat, stream, worker (+ curate)
+    assert len(reads) == (5 if region == "us-east-1" else 4)  # chat, stream, worker, summarize (+ curate)
     assert all(json.dumps(s["Resource"]).endswith(':secret:bulwark/openai-??????"]]}') for s in reads)
     # ApplyGuardrail on this region's guardrail, which the Lambda applies around the other provider.
     apply = [s for s in statements(template) if s.get("Sid") == "ApplyGuardrails"]

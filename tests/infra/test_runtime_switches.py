@@ -86,9 +86,9 @@ def test_each_region_has_its_switches_read_by_the_chat_and_worker_lambdas(synth:
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]
         if statement.get("Sid") == "RuntimeSwitches"
     ]
-    # the API Lambda's role, the stream Lambda's (ADR 0004) and the worker's; in the primary region the scheduled
-    # curate job's (issue 11) too
-    assert len(statements) == (4 if name == "Bulwark-dev-Api" else 3)
+    # the API Lambda's role, the stream Lambda's (ADR 0004), the worker's and the summarize workflow's (ADR 0005);
+    # in the primary region the scheduled curate job's (issue 11) too
+    assert len(statements) == (5 if name == "Bulwark-dev-Api" else 4)
     for statement in statements:
         assert sorted(statement["Action"]) == [
             "appconfig:GetLatestConfiguration",
@@ -100,7 +100,7 @@ def test_each_region_has_its_switches_read_by_the_chat_and_worker_lambdas(synth:
         for f in template.find_resources("AWS::Lambda::Function").values()
         if "MODEL_TARGETS" in f["Properties"].get("Environment", {}).get("Variables", {})
     ]
-    assert len(functions) == (3 if name == "Bulwark-dev-Api" else 2)
+    assert len(functions) == (5 if name == "Bulwark-dev-Api" else 4)  # chat, stream, worker, summarize (+ curate)
     for variables in functions:
         assert variables["SWITCHES_PROFILE"] == {"Ref": profile_id}
         assert variables["SWITCHES_CACHE_SECONDS"] == "30"

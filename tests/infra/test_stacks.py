@@ -313,8 +313,9 @@ def test_the_lambdas_may_only_read_the_prompt_catalogs_pointer(synth: Synth, nam
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]
         if statement.get("Sid") == "PromptCatalog"
     ]
-    # the API Lambda's role, the stream Lambda's and the worker's; in the primary region, the scheduled curate job's too
-    assert len(statements) == (4 if name == "Bulwark-dev-Api" else 3)
+    # the API Lambda's role, the stream Lambda's, the worker's and the summarize workflow's; in the primary region,
+    # the scheduled curate job's too
+    assert len(statements) == (5 if name == "Bulwark-dev-Api" else 4)
     for statement in statements:
         assert statement["Action"] == "dynamodb:GetItem" and statement["Effect"] == "Allow"
         assert "Prompts" in json.dumps(statement["Resource"]) and "index" not in json.dumps(statement["Resource"])
@@ -323,7 +324,7 @@ def test_the_lambdas_may_only_read_the_prompt_catalogs_pointer(synth: Synth, nam
         for f in template.find_resources("AWS::Lambda::Function").values()
         if "MODEL_TARGETS" in f["Properties"].get("Environment", {}).get("Variables", {})
     ]
-    assert len(functions) == (4 if name == "Bulwark-dev-Api" else 3)  # chat, stream, worker (+ curate)
+    assert len(functions) == (5 if name == "Bulwark-dev-Api" else 4)  # chat, stream, worker, summarize (+ curate)
     for variables in functions:
         assert "Prompts" in json.dumps(variables["PROMPTS_TABLE_NAME"]) and variables["PROMPT_ENVIRONMENT"] == "dev"
 
@@ -339,8 +340,9 @@ def test_the_lambdas_may_only_scan_the_curated_answers(synth: Synth, name: str) 
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]
         if statement.get("Sid") == "CuratedAnswers"
     ]
-    # the API Lambda's role, the stream Lambda's and the worker's; in the primary region, the scheduled curate job's too
-    assert len(statements) == (4 if name == "Bulwark-dev-Api" else 3)
+    # the API Lambda's role, the stream Lambda's, the worker's and the summarize workflow's; in the primary region,
+    # the scheduled curate job's too
+    assert len(statements) == (5 if name == "Bulwark-dev-Api" else 4)
     for statement in statements:
         assert statement["Action"] == "dynamodb:Scan" and statement["Effect"] == "Allow"
         resource = json.dumps(statement["Resource"])
@@ -350,7 +352,7 @@ def test_the_lambdas_may_only_scan_the_curated_answers(synth: Synth, name: str) 
         for f in template.find_resources("AWS::Lambda::Function").values()
         if "MODEL_TARGETS" in f["Properties"].get("Environment", {}).get("Variables", {})
     ]
-    assert len(functions) == (4 if name == "Bulwark-dev-Api" else 3)  # chat, stream, worker (+ curate)
+    assert len(functions) == (5 if name == "Bulwark-dev-Api" else 4)  # chat, stream, worker, summarize (+ curate)
     for variables in functions:
         assert "CuratedAnswers" in json.dumps(variables["CURATED_TABLE_NAME"])
         assert (variables["CURATED_THRESHOLD"], variables["CURATED_CACHE_SECONDS"]) == ("0.8", "300")
