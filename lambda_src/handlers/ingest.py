@@ -42,6 +42,7 @@ from adapters.documents import DynamoDocumentStore
 from adapters.embeddings import TitanEmbedder
 from adapters.parsing import SniffingDocumentParser
 from adapters.s3vectors import S3VectorIndex
+from adapters.tracing import PowertoolsTracing
 from core.documents import DocumentLimits
 from core.ingest import IngestOutcome, IngestResult, IngestService, ObjectVersion
 from core.resilience import BreakerSettings, CircuitBreaker, RateLimiter, RetryBudget
@@ -202,6 +203,7 @@ def build_ingest_service(
         dimensions=settings.embedding_dimensions,
         pacing=RateLimiter(settings.embed_rate_per_s) if settings.embed_rate_per_s else None,
         breaker=CircuitBreaker(BreakerSettings(open_s=settings.breaker_open_s)),
+        tracing=PowertoolsTracing(tracer),  # a subsegment per embedding call (numbers and codes only)
         budget=RetryBudget(),
     )
     service = IngestService(

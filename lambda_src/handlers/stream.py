@@ -23,10 +23,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
 from adapters.metrics import record_answer
+from adapters.tracing import PowertoolsTracing
 from core.chat import ChatService
 from core.errors import DomainError, InvalidRequest, Unauthorized
 from core.limits import TokenBudgetStatus, UserLimits
@@ -36,6 +37,9 @@ from handlers.wiring import build_chat_service, build_user_limits, data_client, 
 
 logger = Logger()
 metrics = Metrics()
+# Only our spans (model attempts, retrieval, embeddings): botocore is not patched, or each post to the connection
+# (one per coalesced delta) would be a subsegment of its own.
+tracer = Tracer(auto_patch=False)
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 PostFactory = Callable[[str], Callable[[str, bytes], None]]
@@ -308,7 +312,10 @@ def bootstrap(
     connections (default: the management API through boto3); `endpoint_scheme`: http for the sandbox's gateway."""
     settings = settings or Settings.from_env()
     dynamodb = dynamodb or data_client("dynamodb")
-    service = build_chat_service(settings, dynamodb=dynamodb, bedrock_factory=bedrock_factory, s3vectors=s3vectors)
+    service = build_chat_service(
+        settings, dynamodb=dynamodb, bedrock_factory=bedrock_factory, s3vectors=s3vectors,
+        tracing=PowertoolsTracing(tracer),  # X-Ray subsegments: each model attempt, retrieval, embedding
+    )  # fmt: skip
     api = StreamApi(
         settings=settings,
         service=service,
@@ -323,6 +330,7 @@ def bootstrap(
 
     @logger.inject_lambda_context
     @metrics.log_metrics
+    @tracer.capture_lambda_handler
     def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return api.handle(event, context)
 

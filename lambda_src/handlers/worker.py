@@ -35,6 +35,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from adapters.jobs import JOB_EVENT_METRICS
 from adapters.residue import JOB_IDEMPOTENCY_PREFIX
+from adapters.tracing import PowertoolsTracing
 from core.gateway import GatewaySettings
 from core.jobs import JobService, OwnedElsewhere, RetryLater
 from core.resilience import BreakerSettings
@@ -104,6 +105,7 @@ def build_worker_jobs(
         dynamodb=dynamodb,
         bedrock_factory=bedrock_factory,
         gateway_settings=worker_gateway_settings(settings),
+        tracing=PowertoolsTracing(tracer),  # X-Ray subsegments: each model attempt, retrieval, embedding
     )
     jobs = build_job_service(settings, chat=chat, dynamodb=dynamodb, sqs=sqs)
     if jobs is None or not settings.idempotency_table_name:
