@@ -59,7 +59,6 @@ class WsGateway:
         self.management_port = int(self.management.server_address[1])
         self._threads: list[threading.Thread] = []
         self._stopped = False
-        self.posts = 0
 
     # --- life cycle -------------------------------------------------------------------------------------------
     @property
@@ -206,7 +205,6 @@ class WsGateway:
             asyncio.run_coroutine_threadsafe(connection.send(payload), self._loop).result(5)
         except (ConnectionClosed, TimeoutError):
             return False
-        self.posts += 1
         return True
 
 
