@@ -152,8 +152,9 @@ class DriftJob(Construct):
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             )
         )
-        for alarm in self.alarms:
+        for alarm in self.alarms:  # like every other alarm: the topic hears when it fires and when it clears
             alarm.add_alarm_action(action)
+            alarm.add_ok_action(action)
         self.function = job.function
         self.role = role
         self.rule = job.rule

@@ -38,8 +38,17 @@ def test_idle_lines_count_the_templates_resources_per_region(synth: Synth) -> No
     assert {key: counted.get(key) for key in expected} == dict(expected)
     assert counted[("us-east-1", "CloudWatch dashboards")] == counted[("us-west-2", "CloudWatch dashboards")] == 1
     waf = [line for line in report.idle if line.item == "WAF web ACLs + rules"]
-    # Each default ACL: $5 + 4 rules (rate limit, IP reputation, common rules, known bad inputs).
-    assert sum(line.monthly for line in waf) == 9.0 * sum(line.count for line in waf)
+    # Each ACL: $5 + $1 a rule, counted from the template: the regional ones 4 rules (rate limit, IP reputation,
+    # common rules, known bad inputs), CloudFront's 2 (static files: rate limit, IP reputation).
+    by_region: Counter[str] = Counter()
+    for region, template in found.values():
+        by_region[region] += sum(
+            5.0 + len(r["Properties"]["Rules"])
+            for r in template["Resources"].values()
+            if r["Type"] == "AWS::WAFv2::WebACL"
+        )
+    assert {line.region: line.monthly for line in waf} == {r: v for r, v in by_region.items() if v}
+    assert sorted(line.monthly for line in waf) == [9.0, 16.0]  # DR: its API's; primary: API + user pool, CloudFront
     assert set(report.idle_by_region()) == {"us-east-1", "us-west-2"}
 
 
