@@ -175,13 +175,9 @@ class JobService:
             if existing is not None and existing.status in ("done", "failed"):
                 return existing, False  # a replay of a finished job: its answer, never a 429 for a new slot
             self._reserve_slot(user_id, job_id)
-        stored, created = self._store.create(job)
+        stored, created = self._create(job)
         if created:
-            self._queue.send({"job_id": job_id, "user_id": user_id, "requeues": 0})
-            self._store.mark_enqueued(user_id, job_id)
-            return replace(stored, enqueued=True), True
-        if not stored.open:
-            self._release_slot(user_id, job_id)  # a replay of a finished job holds no slot
+            return stored, True
         # A replay of a job whose first submit crashed before sending it, or that a lost region holds: send it.
         if recovery_action(stored, region=self.region, now=now, settings=self.settings) in ("adopt", "resend"):
             stored = self._taken_over(stored, now)
@@ -203,14 +199,23 @@ class JobService:
             kind="summarize", document_id=document_id,
         )  # fmt: skip
         self._reserve_slot(user_id, job_id)
+        return self._create(job)
+
+    def _create(self, job: Job) -> tuple[Job, bool]:
+        """Write `job` and send it to the queue: (the job as enqueued, True). A replay (the id is taken) gives
+        (the stored job, False), its slot released if that job is finished (a finished job holds no slot)."""
         stored, created = self._store.create(job)
         if created:
-            self._queue.send({"job_id": job_id, "user_id": user_id, "requeues": 0})
-            self._store.mark_enqueued(user_id, job_id)
+            self._enqueue(job)
             return replace(stored, enqueued=True), True
         if not stored.open:
-            self._release_slot(user_id, job_id)
+            self._release_slot(job.user_id, job.job_id)
         return stored, False
+
+    def _enqueue(self, job: Job | OpenJob) -> None:
+        """Send the job's first message to this region's queue and mark it enqueued."""
+        self._queue.send({"job_id": job.job_id, "user_id": job.user_id, "requeues": 0})
+        self._store.mark_enqueued(job.user_id, job.job_id)
 
     def _reserve_slot(self, user_id: str, job_id: str) -> None:
         if self._slots is None:
@@ -294,8 +299,7 @@ class JobService:
         if not self._store.claim(job.user_id, job.job_id, owner_region=job.owner_region, heartbeat_at=job.heartbeat_at):
             self._record("claim_lost")
             return False
-        self._queue.send({"job_id": job.job_id, "user_id": job.user_id, "requeues": 0})
-        self._store.mark_enqueued(job.user_id, job.job_id)
+        self._enqueue(job)
         self._record("adopted" if adopting else "resent")
         return True
 
