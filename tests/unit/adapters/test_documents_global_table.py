@@ -17,58 +17,28 @@ writer wins to choose between (the replicator supersedes nothing), and both stat
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from adapters.document_catalog import DynamoDocumentCatalog
 from adapters.documents import DynamoDocumentStore
 from core.documents import Claim, DocumentState, normalize_sequencer
 from core.retrieval import DocumentView
 from local.global_tables import GlobalTables
+from tests.global_tables_fixtures import EAST, WEST, Clock, replicated_regions
 
-EAST, WEST = "us-east-1", "us-west-2"
 TABLE = "documents"
-LAG_S = 60.0
 ALICE = "0b5e2a8c-1111-4c3e-9a0e-aaaaaaaaaaaa"
 DOCS = [f"5d1c7f0e-3333-4a2b-9c4d-{n:012d}" for n in range(3)]
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def after_lag(self) -> None:
-        self.now = time.time() + LAG_S + 1
-
-
 @pytest.fixture
 def world() -> Iterator[tuple[dict[str, Any], GlobalTables, Clock]]:
-    with mock_aws():
-        clients = {region: boto3.client("dynamodb", region_name=region) for region in (EAST, WEST)}
-        for client in clients.values():
-            client.create_table(
-                TableName=TABLE,
-                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-                AttributeDefinitions=[
-                    {"AttributeName": "pk", "AttributeType": "S"},
-                    {"AttributeName": "sk", "AttributeType": "S"},
-                ],
-                BillingMode="PAY_PER_REQUEST",
-                StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-            )
-        clock = Clock()
-        replication = GlobalTables(lock=threading.Lock(), clock=clock)
-        replication.configure(tables=[TABLE], regions=[EAST, WEST], lag_s=LAG_S)
-        yield clients, replication, clock
+    with replicated_regions(TABLE) as world:
+        yield world
 
 
 def _replicate(replication: GlobalTables, clock: Clock) -> None:

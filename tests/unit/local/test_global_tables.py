@@ -6,51 +6,21 @@ In-process moto with an injected clock and explicit pumps: outcomes only, no wai
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from local.global_tables import GlobalTables
-
-EAST, WEST = "us-east-1", "us-west-2"
-LAG_S = 60.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def after_lag(self) -> None:
-        self.now = time.time() + LAG_S + 1
+from tests.global_tables_fixtures import EAST, WEST, Clock, replicated_regions
 
 
 @pytest.fixture
 def regions() -> Iterator[tuple[dict[str, Any], GlobalTables, Clock]]:
-    with mock_aws():
-        clients = {region: boto3.client("dynamodb", region_name=region) for region in (EAST, WEST)}
-        for client in clients.values():
-            client.create_table(
-                TableName="t",
-                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-                AttributeDefinitions=[
-                    {"AttributeName": "pk", "AttributeType": "S"},
-                    {"AttributeName": "sk", "AttributeType": "S"},
-                ],
-                BillingMode="PAY_PER_REQUEST",
-                StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-            )
-        clock = Clock()
-        replication = GlobalTables(lock=threading.Lock(), clock=clock)
-        replication.configure(tables=["t"], regions=[EAST, WEST], lag_s=LAG_S)
-        yield clients, replication, clock
+    with replicated_regions("t") as world:
+        yield world
 
 
 def _key(sk: str) -> dict[str, Any]:
