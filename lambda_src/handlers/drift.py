@@ -70,12 +70,9 @@ def run(
 def bootstrap(
     settings: DriftJobSettings | None = None, *, cloudwatch: Any = None, dynamodb: Any = None, s3vectors: Any = None
 ) -> Any:
-    """The job's composition root: the module calls it at cold start; tests with their settings and clients."""
-    if settings is None:
-        try:
-            settings = DriftJobSettings.from_env()
-        except (KeyError, ValueError) as error:
-            return _unconfigured(str(error))
+    """The job's composition root: `handler` calls it on the first run; tests with their settings and clients.
+    A deployment with a broken environment fails that run loudly (KeyError/ValueError naming the variable)."""
+    settings = settings or DriftJobSettings.from_env()
     dynamodb = dynamodb or data_client("dynamodb")
     region = str(dynamodb.meta.region_name)
     # CloudWatch: botocore's standard retries (its own single retry layer); the job has minutes, not seconds.
@@ -106,13 +103,12 @@ def bootstrap(
     return handle
 
 
-def _unconfigured(problem: str) -> Any:
-    """Importing the module without its settings (tests of other Lambdas) must not fail; invoking it does."""
-
-    def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        raise RuntimeError(f"the drift job is not configured: {problem}")
-
-    return handle
+_handle: Any = None
 
 
-handler = bootstrap()  # cold start: settings from the environment the stack set
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Built on the first run (a daily job: no request waits on its cold start), then kept for the environment."""
+    global _handle
+    if _handle is None:
+        _handle = bootstrap()
+    return _handle(event, context)
