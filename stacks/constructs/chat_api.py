@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
@@ -150,73 +151,51 @@ class ChatRestApi(Construct):
                 max_length=UUID_LENGTH,
             ),
         }
-        chat_request = self.api.add_model(
-            "ChatRequest",
-            content_type="application/json",
-            schema=apigw.JsonSchema(
-                schema=apigw.JsonSchemaVersion.DRAFT4,
-                title="ChatRequest",
-                type=apigw.JsonSchemaType.OBJECT,
-                required=["message"],
-                additional_properties=False,
-                properties=chat_properties,
-            ),
+
+        def validated(model: apigw.IModel) -> dict[str, Any]:
+            return {"request_validator": validator, "request_models": {"application/json": model}}
+
+        chat_request = self._request_model(
+            "ChatRequest", required=["message"], additional_properties=False, properties=chat_properties
         )
-        validated = {"request_validator": validator, "request_models": {"application/json": chat_request}}
         # POST /jobs: a chat job (the chat request) or a workflow job over one of the caller's documents (ADR 0005).
-        job_request = self.api.add_model(
+        job_request = self._request_model(
             "JobRequest",
-            content_type="application/json",
-            schema=apigw.JsonSchema(
-                schema=apigw.JsonSchemaVersion.DRAFT4,
-                title="JobRequest",
-                type=apigw.JsonSchemaType.OBJECT,
-                any_of=[
-                    apigw.JsonSchema(
-                        type=apigw.JsonSchemaType.OBJECT, required=["message"], additional_properties=False,
-                        properties=chat_properties,
-                    ),
-                    apigw.JsonSchema(
-                        type=apigw.JsonSchemaType.OBJECT, required=["kind", "documentId"], additional_properties=False,
-                        properties={
-                            "kind": apigw.JsonSchema(type=apigw.JsonSchemaType.STRING, enum=["summarize"]),
-                            "documentId": apigw.JsonSchema(
-                                type=apigw.JsonSchemaType.STRING, pattern=UUID_PATTERN, min_length=UUID_LENGTH,
-                                max_length=UUID_LENGTH,
-                            ),
-                        },
-                    ),
-                ],
-            ),
+            any_of=[
+                apigw.JsonSchema(
+                    type=apigw.JsonSchemaType.OBJECT, required=["message"], additional_properties=False,
+                    properties=chat_properties,
+                ),
+                apigw.JsonSchema(
+                    type=apigw.JsonSchemaType.OBJECT, required=["kind", "documentId"], additional_properties=False,
+                    properties={
+                        "kind": apigw.JsonSchema(type=apigw.JsonSchemaType.STRING, enum=["summarize"]),
+                        "documentId": apigw.JsonSchema(
+                            type=apigw.JsonSchemaType.STRING, pattern=UUID_PATTERN, min_length=UUID_LENGTH,
+                            max_length=UUID_LENGTH,
+                        ),
+                    },
+                ),
+            ],
         )  # fmt: skip
-        upload_request = self.api.add_model(
+        upload_request = self._request_model(
             "DocumentUploadRequest",
-            content_type="application/json",
-            schema=apigw.JsonSchema(
-                schema=apigw.JsonSchemaVersion.DRAFT4,
-                title="DocumentUploadRequest",
-                type=apigw.JsonSchemaType.OBJECT,
-                required=["name", "content_type", "size"],
-                additional_properties=False,
-                properties={
-                    "name": apigw.JsonSchema(
-                        type=apigw.JsonSchemaType.STRING, min_length=1, max_length=MAX_DOCUMENT_NAME_CHARS
-                    ),
-                    "content_type": apigw.JsonSchema(
-                        type=apigw.JsonSchemaType.STRING, enum=list(DOCUMENT_CONTENT_TYPES)
-                    ),
-                    # No maximum here: past the limit the Lambda answers 413 with the limit in words.
-                    "size": apigw.JsonSchema(type=apigw.JsonSchemaType.INTEGER, minimum=1),
-                },
-            ),
+            required=["name", "content_type", "size"],
+            additional_properties=False,
+            properties={
+                "name": apigw.JsonSchema(
+                    type=apigw.JsonSchemaType.STRING, min_length=1, max_length=MAX_DOCUMENT_NAME_CHARS
+                ),
+                "content_type": apigw.JsonSchema(type=apigw.JsonSchemaType.STRING, enum=list(DOCUMENT_CONTENT_TYPES)),
+                # No maximum here: past the limit the Lambda answers 413 with the limit in words.
+                "size": apigw.JsonSchema(type=apigw.JsonSchemaType.INTEGER, minimum=1),
+            },
         )
 
         root = self.api.root
-        root.add_resource("chat").add_method("POST", integration, **validated, **auth)
+        root.add_resource("chat").add_method("POST", integration, **validated(chat_request), **auth)
         jobs = root.add_resource("jobs")
-        jobs.add_method(
-            "POST", integration, request_validator=validator, request_models={"application/json": job_request}, **auth
-        )
+        jobs.add_method("POST", integration, **validated(job_request), **auth)
         jobs.add_resource("{job_id}").add_method("GET", integration, **auth)
         conversations = root.add_resource("conversations")
         conversations.add_method("GET", integration, **auth)
@@ -224,13 +203,7 @@ class ChatRestApi(Construct):
         conversation.add_method("GET", integration, **auth)
         conversation.add_method("DELETE", integration, **auth)
         documents = root.add_resource("documents")
-        documents.add_method(
-            "POST",
-            integration,
-            request_validator=validator,
-            request_models={"application/json": upload_request},
-            **auth,
-        )
+        documents.add_method("POST", integration, **validated(upload_request), **auth)
         documents.add_method("GET", integration, **auth)
         document = documents.add_resource("{document_id}")
         document.add_method("GET", integration, **auth)
@@ -269,6 +242,16 @@ class ChatRestApi(Construct):
         )
         suppress(deep, deep_probe, "AwsSolutions-APIG4", "AwsSolutions-COG4")
         skip_checkov(deep, deep_probe, "CKV_AWS_59")
+
+    def _request_model(self, name: str, **schema: Any) -> apigw.Model:
+        """A JSON request body model named and titled `name`: a draft-4 object schema with `schema`'s keywords."""
+        return self.api.add_model(
+            name,
+            content_type="application/json",
+            schema=apigw.JsonSchema(
+                schema=apigw.JsonSchemaVersion.DRAFT4, title=name, type=apigw.JsonSchemaType.OBJECT, **schema
+            ),
+        )
 
     def _suppressions(self) -> None:
         for method in self.api.methods:
