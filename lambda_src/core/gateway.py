@@ -23,7 +23,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 
 from core.errors import AtCapacity, ModelRejected, Overloaded, TargetCallError
@@ -97,8 +97,16 @@ class WaitForFutures(Protocol):
 class _Target:
     model: TargetModel
     breaker: CircuitBreaker
-    latency: LatencyTracker
+    latency: LatencyTracker  # converse: whole calls (attempt timeouts, hedges, the slow-call rule)
     capacity: AdaptiveLimit
+    # Streams: the time to the first token sets their attempt (first-token) timeouts and hedges, as the whole
+    # call does for converse; a stream's whole duration only feeds the breaker's slow-call rule.
+    first_token: LatencyTracker = field(default_factory=LatencyTracker)
+    streamed: LatencyTracker = field(default_factory=LatencyTracker)
+
+    def timing(self, streaming: bool) -> LatencyTracker:
+        """What an attempt waits for: the first token of a stream, the whole reply of a converse call."""
+        return self.first_token if streaming else self.latency
 
 
 @dataclass(frozen=True)
@@ -415,7 +423,7 @@ class ModelGateway:
         running, shed, full = launch("primary")
         if shed:
             return self._shed(scope, messages, "; ".join(reasons), at_capacity=full)
-        hedge_at = self._hedge_at(running)
+        hedge_at = self._hedge_at(running, streaming)
         while pending:
             wait_s = wait_timeout(
                 self.settings,
@@ -445,7 +453,7 @@ class ModelGateway:
                 break
             if not pending:
                 running, _, _ = launch("failover")
-                hedge_at = self._hedge_at(running)
+                hedge_at = self._hedge_at(running, streaming)
             elif not done and hedge_due(
                 self.settings, until_hedge_s=hedge_at - self._clock(), targets_waiting=bool(queue)
             ):
@@ -453,7 +461,7 @@ class ModelGateway:
                 hedge, _, _ = launch("hedge")
                 if hedge is not None:
                     self._emit("hedge", slow.model.target)
-                    hedge_at = self._hedge_at(hedge)
+                    hedge_at = self._hedge_at(hedge, streaming)
         if attempted and only_throttled:
             return self._shed(scope, messages, "; ".join(reasons), at_capacity=True)
         return self._degraded(scope, messages, "; ".join(reasons) or "no target available")
@@ -485,11 +493,12 @@ class ModelGateway:
     def _is_back_pressure(self, code: str) -> bool:
         return self._adaptive and classify(code).back_pressure
 
-    def _hedge_at(self, target: _Target | None) -> float:
-        """When the next target starts beside `target` if it has not answered (0: nothing runs)."""
+    def _hedge_at(self, target: _Target | None, streaming: bool = False) -> float:
+        """When the next target starts beside `target` if it has not answered (0: nothing runs): for a stream,
+        if its first token has not come."""
         if target is None:
             return 0.0
-        return self._clock() + hedge_delay(self.settings, p95_s=target.latency.quantile(0.95))
+        return self._clock() + hedge_delay(self.settings, p95_s=target.timing(streaming).quantile(0.95))
 
     # --- one target ---------------------------------------------------------------------------
     def _try_target(
@@ -531,7 +540,7 @@ class ModelGateway:
             attempt += 1
             timeout = attempt_timeout(
                 self.settings,
-                p99_s=target.latency.quantile(0.99),
+                p99_s=target.timing(streaming).quantile(0.99),
                 probe=permit.probe,
                 remaining_s=deadline.remaining(),
                 later_targets=later_targets,
@@ -545,8 +554,10 @@ class ModelGateway:
                     try:
                         if streaming:
                             opened = _open_stream(target.model, system, messages, timeout)
+                            first_token_s = self._clock() - started
+                            target.first_token.add(first_token_s)  # what the next stream's hedge waits for
                             span.set("outcome", "first_token")
-                            span.set("latency_ms", round((self._clock() - started) * 1000))
+                            span.set("latency_ms", round(first_token_s * 1000))
                             # Its outcome is recorded when the stream ends, not now.
                             return _Opened(target, admission, opened[0], opened[1], started)
                         reply = target.model.call(system=system, messages=messages, timeout_s=timeout)
@@ -613,10 +624,11 @@ class ModelGateway:
                 self._signal(target, slot, Signal.NONE)
                 self._emit("stream_abandoned", target.model.target, "", elapsed)
             elif error is None:
-                slow = elapsed > slow_threshold(self.settings, p95_s=target.latency.quantile(0.95))
+                # Slow against this target's whole streams (never its converse calls, nor first tokens).
+                slow = elapsed > slow_threshold(self.settings, p95_s=target.streamed.quantile(0.95))
                 target.breaker.record(failed=False, slow=slow, probe=permit.probe)
                 self._signal(target, slot, Signal.OK)
-                target.latency.add(elapsed)
+                target.streamed.add(elapsed)
                 self._emit("attempt", target.model.target, "ok", elapsed)
             else:
                 if self._is_back_pressure(error.code):

@@ -319,3 +319,32 @@ def test_closing_a_stream_early_frees_the_target_without_blaming_it(sim: Simulat
     assert primary.closed == 1 and stream.reply().incomplete
     assert gateway.capacity_state(0).in_flight == 0 and gateway.breaker_state(0) is BreakerState.CLOSED
     assert events.of("stream_abandoned") == [("primary", "")] and events.of("attempt") == []
+
+
+def test_hedges_and_first_token_timeouts_follow_the_time_to_first_token_not_the_whole_stream(
+    sim: SimulatedTime,
+) -> None:
+    # GIVEN a primary whose answers take 5 s to stream but whose first token comes in 0.2 s
+    long = Script(first_s=0.2, chunks=tuple(f"w{i} " for i in range(50)), gap_s=0.1)
+    primary = StreamTarget("primary", sim, long)
+    secondary = StreamTarget("secondary", sim, Script(first_s=0.25))
+    events = Events(sim)
+    gateway = gateway_on(sim, primary, secondary, metrics=events, hedge_after_s=10.0)
+    for _ in range(10):
+        _, reply, first_at = read(sim, gateway)
+        assert first_at == exactly(0.2) and not reply.incomplete
+    assert secondary.opened == [] and events.of("hedge") == []
+
+    # WHEN its next first token is slow (2 s)
+    primary.scripts.append(Script(first_s=2.0))
+    started = sim.clock()
+    _, reply, first_at = read(sim, gateway)
+
+    # THEN the hedge starts after 3 x the first-token p95 (0.6 s), not 3 x the 5 s streams (or the 10 s cold delay)
+    assert events.of("hedge") == [("primary", "")]
+    assert secondary.opened == [pytest.approx(started + 0.6, abs=1e-9)]
+    assert reply.target == secondary.target and first_at == exactly(0.85)
+    # and the primary's first-token timeout is 4 x that p99 (at least min_timeout_s, 1 s), not 4 x 5 s
+    sim.settle()
+    assert events.of("attempt")[-2:] == [("secondary", "ok"), ("primary", "Timeout")]
+    assert gateway.breaker_state(0) is BreakerState.CLOSED  # the long streams were never "slow calls"
