@@ -170,18 +170,7 @@ class JobService:
             heartbeat_at=now,
             accepted_in=self.region,
         )
-        if self._slots is not None:
-            existing = self._store.get(user_id, job_id)
-            if existing is not None and existing.status in ("done", "failed"):
-                return existing, False  # a replay of a finished job: its answer, never a 429 for a new slot
-            self._reserve_slot(user_id, job_id)
-        stored, created = self._create(job)
-        if created:
-            return stored, True
-        # A replay of a job whose first submit crashed before sending it, or that a lost region holds: send it.
-        if recovery_action(stored, region=self.region, now=now, settings=self.settings) in ("adopt", "resend"):
-            stored = self._taken_over(stored, now)
-        return stored, False
+        return self._submit(job, now)
 
     def submit_summary(self, *, user_id: str, document_id: str, idempotency_key: str | None) -> tuple[Job, bool]:
         """A `summarize` job over one of the caller's documents (core.workflow runs it). The same queue and
@@ -198,8 +187,23 @@ class JobService:
             created_at=now, updated_at=now, owner_region=self.region, heartbeat_at=now, accepted_in=self.region,
             kind="summarize", document_id=document_id,
         )  # fmt: skip
-        self._reserve_slot(user_id, job_id)
-        return self._create(job)
+        return self._submit(job, now)
+
+    def _submit(self, job: Job, now: float) -> tuple[Job, bool]:
+        """Reserve the user's slot, write and send `job`: (the job, True when new). A replay of a finished job
+        returns it before any slot is asked for (its answer, never a 429 for a new slot); a replay of a job whose
+        first submit crashed before sending it, or that a lost region holds, is sent (adopted) here."""
+        if self._slots is not None:
+            existing = self._store.get(job.user_id, job.job_id)
+            if existing is not None and existing.status in ("done", "failed"):
+                return existing, False
+            self._reserve_slot(job.user_id, job.job_id)
+        stored, created = self._create(job)
+        if created:
+            return stored, True
+        if recovery_action(stored, region=self.region, now=now, settings=self.settings) in ("adopt", "resend"):
+            stored = self._taken_over(stored, now)
+        return stored, False
 
     def _create(self, job: Job) -> tuple[Job, bool]:
         """Write `job` and send it to the queue: (the job as enqueued, True). A replay (the id is taken) gives

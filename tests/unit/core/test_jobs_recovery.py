@@ -443,3 +443,63 @@ def test_the_settle_delay_stays_under_the_stranded_threshold() -> None:
     assert short.settle_delay_s == 4  # a settled job's own delay never makes it stranded again
     default, _ = region(PEER, {}, clock)
     assert default.settle_delay_s == SETTINGS.settle_s == 30
+
+
+# --- a replayed summary submit (POST /jobs kind=summarize): the same rules as a chat submit --------------------------
+DOC = "0b8e6f1c-2d3a-4e5f-8a9b-0c1d2e3f4a5b"
+
+
+class MemorySlots:
+    """The OpenJobSlots port: one set of open job ids per user, shared by the regions (a global table)."""
+
+    def __init__(self) -> None:
+        self.sets: dict[str, set[str]] = {}
+
+    def reserve(self, user_id: str, job_id: str, *, cap: int) -> bool:
+        held = self.sets.setdefault(user_id, set())
+        if job_id not in held and len(held) >= cap:
+            return False
+        held.add(job_id)
+        return True
+
+    def release(self, user_id: str, job_id: str) -> None:
+        self.sets.get(user_id, set()).discard(job_id)
+
+    def held(self, user_id: str) -> list[str]:
+        return sorted(self.sets.get(user_id, set()))
+
+
+def capped(name: str, rows: dict[tuple[str, str], Job], clock: Clock, slots: MemorySlots) -> tuple[JobService, Any]:
+    queue = MemoryQueue()
+    service = JobService(store=MemoryJobStore(name, rows, clock), queue=queue, chat=None, clock=clock,
+                         settings=replace(SETTINGS, max_open_per_user=1), slots=slots)  # fmt: skip
+    return service, queue
+
+
+def test_a_replayed_summary_of_a_finished_job_gets_its_job_not_a_429_when_the_slots_are_full() -> None:
+    rows: dict[tuple[str, str], Job] = {}
+    clock, slots = Clock(), MemorySlots()
+    api, queue = capped(HERE, rows, clock, slots)
+    summary, _ = api.submit_summary(user_id="u1", document_id=DOC, idempotency_key="sum-1")
+    api.fail({"user_id": "u1", "job_id": summary.job_id}, "document gone")  # finished: its slot released
+    other, _ = api.submit(user_id="u1", request=ChatRequest(message="another"), idempotency_key=None)  # the one slot
+
+    replayed, created = api.submit_summary(user_id="u1", document_id=DOC, idempotency_key="sum-1")
+
+    assert not created and (replayed.job_id, replayed.status, replayed.kind) == (summary.job_id, "failed", "summarize")
+    assert len(queue.sent) == 2 and slots.held("u1") == [other.job_id]  # nothing sent again, no slot taken
+
+
+def test_a_replayed_summary_of_a_job_stranded_in_a_lost_region_is_adopted_and_sent_here() -> None:
+    rows: dict[tuple[str, str], Job] = {}
+    clock, slots = Clock(), MemorySlots()
+    lost, lost_queue = capped(PEER, rows, clock, slots)
+    first, _ = lost.submit_summary(user_id="u1", document_id=DOC, idempotency_key="sum-1")
+    dr, queue = capped(HERE, rows, clock, slots)
+    clock.now = T0 + 700  # the peer has been quiet for longer than stranded_after_s
+
+    replayed, created = dr.submit_summary(user_id="u1", document_id=DOC, idempotency_key="sum-1")
+
+    assert not created and replayed.job_id == first.job_id and replayed.owner_region == HERE  # its slot: still held
+    assert [m["job_id"] for m in queue.sent] == [first.job_id] and len(lost_queue.sent) == 1
+    assert rows[("u1", first.job_id)].owner_region == HERE and rows[("u1", first.job_id)].kind == "summarize"
