@@ -25,7 +25,7 @@ from core.ports import TargetModel, Tracing
 from core.prompts import ActivePrompt, FixedPrompt, PromptCacheSettings, PromptVersion
 from core.resilience import BreakerSettings, CapacitySettings, RateLimiter
 from core.retrieval import DocumentService, Retriever
-from core.switches import SwitchBoard, SwitchCacheSettings, SwitchedPrompt
+from core.switches import SwitchBoard, SwitchCacheSettings, SwitchedPrompt, version_table
 from handlers.settings import DataClientSettings, KnowledgeSettings, Settings, TargetSetting
 
 if TYPE_CHECKING:
@@ -168,7 +168,7 @@ def build_switch_board(settings: Settings, *, appconfigdata: Any = None, clock: 
             client=client,
         ),
         targets=[(t.display_name, t.region) for t in settings.targets],
-        versions={t.display_name: t.versions for t in settings.targets if t.langchain is None},
+        versions=version_table((t.display_name, t.region, t.versions) for t in settings.targets if t.langchain is None),
         on_ignored=record_ignored_switch,
         settings=SwitchCacheSettings(ttl_s=settings.switches_cache_s, retry_after_error_s=settings.switches_cache_s),
         **({"clock": clock} if clock is not None else {}),
@@ -215,6 +215,23 @@ def gateway_capacity(settings: Settings) -> CapacitySettings:
         increase=settings.concurrency_increase,
         decrease=settings.concurrency_decrease,
         max_pause_s=settings.breaker_open_s,
+    )
+
+
+def worker_gateway_settings(settings: Settings) -> GatewaySettings:
+    """The gateway for async work (the worker and the durable workflows): it optimises for not wasting quota,
+    not for latency: long attempt timeouts (a call given up on may still be billed and answered) and no hedging
+    (a hedge is a second call). Here, not in handlers.worker: importing that module builds a whole worker."""
+    return GatewaySettings(
+        deadline_s=settings.job_deadline_s,
+        cold_timeout_s=min(30.0, settings.job_deadline_s / 2),
+        min_timeout_s=10.0,
+        probe_timeout_s=10.0,
+        hedging=False,
+        breaker=BreakerSettings(open_s=settings.breaker_open_s),
+        capacity=gateway_capacity(settings),
+        # The same cache scope as the chat path's, so either can serve what the other cached.
+        guardrail_version=settings.targets[0].guardrail[1] if settings.targets[0].guardrail else "none",
     )
 
 

@@ -36,13 +36,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from adapters.jobs import JOB_EVENT_METRICS
 from adapters.residue import JOB_IDEMPOTENCY_PREFIX
 from adapters.tracing import PowertoolsTracing
-from core.gateway import GatewaySettings
 from core.jobs import JobService, OwnedElsewhere, RetryLater
-from core.resilience import BreakerSettings
 from core.workflow import WorkflowStarter
 from handlers.settings import Settings
 from handlers.snapstart import restorable
-from handlers.wiring import build_chat_service, build_job_service, data_client, gateway_capacity
+from handlers.wiring import build_chat_service, build_job_service, data_client, worker_gateway_settings
 
 logger = Logger()
 tracer = Tracer(patch_modules=["botocore"])
@@ -70,23 +68,6 @@ def failed_reason(receives: int, job_id: str) -> str:
     return (
         f"the job could not be processed after {receives} attempts and was set aside for an operator; "
         f"quote job {job_id} when reporting it, or submit the request again"
-    )
-
-
-def worker_gateway_settings(settings: Settings) -> GatewaySettings:
-    """The gateway for async work (the worker and the durable workflows): it optimises for not wasting quota,
-    not for latency: long attempt timeouts (a call given up on may still be billed and answered) and no hedging
-    (a hedge is a second call)."""
-    return GatewaySettings(
-        deadline_s=settings.job_deadline_s,
-        cold_timeout_s=min(30.0, settings.job_deadline_s / 2),
-        min_timeout_s=10.0,
-        probe_timeout_s=10.0,
-        hedging=False,
-        breaker=BreakerSettings(open_s=settings.breaker_open_s),
-        capacity=gateway_capacity(settings),
-        # The same cache scope as the chat path's, so either can serve what the other cached.
-        guardrail_version=settings.targets[0].guardrail[1] if settings.targets[0].guardrail else "none",
     )
 
 
