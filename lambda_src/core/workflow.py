@@ -12,6 +12,11 @@ no compute is billed while it waits). Any other failure ends the job `failed` wi
 The plan (which chunks make which chapter) is computed once, in the first step, and checkpointed: the chapter
 steps read their chunks themselves, so no checkpoint carries the document's text, and replays cannot disagree
 with the first run about how many steps there are.
+
+Token budget: the user's daily budget (core.limits) is checked at POST /jobs, and again before every model step
+(inside the step, so a replay returns the checkpointed decision): a user whose budget is spent midway gets the job
+failed with the reset time, not a day-long wait. Each model step's usage is spent in a checkpointed step of its
+own (`spend-<step>`), right after it: a replay returns that checkpoint instead of adding the tokens again.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from core.errors import DependencyUnavailable, DomainError, ModelRejected, NotFound, Overloaded
+from core.limits import TokenBudgetExceeded, TokenBudgetStatus
 from core.models import Message, ModelReply
 
 T = TypeVar("T")
@@ -158,6 +164,18 @@ class Summarizer(Protocol):
     ) -> ModelReply: ...
 
 
+class TokenBudget(Protocol):
+    """The user's daily token budget (core.limits.UserLimits)."""
+
+    def admit_tokens(self, user_id: str) -> TokenBudgetStatus | None:
+        """Raises TokenBudgetExceeded when the day's tokens are spent; None: no budget (or fail-open)."""
+        ...
+
+    def spend_tokens(
+        self, user_id: str, tokens: int, *, admitted: TokenBudgetStatus | None = None
+    ) -> TokenBudgetStatus | None: ...
+
+
 class WorkflowStarter(Protocol):
     """Starts a job kind's durable execution (asynchronously; idempotent per job id)."""
 
@@ -198,12 +216,19 @@ class SummaryWorkflow:
     (the combining call); progress counts model steps done of that total."""
 
     def __init__(
-        self, *, chunks: ChunkSource, model: Summarizer, progress: ProgressSink, settings: WorkflowSettings
+        self,
+        *,
+        chunks: ChunkSource,
+        model: Summarizer,
+        progress: ProgressSink,
+        settings: WorkflowSettings,
+        budget: TokenBudget | None = None,
     ) -> None:
         self._chunks = chunks
         self._model = model
         self._progress = progress
         self.settings = settings
+        self._budget = budget  # the users' daily token budgets (None: none configured)
 
     def run(self, durable: Durable, request: SummaryRequest) -> dict[str, Any]:
         try:
@@ -212,13 +237,14 @@ class SummaryWorkflow:
             total = len(chapters) + 1
             summaries: list[dict[str, Any]] = []
             for chapter in chapters:
-                summaries.append(
-                    durable.step(
-                        lambda chapter=chapter: self._chapter(request, chapter, total),  # type: ignore[misc]
-                        name=f"chapter-{chapter.number}",
-                    )
+                summary = durable.step(
+                    lambda chapter=chapter: self._chapter(request, chapter, total),  # type: ignore[misc]
+                    name=f"chapter-{chapter.number}",
                 )
+                self._spend(durable, request, summary, name=f"spend-chapter-{chapter.number}")
+                summaries.append(summary)
             final = durable.step(lambda: self._combine(request, summaries, total), name="combine")
+            self._spend(durable, request, final, name="spend-combine")
         except Superseded as superseded:  # another execution (region) owns the job: leave it alone
             return {"outcome": "superseded", "reason": superseded.message}
         except WorkflowFailed as failed:
@@ -254,6 +280,7 @@ class SummaryWorkflow:
     def _chapter(self, request: SummaryRequest, chapter: Chapter, total: int) -> dict[str, Any]:
         # Every attempt refreshes the job's heartbeat: a step retried after a durable wait is not a stranded job.
         self._heartbeat(request, done=chapter.number - 1, total=total)
+        self._admit(request, f"before part {chapter.number} of {total - 1}")
         try:
             texts = self._chunks.texts(request.user_id, request.document_id, chapter.first, chapter.last)
         except NotFound as error:  # deleted while the workflow ran
@@ -270,10 +297,37 @@ class SummaryWorkflow:
             self._progress.running(request.user_id, request.job_id, done=total, total=total)
             return {**summaries[0], "usage": {"input_tokens": 0, "output_tokens": 0}}
         self._heartbeat(request, done=total - 1, total=total)
+        self._admit(request, "before combining the parts' summaries")
         parts = "\n\n".join(f"Part {s['number']} summary:\n{s['text']}" for s in summaries)
         reply = self._ask(SYSTEM_COMBINE, parts, request.user_id)
         self._progress.running(request.user_id, request.job_id, done=total, total=total)
         return _reply_json(reply)
+
+    def _admit(self, request: SummaryRequest, where: str) -> None:
+        """Runs inside a model step, before its call: past the budget the job fails (not retried: the budget
+        resets at UTC midnight, longer than any durable wait should be), with the reset time in the reason."""
+        if self._budget is None:
+            return
+        try:
+            self._budget.admit_tokens(request.user_id)
+        except TokenBudgetExceeded as error:
+            raise WorkflowFailed(
+                f"the summary stopped {where}: {error.message}; submit it again after the reset"
+            ) from error
+
+    def _spend(self, durable: Durable, request: SummaryRequest, step: dict[str, Any], *, name: str) -> None:
+        """Add one model step's usage to the user's budget, in a step of its own: once per model step, whatever
+        the replays (a replay returns this checkpoint). No model call (usage 0): no step."""
+        tokens = int(step["usage"]["input_tokens"]) + int(step["usage"]["output_tokens"])
+        if self._budget is None or tokens <= 0:
+            return
+        budget = self._budget
+
+        def spend() -> dict[str, int]:  # the checkpoint: the tokens added, nothing of the user's text
+            budget.spend_tokens(request.user_id, tokens)
+            return {"tokens": tokens}
+
+        durable.step(spend, name=name)
 
     def _heartbeat(self, request: SummaryRequest, *, done: int, total: int) -> None:
         if not self._progress.running(request.user_id, request.job_id, done=done, total=total):

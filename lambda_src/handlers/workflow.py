@@ -27,7 +27,7 @@ from aws_lambda_powertools import Logger
 
 from adapters.document_chunks import IngestedChunks
 from adapters.documents import DynamoDocumentStore
-from adapters.jobs import DynamoJobStore, DynamoOpenJobSlots
+from adapters.jobs import DynamoJobStore, DynamoOpenJobSlots, PowertoolsJobEvents
 from core.workflow import (
     ModelBusy,
     SummaryRequest,
@@ -37,7 +37,13 @@ from core.workflow import (
     WorkflowSettings,
 )
 from handlers.settings import Settings
-from handlers.wiring import build_chat_service, data_client, shared_session
+from handlers.wiring import (
+    build_chat_service,
+    build_user_limits,
+    data_client,
+    shared_session,
+    worker_gateway_settings,
+)
 
 logger = Logger()
 T = TypeVar("T")
@@ -124,8 +130,6 @@ def build_workflow(
     model: Any = None,
 ) -> SummaryWorkflow:
     """The composition root (the module calls it at cold start; the sandbox and tests with their clients)."""
-    from handlers.worker import worker_gateway_settings
-
     if not (settings.jobs_table_name and settings.knowledge_enabled):
         raise RuntimeError("the summarize workflow needs JOBS_TABLE_NAME, DOCUMENTS_TABLE_NAME and the vector index")
     dynamodb = dynamodb or data_client("dynamodb")
@@ -139,6 +143,11 @@ def build_workflow(
         )  # fmt: skip
         model = chat.model
     store = DynamoJobStore(client=dynamodb, table_name=settings.jobs_table_name)
+    events = PowertoolsJobEvents()
+
+    def unavailable() -> None:  # the budget fails open (core.limits); the metric says so, as the worker's does
+        events.record("UserLimitUnavailable")
+
     return SummaryWorkflow(
         chunks=IngestedChunks(
             documents=DynamoDocumentStore(client=dynamodb, table_name=settings.documents_table_name or ""),
@@ -153,6 +162,9 @@ def build_workflow(
             slots=DynamoOpenJobSlots(client=dynamodb, table_name=settings.jobs_table_name),
             ttl_s=7 * 86_400,
         ),
+        # The users' daily token budgets, as the worker spends them: admitted before each model step, each step's
+        # usage spent once (this region's item of the day).
+        budget=build_user_limits(settings, dynamodb=dynamodb, on_unavailable=unavailable),
         settings=workflow_settings
         or WorkflowSettings(
             deadline_s=settings.job_deadline_s,

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import pytest
 
 from core.errors import ModelRejected, NotFound, Overloaded
+from core.limits import UserLimits, UserLimitSettings
 from core.models import ModelReply, TargetRef, Usage
 from core.workflow import (
     Chapter,
@@ -21,6 +22,7 @@ from core.workflow import (
     WorkflowSettings,
     plan_chapters,
 )
+from tests.unit.core.test_limits import MemoryCounters
 
 T = TypeVar("T")
 REQUEST = SummaryRequest(job_id="job-1", user_id="alice", document_id="doc")
@@ -148,11 +150,13 @@ class Progress:
         self.failed = reason
 
 
-def world(sizes: tuple[int, ...] = (600, 600, 600), **chunk_options: Any) -> tuple[SummaryWorkflow, Model, Progress]:
+def world(
+    sizes: tuple[int, ...] = (600, 600, 600), *, budget: UserLimits | None = None, **chunk_options: Any
+) -> tuple[SummaryWorkflow, Model, Progress]:
     model, progress = Model(), Progress()
     flow = SummaryWorkflow(
         chunks=Chunks(refs(*sizes), **chunk_options), model=model, progress=progress,
-        settings=WorkflowSettings(chapter_chars=600),
+        settings=WorkflowSettings(chapter_chars=600), budget=budget,
     )  # fmt: skip
     return flow, model, progress
 
@@ -247,3 +251,71 @@ def test_a_job_adopted_elsewhere_stops_the_execution_without_writing_the_job() -
 def test_a_request_without_its_ids_is_refused() -> None:
     with pytest.raises(WorkflowFailed, match="job_id"):
         SummaryRequest.from_event({"job_id": "j"})
+
+
+# --- the daily token budget --------------------------------------------------------------------------------------
+MORNING = 1_800_000_000.0  # 2027-01-15T08:00:00Z; the budget resets at 2027-01-16T00:00:00Z
+
+
+def budget(counters: MemoryCounters, *, daily: int) -> UserLimits:
+    return UserLimits(counters=counters, settings=UserLimitSettings(daily_tokens=daily), region="r",
+                      clock=lambda: MORNING)  # fmt: skip
+
+
+class CrashingCheckpoints(Checkpoints):
+    """Checkpoints whose invocation dies once just before running the step named `before` (after the previous
+    step's checkpoint was written): the next run is the runtime's replay."""
+
+    def __init__(self, before: str) -> None:
+        super().__init__()
+        self._before: str | None = before
+
+    def step(self, fn: Callable[[], T], *, name: str) -> T:
+        if name == self._before and name not in self.results:
+            self._before = None
+            raise RuntimeError("the execution environment died")
+        return super().step(fn, name=name)
+
+
+def test_each_model_steps_usage_is_spent_once_even_across_a_crash_and_replays() -> None:
+    counters = MemoryCounters()
+    flow, model, _ = world(budget=budget(counters, daily=1_000_000))
+    durable = CrashingCheckpoints(before="spend-chapter-2")  # chapter 2 answered and checkpointed, not yet spent
+
+    with pytest.raises(RuntimeError):
+        flow.run(durable, REQUEST)
+    assert counters.total("alice", "tokens#") == 12  # chapter 1 only (10 in + 2 out)
+
+    assert flow.run(durable, REQUEST)["outcome"] == "answered"  # the replay
+    assert flow.run(durable, REQUEST)["outcome"] == "answered"  # a replay of the finished execution
+
+    assert model.calls == 4 and counters.total("alice", "tokens#") == 4 * 12  # 3 chapters + the combination
+    spends = [name for name in durable.ran if name.startswith("spend-")]
+    assert spends == ["spend-chapter-1", "spend-chapter-2", "spend-chapter-3", "spend-combine"]
+    assert durable.results["spend-chapter-2"] == {"tokens": 12}  # the checkpoint: a count, none of the text
+
+
+def test_a_budget_spent_midway_fails_the_job_with_the_reset_time_and_asks_no_more() -> None:
+    counters = MemoryCounters()
+    flow, model, progress = world(budget=budget(counters, daily=20))  # 12 tokens per call: 2 calls admitted
+
+    result = flow.run(Checkpoints(), REQUEST)
+
+    assert result["outcome"] == "failed" and model.calls == 2 and progress.finished is None
+    assert progress.failed == result["reason"]
+    assert result["reason"].startswith("the summary stopped before part 3 of 3: your daily token budget is used")
+    assert "24 of 20 tokens" in result["reason"] and "resets at 2027-01-16T00:00:00Z" in result["reason"]
+    assert counters.total("alice", "tokens#") == 24  # what the model did answer is counted
+
+
+def test_the_combining_call_is_admitted_too_and_one_chapter_spends_only_its_own_call() -> None:
+    counters = MemoryCounters()
+    flow, model, _ = world(budget=budget(counters, daily=36))  # 3 chapters spend 36: no combination
+    result = flow.run(Checkpoints(), REQUEST)
+    assert model.calls == 3 and "before combining the parts' summaries" in result["reason"]
+
+    counters = MemoryCounters()
+    flow, model, _ = world(sizes=(600,), budget=budget(counters, daily=100))
+    durable = Checkpoints()
+    assert flow.run(durable, REQUEST)["outcome"] == "answered"
+    assert model.calls == 1 and counters.total("alice", "tokens#") == 12 and "spend-combine" not in durable.ran

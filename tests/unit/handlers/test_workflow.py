@@ -3,11 +3,16 @@ and the reason the user reads for each."""
 
 from __future__ import annotations
 
+import sys
+from types import SimpleNamespace
+
 import pytest
 from aws_durable_execution_sdk_python import StepError
 
+from core.limits import UserLimits
 from core.workflow import ModelBusy, Superseded, WorkflowFailed, WorkflowSettings
-from handlers.workflow import _FAILED_STEP, SdkDurable, _reason, retry_strategy
+from handlers.settings import Settings
+from handlers.workflow import _FAILED_STEP, SdkDurable, _reason, build_workflow, retry_strategy
 
 SETTINGS = WorkflowSettings(retry_base_s=10, retry_cap_s=300, max_attempts=4)
 decide = retry_strategy(SETTINGS)
@@ -59,3 +64,23 @@ def test_the_adapter_turns_step_errors_into_the_cores_exceptions() -> None:
         SdkDurable(FailingContext(StepError("adopted", "core.workflow.Superseded")), SETTINGS).step(
             lambda: None, name="chapter-1"
         )
+
+
+# --- the composition root ----------------------------------------------------------------------------------------
+def test_the_workflow_is_built_without_the_worker_module_and_with_the_users_token_budgets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """handlers.worker builds a whole worker when imported: the workflow Lambda's cold start must not pay for it
+    (its async gateway settings come from handlers.wiring)."""
+    monkeypatch.setitem(sys.modules, "handlers.worker", None)  # any import of it now raises ImportError
+    settings = Settings.from_env().but(
+        jobs_table_name="jobs", documents_table_name="documents", vector_bucket_name="vectors",
+        vector_index_name="chunks", usage_table_name="usage", daily_tokens_per_user=1000,
+    )  # fmt: skip
+    dynamodb = SimpleNamespace(meta=SimpleNamespace(region_name="us-east-1"))
+    clients = {"dynamodb": dynamodb, "s3vectors": object(), "bedrock_factory": lambda region, config: object()}
+
+    flow = build_workflow(settings, **clients)
+
+    assert isinstance(flow._budget, UserLimits) and flow._budget.settings.daily_tokens == 1000
+    assert build_workflow(settings.but(daily_tokens_per_user=0), **clients)._budget is None
