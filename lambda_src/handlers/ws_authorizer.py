@@ -4,11 +4,15 @@ Browsers cannot set headers on a WebSocket upgrade, so the token travels in the 
 log format names no query string, so it is never logged (stacks/constructs/stream_api.py). Checked as API Gateway's
 Cognito authorizer checks it on the REST API: RS256 signature against the user pool's JWKS, issuer, audience (the
 web app client), `token_use: id`, expiry (and not-before). The JWKS is fetched once per execution environment and
-again only for a key id it does not hold (key rotation), at most once per JWKS_REFRESH_S.
+again only for a key id it does not hold (key rotation), at most once per JWKS_REFRESH_S. If a fetch fails (the
+pool's endpoint unreachable, slow, or an unreadable answer), the keys already held stay in use (a token signed with
+a key they lack is refused, 401); with no keys at all, every connect is refused (401) until a fetch succeeds: logged
+(never the token) and counted (metric JwksUnavailable), never an unhandled error (which API Gateway turns into 500).
 
-Answer: an Allow policy on the connection's method ARN with the user's `sub` as principal and in the context
-(handlers/stream.py reads it per message). A missing or invalid token raises "Unauthorized" (API Gateway answers
-401 and refuses the upgrade); a token of another pool or client gets a Deny (403).
+Answer: an Allow policy on the connection's method ARN with the user's `sub` as principal and, in the context, the
+`sub` and the token's `exp` (handlers/stream.py reads them per message, and refuses messages after `exp`). A
+missing or invalid token raises "Unauthorized" (API Gateway answers 401 and refuses the upgrade); a token of
+another pool or client gets a Deny (403).
 
 Imports joserfc (and cryptography) only here: the chat path never loads them.
 """
@@ -22,7 +26,8 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
@@ -32,6 +37,7 @@ from handlers.settings import StreamAuthorizerSettings
 JWKS_TIMEOUT_S = 3.0
 JWKS_REFRESH_S = 300.0
 logger = Logger()
+metrics = Metrics()
 
 CLOCK_SKEW_S = 0  # Cognito's clocks and Lambda's are NTP-synced: no leeway, as API Gateway's authorizer
 
@@ -42,6 +48,10 @@ class Rejected(Exception):
 
 class Forbidden(Exception):
     """403: a valid token, but for another user pool, app client or use."""
+
+
+class KeysUnavailable(Rejected):
+    """401: the user pool's keys could not be fetched and none are held, so no token can be checked."""
 
 
 AuthorizerSettings = StreamAuthorizerSettings  # the environment contract (handlers/settings.py)
@@ -70,17 +80,32 @@ class TokenVerifier:
         self._fetched_at = float("-inf")
         self._lock = threading.Lock()
         self.fetches = 0
+        self.fetch_failures = 0
 
     def _key_set(self, kid: str | None) -> KeySet:
         with self._lock:
             rotated = kid not in self._kids and self._monotonic() - self._fetched_at >= JWKS_REFRESH_S
             stale = self._keys is None or rotated
             if stale:
-                raw = self._fetch(self._settings.jwks_url)
                 self.fetches += 1
-                self._keys = KeySet.import_key_set(raw)  # type: ignore[arg-type]
-                self._kids = {str(key.get("kid")) for key in raw.get("keys", []) if isinstance(key, dict)}
+                # A failed fetch waits JWKS_REFRESH_S like a good one: a dead endpoint is not asked on every connect.
                 self._fetched_at = self._monotonic()
+                try:
+                    raw = self._fetch(self._settings.jwks_url)
+                    keys = KeySet.import_key_set(raw)  # type: ignore[arg-type]
+                    kids = {str(key.get("kid")) for key in raw.get("keys", []) if isinstance(key, dict)}
+                except Exception as error:  # noqa: BLE001 - URLError, timeout, bad JSON, bad keys: all the same here
+                    self.fetch_failures += 1
+                    metrics.add_metric(name="JwksUnavailable", unit=MetricUnit.Count, value=1)
+                    logger.warning(
+                        "JWKS fetch failed",
+                        extra={"error": type(error).__name__, "keys_held": self._keys is not None},
+                    )
+                    if self._keys is None:
+                        self._fetched_at = float("-inf")  # nothing held: the next connect tries again
+                        raise KeysUnavailable("the user pool's keys are unavailable") from None
+                else:
+                    self._keys, self._kids = keys, kids
             assert self._keys is not None
             return self._keys
 
@@ -129,6 +154,7 @@ def policy(principal: str, effect: str, method_arn: str, context: dict[str, str]
 def bootstrap(verifier: TokenVerifier | None = None) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
     verifier = verifier or TokenVerifier(AuthorizerSettings.from_env())
 
+    @metrics.log_metrics  # JwksUnavailable
     def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
         token = (event.get("queryStringParameters") or {}).get("token")
         method_arn = str(event.get("methodArn", ""))
@@ -141,7 +167,8 @@ def bootstrap(verifier: TokenVerifier | None = None) -> Callable[[dict[str, Any]
             logger.info("connect refused", extra={"status": 403, "reason": str(error)})
             return policy("anonymous", "Deny", method_arn)
         sub = str(claims["sub"])
-        return policy(sub, "Allow", method_arn, {"sub": sub})
+        # `exp` as a string (context values are scalars): handlers/stream.py refuses messages after it.
+        return policy(sub, "Allow", method_arn, {"sub": sub, "exp": str(int(claims["exp"]))})
 
     return handle
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import urllib.error
 from typing import Any
 
 import pytest
@@ -28,9 +30,12 @@ class Jwks:
     def __init__(self, *keys: RSAKey) -> None:
         self.keys = list(keys)
         self.calls = 0
+        self.failure: Exception | None = None  # the pool's endpoint failing this way
 
     def __call__(self, url: str) -> dict[str, Any]:
         self.calls += 1
+        if self.failure is not None:
+            raise self.failure
         return KeySet(self.keys).as_dict(private=False)  # type: ignore[arg-type]
 
 
@@ -57,7 +62,7 @@ def test_a_valid_id_token_is_allowed_with_the_sub_in_the_context() -> None:
     handle, _, _ = authorizer()
     answer = connect(handle, token())
     assert answer["principalId"] == "user-1"
-    assert answer["context"] == {"sub": "user-1"}
+    assert answer["context"] == {"sub": "user-1", "exp": str(NOW + 600)}  # handlers/stream.py checks `exp` per message
     statement = answer["policyDocument"]["Statement"][0]
     assert statement == {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": ARN}
 
@@ -131,3 +136,51 @@ def test_settings_come_from_the_environment_contract() -> None:
         AuthorizerSettings.from_env({"TOKEN_ISSUERS": ISSUER, "CLIENT_ID": "c"})
     settings = AuthorizerSettings.from_env({"JWKS_URL": "u", "TOKEN_ISSUERS": f"{ISSUER}, b", "CLIENT_ID": "c"})
     assert settings.issuers == (ISSUER, "b")  # case kept: pool ids are case-sensitive
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [urllib.error.URLError("unreachable"), socket.timeout("timed out"), ValueError("not JSON")],
+    ids=["unreachable", "timeout", "garbage"],
+)
+def test_with_no_keys_held_a_failed_jwks_fetch_is_401_and_the_next_connect_tries_again(
+    failure: Exception, caplog: pytest.LogCaptureFixture
+) -> None:
+    jwks = Jwks(KEY)
+    jwks.failure = failure
+    handle, verifier, _ = authorizer(jwks)
+    secret = token()
+    with pytest.raises(Exception, match=r"^Unauthorized$"):  # a 401, never an unhandled error (API Gateway's 500)
+        connect(handle, secret)
+    assert verifier.fetch_failures == 1
+    logged = [(record.getMessage(), repr(vars(record))) for record in caplog.records]
+    assert any(message == "JWKS fetch failed" for message, _ in logged)
+    assert not any(secret in everything for _, everything in logged)  # the token is never logged
+
+    jwks.failure = None  # the endpoint is back: nothing was cached, so the next connect fetches at once
+    assert connect(handle, token())["principalId"] == "user-1"
+    assert jwks.calls == 2
+
+
+def test_with_keys_held_a_failed_refetch_keeps_them_and_an_unknown_kid_is_401() -> None:
+    now = [0.0]
+    jwks = Jwks(KEY)
+    handle, verifier, _ = authorizer(jwks, monotonic=lambda: now[0])
+    connect(handle, token())
+    jwks.failure = urllib.error.URLError("unreachable")
+    now[0] = 400.0  # past the refresh interval: an unknown kid asks the pool again, and that fails
+
+    with pytest.raises(Exception, match=r"^Unauthorized$"):
+        connect(handle, token(key=OTHER))
+    assert connect(handle, token())["principalId"] == "user-1"  # the held key still serves
+    assert verifier.fetch_failures == 1 and jwks.calls == 2  # the failed fetch waits the interval too
+
+
+def test_a_failed_jwks_fetch_is_counted(capsys: pytest.CaptureFixture[str]) -> None:
+    jwks = Jwks(KEY)
+    jwks.failure = urllib.error.URLError("unreachable")
+    handle, _, _ = authorizer(jwks)
+    with pytest.raises(Exception, match=r"^Unauthorized$"):
+        connect(handle, token())
+    emitted = [line for line in capsys.readouterr().out.splitlines() if "_aws" in line]
+    assert any('"JwksUnavailable"' in line for line in emitted)  # the EMF blob log_metrics flushed
