@@ -40,6 +40,7 @@ from core.switches import (
     PROMPT_VERSION,
     default_document,
     parse_switches,
+    version_table,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,7 +63,7 @@ def chain_from_settings(settings: Any) -> Chain:
     """From a Lambda's settings (handlers.settings.Settings): exactly what the wiring gives its SwitchBoard."""
     return Chain(
         targets=tuple((t.display_name, t.region) for t in settings.targets),
-        versions={t.display_name: t.versions for t in settings.targets if t.langchain is None},
+        versions=version_table((t.display_name, t.region, t.versions) for t in settings.targets if t.langchain is None),
     )
 
 
@@ -72,7 +73,9 @@ def chain_from_config(config: Any, region: str) -> Chain:
     chain = config.chain_for(region)
     return Chain(
         targets=tuple((t.display_name, t.region) for t in chain),
-        versions={t.display_name: (t.model_id, *t.previous_versions) for t in chain if t.kind != "langchain"},
+        versions=version_table(
+            (t.display_name, t.region, (t.model_id, *t.previous_versions)) for t in chain if t.kind != "langchain"
+        ),
     )
 
 

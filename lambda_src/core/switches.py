@@ -18,7 +18,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,6 +84,21 @@ def _names(value: Any) -> list[str]:
     return value
 
 
+def version_table(targets: Iterable[tuple[str, str, Sequence[str]]]) -> dict[str, tuple[str, ...]]:
+    """The model versions a `model_versions` switch may pick, per switch key, from each target's (name, region,
+    allowed versions): `name@region` gets that target's own; a bare `name` applies to every target of that name
+    (the same model in several regions), so it gets only the versions all of them allow (a `us.` profile must never
+    be sent to the `eu.` target of the same name)."""
+    table: dict[str, tuple[str, ...]] = {}
+    by_name: dict[str, list[tuple[str, ...]]] = {}
+    for name, region, versions in targets:
+        table[f"{name}@{region}"] = tuple(versions)
+        by_name.setdefault(name, []).append(tuple(versions))
+    for name, lists in by_name.items():
+        table[name] = tuple(v for v in lists[0] if all(v in other for other in lists[1:]))
+    return table
+
+
 def parse_switches(
     values: Mapping[str, Any],
     *,
@@ -91,7 +106,8 @@ def parse_switches(
     versions: Mapping[str, Sequence[str]] | None = None,
 ) -> tuple[Switches, list[str]]:
     """The switches from the flags' values, checked against the chain's (name, region) pairs and each target's
-    allowed model versions (`versions`: name -> model ids; a target not in it has none to switch to).
+    allowed model versions (`versions`: switch key -> model ids, see `version_table`; a target not in it has none
+    to switch to).
 
     Returns the switches and the problems found (a value ignored, never a request failed). A switch whose
     value has the wrong shape is left off; a target name not in the chain is dropped from its switch.
@@ -133,10 +149,11 @@ def parse_switches(
     else:
         for slot, version in raw_versions.items():
             name = slot.rsplit("@", 1)[0] if slot not in models else slot
-            if slot in known and isinstance(version, str) and version in allowed_versions.get(name, ()):
+            permitted = allowed_versions.get(slot, allowed_versions.get(name, ()))
+            if slot in known and isinstance(version, str) and version in permitted:
                 model_versions[slot] = version
             else:
-                allowed = ", ".join(allowed_versions.get(name, ())) or "none"
+                allowed = ", ".join(permitted) or "none"
                 problems.append(f"{MODEL_VERSIONS}: {slot!r} -> {version!r} ignored (allowed: {allowed})")
 
     degraded = values.get(FORCE_DEGRADED, False)

@@ -28,6 +28,7 @@ from core.switches import (
     arrange,
     default_document,
     parse_switches,
+    version_table,
 )
 
 CHAIN = [("claude-v2", "us-east-1"), ("claude-v1", "us-east-1"), ("claude-v2", "us-west-2")]
@@ -320,3 +321,24 @@ def test_a_failing_metric_does_not_fail_the_read() -> None:
 
 def test_the_deployed_document_carries_the_model_versions_switch_empty() -> None:
     assert default_document()[MODEL_VERSIONS] == {"default": {}, "boolean_type": False}
+
+
+def test_a_bare_name_picks_only_a_version_every_region_of_that_name_allows() -> None:
+    # The same target name in two geographies: each region's target has its own profile ids.
+    targets = [("claude", "us-east-1"), ("claude", "eu-west-1")]
+    versions = version_table(
+        [
+            ("claude", "us-east-1", ("us.anthropic.claude-b-v2:0", "us.anthropic.claude-a-v1:0")),
+            ("claude", "eu-west-1", ("eu.anthropic.claude-b-v2:0", "eu.anthropic.claude-a-v1:0")),
+        ]
+    )
+    bare, problems = parse_switches(
+        {MODEL_VERSIONS: {"claude": "us.anthropic.claude-a-v1:0"}}, targets=targets, versions=versions
+    )
+    assert bare.model_versions == {} and problems  # would send a us. id to the eu-west-1 target
+    one, problems = parse_switches(
+        {MODEL_VERSIONS: {"claude@eu-west-1": "eu.anthropic.claude-a-v1:0"}}, targets=targets, versions=versions
+    )
+    assert one.model_versions == {"claude@eu-west-1": "eu.anthropic.claude-a-v1:0"} and not problems
+    assert one.model_version("claude", "eu-west-1") == "eu.anthropic.claude-a-v1:0"
+    assert one.model_version("claude", "us-east-1") is None

@@ -107,7 +107,8 @@ def test_the_chain_comes_from_the_lambda_settings_or_cdk_json() -> None:
         targets=(TargetSetting(model_id=CURRENT, region="us-east-1", max_tokens=9, previous_versions=(PREVIOUS,)),)
     )
     assert switch.chain_from_settings(settings) == switch.Chain(
-        targets=((CURRENT, "us-east-1"),), versions={CURRENT: (CURRENT, PREVIOUS)}
+        targets=((CURRENT, "us-east-1"),),
+        versions={CURRENT: (CURRENT, PREVIOUS), f"{CURRENT}@us-east-1": (CURRENT, PREVIOUS)},
     )
     config = AppConfig.from_context(
         cdk_context(
@@ -119,7 +120,12 @@ def test_the_chain_comes_from_the_lambda_settings_or_cdk_json() -> None:
     )
     assert switch.chain_from_config(config, "us-west-2") == switch.Chain(
         targets=(("amazon.nova-pro-v1:0", "us-west-2"), (CURRENT, "us-east-1")),
-        versions={"amazon.nova-pro-v1:0": ("amazon.nova-pro-v1:0",), CURRENT: (CURRENT, PREVIOUS)},
+        versions={
+            "amazon.nova-pro-v1:0": ("amazon.nova-pro-v1:0",),
+            "amazon.nova-pro-v1:0@us-west-2": ("amazon.nova-pro-v1:0",),
+            CURRENT: (CURRENT, PREVIOUS),
+            f"{CURRENT}@us-east-1": (CURRENT, PREVIOUS),
+        },
     )
 
 
