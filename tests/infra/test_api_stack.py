@@ -12,7 +12,7 @@ from aws_cdk.assertions import Annotations, Match, Template
 
 from app import build_app
 from stacks.constructs.chat_api import UUID_LENGTH, UUID_PATTERN
-from tests.infra.conftest import Synth, cdk_context
+from tests.infra.conftest import Synth, cdk_context, open_nag_findings
 
 API_STACKS = ("Bulwark-dev-Api", "Bulwark-dev-Api-DR")
 PRIMARY = {"model_id": "us.amazon.nova-lite-v1:0", "region": "us-east-1"}
@@ -329,10 +329,7 @@ def test_a_region_without_a_certificate_arn_gets_one_validated_through_the_zone(
 
 @pytest.mark.parametrize("stack", API_STACKS)
 def test_the_failover_resources_pass_every_nag_pack(failover: dict[str, Stack], stack: str) -> None:
-    nag = Match.string_like_regexp(r"^(AwsSolutions|NIST\.800\.53\.R5|HIPAA\.Security)-")
-    annotations = Annotations.from_stack(failover[stack])
-    found = [*annotations.find_error("*", nag), *annotations.find_warning("*", nag)]
-    assert [f"{f.id}: {str(f.entry.data)[:160]}" for f in found] == []
+    assert open_nag_findings({stack: failover[stack]}) == []
 
 
 @pytest.mark.parametrize("stack", API_STACKS)

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 from aws_cdk import App
-from aws_cdk.assertions import Annotations, Match, Template
+from aws_cdk.assertions import Match, Template
 
 from stacks.config import AppConfig, ConfigError
 from tests.conftest import ROOT, Synth, cdk_context
-from tests.infra.test_nag import _NAG
+from tests.infra.conftest import cfn_lint, open_nag_findings
 
 API, API_DR = "Bulwark-dev-Api", "Bulwark-dev-Api-DR"
 CHAT_HOURS = {"days": "MON-FRI", "start_hour": 7, "end_hour": 19}
@@ -245,26 +245,13 @@ def test_provisioned_beyond_reserved_concurrency_refused(tmp_path: Path) -> None
 
 
 def test_configured_variant_has_no_open_nag_findings(configured: Synth) -> None:
-    open_findings = []
-    for name, stack in configured.stacks.items():
-        annotations = Annotations.from_stack(stack)
-        for level, found in (
-            ("error", annotations.find_error("*", _NAG)),
-            ("warning", annotations.find_warning("*", _NAG)),
-        ):
-            open_findings += [f"{name} {level} {f.id}: {str(f.entry.data)[:160]}" for f in found]
-    assert open_findings == []
+    assert open_nag_findings(configured.stacks) == []
 
 
 def test_configured_variant_passes_cfn_lint(configured: Synth) -> None:
     templates = sorted(str(p) for p in Path(configured.app.outdir).glob("*Api*.template.json"))
     assert len(templates) == 2
-    result = subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "cfn-lint"), *templates, "--format", "parseable", "--ignore-checks", "W3005"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = cfn_lint(templates)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
 
 

@@ -6,24 +6,12 @@ import csv
 import re
 from pathlib import Path
 
-from aws_cdk.assertions import Annotations, Match
-
 from stacks.constructs.nag import PACK_PREFIXES
-from tests.infra.conftest import Synth
-
-_NAG = Match.string_like_regexp(r"^(AwsSolutions|NIST\.800\.53\.R5|HIPAA\.Security)-")
+from tests.infra.conftest import Synth, open_nag_findings
 
 
 def test_no_unsuppressed_nag_errors_or_warnings(synth: Synth) -> None:
-    open_findings = []
-    for name, stack in synth.stacks.items():
-        annotations = Annotations.from_stack(stack)
-        for level, found in (
-            ("error", annotations.find_error("*", _NAG)),
-            ("warning", annotations.find_warning("*", _NAG)),
-        ):
-            open_findings += [f"{name} {level} {f.id}: {str(f.entry.data)[:160]}" for f in found]
-    assert open_findings == []
+    assert open_nag_findings(synth.stacks) == []
 
 
 def test_every_pack_reported_every_stack_with_reasons_for_each_suppression(synth: Synth) -> None:

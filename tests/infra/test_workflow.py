@@ -12,6 +12,7 @@ from aws_cdk.assertions import Template
 
 from stacks.config import AppConfig, ConfigError
 from tests.conftest import ROOT
+from tests.infra.conftest import cfn_lint
 
 STACKS = ["Bulwark-dev-Api", "Bulwark-dev-Api-DR"]
 CONFIG = AppConfig.from_context(json.loads((ROOT / "cdk.json").read_text())["context"]["bulwark"])
@@ -139,17 +140,10 @@ def test_post_jobs_model_lets_chat_and_summarize_jobs_through_and_nothing_else(s
 
 def test_cfn_lint_knows_durable_config(synth, tmp_path) -> None:
     """cfn-lint's schema for AWS::Lambda::Function has DurableConfig: the template passes with it unsuppressed."""
-    import subprocess
-
     paths = []
     for stack in STACKS:
         path = tmp_path / f"{stack}.template.json"
         path.write_text(json.dumps(synth.template(stack).to_json()))
         paths.append(str(path))
-    result = subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "cfn-lint"), *paths, "--format", "parseable", "--ignore-checks", "W3005"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = cfn_lint(paths)
     assert result.returncode == 0, result.stdout + result.stderr
