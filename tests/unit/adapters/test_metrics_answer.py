@@ -1,4 +1,5 @@
-"""What the dashboard reads of an answer: tokens per handler and per target, guardrail interventions, curated answers."""
+"""What the dashboard reads of an answer: tokens per handler and per target, guardrail interventions and
+curated answers."""
 
 from __future__ import annotations
 

@@ -14,7 +14,8 @@ from handlers.wiring import Deferred
 DEFERRED = ["core.health", "adapters.health", "core.jobs", "adapters.jobs", "core.curated", "adapters.curated_answers",
             # Powertools' feature flags (and the parameters utility and boto3 its package imports): the first
             # switch read, in the first request, loads them (adapters/feature_flags.py).
-            "aws_lambda_powertools.utilities.feature_flags", "aws_lambda_powertools.utilities.parameters", "boto3"]  # fmt: skip
+            "aws_lambda_powertools.utilities.feature_flags", "aws_lambda_powertools.utilities.parameters",
+            "boto3"]  # fmt: skip
 # (The prompt catalog is read by every request: it is loaded at init, as it should be.)
 
 

@@ -41,9 +41,9 @@ def test_outside_a_snapstart_init_the_built_handler_is_returned_as_is(
         def handler(event: dict[str, Any], context: Any) -> str:
             return "answer"
 
-        def build() -> Any:
+        def build(built: list[int] = built) -> Any:
             built.append(1)
-            return handler  # noqa: B023
+            return handler
 
         assert snapstart.restorable(build) is handler
         assert built == [1]
@@ -130,6 +130,8 @@ def test_each_handler_registers_the_hooks_in_a_snapstart_init(module: str) -> No
 
 
 def test_on_demand_init_registers_nothing() -> None:
-    code = "import handlers.chat as c, handlers.snapstart as s; print(len(s.local_hooks.after_restore), len(s._clients))"
+    code = (
+        "import handlers.chat as c, handlers.snapstart as s; print(len(s.local_hooks.after_restore), len(s._clients))"
+    )
     out = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True, check=True)
     assert out.stdout.split()[-2:] == ["0", "0"]
