@@ -42,19 +42,24 @@ class EmfSignalSink:
 
 
 class CloudWatchSignalWindow:
-    """Each signal's Average and SampleCount over the window (GetMetricData), from the chat path's EMF metrics."""
+    """Each signal's Average and SampleCount over the window (GetMetricData), from the answering Lambdas' EMF
+    metrics: one query per dimension set (e.g. service=chat, service=stream), pooled into one mean and count."""
 
     def __init__(
         self,
         *,
         client: Any,
         namespace: str,
-        dimensions: Mapping[str, str],
+        dimension_sets: Sequence[Mapping[str, str]],
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        if not dimension_sets:
+            raise ValueError("the drift window needs at least one dimension set (e.g. service=chat)")
         self._client = client
         self._namespace = namespace
-        self._dimensions = [{"Name": name, "Value": value} for name, value in dimensions.items()]
+        self._dimension_sets = [
+            [{"Name": name, "Value": value} for name, value in dimensions.items()] for dimensions in dimension_sets
+        ]
         self._now = now
 
     def read(self, *, hours: int) -> dict[str, Observation]:
@@ -63,12 +68,12 @@ class CloudWatchSignalWindow:
         names = list(SIGNALS)
         queries = [
             {
-                "Id": f"{stat[0].lower()}{index}",
+                "Id": f"{stat[0].lower()}{index}_{source}",
                 "MetricStat": {
                     "Metric": {
                         "Namespace": self._namespace,
                         "MetricName": SIGNALS[name].metric,
-                        "Dimensions": self._dimensions,
+                        "Dimensions": dimensions,
                     },
                     "Period": hours * 3600,
                     "Stat": stat,
@@ -76,6 +81,7 @@ class CloudWatchSignalWindow:
                 "ReturnData": True,
             }
             for index, name in enumerate(names)
+            for source, dimensions in enumerate(self._dimension_sets)
             for stat in ("Average", "SampleCount")
         ]
         values: dict[str, list[float]] = {}
@@ -89,12 +95,16 @@ class CloudWatchSignalWindow:
             request["NextToken"] = page["NextToken"]
         observations: dict[str, Observation] = {}
         for index, name in enumerate(names):
-            averages, counts = values.get(f"a{index}", []), values.get(f"s{index}", [])
-            total = sum(counts)
-            if not averages or len(averages) != len(counts) or total <= 0:
+            weighted, total = 0.0, 0.0
+            for source in range(len(self._dimension_sets)):
+                averages, counts = values.get(f"a{index}_{source}", []), values.get(f"s{index}_{source}", [])
+                if len(averages) != len(counts):
+                    continue  # a source whose two series disagree is left out, not guessed at
+                weighted += sum(a * n for a, n in zip(averages, counts, strict=True))
+                total += sum(counts)
+            if total <= 0:
                 continue
-            mean = sum(a * n for a, n in zip(averages, counts, strict=True)) / total
-            observations[name] = Observation(mean=mean, count=int(total))
+            observations[name] = Observation(mean=weighted / total, count=int(total))
         return observations
 
 

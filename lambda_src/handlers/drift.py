@@ -53,7 +53,7 @@ def run(
         window=CloudWatchSignalWindow(
             client=cloudwatch,
             namespace=settings.namespace,
-            dimensions={"service": settings.source_service},
+            dimension_sets=[{"service": service} for service in settings.source_services],
             now=lambda: at,
         ),
         store=store,

@@ -101,6 +101,8 @@ INT = Codec(parse=int, render=str)
 FLOAT = Codec(parse=float, render=lambda value: str(int(value)) if float(value).is_integer() else repr(float(value)))
 BOOL = Codec(parse=_parse_bool, render=lambda value: str(value).lower())
 TARGETS = Codec(parse=_parse_targets, render=_render_targets)
+# A comma-separated list kept as written (issuer URLs hold case-sensitive pool ids).
+COMMA_LIST = Codec(parse=lambda text: tuple(part.strip() for part in text.split(",") if part.strip()), render=",".join)
 DOMAINS = Codec(
     parse=lambda text: tuple(part.strip().lower() for part in text.split(",") if part.strip()),
     render=lambda domains: ",".join(domains),
@@ -328,7 +330,9 @@ class DriftJobSettings(EnvContract):
 
     prompts_table_name: str = var("PROMPTS_TABLE_NAME", STR)  # where the baseline and the centroid are kept
     namespace: str = var("DRIFT_NAMESPACE", STR, "Bulwark")
-    source_service: str = var("DRIFT_SOURCE_SERVICE", STR, "chat")  # the `service` dimension of the signals
+    # The `service` dimensions of the signals: every Lambda that answers (POST /chat and the WebSocket stream,
+    # the web UI's default), pooled into one window.
+    source_services: tuple[str, ...] = var("DRIFT_SOURCE_SERVICES", COMMA_LIST, ("chat", "stream"))
     window_hours: int = var("DRIFT_WINDOW_HOURS", INT, 24)
     min_samples: int = var("DRIFT_MIN_SAMPLES", INT, 50)
     bounds_json: str = var("DRIFT_BOUNDS", STR, "{}")  # {signal: bound}; the others keep core.drift's defaults
@@ -340,10 +344,6 @@ class DriftJobSettings(EnvContract):
     @property
     def bounds(self) -> dict[str, float]:
         return {str(name): float(bound) for name, bound in json.loads(self.bounds_json).items()}
-
-
-# A comma-separated list kept as written (issuer URLs hold case-sensitive pool ids).
-COMMA_LIST = Codec(parse=lambda text: tuple(part.strip() for part in text.split(",") if part.strip()), render=",".join)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -48,8 +48,11 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         yield {"dynamodb": dynamodb, "cloudwatch": boto3.client("cloudwatch", region_name=REGION)}
 
 
-def chat_traffic(cloudwatch: Any, day: datetime, means: dict[str, float], *, requests: int = 40) -> None:
-    """`requests` requests' signals within the 24 h before `day`, as the chat Lambda's EMF records would be."""
+def chat_traffic(
+    cloudwatch: Any, day: datetime, means: dict[str, float], *, requests: int = 40, service: str = "chat"
+) -> None:
+    """`requests` requests' signals within the 24 h before `day`, as the answering Lambda's EMF records would be
+    (`service`: chat for POST /chat, stream for the WebSocket path)."""
     rng = random.Random(3)
     for i in range(requests):
         at = day - timedelta(hours=20) + timedelta(minutes=20 * i)
@@ -58,7 +61,7 @@ def chat_traffic(cloudwatch: Any, day: datetime, means: dict[str, float], *, req
             MetricData=[
                 {
                     "MetricName": SIGNALS[name].metric,
-                    "Dimensions": [{"Name": "service", "Value": "chat"}],
+                    "Dimensions": [{"Name": "service", "Value": service}],
                     "Timestamp": at,
                     # Rates are 0/1 per request; magnitudes spread evenly around their mean.
                     "Value": (1.0 if i < mean * requests else 0.0) if name.endswith("_rate")
@@ -108,6 +111,26 @@ def test_a_later_window_shifted_past_a_bound_emits_drift_for_every_signal_and_br
     assert set(points) == set(SIGNALS)
     assert points["question_chars"] == pytest.approx(0.6, abs=0.05)
     assert all(points[name] < 0.05 for name in SIGNALS if name != "question_chars")
+
+
+def test_the_window_pools_the_chat_and_the_stream_lambdas_signals(aws: dict[str, Any]) -> None:
+    # GIVEN a baseline from POST /chat alone, then a day whose streamed questions (the web UI's default) are longer
+    chat_traffic(aws["cloudwatch"], DAY1, NORMAL, requests=30)
+    assert SETTINGS.source_services == ("chat", "stream")
+    run(SETTINGS, cloudwatch=aws["cloudwatch"], dynamodb=aws["dynamodb"], now=DAY1)
+    chat_traffic(aws["cloudwatch"], DAY2, NORMAL, requests=10)
+    chat_traffic(aws["cloudwatch"], DAY2, {**NORMAL, "question_chars": 220.0}, requests=30, service="stream")
+
+    # WHEN the job compares
+    outcome = run(SETTINGS, cloudwatch=aws["cloudwatch"], dynamodb=aws["dynamodb"], now=DAY2)
+
+    # THEN it read both services (40 requests, mean (10 x 100 + 30 x 220) / 40 = 190): drift past the bound
+    assert outcome.action == "compared" and outcome.breached == ["question_chars"]
+    assert drift_points(aws["cloudwatch"])["question_chars"] == pytest.approx(0.9, abs=0.05)
+    # and a job reading only the chat Lambda would have missed it
+    only_chat = run(SETTINGS.but(source_services=("chat",)), cloudwatch=aws["cloudwatch"], dynamodb=aws["dynamodb"],
+                    now=DAY2)  # fmt: skip
+    assert only_chat.action == "skipped" or only_chat.breached == []
 
 
 def test_a_new_baseline_version_or_a_rebaseline_event_records_anew(aws: dict[str, Any]) -> None:
