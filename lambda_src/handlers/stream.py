@@ -9,8 +9,11 @@ and answers with the core's stream events, `start`, `delta`..., `end` (core.chat
 the connection through the API Gateway management API. Deltas are coalesced (the first at once, then every
 FLUSH_S or FLUSH_CHARS) so one answer is a few dozen posts, not one per token. Errors are messages too,
 `{"type": "error", "status", "message", "retryAfter"?}`, never a crash. Every message carries the client's
-`requestId` when it sent one. A client that went away (GoneException) stops the posting, not the turn: the
-answer is still stored in the conversation.
+`requestId` when it sent one. A client that went away (GoneException), or any post that still fails after
+botocore's retries (a timeout, an endpoint error, LimitExceeded, Forbidden), stops the posting, not the turn: the
+answer is still read to its end, stored in the conversation and its tokens charged (the browser's own watchdog,
+web/app.js, tells the user after the server's time limit). The $connect authorizer's context carries the token's
+`exp`: a message after it is answered with a 401 error message (the browser reconnects with a fresh token).
 
 Same bundle, settings and services as the chat Lambda (handlers.chat), its own function with a longer timeout.
 """
@@ -61,7 +64,8 @@ class ConnectionGone(Exception):
 
 
 class Connection:
-    """Posts JSON messages to one WebSocket connection; after the client went away every post is a no-op."""
+    """Posts JSON messages to one WebSocket connection; after the client went away, or a post failed, every post
+    is a no-op. `send` never raises: a broken connection must not cost the turn."""
 
     def __init__(self, post: Callable[[str, bytes], None], connection_id: str, request_id: str | None) -> None:
         self._post = post
@@ -81,6 +85,20 @@ class Connection:
         except ConnectionGone:
             self.gone = True
             metrics.add_metric(name="StreamClientGone", unit=MetricUnit.Count, value=1)
+        except Exception as error:  # noqa: BLE001 - any failure after botocore's retries: stop posting, keep the turn
+            self.gone = True
+            metrics.add_metric(name="StreamPostFailed", unit=MetricUnit.Count, value=1)
+            # The error's kind and code only: never the message's data.
+            logger.warning("post to the connection failed", extra={"error": type(error).__name__, "code": _code(error)})
+
+
+def _code(error: Exception) -> str | None:
+    """A botocore ClientError's error code (LimitExceededException, ForbiddenException...), else None."""
+    response = getattr(error, "response", None)
+    if isinstance(response, dict):
+        code = (response.get("Error") or {}).get("Code")
+        return str(code) if code else None
+    return None
 
 
 class DeltaCoalescer:
@@ -143,9 +161,9 @@ def parse_message(body: Any, settings: Settings) -> tuple[ChatRequest, str | Non
     request_id = raw_id if isinstance(raw_id, str) and REQUEST_ID.fullmatch(raw_id) else None
     if raw_id is not None and request_id is None:
         raise InvalidRequest("requestId must be 1-64 letters, digits or . _ : -")
-    unknown = sorted(set(value) - ALLOWED_KEYS)
-    if unknown:
-        raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}; allowed: {', '.join(sorted(ALLOWED_KEYS))}")
+    unknown = set(value) - ALLOWED_KEYS
+    if unknown:  # the count, never the client's key names: the reason is logged
+        raise InvalidRequest(f"{len(unknown)} unknown field(s); allowed: {', '.join(sorted(ALLOWED_KEYS))}")
     if value.get("action", "chat") != "chat":
         raise InvalidRequest('action must be "chat"')
     chat: dict[str, Any] = {"message": value.get("message")}
@@ -205,6 +223,7 @@ class StreamApi:
         poster: PostFactory = management_poster,
         endpoint_scheme: str = "https",
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.service = service
@@ -213,6 +232,7 @@ class StreamApi:
         self._posters: dict[str, Callable[[str, bytes], None]] = {}
         self._scheme = endpoint_scheme
         self._clock = clock
+        self._wall_clock = wall_clock  # against the token's `exp` (epoch seconds)
 
     def handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         route = (event.get("requestContext") or {}).get("routeKey")
@@ -240,7 +260,7 @@ class StreamApi:
                 raise
             finally:
                 connection = self.connection(event, request_id)
-            user = current_user(event)
+            user = current_user(event, now=self._wall_clock())
             self.answer(user, request, connection, context)
         except DomainError as error:
             log = logger.warning if error.status >= 500 else logger.info
@@ -290,12 +310,20 @@ class StreamApi:
         return self.limits.spend_tokens(user, 0 if answer.degraded else answer.usage.total_tokens, admitted=admitted)
 
 
-def current_user(event: dict[str, Any]) -> str:
-    """The caller's Cognito `sub`, from the $connect authorizer's context; never from the message."""
+def current_user(event: dict[str, Any], *, now: float) -> str:
+    """The caller's Cognito `sub`, from the $connect authorizer's context; never from the message. The identity
+    holds only until the token's `exp` (also in that context): a connection outlives its token (API Gateway keeps
+    it up to 2 hours), so every message checks it."""
     authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
     sub = authorizer.get("sub") or authorizer.get("principalId")
     if not sub:
         raise Unauthorized("sign in first: the connection carries no verified user identity")
+    try:
+        expires = float(authorizer.get("exp"))  # a string in the context (API Gateway passes scalars)
+    except (TypeError, ValueError):
+        expires = float("-inf")  # no expiry known (a connection authorized without one): not trusted
+    if not now < expires:
+        raise Unauthorized("your sign-in expired: sign in again")
     return str(sub)
 
 

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError, ReadTimeoutError
 
 from core.errors import ModelUnavailable
 from core.models import ChatAnswer, ChatRequest, TargetRef, Usage
 from handlers.settings import Settings
 from handlers.stream import ConnectionGone, DeltaCoalescer, StreamApi
 from local.lambda_context import LocalContext
+from tests.unit.core.test_chat import MemoryStore, service
+from tests.unit.core.test_chat_stream import StreamingTarget, gateway
 
 USER = "11111111-aaaa-4aaa-8aaa-111111111111"
 
@@ -47,16 +51,23 @@ class FakeChat:
 
 
 class Posts:
-    def __init__(self, *, gone_after: int | None = None) -> None:
+    """The management API: after `gone_after` posts the client is gone, or every post fails with `failure`."""
+
+    def __init__(self, *, gone_after: int | None = None, failure: Exception | None = None) -> None:
         self.sent: list[tuple[str, dict[str, Any]]] = []
         self.endpoints: list[str] = []
         self.gone_after = gone_after
+        self.failure = failure
+        self.attempts = 0
 
     def factory(self, endpoint: str) -> Any:
         self.endpoints.append(endpoint)
 
         def post(connection_id: str, data: bytes) -> None:
+            self.attempts += 1
             if self.gone_after is not None and len(self.sent) >= self.gone_after:
+                if self.failure is not None:
+                    raise self.failure
                 raise ConnectionGone(connection_id)
             self.sent.append((connection_id, json.loads(data)))
 
@@ -67,8 +78,16 @@ class Posts:
         return [message for _, message in self.sent]
 
 
-def event(body: Any, *, sub: str | None = USER, route: str = "$default") -> dict[str, Any]:
-    authorizer = {"principalId": sub, "sub": sub} if sub else None
+NOW = 1_800_000_000.0
+VALID_UNTIL = str(int(NOW) + 600)  # the ID token's `exp`, as the $connect authorizer puts it in the context
+
+
+def event(
+    body: Any, *, sub: str | None = USER, route: str = "$default", exp: str | None = VALID_UNTIL
+) -> dict[str, Any]:
+    authorizer: dict[str, Any] | None = {"principalId": sub, "sub": sub} if sub else None
+    if authorizer is not None and exp is not None:
+        authorizer["exp"] = exp
     return {
         "requestContext": {
             "routeKey": route,
@@ -81,9 +100,12 @@ def event(body: Any, *, sub: str | None = USER, route: str = "$default") -> dict
     }
 
 
-def api(chat: FakeChat, posts: Posts, clock: list[float] | None = None) -> StreamApi:
+def api(chat: Any, posts: Posts, clock: list[float] | None = None, *, now: float = NOW, limits: Any = None) -> StreamApi:
     clock = clock if clock is not None else [0.0]
-    return StreamApi(settings=Settings.from_env(), service=chat, poster=posts.factory, clock=lambda: clock[0])  # type: ignore[arg-type]
+    return StreamApi(
+        settings=Settings.from_env(), service=chat, poster=posts.factory, clock=lambda: clock[0], wall_clock=lambda: now,
+        limits=limits,
+    )  # fmt: skip
 
 
 def context() -> LocalContext:
@@ -209,3 +231,106 @@ def test_the_question_never_reaches_the_logs(capsys: pytest.CaptureFixture[str])
     api(FakeChat(["x"]), posts).handle(event({"message": secret, "bogus": 1}), context())
     captured = capsys.readouterr()
     assert secret not in captured.out + captured.err
+
+
+class Limits:
+    """UserLimits' interface: records what the turn was charged."""
+
+    def __init__(self) -> None:
+        self.spent: list[int] = []
+
+    def admit_tokens(self, user: str) -> None:
+        return None
+
+    def admit_request(self, user: str) -> None:
+        return None
+
+    def spend_tokens(self, user: str, tokens: int, *, admitted: Any) -> None:
+        self.spent.append(tokens)
+        return None
+
+
+POST_FAILURES = [
+    ClientError({"Error": {"Code": "LimitExceededException", "Message": "m"}}, "PostToConnection"),
+    ClientError({"Error": {"Code": "ForbiddenException", "Message": "m"}}, "PostToConnection"),
+    ReadTimeoutError(endpoint_url="https://abc.execute-api.us-east-1.amazonaws.com/v1"),
+]
+
+
+@pytest.mark.parametrize("failure", POST_FAILURES, ids=["limit-exceeded", "forbidden", "read-timeout"])
+def test_a_post_that_fails_mid_answer_stops_the_posts_but_the_turn_is_stored_and_charged(failure: Exception) -> None:
+    # GIVEN the real ChatService over the real gateway and a connection whose posts fail after the first two
+    store, limits = MemoryStore(), Limits()
+    chat = service(store, gateway(StreamingTarget("primary", ["Lisbon ", "is the ", "capital ", "of ", "Portugal."])))
+    posts = Posts(gone_after=2, failure=failure)
+
+    # WHEN a message is answered (no time passes: start, the first delta, then the rest at the end)
+    clock = [0.0]
+    result = api(chat, posts, clock, limits=limits).handle(event({"message": "hi", "requestId": "r-1"}), context())
+
+    # THEN no crash, a single failed post (no further posts, no error frame on the broken connection) ...
+    assert result == {"statusCode": 200}
+    assert len(posts.sent) == 2 and posts.attempts == 3
+    # ... and the answer ran to its end: the turn is stored and its tokens charged
+    [conversation] = store.items.values()
+    assert conversation.turns[0].assistant == "Lisbon is the capital of Portugal."
+    assert not conversation.turns[0].incomplete
+    assert limits.spent == [9]
+
+
+def test_an_unexpected_error_after_a_failed_post_does_not_crash_on_the_error_message() -> None:
+    posts = Posts(gone_after=0, failure=ClientError({"Error": {"Code": "InternalServerError"}}, "PostToConnection"))
+    chat = FakeChat([], error=RuntimeError("boom"))
+    assert api(chat, posts).handle(event({"message": "hi"}), context()) == {"statusCode": 200}
+    assert posts.attempts == 1 and posts.sent == []
+
+
+def test_a_failed_post_is_counted_and_logged_without_the_answer(caplog: pytest.LogCaptureFixture) -> None:
+    from handlers.stream import metrics
+
+    metrics.clear_metrics()
+    failure = ClientError({"Error": {"Code": "LimitExceededException", "Message": "m"}}, "PostToConnection")
+    posts = Posts(gone_after=1, failure=failure)
+    secret = "the-private-answer-text"
+    api(FakeChat([secret]), posts).handle(event({"message": "hi"}), context())
+    assert metrics.metric_set["StreamPostFailed"]["Value"] == [1.0]
+    assert "StreamAnswered" in metrics.metric_set  # the turn went on
+    metrics.clear_metrics()
+    [record] = [r for r in caplog.records if r.getMessage() == "post to the connection failed"]
+    assert vars(record)["code"] == "LimitExceededException"
+    assert not any(secret in repr(vars(r)) for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("exp", "now"),
+    [(VALID_UNTIL, NOW + 600), (VALID_UNTIL, NOW + 3600), (None, NOW), ("soon", NOW)],
+    ids=["at-exp", "an-hour-later", "no-exp", "garbage-exp"],
+)
+def test_a_message_after_the_tokens_expiry_is_a_401_asking_to_sign_in_again(exp: str | None, now: float) -> None:
+    chat, posts = FakeChat(["x"]), Posts()
+    api(chat, posts, now=now).handle(event({"message": "hi", "requestId": "r-2"}, exp=exp), context())
+    assert chat.calls == []
+    assert posts.messages == [
+        {"type": "error", "status": 401, "message": "your sign-in expired: sign in again", "requestId": "r-2"}
+    ]
+
+
+def test_a_message_before_the_tokens_expiry_is_answered() -> None:
+    chat, posts = FakeChat(["x"]), Posts()
+    api(chat, posts, now=NOW + 599).handle(event({"message": "hi"}), context())
+    assert chat.finished and posts.messages[-1]["type"] == "end"
+
+
+def test_unknown_fields_are_counted_never_named_in_the_error() -> None:
+    chat, posts = FakeChat(["x"]), Posts()
+    api(chat, posts).handle(event({"message": "hi", "my-secret-key": 1, "other": 2}), context())
+    [message] = posts.messages
+    assert message["status"] == 400
+    assert message["message"] == "2 unknown field(s); allowed: action, conversationId, message, requestId"
+
+
+def test_the_real_wall_clock_is_the_default() -> None:
+    chat, posts = FakeChat(["x"]), Posts()
+    stream_api = StreamApi(settings=Settings.from_env(), service=chat, poster=posts.factory)  # type: ignore[arg-type]
+    stream_api.handle(event({"message": "hi"}, exp=str(int(time.time()) + 600)), context())
+    assert chat.finished
