@@ -214,3 +214,36 @@ def test_bad_summarize_requests_are_400() -> None:
     with workflow_world() as w:
         assert call(w.jobs, "POST", "/jobs", body={"kind": "summarize"})[0] == 400
         assert call(w.jobs, "POST", "/jobs", body={"kind": "translate", "documentId": DOC})[0] == 400
+
+
+def tokens_today(w: WorkflowWorld, user: str = ALICE) -> int:
+    from handlers.wiring import build_user_limits
+
+    limits = build_user_limits(w.jobs.settings.but(daily_tokens_per_user=10**9), dynamodb=w.jobs.dynamodb)
+    assert limits is not None
+    status = limits.admit_tokens(user)
+    assert status is not None
+    return status.used
+
+
+def test_every_model_step_spends_the_users_daily_token_budget_once() -> None:
+    with workflow_world(daily_tokens_per_user=1_000_000) as w:
+        add_document(w.jobs, w.s3vectors, owner=ALICE, chunks=CHAPTERS)
+        _, body = summarize(w)
+        job = finished(w, body["job_id"])
+
+        assert job["status"] == "done", job
+        usage = job["result"]["usage"]
+        assert usage["input_tokens"] > 0 and tokens_today(w) == usage["input_tokens"] + usage["output_tokens"]
+
+
+def test_a_budget_spent_midway_fails_the_summary_with_the_reset_time() -> None:
+    with workflow_world(daily_tokens_per_user=1) as w:  # admitted at POST /jobs and for the first chapter only
+        add_document(w.jobs, w.s3vectors, owner=ALICE, chunks=CHAPTERS)
+        status, body = summarize(w)
+        job = finished(w, body["job_id"])
+
+        assert status == 202 and job["status"] == "failed", job
+        assert job["reason"].startswith("the summary stopped before part 2 of 3: your daily token budget is used")
+        assert "resets at" in job["reason"] and w.jobs.emulator.calls(*MODEL) == 1
+        assert tokens_today(w) > 1  # the chapter the model did summarize is counted
