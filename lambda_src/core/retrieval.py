@@ -342,9 +342,9 @@ class UploadRequest:
         example = '{"name": "report.pdf", "content_type": "application/pdf", "size": 12345}'
         if not isinstance(body, dict):
             raise InvalidRequest(f"the request body must be a JSON object such as {example}")
-        unknown = sorted(set(body) - {"name", "content_type", "size"})
-        if unknown:
-            raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}; allowed: name, content_type, size")
+        unknown = set(body) - {"name", "content_type", "size"}
+        if unknown:  # the count, never the client's key names: the reason is logged
+            raise InvalidRequest(f"{len(unknown)} unknown field(s); allowed: name, content_type, size")
         name, content_type, size = body.get("name"), body.get("content_type"), body.get("size")
         if not isinstance(name, str) or not name.strip():
             raise InvalidRequest("name is required: the document's file name as a non-empty string")

@@ -45,3 +45,11 @@ def test_only_a_guardrail_passed_answer_is_cacheable(
     )
 
     assert reply.cacheable is cacheable
+
+
+def test_unknown_fields_are_counted_never_named() -> None:
+    # The error's message is logged as the refusal's reason: a client's key names (user data) must not be in it.
+    limits = Limits(max_message_chars=100, max_history_turns=5, max_body_bytes=1000)
+    with pytest.raises(InvalidRequest) as raised:
+        ChatRequest.parse({"message": "hi", "my-private-key": 1, "another": 2}, limits)
+    assert raised.value.message == "2 unknown field(s); allowed: message, conversation_id"

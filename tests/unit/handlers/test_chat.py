@@ -168,7 +168,7 @@ def test_history_sent_to_the_model_is_capped_at_the_configured_turns(api: Api) -
         ('{"message": "   "}', 400, "must not be empty"),
         ('{"message": "hi", "conversation_id": 7}', 400, "conversation_id must be a string"),
         ('{"message": "hi", "conversation_id": "not-a-uuid"}', 400, "conversation_id must be a lowercase UUID"),
-        ('{"message": "hi", "extra": true}', 400, "unknown field(s): extra"),
+        ('{"message": "hi", "extra": true}', 400, "1 unknown field(s); allowed: message, conversation_id"),
         (json.dumps({"message": "x" * 201}), 413, "the limit is 200"),
         (json.dumps({"message": "x" * 3000}), 413, "the limit is 2048"),
     ],
