@@ -20,6 +20,7 @@ from local.users import signed_in_users
 from tests.sandbox_fixture import call, sandbox, sign_in  # noqa: F401 - the fixture
 
 T = TypeVar("T")
+FINAL = ("ready", "done", "failed")
 GUARD_S = 90.0  # generous: ingest paces its embedding calls, and the emulator adds model latency
 
 DOCUMENT = (
@@ -58,6 +59,30 @@ def upload(form: dict[str, Any], data: bytes, content_type: str) -> int:
         return int(response.status)
 
 
+def upload_document(
+    sandbox: Any,  # noqa: F811
+    token: str,
+    *,
+    name: str,
+    data: bytes = DOCUMENT,
+    content_type: str = "text/plain",
+) -> dict[str, Any]:
+    """POST /documents, then the file with the presigned form it gives, as the web UI does: the document created."""
+    status, created, _ = call(
+        sandbox, "POST", "/documents", token=token, body={"name": name, "content_type": content_type, "size": len(data)}
+    )
+    assert status == 201, created
+    assert upload(created["upload"], data, content_type) in (200, 201, 204)
+    return dict(created["document"])
+
+
+def wait_final(sandbox: Any, token: str, path: str, what: str) -> dict[str, Any]:  # noqa: F811
+    """GET `path` until its status is final (a document ready, a job done, either failed): that body."""
+    return wait_for(
+        lambda: (body := call(sandbox, "GET", path, token=token)[1]) and body["status"] in FINAL and body, what
+    )
+
+
 def vectors_of(sandbox: Any, region: str, document_id: str) -> list[dict[str, Any]]:  # noqa: F811
     names = sandbox.knowledge[region]
     client = boto3.client("s3vectors", endpoint_url=sandbox.vectors_url, region_name=region)
@@ -74,24 +99,12 @@ def test_a_document_is_ingested_in_both_regions_cited_in_answers_and_deleted_eve
     token = sign_in(sandbox, DEMO_USER, DEMO_PASSWORD)
 
     # GIVEN an upload form from the API, used as the web UI does
-    status, created, _ = call(
-        sandbox, "POST", "/documents", token=token,
-        body={"name": "field-notes.txt", "content_type": "text/plain", "size": len(DOCUMENT)},
-    )  # fmt: skip
-    assert status == 201, created
-    document_id = created["document"]["document_id"]
-    assert created["document"]["status"] == "uploading"
-    assert upload(created["upload"], DOCUMENT, "text/plain") in (200, 201, 204)
+    document = upload_document(sandbox, token, name="field-notes.txt")
+    document_id = document["document_id"]
+    assert document["status"] == "uploading"
 
     # WHEN the primary region's pipeline has ingested it
-    ready = wait_for(
-        lambda: (
-            (d := call(sandbox, "GET", f"/documents/{document_id}", token=token)[1])
-            and d["status"] in ("ready", "failed")
-            and d
-        ),
-        "the document to reach a terminal state",
-    )
+    ready = wait_final(sandbox, token, f"/documents/{document_id}", "the document to reach a terminal state")
     assert ready["status"] == "ready", ready
     assert ready["chunk_count"] >= 1
 
@@ -136,13 +149,7 @@ def test_a_new_version_replaces_the_old_one_in_both_regions(sandbox: Any) -> Non
     """Two versions of one key, in order: each region ends on the newer one (the notifier's sequencers grow)."""
     token = sign_in(sandbox, DEMO_USER, DEMO_PASSWORD)
     first = b"The Brackenfold ferry leaves at dawn."
-    status, created, _ = call(
-        sandbox, "POST", "/documents", token=token,
-        body={"name": "ferry.txt", "content_type": "text/plain", "size": len(first)},
-    )  # fmt: skip
-    assert status == 201
-    document_id = created["document"]["document_id"]
-    upload(created["upload"], first, "text/plain")
+    document_id = upload_document(sandbox, token, name="ferry.txt", data=first)["document_id"]
     wait_for(lambda: _texts(sandbox, "us-west-2", document_id) == {first.decode()}, "the first version in DR")
 
     second = b"The Brackenfold ferry leaves at noon."

@@ -12,7 +12,7 @@ import pytest
 
 from local.polling import wait_until
 from local.sandbox import DEMO_PASSWORD, DEMO_USER, _post_json
-from tests.integration.test_sandbox_knowledge import DOCUMENT, upload
+from tests.integration.test_sandbox_knowledge import upload_document
 from tests.sandbox_fixture import call, sandbox, sign_in  # noqa: F401 - the fixture
 
 CEILING_S = 90.0  # generous: pipelines and the emulator's latency run on a shared machine
@@ -79,12 +79,7 @@ def test_status_shows_breakers_failovers_queue_ingest_and_tokens(sandbox: Any) -
     wait_for(lambda: status(sandbox)["regions"][sandbox.region]["queue"]["depth"] == 0, "the queue to drain")
 
     # GIVEN a document uploaded, WHEN its region's pipeline has ingested it, THEN it counts as ready there.
-    code, created, _ = call(
-        sandbox, "POST", "/documents", token=token,
-        body={"name": "status-notes.txt", "content_type": "text/plain", "size": len(DOCUMENT)},
-    )  # fmt: skip
-    assert code == 201, created
-    assert upload(created["upload"], DOCUMENT, "text/plain") in (200, 201, 204)
+    upload_document(sandbox, token, name="status-notes.txt")
     wait_for(lambda: status(sandbox)["regions"][sandbox.region]["ingest"]["ready"] >= 1, "a ready document")
 
     # The demo user's tokens of the day, by email, against the budget; never a message.

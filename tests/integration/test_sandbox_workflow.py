@@ -7,36 +7,21 @@ from __future__ import annotations
 from typing import Any
 
 from local.sandbox import DEMO_PASSWORD, DEMO_USER
-from tests.integration.test_sandbox_knowledge import DOCUMENT, upload, wait_for
+from tests.integration.test_sandbox_knowledge import upload_document, wait_final
 from tests.sandbox_fixture import call, sandbox, sign_in  # noqa: F401 - the fixture
 
 
 def test_a_document_is_summarized_by_the_durable_workflow_in_the_sandbox(sandbox: Any) -> None:  # noqa: F811
     token = sign_in(sandbox, DEMO_USER, DEMO_PASSWORD)
-    status, created, _ = call(
-        sandbox, "POST", "/documents", token=token,
-        body={"name": "field-notes.txt", "content_type": "text/plain", "size": len(DOCUMENT)},
-    )  # fmt: skip
-    assert status == 201, created
-    document_id = created["document"]["document_id"]
-    assert upload(created["upload"], DOCUMENT, "text/plain") in (200, 201, 204)
-    wait_for(
-        lambda: call(sandbox, "GET", f"/documents/{document_id}", token=token)[1].get("status") == "ready",
-        "the document to be ingested",
-    )
+    document_id = upload_document(sandbox, token, name="field-notes.txt")["document_id"]
+    ingested = wait_final(sandbox, token, f"/documents/{document_id}", "the document to be ingested")
+    assert ingested["status"] == "ready", ingested
 
     status, job, _ = call(sandbox, "POST", "/jobs", token=token, body={"kind": "summarize", "documentId": document_id})
     assert status == 202, job
     assert job["kind"] == "summarize" and job["document_id"] == document_id
 
-    done = wait_for(
-        lambda: (
-            (j := call(sandbox, "GET", f"/jobs/{job['job_id']}", token=token)[1])
-            and j["status"] in ("done", "failed")
-            and j
-        ),
-        "the summarize job to end",
-    )
+    done = wait_final(sandbox, token, f"/jobs/{job['job_id']}", "the summarize job to end")
     assert done["status"] == "done", done
     assert done["result"]["summary"] and done["result"]["chapters"]
     total = len(done["result"]["chapters"]) + 1  # chapters and the combining step
