@@ -6,9 +6,12 @@ boto3 and moto are imported where they are used, so the pure core's tests import
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from adapters.bedrock import BedrockTarget
 
 
 class MemoryCache:
@@ -22,6 +25,23 @@ class MemoryCache:
 
     def put(self, key: str, text: str, ttl_s: int) -> None:
         self.items[key] = text
+
+
+def emulator_target(emulator: Any, *, model_id: str, region: str, max_tokens: int, **options: Any) -> BedrockTarget:
+    """The production BedrockTarget on a loopback Bedrock emulator (its `url`), with dummy credentials; its client
+    made by the target's own factory, so the adapter's botocore config (timeouts, retries) is the one in use."""
+    import botocore.session
+
+    from adapters.bedrock import BedrockTarget
+
+    session = botocore.session.get_session()
+    return BedrockTarget(
+        client_factory=lambda config: session.create_client(
+            "bedrock-runtime", region_name=region, endpoint_url=emulator.url,
+            aws_access_key_id="emulator", aws_secret_access_key="emulator", config=config,
+        ),
+        model_id=model_id, region=region, max_tokens=max_tokens, **options,
+    )  # fmt: skip
 
 
 def emulator_client(service: str, emulator: Any, region: str, **config: Any) -> Any:

@@ -14,7 +14,6 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import botocore.session
 import pytest
 
 from adapters.bedrock import BedrockTarget
@@ -24,7 +23,7 @@ from core.models import Message, ModelReply, TargetRef
 from core.ports import TargetModel
 from core.resilience import BreakerSettings, BreakerState
 from local.bedrock_emulator import BedrockEmulator
-from tests.fakes import MemoryCache
+from tests.fakes import MemoryCache, emulator_target
 
 PRIMARY = ("us.amazon.nova-lite-v1:0", "us-east-1")
 SECONDARY = ("us.amazon.nova-pro-v1:0", "us-west-2")
@@ -89,21 +88,8 @@ def clean(emulator: BedrockEmulator) -> None:
 
 
 def target(emulator: BedrockEmulator, model: tuple[str, str]) -> BedrockTarget:
-    session = botocore.session.get_session()
-    return BedrockTarget(
-        client_factory=lambda config: session.create_client(
-            "bedrock-runtime",
-            region_name=model[1],
-            endpoint_url=emulator.url,
-            aws_access_key_id="emulator",
-            aws_secret_access_key="emulator",
-            config=config,
-        ),
-        model_id=model[0],
-        region=model[1],
-        max_tokens=256,
-        guardrail=("gr1", "1"),  # no patterns configured: passes; only guardrail-checked answers are cached
-    )
+    # The guardrail has no patterns configured: it passes; only guardrail-checked answers are cached.
+    return emulator_target(emulator, model_id=model[0], region=model[1], max_tokens=256, guardrail=("gr1", "1"))
 
 
 def gateway(

@@ -17,7 +17,7 @@ from core.errors import TargetCallError
 from core.gateway import GatewaySettings, ModelGateway
 from core.models import Message
 from local.bedrock_emulator import BedrockEmulator
-from tests.fakes import fixture_aws  # noqa: F401 - the fixture `aws`
+from tests.fakes import emulator_target, fixture_aws  # noqa: F401 - the fixture `aws`
 
 PRIMARY = ("us.amazon.nova-lite-v1:0", "us-east-1")
 QUESTION = [Message(role="user", text="What is the capital of France?")]
@@ -31,14 +31,7 @@ def emulator() -> Iterator[BedrockEmulator]:
 
 
 def bedrock(emulator: BedrockEmulator) -> BedrockTarget:
-    session = botocore.session.get_session()
-    return BedrockTarget(
-        client_factory=lambda config: session.create_client(
-            "bedrock-runtime", region_name=PRIMARY[1], endpoint_url=emulator.url,
-            aws_access_key_id="e", aws_secret_access_key="e", config=config,
-        ),
-        model_id=PRIMARY[0], region=PRIMARY[1], max_tokens=100,
-    )  # fmt: skip
+    return emulator_target(emulator, model_id=PRIMARY[0], region=PRIMARY[1], max_tokens=100)
 
 
 def test_a_non_bedrock_provider_answers_when_bedrock_is_down(emulator: BedrockEmulator) -> None:

@@ -10,7 +10,6 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import botocore.session
 import pytest
 from botocore.eventstream import EventStreamBuffer
 from botocore.exceptions import ClientError
@@ -20,7 +19,7 @@ from core.errors import TargetCallError
 from core.gateway import GatewaySettings, ModelGateway
 from core.models import Message
 from local.bedrock_emulator import STREAM_EXCEPTIONS, BedrockEmulator, encode_frame, event_frame, exception_frame
-from tests.fakes import emulator_client
+from tests.fakes import emulator_client, emulator_target
 
 PRIMARY = ("us.amazon.nova-lite-v1:0", "us-east-1")
 SECONDARY = ("us.amazon.nova-pro-v1:0", "us-west-2")
@@ -54,14 +53,7 @@ def request() -> dict[str, Any]:
 
 
 def target(emulator: BedrockEmulator, model: tuple[str, str]) -> BedrockTarget:
-    session = botocore.session.get_session()
-    return BedrockTarget(
-        client_factory=lambda config: session.create_client(
-            "bedrock-runtime", region_name=model[1], endpoint_url=emulator.url,
-            aws_access_key_id="emulator", aws_secret_access_key="emulator", config=config,
-        ),
-        model_id=model[0], region=model[1], max_tokens=256,
-    )  # fmt: skip
+    return emulator_target(emulator, model_id=model[0], region=model[1], max_tokens=256)
 
 
 def read(stream: Any) -> list[str]:
@@ -245,14 +237,7 @@ def test_a_guarded_stream_runs_its_guardrail_in_sync_mode_and_reports_an_interve
     emulator: BedrockEmulator,
 ) -> None:
     emulator.set_faults({**FAST, "guardrail_patterns": ["secret plans"]})
-    session = botocore.session.get_session()
-    guarded = BedrockTarget(
-        client_factory=lambda config: session.create_client(
-            "bedrock-runtime", region_name="us-east-1", endpoint_url=emulator.url,
-            aws_access_key_id="emulator", aws_secret_access_key="emulator", config=config,
-        ),
-        model_id=PRIMARY[0], region=PRIMARY[1], max_tokens=256, guardrail=("gr1", "1"),
-    )  # fmt: skip
+    guarded = emulator_target(emulator, model_id=PRIMARY[0], region=PRIMARY[1], max_tokens=256, guardrail=("gr1", "1"))
 
     stream = guarded.stream(
         system=SYSTEM, messages=[Message(role="user", text="Tell me the secret plans")], timeout_s=5.0

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import botocore.session
 import pytest
 
 from adapters.bedrock import BedrockTarget
 from core.models import Message
 from local.bedrock_emulator import BedrockEmulator
+from tests.fakes import emulator_target
 
 PROFILE_ARN = "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc123"
 
@@ -22,17 +22,7 @@ def emulator() -> Iterator[BedrockEmulator]:
 
 
 def target(emulator: BedrockEmulator, **options: Any) -> BedrockTarget:
-    session = botocore.session.get_session()
-    return BedrockTarget(
-        client_factory=lambda config: session.create_client(
-            "bedrock-runtime", region_name="us-east-1", endpoint_url=emulator.url,
-            aws_access_key_id="emulator", aws_secret_access_key="emulator", config=config,
-        ),
-        model_id=PROFILE_ARN,
-        region="us-east-1",
-        max_tokens=64,
-        **options,
-    )  # fmt: skip
+    return emulator_target(emulator, model_id=PROFILE_ARN, region="us-east-1", max_tokens=64, **options)
 
 
 def ask(t: BedrockTarget) -> Any:
