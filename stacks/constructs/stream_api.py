@@ -45,7 +45,14 @@ STREAM_ACCESS_LOG_FORMAT = {
 
 
 def cognito_issuer(*, pool_id: str, pool_region: str, url_suffix: str) -> str:
+    """A user pool's original issuer (and its region's OIDC endpoints, the JWKS among them)."""
     return f"https://cognito-idp.{pool_region}.{url_suffix}/{pool_id}"
+
+
+def updated_cognito_issuer(*, pool_id: str, primary_region: str, url_suffix: str) -> str:
+    """The issuer of a pool whose issuer configuration is UPDATED (multi-Region replication): named after the
+    pool's primary region, whichever region's replica issued the token."""
+    return f"https://issuer-cognito-idp.{primary_region}.{url_suffix}/{pool_id}"
 
 
 class StreamApi(Construct):
@@ -85,9 +92,19 @@ class StreamApi(Construct):
             "the client as an error message, so there is no event to park in a DLQ.",
             environment=environment,
         )
-        issuer = cognito_issuer(
-            pool_id=user_pool_id, pool_region=user_pool_region, url_suffix=Stack.of(self).url_suffix
-        )
+        suffix = Stack.of(self).url_suffix
+        # The issuers the pool puts in its tokens: the primary region's original one and, with the pool replicated
+        # (issuer configuration UPDATED), the updated one, named after the primary region in both regions (so the
+        # DR API accepts the sessions signed in before an outage, and the primary those signed in during it).
+        # The keys come from this region's endpoint (the replica's in DR): no call to the primary at recovery.
+        issuers = [cognito_issuer(pool_id=user_pool_id, pool_region=config.primary_region, url_suffix=suffix)]
+        if config.replicate_user_pool:
+            updated = updated_cognito_issuer(
+                pool_id=user_pool_id, primary_region=config.primary_region, url_suffix=suffix
+            )
+            issuers.insert(0, updated)
+        local = cognito_issuer(pool_id=user_pool_id, pool_region=user_pool_region, url_suffix=suffix)
+        jwks_url = f"{local}/.well-known/jwks.json"
         self.authorizer_function = PythonFunction(
             self,
             "Authorizer",
@@ -101,8 +118,8 @@ class StreamApi(Construct):
             memory_size=256,
             no_dlq_reason="Invoked synchronously by API Gateway on $connect: a failure refuses the connection.",
             environment={
-                "JWKS_URL": f"{issuer}/.well-known/jwks.json",
-                "TOKEN_ISSUERS": issuer,
+                "JWKS_URL": jwks_url,
+                "TOKEN_ISSUERS": ",".join(issuers),
                 "CLIENT_ID": client_id,
             },
         )

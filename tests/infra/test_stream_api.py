@@ -87,8 +87,15 @@ def test_the_authorizer_knows_the_pool_issuer_and_the_web_client(synth: Synth, s
     env = authorizer["Environment"]["Variables"]
     assert set(env) >= {"JWKS_URL", "TOKEN_ISSUERS", "CLIENT_ID"}
     region = STACKS[stack]
-    assert f"cognito-idp.{region}." in json.dumps(env["TOKEN_ISSUERS"])
-    assert "/.well-known/jwks.json" in json.dumps(env["JWKS_URL"])
+    issuers = json.dumps(env["TOKEN_ISSUERS"])
+    # The replicated pool's (UPDATED) issuer names the primary region in both regions' tokens, and its original
+    # issuer stays accepted: a session signed in at either region streams in either region.
+    assert "https://issuer-cognito-idp.us-east-1." in issuers and "https://cognito-idp.us-east-1." in issuers
+    assert "cognito-idp.us-west-2" not in issuers
+    # The keys from this region's own endpoint (the replica's in DR): nothing in the primary is needed at recovery.
+    assert f"cognito-idp.{region}." in json.dumps(env["JWKS_URL"]) and "/.well-known/jwks.json" in json.dumps(
+        env["JWKS_URL"]
+    )
     assert env["CLIENT_ID"]
 
 
@@ -120,3 +127,4 @@ def test_the_web_config_carries_both_stream_urls_in_the_api_order(synth: Synth) 
         primary, dr = config["streamEndpoints"]
         assert primary.startswith("wss://") and ".execute-api.us-east-1." in primary and primary.endswith("/v1")
         assert dr.startswith("wss://") and ".execute-api.us-west-2." in dr and dr.endswith("/v1")
+        assert config["streamTimeoutSeconds"] == 120  # the stream Lambda's timeout: the browser's watchdog
