@@ -200,6 +200,11 @@ class ApiStack(Stack):
         )  # fmt: skip
         # The region's dashboard and its composite "region unhealthy" alarm (to the same topic).
         functions = {"chat": chat.function, "worker": self.jobs.worker.function}
+        if self.stream:
+            functions["stream"] = self.stream.function.function
+            functions["ws-authorizer"] = self.stream.authorizer_function.function
+        if self.workflow:
+            functions["summarize"] = self.workflow.function
         queues = [("Jobs", self.jobs.queue, self.jobs.dlq)]
         if self.ingest and knowledge:
             functions["ingest"] = self.ingest.ingest.function

@@ -19,23 +19,28 @@ if TYPE_CHECKING:
 CURATED_TARGET_ID = "curated"  # core.curated.CURATED_TARGET_ID (not imported: core.curated is off the cold path)
 
 
+# The gateway's events (core/gateway.py `_emit`) as metric names, with `target` = `<model>@<region>` (the gateway's
+# own `none@-` / `cache@-` for an answer or a refusal without a model). The dashboard charts these names.
+EVENT_METRICS: dict[str, str] = {
+    "attempt": "ModelAttempts",
+    "retry": "ModelRetries",
+    "failover": "Failovers",
+    "hedge": "Hedges",
+    "shed": "Shed",
+    "skipped": "BreakerSkips",
+    "at_capacity": "CapacitySkips",
+    "breaker": "BreakerTransitions",
+    "degraded": "DegradedAnswers",
+    "misconfigured": "TargetMisconfigured",
+    "cache_error": "CacheErrors",
+    "stream_broken": "StreamBreaks",  # a streamed answer broke after its first token (incomplete)
+    "stream_abandoned": "StreamsAbandoned",  # a stream closed unread: a hedge lost, the caller left
+}
+
+
 class PowertoolsGatewayMetrics:
     def record(self, *, event: str, target: TargetRef, detail: str = "", latency_s: float | None = None) -> None:
-        name = {
-            "attempt": "ModelAttempts",
-            "retry": "ModelRetries",
-            "failover": "Failovers",
-            "hedge": "Hedges",
-            "shed": "Shed",
-            "skipped": "BreakerSkips",
-            "at_capacity": "CapacitySkips",
-            "breaker": "BreakerTransitions",
-            "degraded": "DegradedAnswers",
-            "misconfigured": "TargetMisconfigured",
-            "cache_error": "CacheErrors",
-            "stream_broken": "StreamBreaks",  # a streamed answer broke after its first token (incomplete)
-            "stream_abandoned": "StreamsAbandoned",  # a stream closed unread: a hedge lost, the caller left
-        }.get(event, event)
+        name = EVENT_METRICS.get(event, event)
         single = EphemeralMetrics()
         single.add_dimension(name="target", value=f"{target.model_id}@{target.region}")
         single.add_metric(name=name, unit=MetricUnit.Count, value=1)

@@ -2,12 +2,16 @@
 
 Metric names and dimensions are the ones the Lambdas emit (namespace `Bulwark`, Powertools EMF, dimension
 `service` = the Lambda's service name; the gateway's per-target metrics add `target` = `<display name>@<region>`):
-lambda_src/handlers/chat.py, worker.py, ingest.py, lambda_src/adapters/metrics.py.
+lambda_src/handlers/chat.py, stream.py, worker.py, ingest.py, lambda_src/adapters/metrics.py. The gateway runs in
+chat, stream (the WebSocket path, the web UI's default), worker and summarize (the workflow); answers (and their
+tokens) are counted by chat and stream. What the gateway answers without a target (a degraded answer, a shed
+request) carries `target` = `none@-` or `cache@-` (core/gateway.py NONE_TARGET, CACHE_TARGET).
 
 "Region unhealthy" = ALARM on any of
 - the API's 5xx rate >= monitoring.api_5xx_percent (from monitoring.min_requests requests a minute),
-- the chat path's degraded rate >= monitoring.degraded_percent (every breaker open or every target failing ends in
-  degraded answers, so this is "all targets down" as users see it),
+- the answers' degraded rate >= monitoring.degraded_percent, over POST /chat and the WebSocket stream together
+  (every breaker open or every target failing ends in degraded answers, so this is "all targets down" as users
+  see it, whichever path they use),
 - the jobs path stuck: the oldest job older than half its age limit AND jobs parked in the DLQ (either alone is a
   slow consumer or one poison message, not a region that cannot work),
 each for monitoring.unhealthy_minutes consecutive minutes.
@@ -42,14 +46,27 @@ _QUIET = cloudwatch.TreatMissingData.NOT_BREACHING
 # The gateway's per-target metrics (adapters/metrics.py), by widget.
 TARGET_WIDGETS: dict[str, tuple[str, ...]] = {
     "Model calls per target": ("ModelAttempts", "ModelRetries"),
-    "Throttles per target": ("Errors.ThrottlingException", "CapacitySkips", "Shed"),
+    "Throttles per target": ("Errors.ThrottlingException", "CapacitySkips"),
     "Breakers per target (opened, calls skipped while open)": ("BreakerOpened", "BreakerSkips"),
-    "Failovers and hedges per target": ("Failovers", "Hedges", "DegradedAnswers"),
+    "Failovers and hedges per target": ("Failovers", "Hedges"),
 }
-CHAT_ANSWERS = ("ChatAnswered", "ChatDegraded", "CuratedAnswers", "ChatShed", "ModelUnavailable")
+# The gateway's answers without a model target (core/gateway.py): `DegradedAnswers` with the canned text (none@-) or
+# a cached answer (cache@-); `Shed` (none@-): refused at once, every breaker open or every target at capacity.
+NO_TARGET = "none@-"  # core.gateway.NONE_TARGET
+CACHE_TARGET = "cache@-"  # core.gateway.CACHE_TARGET
+NO_TARGET_METRICS: tuple[tuple[str, str], ...] = (
+    ("DegradedAnswers", NO_TARGET), ("DegradedAnswers", CACHE_TARGET), ("Shed", NO_TARGET),
+)  # fmt: skip
+# Answers, by the Lambda that counts them (handlers/chat.py, handlers/stream.py).
+ANSWER_METRICS: dict[str, tuple[str, ...]] = {
+    "chat": ("ChatAnswered", "ChatDegraded", "CuratedAnswers", "ChatShed", "ModelUnavailable"),
+    "stream": ("StreamAnswered", "StreamIncomplete", "ChatDegraded", "CuratedAnswers", "StreamRefused"),
+}
 INGEST_METRICS = ("Documents.ready", "Documents.failed", "Documents.deleted", "DocumentsFailed", "EmbeddingCalls",
                   "EmbeddingRetries")  # fmt: skip
-SERVICES = ("chat", "worker")  # the Lambdas that call models through the gateway
+# The Lambdas that call models through the gateway, and those that count answers and their tokens (record_answer).
+SERVICES = ("chat", "stream", "worker", "summarize")
+ANSWER_SERVICES = ("chat", "stream")
 
 
 @cache
@@ -91,11 +108,14 @@ class RegionMonitoring(Construct):
         topic: sns.ITopic,
         runtime_id: Any,
     ) -> None:
-        """`functions`: service name -> Lambda; `queues`: (name, queue, its DLQ); `jobs_alarms`: the jobs queue's
-        (oldest message age, DLQ not empty) alarms; `runtime_id(target)`: AWS/Bedrock's ModelId of a target."""
+        """`functions`: service name -> Lambda (the gateway's and answers' widgets chart the services deployed
+        here: SERVICES and ANSWER_SERVICES that are keys of it); `queues`: (name, queue, its DLQ); `jobs_alarms`: the
+        jobs queue's (oldest message age, DLQ not empty) alarms; `runtime_id(target)`: AWS/Bedrock's ModelId."""
         super().__init__(scope, construct_id)
         settings = config.monitoring
         self.targets = [f"{target.display_name}@{target.region}" for target in config.models]
+        self.services = [service for service in SERVICES if service in functions]
+        self.answer_services = [service for service in ANSWER_SERVICES if service in functions]
         stage = api.deployment_stage
 
         # --- the composite alarm ---------------------------------------------------------------------
@@ -108,14 +128,7 @@ class RegionMonitoring(Construct):
             using_metrics={"requests": requests, "errors": errors}, period=_MINUTE, label="5xx %",
         )  # fmt: skip
         chat = {"service": "chat"}
-        degraded = cloudwatch.MathExpression(
-            expression=f"IF(answered + degraded >= {floor}, 100 * degraded / (answered + degraded), 0)",
-            using_metrics={
-                "answered": _metric("ChatAnswered", chat, period=_MINUTE),
-                "degraded": _metric("ChatDegraded", chat, period=_MINUTE),
-            },
-            period=_MINUTE, label="degraded %",
-        )  # fmt: skip
+        degraded = degraded_rate(self.answer_services, floor=floor)
         minutes = settings.unhealthy_minutes
 
         def rate_alarm(construct_id: str, metric: cloudwatch.IMetric, threshold: float, what: str) -> cloudwatch.Alarm:
@@ -127,15 +140,18 @@ class RegionMonitoring(Construct):
 
         self.api_5xx_alarm = rate_alarm("Api5xxRate", api_5xx, settings.api_5xx_percent,
                                         f"API 5xx rate >= {settings.api_5xx_percent} %")  # fmt: skip
-        self.degraded_alarm = rate_alarm("DegradedRate", degraded, settings.degraded_percent,
-                                         f"degraded chat answers >= {settings.degraded_percent} %")  # fmt: skip
+        self.degraded_alarm = rate_alarm(
+            "DegradedRate", degraded, settings.degraded_percent,
+            f"degraded answers (chat and stream) >= {settings.degraded_percent} %",
+        )  # fmt: skip
         oldest, dlq = jobs_alarms
         in_alarm = cloudwatch.AlarmState.ALARM
         self.region_unhealthy = cloudwatch.CompositeAlarm(
             self,
             "RegionUnhealthy",
             alarm_description=(
-                f"{config.prefix} {region} is unhealthy: the API's 5xx rate, the chat path's degraded rate, or the "
+                f"{config.prefix} {region} is unhealthy: the API's 5xx rate, the answers' degraded rate (chat and "
+                "stream), or the "
                 "jobs path stuck (old jobs AND a non-empty DLQ). Runbook: docs/dr-runbook.md"
             ),
             alarm_rule=cloudwatch.AlarmRule.any_of(
@@ -164,7 +180,8 @@ class RegionMonitoring(Construct):
                 alarm_name_prefix=f"{config.prefix}-{region}", actions_enabled=False
             ),
             metric_factory_defaults=monitoring.MetricFactoryDefaults(),
-            # One dashboard per region (the first three of an account are free, then $3 a month each).
+            # One dashboard per region, $3 a month each (CloudWatch's 3 free dashboards hold up to 50 metrics
+            # each; this one charts more).
             dashboard_factory=monitoring.DefaultDashboardFactory(
                 self, "Dashboards", dashboard_name_prefix=f"{config.prefix}-{region}", create_dashboard=True,
                 create_summary_dashboard=False, create_alarm_dashboard=False,
@@ -188,24 +205,39 @@ class RegionMonitoring(Construct):
         facade.monitor_custom(
             alarm_friendly_name="Answers", human_readable_name="Answers",
             metric_groups=[
-                monitoring.CustomMetricGroup(title="Chat answers", metrics=[_metric(n, chat) for n in CHAT_ANSWERS]),
                 monitoring.CustomMetricGroup(
-                    title="Guardrail interventions", metrics=[_metric("GuardrailInterventions", chat)]
+                    title=f"{service} answers",
+                    metrics=[_metric(n, {"service": service}, label=f"{service} {n}") for n in ANSWER_METRICS[service]],
+                )
+                for service in self.answer_services
+            ] + [
+                monitoring.CustomMetricGroup(
+                    title="Guardrail interventions",
+                    metrics=[_metric("GuardrailInterventions", {"service": service}, label=service)
+                             for service in self.answer_services],
                 ),
             ],
         )  # fmt: skip
         facade.monitor_custom(
-            alarm_friendly_name="Models", human_readable_name="Models per target (gateway: chat and worker)",
+            alarm_friendly_name="Models",
+            human_readable_name=f"Models per target (gateway: {', '.join(self.services)})",
             metric_groups=[
                 monitoring.CustomMetricGroup(title=title, metrics=self._per_target(names))
                 for title, names in TARGET_WIDGETS.items()
             ] + [
                 monitoring.CustomMetricGroup(
-                    title="Model latency per target (ms, p50/p99)",
+                    title="Degraded answers and shed requests (no target: canned none@-, cached cache@-)",
                     metrics=[
-                        _metric("ModelLatency", {"service": "chat", "target": target}, statistic=statistic,
-                                label=f"{target} {statistic}")
-                        for target in self.targets for statistic in ("p50", "p99")
+                        _metric(name, {"service": service, "target": target}, label=f"{service} {name} {target}")
+                        for name, target in NO_TARGET_METRICS for service in self.services
+                    ],
+                ),
+                monitoring.CustomMetricGroup(
+                    title="Model latency per target (ms, p50/p99; chat and stream)",
+                    metrics=[
+                        _metric("ModelLatency", {"service": service, "target": target}, statistic=statistic,
+                                label=f"{service} {target} {statistic}")
+                        for target in self.targets for service in self.answer_services for statistic in ("p50", "p99")
                     ],
                 ),
                 monitoring.CustomMetricGroup(
@@ -214,13 +246,15 @@ class RegionMonitoring(Construct):
             ],
         )  # fmt: skip
         facade.monitor_custom(
-            alarm_friendly_name="Tokens", human_readable_name="Tokens and their cost (chat, list prices)",
+            alarm_friendly_name="Tokens",
+            human_readable_name=f"Tokens and their cost ({' and '.join(self.answer_services)}, list prices)",
             metric_groups=[
                 monitoring.CustomMetricGroup(
                     title="Tokens per target",
                     metrics=[
-                        _metric(name, {"service": "chat", "target": target}, label=f"{target} {name}")
-                        for target in self.targets for name in ("InputTokens", "OutputTokens")
+                        _metric(name, {"service": service, "target": target}, label=f"{service} {target} {name}")
+                        for target in self.targets for service in self.answer_services
+                        for name in ("InputTokens", "OutputTokens")
                     ],
                 ),
                 monitoring.CustomMetricGroup(title="Token cost per target (USD)", metrics=self._token_cost(config)),
@@ -249,7 +283,7 @@ class RegionMonitoring(Construct):
     def _per_target(self, names: Sequence[str]) -> list[cloudwatch.IMetric]:
         return [
             _metric(name, {"service": service, "target": target}, label=f"{service} {target} {name}")
-            for name in names for target in self.targets for service in SERVICES
+            for name in names for target in self.targets for service in self.services
         ]  # fmt: skip
 
     @staticmethod
@@ -263,7 +297,8 @@ class RegionMonitoring(Construct):
         ]  # fmt: skip
 
     def _token_cost(self, config: AppConfig) -> list[cloudwatch.IMetric]:
-        """USD per period from the per-target token counts and the dated price table (metric math)."""
+        """USD per period from the per-target token counts (every answering service's, summed) and the dated price
+        table (metric math)."""
         prices = load_prices()
         costs: list[cloudwatch.IMetric] = []
         for index, target in enumerate(config.models):
@@ -271,19 +306,45 @@ class RegionMonitoring(Construct):
             if price is None:
                 continue
             name = self.targets[index]
-            dimensions = {"service": "chat", "target": name}
+            tokens: dict[str, cloudwatch.IMetric] = {}
+            for s, service in enumerate(self.answer_services):
+                dimensions = {"service": service, "target": name}
+                tokens[f"i{index}s{s}"] = _metric("InputTokens", dimensions)
+                tokens[f"o{index}s{s}"] = _metric("OutputTokens", dimensions)
+            inputs = " + ".join(f"FILL({id_}, 0)" for id_ in tokens if id_.startswith("i"))
+            outputs = " + ".join(f"FILL({id_}, 0)" for id_ in tokens if id_.startswith("o"))
             costs.append(
                 cloudwatch.MathExpression(
-                    expression=f"FILL(i{index}, 0) * {_decimal(price['input'])} / 1000 + FILL(o{index}, 0) * "
+                    expression=f"({inputs}) * {_decimal(price['input'])} / 1000 + ({outputs}) * "
                     f"{_decimal(price['output'])} / 1000",
-                    using_metrics={
-                        f"i{index}": _metric("InputTokens", dimensions),
-                        f"o{index}": _metric("OutputTokens", dimensions),
-                    },
-                    label=f"{name} USD", period=_FIVE_MINUTES,
+                    using_metrics=tokens, label=f"{name} USD", period=_FIVE_MINUTES,
                 )
             )  # fmt: skip
         return costs
+
+
+def degraded_rate(services: Sequence[str], *, floor: int) -> cloudwatch.MathExpression:
+    """The share of degraded answers, in %, over every answering path: POST /chat counts ChatAnswered or
+    ChatDegraded per answer; the stream counts StreamAnswered (or StreamIncomplete) per answer and ChatDegraded
+    besides when it is degraded. 0 under `floor` answers a minute (too few to say a region is down)."""
+    totals = {"chat": ("ChatAnswered", "ChatDegraded"), "stream": ("StreamAnswered", "StreamIncomplete")}
+    using: dict[str, cloudwatch.IMetric] = {}
+    answers: list[str] = []
+    degraded: list[str] = []
+    for service in services:
+        dimensions = {"service": service}
+        for name in totals[service]:
+            id_ = f"{service}{name.lower()}"
+            using[id_] = _metric(name, dimensions, period=_MINUTE)
+            answers.append(f"FILL({id_}, 0)")
+        id_ = f"{service}chatdegraded"
+        using[id_] = _metric("ChatDegraded", dimensions, period=_MINUTE)
+        degraded.append(f"FILL({id_}, 0)")
+    total, bad = " + ".join(answers), " + ".join(degraded)
+    return cloudwatch.MathExpression(
+        expression=f"IF(({total}) >= {floor}, 100 * ({bad}) / ({total}), 0)",
+        using_metrics=using, period=_MINUTE, label="degraded %",
+    )  # fmt: skip
 
 
 def _target_price(target: ModelTarget, prices: Mapping[str, Any]) -> dict[str, float] | None:
