@@ -85,7 +85,7 @@ class Connection:
         except ConnectionGone:
             self.gone = True
             metrics.add_metric(name="StreamClientGone", unit=MetricUnit.Count, value=1)
-        except Exception as error:  # noqa: BLE001 - any failure after botocore's retries: stop posting, keep the turn
+        except Exception as error:  # any failure after botocore's retries: stop posting, keep the turn
             self.gone = True
             metrics.add_metric(name="StreamPostFailed", unit=MetricUnit.Count, value=1)
             # The error's kind and code only: never the message's data.
@@ -318,9 +318,10 @@ def current_user(event: dict[str, Any], *, now: float) -> str:
     sub = authorizer.get("sub") or authorizer.get("principalId")
     if not sub:
         raise Unauthorized("sign in first: the connection carries no verified user identity")
+    raw_exp = authorizer.get("exp")  # a string in the context (API Gateway passes scalars)
     try:
-        expires = float(authorizer.get("exp"))  # a string in the context (API Gateway passes scalars)
-    except (TypeError, ValueError):
+        expires = float(raw_exp) if isinstance(raw_exp, (str, int, float)) else float("-inf")
+    except ValueError:
         expires = float("-inf")  # no expiry known (a connection authorized without one): not trusted
     if not now < expires:
         raise Unauthorized("your sign-in expired: sign in again")

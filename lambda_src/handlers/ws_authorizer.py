@@ -94,7 +94,7 @@ class TokenVerifier:
                     raw = self._fetch(self._settings.jwks_url)
                     keys = KeySet.import_key_set(raw)  # type: ignore[arg-type]
                     kids = {str(key.get("kid")) for key in raw.get("keys", []) if isinstance(key, dict)}
-                except Exception as error:  # noqa: BLE001 - URLError, timeout, bad JSON, bad keys: all the same here
+                except Exception as error:  # URLError, timeout, bad JSON, bad keys: all the same here
                     self.fetch_failures += 1
                     metrics.add_metric(name="JwksUnavailable", unit=MetricUnit.Count, value=1)
                     logger.warning(

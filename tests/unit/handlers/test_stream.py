@@ -100,11 +100,13 @@ def event(
     }
 
 
-def api(chat: Any, posts: Posts, clock: list[float] | None = None, *, now: float = NOW, limits: Any = None) -> StreamApi:
+def api(
+    chat: Any, posts: Posts, clock: list[float] | None = None, *, now: float = NOW, limits: Any = None
+) -> StreamApi:
     clock = clock if clock is not None else [0.0]
     return StreamApi(
-        settings=Settings.from_env(), service=chat, poster=posts.factory, clock=lambda: clock[0], wall_clock=lambda: now,
-        limits=limits,
+        settings=Settings.from_env(), service=chat, poster=posts.factory, clock=lambda: clock[0],
+        wall_clock=lambda: now, limits=limits,
     )  # fmt: skip
 
 

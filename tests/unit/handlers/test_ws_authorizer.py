@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import urllib.error
 from typing import Any
 
@@ -140,7 +139,7 @@ def test_settings_come_from_the_environment_contract() -> None:
 
 @pytest.mark.parametrize(
     "failure",
-    [urllib.error.URLError("unreachable"), socket.timeout("timed out"), ValueError("not JSON")],
+    [urllib.error.URLError("unreachable"), TimeoutError("timed out"), ValueError("not JSON")],
     ids=["unreachable", "timeout", "garbage"],
 )
 def test_with_no_keys_held_a_failed_jwks_fetch_is_401_and_the_next_connect_tries_again(
