@@ -27,7 +27,6 @@ from core.switches import (
     MODEL_PINS,
     MODEL_VERSIONS,
     PROMPT_VERSION,
-    default_document,
 )
 
 _NAMES = {"type": "array", "items": {"type": "string", "maxLength": 256}, "maxItems": 32}
@@ -55,6 +54,9 @@ SCHEMA: dict[str, Any] = {
 }
 
 
+DEPLOYED_DOCUMENT: dict[str, Any] = {}
+
+
 class RuntimeSwitches(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, environment_name: str, cache_s: float = 30.0) -> None:
         super().__init__(scope, construct_id)
@@ -76,14 +78,18 @@ class RuntimeSwitches(Construct):
                 appconfig.CfnConfigurationProfile.ValidatorsProperty(type="JSON_SCHEMA", content=json.dumps(SCHEMA))
             ],
         )
+        # An empty document: every switch at its default (the Lambdas, `make switch` and the emulator read a missing
+        # flag as its default). Constant on purpose: a hosted version whose content changed (a new switch in
+        # default_document()) would be replaced on the next deploy, and its deployment would undo whatever an
+        # operator flipped with `make switch`, mid-incident. A deploy never touches the switches.
         initial = appconfig.CfnHostedConfigurationVersion(
             self,
             "AllOff",
             application_id=application.ref,
             configuration_profile_id=profile.ref,
-            content=json.dumps(default_document()),
+            content=json.dumps(DEPLOYED_DOCUMENT),
             content_type="application/json",
-            description="every switch off",
+            description="every switch at its default",
         )
         self.strategy = appconfig.CfnDeploymentStrategy(
             self,

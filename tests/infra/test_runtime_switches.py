@@ -14,6 +14,7 @@ from aws_cdk.assertions import Match, Template
 from core.switches import FORCE_DEGRADED, FORCE_OPEN, PROMPT_VERSION, default_document
 from stacks.constructs.runtime_switches import SCHEMA, RuntimeSwitches
 from tests.infra.conftest import Synth
+from tools.switch import values as switch_values
 
 
 @pytest.fixture(scope="module")
@@ -35,11 +36,14 @@ def test_a_hosted_profile_deployed_with_every_switch_off(template: Template) -> 
             "Validators": [{"Type": "JSON_SCHEMA", "Content": Match.any_value()}],
         },
     )
+    # An empty document, whatever switches exist: a deploy that adds one must not replace the version (and with it
+    # reset every switch an operator flipped). It reads as every switch off.
     template.has_resource_properties(
-        "AWS::AppConfig::HostedConfigurationVersion",
-        {"Content": json.dumps(default_document()), "ContentType": "application/json"},
+        "AWS::AppConfig::HostedConfigurationVersion", {"Content": "{}", "ContentType": "application/json"}
     )
     template.resource_count_is("AWS::AppConfig::Deployment", 1)
+    jsonschema.validate({}, SCHEMA)
+    assert switch_values({}) == switch_values(default_document())
 
 
 def test_the_incident_strategy_is_all_at_once_without_bake_time(template: Template) -> None:

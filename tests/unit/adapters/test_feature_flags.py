@@ -56,6 +56,9 @@ def with_flags(**values: Any) -> dict[str, Any]:
 
 def test_the_deployed_document_reads_as_every_switch_off(appconfig: AppConfigEmulator) -> None:
     assert switches_from(appconfig)() == FLAG_DEFAULTS
+    # What the stack deploys (stacks/constructs/runtime_switches.py): an empty document, constant across deploys.
+    appconfig.deploy({})
+    assert switches_from(appconfig)() == FLAG_DEFAULTS
 
 
 def test_a_new_deployment_is_read_by_the_next_poll_of_the_same_session(appconfig: AppConfigEmulator) -> None:
