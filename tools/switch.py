@@ -156,14 +156,15 @@ class HostedSwitches:
                 ) from error
             raise
         version = str(created["VersionNumber"])
-        deployment = self._client.start_deployment(
-            ApplicationId=self._ids["ApplicationId"],
-            EnvironmentId=self._environment_id,
-            DeploymentStrategyId=self._strategy_id,
-            ConfigurationProfileId=self._ids["ConfigurationProfileId"],
-            ConfigurationVersion=version,
-            Description=description[:1024],
-        )
+        try:
+            deployment = self._start(version, description)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConflictException":
+                raise SwitchConflict(
+                    f"another deployment of the switches is in progress; version {version} was created but not "
+                    "deployed: run `show`, then apply your change again when that deployment is over"
+                ) from error
+            raise
         number = deployment["DeploymentNumber"]
         state, deadline = deployment.get("State"), self._clock() + self._timeout_s
         while state not in _FINAL_STATES and self._clock() < deadline:
@@ -174,6 +175,19 @@ class HostedSwitches:
         if state != "COMPLETE":
             raise SystemExit(f"deployment {number} of version {version} ended {state}: the switches did not change")
         return f"hosted version {version}, deployment {number} complete"
+
+    def _start(self, version: str, description: str) -> dict[str, Any]:
+        """Deploy `version` with the stack's incident strategy (all at once)."""
+        return dict(
+            self._client.start_deployment(
+                ApplicationId=self._ids["ApplicationId"],
+                EnvironmentId=self._environment_id,
+                DeploymentStrategyId=self._strategy_id,
+                ConfigurationProfileId=self._ids["ConfigurationProfileId"],
+                ConfigurationVersion=version,
+                Description=description[:1024],
+            )
+        )
 
 
 class SandboxSwitches:
@@ -354,6 +368,11 @@ def aws_store(
     from tools.models_report import load_config
     from tools.stack_outputs import outputs_by_prefix
 
+    config = load_config(cdk_json)
+    if region is None and client is None and stack.endswith("-Api-DR"):
+        region = config.dr_region  # the DR API stack lives in the DR region, whatever the default region is
+    elif region is None and client is None and stack.endswith("-Api"):
+        region = config.primary_region
     client = client or boto3.client("appconfig", region_name=region)
     application, environment, profile, strategy = outputs_by_prefix(
         stack, region, OUTPUTS, kind="an API stack (deployed with runtime switches)", client=cfn
@@ -365,7 +384,7 @@ def aws_store(
         profile_id=profile,
         strategy_id=strategy,
     )
-    return store, chain_from_config(load_config(cdk_json), str(client.meta.region_name))
+    return store, chain_from_config(config, str(client.meta.region_name))
 
 
 def parser() -> argparse.ArgumentParser:

@@ -254,3 +254,32 @@ def test_a_version_created_meanwhile_by_someone_else_wins_and_nothing_is_deploye
         code = switch.run(store, CHAIN, args, io.StringIO())
     stub.assert_no_pending_responses()
     assert code == 3
+
+
+def test_a_deployment_already_in_progress_is_said_plainly_not_a_traceback() -> None:
+    client = boto3.client("appconfig", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    stub = Stubber(client)
+    stub.add_response("list_hosted_configuration_versions", {"Items": [{**IDS, "VersionNumber": 5}]}, IDS)
+    stub.add_response(
+        "list_deployments",
+        {"Items": [{"DeploymentNumber": 2, "ConfigurationVersion": "5", "State": "COMPLETE"}]},
+        {"ApplicationId": "abc1234", "EnvironmentId": "env1234"},
+    )
+    stub.add_response(
+        "get_hosted_configuration_version",
+        {**IDS, "VersionNumber": 5, "Content": _body(default_document()), "ContentType": "application/json"},
+        {**IDS, "VersionNumber": 5},
+    )
+    stub.add_response(
+        "create_hosted_configuration_version", {**IDS, "VersionNumber": 6, "ContentType": "application/json"}
+    )
+    stub.add_client_error("start_deployment", service_error_code="ConflictException")
+    store = switch.HostedSwitches(
+        client=client, application_id="abc1234", environment_id="env1234", profile_id="prf1234",
+        strategy_id="str1234", sleep=lambda _: None, clock=lambda: 0.0,
+    )  # fmt: skip
+    with stub:
+        args = switch.parser().parse_args(["--stack", "S", "force-degraded", "on"])
+        code = switch.run(store, CHAIN, args, io.StringIO())
+    stub.assert_no_pending_responses()
+    assert code == 3
