@@ -151,7 +151,8 @@ def calibrate_scores(related: Sequence[float], unrelated: Sequence[float]) -> Ca
     above = [score for score in related if score > ceiling]
     if not above or ceiling >= 1.0:
         return Calibration(related, unrelated, None, 0.0)
-    threshold = min(1.0, max(_ceil((ceiling + above[0]) / 2), _ceil(ceiling + 1e-6)))
+    # Rounding up may overshoot a gap narrower than the rounding: never past the lowest related score above it.
+    threshold = min(1.0, _ceil((ceiling + above[0]) / 2), above[0])
     served = sum(score >= threshold for score in related)
     return Calibration(related, unrelated, threshold, served / len(related))
 

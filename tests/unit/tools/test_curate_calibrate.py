@@ -29,7 +29,9 @@ def test_the_threshold_keeps_every_unrelated_pair_out_with_the_best_recall() -> 
 def test_a_threshold_just_above_a_close_unrelated_pair_still_excludes_it() -> None:
     calibration = curate.calibrate_scores(related=[0.8001], unrelated=[0.8])
     assert calibration.threshold is not None and calibration.threshold > 0.8
-    assert curate.measure(calibration.threshold, calibration) == (0, 0)  # rounded up past the only related pair
+    # A gap narrower than the rounding: the threshold stops at the related pair instead of rounding past it.
+    assert calibration.threshold == pytest.approx(0.8001) and calibration.recall == 1.0
+    assert curate.measure(calibration.threshold, calibration) == (0, 1)
     wide = curate.calibrate_scores(related=[0.81], unrelated=[0.8])
     assert curate.measure(wide.threshold, wide) == (0, 1)  # type: ignore[arg-type]
 
