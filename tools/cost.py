@@ -36,6 +36,20 @@ QUESTION_TOKENS = 60
 CHAT_LOG_BYTES = 3000
 CHARS_PER_TOKEN = 4
 VECTOR_BYTES_OVERHEAD = 2500  # the chunk text and metadata stored with each vector
+# The streamed path (WebSocket, the web UI's default; handlers/stream.py): the stream Lambda posts `start`, the
+# answer's deltas (coalesced: a post at most every FLUSH_S or FLUSH_CHARS characters), `end` and `budget`; the
+# question is the one message in. The model sends a delta about every MODEL_DELTA_CHARS characters. A session keeps
+# its socket open between questions (the UI opens one per sign-in; API Gateway closes it after 10 idle minutes):
+# CHATS_PER_CONNECTION questions over CONNECTION_MINUTES_PER_CHAT minutes each, and per connection the authorizer,
+# $connect and $disconnect invocations.
+STREAM_FLUSH_S = 0.040  # handlers/stream.py FLUSH_S
+STREAM_FLUSH_CHARS = 200  # handlers/stream.py FLUSH_CHARS
+MODEL_DELTA_CHARS = 12
+STREAM_FIXED_MESSAGES = 4  # the question in; start, end, budget out
+CHATS_PER_CONNECTION = 5
+CONNECTION_MINUTES_PER_CHAT = 2.0
+CONNECTION_INVOCATIONS = 3  # the authorizer, $connect, $disconnect (about 100 ms each)
+WEBSOCKET_MESSAGE_UNIT_BYTES = 32 * 1024  # messages are metered in 32 KB units
 
 
 @dataclass
@@ -52,6 +66,8 @@ class Report:
     idle: list[Line] = field(default_factory=list)
     per_1k_chats: dict[str, float] = field(default_factory=dict)
     per_1k_pages: dict[str, float] = field(default_factory=dict)
+    per_1k_chats_path: str = "rest"  # which path per_1k_chats prices: "stream" (WebSocket) or "rest" (POST /chat)
+    per_1k_chats_other: dict[str, float] = field(default_factory=dict)  # the other path's lines, if deployed
     free_dashboards_credit: float = 0.0
 
     def idle_by_region(self) -> dict[str, float]:
@@ -89,6 +105,18 @@ def _schedule_runs_per_month(expression: Any) -> float:
         return 30.0 if str(expression).startswith("cron(") else 0.0  # a cron: about daily
     every = int(match.group(1)) * {"m": 1, "h": 60, "d": 1440}[match.group(2)[0]]
     return MONTH_MINUTES / every
+
+
+def dashboard_metrics(body: Any) -> int:
+    """How many metrics a DashboardBody charts (graph and single-value widgets' `metrics` entries, the math
+    expressions' hidden inputs included), its Fn::Join's tokens read as plain text."""
+    if isinstance(body, dict) and "Fn::Join" in body:
+        separator, parts = body["Fn::Join"]
+        text = separator.join(part if isinstance(part, str) else "token" for part in parts)
+    else:
+        text = str(body)
+    widgets = json.loads(text).get("widgets", [])
+    return sum(len(widget.get("properties", {}).get("metrics", [])) for widget in widgets)
 
 
 def _memory_gb(template: Mapping[str, Any], handler_prefix: str) -> float:
@@ -188,7 +216,8 @@ def idle_lines(
             elif kind == "AWS::CloudWatch::CompositeAlarm":
                 add(region, "CloudWatch composite alarms", cw["composite_alarm_month"])
             elif kind == "AWS::CloudWatch::Dashboard":
-                add(region, "CloudWatch dashboards", cw["dashboard_month"])
+                metrics = dashboard_metrics(props.get("DashboardBody", "{}"))
+                add(region, "CloudWatch dashboards", cw["dashboard_month"], note=f"{metrics} metrics")
             elif kind == "AWS::Logs::LogGroup":
                 add(region, "CloudWatch log groups (storage baseline)", 0.0)
             elif kind == "AWS::Route53::HealthCheck":
@@ -240,7 +269,7 @@ def idle_lines(
                 logical = target.get("Fn::GetAtt", [""])[0] if isinstance(target, dict) else ""
                 memory = functions.get(logical, {"memory": 0.5})["memory"]
                 monthly = runs * (lam["per_million_requests"] / 1e6 + 0.5 * memory * lam["gb_second"])
-                add(region, "scheduled Lambdas (recovery sweep, curate job)", monthly)
+                add(region, "scheduled Lambdas (recovery sweep, curate job, drift job)", monthly)
             elif kind in ("AWS::Lambda::Alias", "AWS::Lambda::Version") and props.get("ProvisionedConcurrencyConfig"):
                 # Billed per GB-second provisioned, whether used or not, at the function's memory; a schedule
                 # (Application Auto Scaling scheduled actions) is priced as the week it makes.
@@ -270,29 +299,62 @@ def idle_lines(
     ]
 
 
+def chat_paths(config: AppConfig) -> tuple[str, ...]:
+    """The chat paths deployed, the web UI's default first: the WebSocket stream when streaming is on."""
+    return ("stream", "rest") if config.streaming.enabled else ("rest",)
+
+
 def per_1k_chats(
-    templates: Mapping[str, tuple[str, Mapping[str, Any]]], config: AppConfig, prices: Mapping[str, Any]
+    templates: Mapping[str, tuple[str, Mapping[str, Any]]],
+    config: AppConfig,
+    prices: Mapping[str, Any],
+    path: str = "rest",
 ) -> dict[str, float]:
+    """One chat over `path`: "stream" (the WebSocket API and the stream Lambda, the web UI's default) or "rest"
+    (POST /chat through the REST API, its WAF and the chat Lambda)."""
     assumptions = config.cost
     primary = config.models[0]
     price = model_price(primary.model_id, prices) or {"input": 0.0, "output": 0.0}
     api = next(t for _, (r, t) in templates.items() if r == config.primary_region and any(
         k == "AWS::ApiGateway::RestApi" for k, _ in _resources(t)))  # fmt: skip
-    lam, ddb = prices["lambda"], prices["dynamodb"]
-    memory = _memory_gb(api, "handlers.chat")
+    lam, ddb, gateway = prices["lambda"], prices["dynamodb"], prices["apigateway"]
     lines = {
         f"model tokens ({primary.model_id}: {assumptions.chat_input_tokens} in / {assumptions.chat_output_tokens} out)":
             assumptions.chat_input_tokens / 1000 * price["input"]
             + assumptions.chat_output_tokens / 1000 * price["output"],
-        "Lambda (request + duration)": lam["per_million_requests"] / 1e6
-            + assumptions.chat_lambda_ms / 1000 * memory * lam["gb_second"],
-        "API Gateway REST": prices["apigateway"]["rest_per_million_requests"] / 1e6,
-        "WAF requests": prices["waf"]["per_million_requests"] / 1e6,
         "DynamoDB (on demand, replicated writes)": (CHAT_WRITE_UNITS * (ddb["per_million_write_units"]
             + ddb["per_million_replicated_write_units"]) + CHAT_READ_UNITS * ddb["per_million_read_units"]) / 1e6,
         "CloudWatch Logs ingestion": CHAT_LOG_BYTES / 1e9 * prices["cloudwatch"]["log_ingest_gb"],
         "X-Ray traces": prices["xray"]["per_million_traces"] / 1e6,
     }  # fmt: skip
+    seconds = assumptions.chat_lambda_ms / 1000
+    if path == "stream":
+        memory = _memory_gb(api, "handlers.stream")
+        chars = assumptions.chat_output_tokens * CHARS_PER_TOKEN
+        deltas = min(math.ceil(chars / MODEL_DELTA_CHARS),
+                     math.ceil(seconds / STREAM_FLUSH_S) + math.ceil(chars / STREAM_FLUSH_CHARS))  # fmt: skip
+        messages = STREAM_FIXED_MESSAGES + deltas  # each well under 32 KB: one metered unit
+        connect_memory = (_memory_gb(api, "handlers.ws_authorizer") + 2 * memory) / CONNECTION_INVOCATIONS
+        per_connection = CONNECTION_INVOCATIONS * (lam["per_million_requests"] / 1e6 + 0.1 * connect_memory
+                                                   * lam["gb_second"])  # fmt: skip
+        lines.update({
+            f"Lambda (stream: request + {seconds:g} s)": lam["per_million_requests"] / 1e6
+                + seconds * memory * lam["gb_second"],
+            f"API Gateway WebSocket messages ({messages}: the question, start/end/budget, {deltas} delta posts)":
+                messages * gateway["websocket_per_million_messages"] / 1e6,
+            f"API Gateway WebSocket connection minutes ({CONNECTION_MINUTES_PER_CHAT:g} per chat)":
+                CONNECTION_MINUTES_PER_CHAT * gateway["websocket_per_million_connection_minutes"] / 1e6,
+            f"connect/authorize/disconnect Lambdas (1 connection per {CHATS_PER_CONNECTION} chats)":
+                per_connection / CHATS_PER_CONNECTION,
+        })  # fmt: skip
+    else:
+        memory = _memory_gb(api, "handlers.chat")
+        lines.update({
+            f"Lambda (chat: request + {seconds:g} s)": lam["per_million_requests"] / 1e6
+                + seconds * memory * lam["gb_second"],
+            "API Gateway REST": gateway["rest_per_million_requests"] / 1e6,
+            "WAF requests": prices["waf"]["per_million_requests"] / 1e6,
+        })  # fmt: skip
     if config.knowledge.enabled:
         embed = model_price(config.knowledge.embedding_model_id, prices) or {"input": 0.0}
         lines["retrieval (question embedding + S3 Vectors query)"] = (
@@ -335,29 +397,46 @@ def per_1k_pages(
 def estimate(templates: Mapping[str, tuple[str, Mapping[str, Any]]], config: AppConfig,
              prices: Mapping[str, Any] | None = None) -> Report:  # fmt: skip
     prices = prices or load_prices()
+    default, *others = chat_paths(config)
     report = Report(
         idle=idle_lines(templates, config, prices),
-        per_1k_chats=per_1k_chats(templates, config, prices),
+        per_1k_chats=per_1k_chats(templates, config, prices, default),
         per_1k_pages=per_1k_pages(templates, config, prices),
+        per_1k_chats_path=default,
+        per_1k_chats_other=per_1k_chats(templates, config, prices, others[0]) if others else {},
     )
-    dashboards = sum(line.count for line in report.idle if line.item == "CloudWatch dashboards")
-    free = min(dashboards, prices["cloudwatch"]["free_dashboards_per_account"])
-    report.free_dashboards_credit = free * prices["cloudwatch"]["dashboard_month"]
+    report.free_dashboards_credit = free_dashboards_credit(templates, prices)
     return report
 
 
+def free_dashboards_credit(templates: Mapping[str, tuple[str, Mapping[str, Any]]], prices: Mapping[str, Any]) -> float:
+    """CloudWatch's free tier: 3 dashboards of up to 50 metrics each per account; a larger one is billed in full."""
+    cw = prices["cloudwatch"]
+    small = sum(
+        1
+        for _, (_, template) in templates.items()
+        for kind, props in _resources(template)
+        if kind == "AWS::CloudWatch::Dashboard"
+        and dashboard_metrics(props.get("DashboardBody", "{}")) <= cw["free_dashboard_max_metrics"]
+    )
+    return min(small, cw["free_dashboards_per_account"]) * cw["dashboard_month"]
+
+
 def render(report: Report, config: AppConfig, prices: Mapping[str, Any]) -> str:
+    cw = prices["cloudwatch"]
+    free_tier = (f"CloudWatch's {cw['free_dashboards_per_account']} free dashboards of up to "
+                 f"{cw['free_dashboard_max_metrics']} metrics each")  # fmt: skip
     out = [f"Bulwark cost estimate: list prices as of {prices['as_of']} ({', '.join(prices['regions'])}), "
-           "USD, no free tier except the account's 3 free dashboards", ""]  # fmt: skip
+           f"USD, no free tier except {free_tier}", ""]  # fmt: skip
     by_region = report.idle_by_region()
     for region in sorted(by_region, key=lambda r: (r != config.primary_region, r)):
         out.append(f"Idle monthly cost, {region}: ${by_region[region]:.2f}")
         for line in sorted((x for x in report.idle if x.region == region), key=lambda x: -x.monthly):
             note = f"  ({line.note})" if line.note else ""
             out.append(f"  {line.item:<58} {line.count:>3}  ${line.monthly:7.2f}{note}")
-    out.append(
-        f"  free dashboards (3 per account)                                 -${report.free_dashboards_credit:6.2f}"
-    )
+    credit = f"-${report.free_dashboards_credit:.2f}"
+    free = f"free dashboards (<= {cw['free_dashboard_max_metrics']} metrics each, 3 per account)"
+    out.append(f"  {free:<63} {credit:>8}")
     goal = 30.0
     verdict = "within" if report.idle_total <= goal else "OVER"
     out.append(f"Idle monthly total, all regions: ${report.idle_total:.2f} ({verdict} the ${goal:.0f} goal)")
@@ -367,14 +446,19 @@ def render(report: Report, config: AppConfig, prices: Mapping[str, Any]) -> str:
     dominant = sorted(top.items(), key=lambda kv: -kv[1])[:3]
     out.append("Dominated by: " + ", ".join(f"{item} ${cost:.2f}" for item, cost in dominant))
     out.append("Lowered by: fewer WAF web ACLs/rules (each ACL $5 + $1 a rule; one per public entry point: the "
-               "primary's API + user pool, the DR API, CloudFront), monitoring.dashboard=false (past the account's 3 "
-               "free dashboards), knowledge off (its queues' event-source polling), log_retention_days (log "
-               "storage), no failover_domain (health checks)")  # fmt: skip
+               "primary's API + user pool, the DR API, CloudFront), monitoring.dashboard=false (each charts more "
+               "metrics than CloudWatch's free dashboards hold), knowledge off (its queues' event-source polling), "
+               "log_retention_days (log storage), no failover_domain (health checks)")  # fmt: skip
     out.append("")
-    for title, lines in (("Per 1,000 chats", report.per_1k_chats), ("Per 1,000 ingested pages", report.per_1k_pages)):
+    paths = {"stream": "streamed over the WebSocket API (the web UI's default)", "rest": "over POST /chat (REST)"}
+    chats = f"Per 1,000 chats {paths[report.per_1k_chats_path]}"
+    for title, lines in ((chats, report.per_1k_chats), ("Per 1,000 ingested pages", report.per_1k_pages)):
         out.append(f"{title}: ${sum(lines.values()):.2f}")
         for item, cost in sorted(lines.items(), key=lambda kv: -kv[1]):
-            out.append(f"  {item:<76} ${cost:8.4f}")
+            out.append(f"  {item:<88} ${cost:8.4f}")
+        if lines is report.per_1k_chats and report.per_1k_chats_other:
+            other = "rest" if report.per_1k_chats_path == "stream" else "stream"
+            out.append(f"  (the same 1,000 chats {paths[other]}: ${sum(report.per_1k_chats_other.values()):.2f})")
         out.append("")
     return "\n".join(out)
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections import Counter
 from typing import Any
 
+import pytest
+
 from stacks.config import AppConfig, CostConfig
 from tests.infra.conftest import Synth, cdk_context
-from tools.cost import estimate, load_prices, render
+from tools.cost import dashboard_metrics, estimate, free_dashboards_credit, load_prices, per_1k_chats, render
 
 
 def templates(synth: Synth) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -48,8 +51,51 @@ def test_idle_lines_count_the_templates_resources_per_region(synth: Synth) -> No
             if r["Type"] == "AWS::WAFv2::WebACL"
         )
     assert {line.region: line.monthly for line in waf} == {r: v for r, v in by_region.items() if v}
-    assert sorted(line.monthly for line in waf) == [9.0, 16.0]  # DR: its API's; primary: API + user pool, CloudFront
+    assert sorted(line.monthly for line in waf) == pytest.approx([9.0, 16.0])  # DR: its API's; primary: API + pool, CF
     assert set(report.idle_by_region()) == {"us-east-1", "us-west-2"}
+
+
+def test_no_free_dashboard_credit_for_dashboards_past_the_free_tiers_50_metrics(synth: Synth) -> None:
+    found = templates(synth)
+    bodies = [r["Properties"]["DashboardBody"] for _, t in found.values() for r in t["Resources"].values()
+              if r["Type"] == "AWS::CloudWatch::Dashboard"]  # fmt: skip
+    assert len(bodies) == 2 and all(dashboard_metrics(body) > 50 for body in bodies)
+
+    report = estimate(found, config())
+
+    assert report.free_dashboards_credit == 0
+    assert report.idle_total == pytest.approx(sum(line.monthly for line in report.idle))
+    # A dashboard of 50 metrics, one of them with a token (its region) inside a string, as CDK writes them.
+    metrics = [["Bulwark", "ChatAnswered", "region", "@REGION@"]] + [["Bulwark", "ChatAnswered"]] * 49
+    head, tail = json.dumps({"widgets": [{"type": "metric", "properties": {"metrics": metrics}}]}).split("@REGION@")
+    tiny = {"Resources": {"D": {"Type": "AWS::CloudWatch::Dashboard", "Properties": {
+        "DashboardBody": {"Fn::Join": ["", [head, {"Ref": "AWS::Region"}, tail]]}
+    }}}}  # fmt: skip
+    assert dashboard_metrics(tiny["Resources"]["D"]["Properties"]["DashboardBody"]) == 50
+    prices = load_prices()
+    assert free_dashboards_credit({"a": ("us-east-1", tiny)}, prices) == prices["cloudwatch"]["dashboard_month"]
+
+
+def test_per_1000_chats_prices_the_streamed_path_the_ui_uses_and_names_it(synth: Synth) -> None:
+    found, base = templates(synth), config()
+    prices = load_prices()
+    report = estimate(found, base, prices)
+
+    assert report.per_1k_chats_path == "stream"  # streaming on (cdk.json): the web UI streams by default
+    stream, rest = report.per_1k_chats, report.per_1k_chats_other
+    assert rest == per_1k_chats(found, base, prices, "rest")
+    assert any(item.startswith("API Gateway WebSocket messages") for item in stream)
+    assert any(item.startswith("API Gateway WebSocket connection minutes") for item in stream)
+    assert any(item.startswith("Lambda (stream") for item in stream)
+    assert "API Gateway REST" in rest and "WAF requests" in rest and "API Gateway REST" not in stream
+    (messages,) = [cost for item, cost in stream.items() if item.startswith("API Gateway WebSocket messages")]
+    # Per chat at least the question, start, end and budget, and at most one post per model delta ($1 per million).
+    assert 4 * 1.0 / 1000 <= messages <= (4 + base.cost.chat_output_tokens) * 1.0 / 1000
+    text = render(report, base, prices)
+    assert "Per 1,000 chats streamed over the WebSocket API (the web UI's default)" in text
+    assert "over POST /chat (REST)" in text
+    off = dataclasses.replace(base, streaming=dataclasses.replace(base.streaming, enabled=False))
+    assert estimate(found, off, prices).per_1k_chats_path == "rest"
 
 
 def test_a_change_in_config_changes_the_figures(synth: Synth) -> None:
@@ -60,7 +106,7 @@ def test_a_change_in_config_changes_the_figures(synth: Synth) -> None:
     more_logs = dataclasses.replace(base, cost=CostConfig(idle_log_gb=100))
 
     assert sum(estimate(found, more_tokens).per_1k_chats.values()) > sum(report.per_1k_chats.values())
-    assert estimate(found, more_logs).idle_total == report.idle_total + (100 - 0.5) * 2 * 0.03
+    assert estimate(found, more_logs).idle_total == pytest.approx(report.idle_total + (100 - 0.5) * 2 * 0.03)
     text = render(report, base, load_prices())
     assert "Idle monthly cost, us-east-1" in text and "Per 1,000 chats" in text and "Per 1,000 ingested pages" in text
     assert "as of 2026-11-22" in text
