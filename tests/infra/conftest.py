@@ -29,8 +29,8 @@ def open_nag_findings(stacks: Mapping[str, Stack]) -> list[str]:
 
 
 def cfn_lint(templates: Iterable[str]) -> subprocess.CompletedProcess[str]:
-    """cfn-lint over template files, as `make lint-templates` runs it (W3005, the redundant DependsOn CDK emits for its own
-    providers, ignored)."""
+    """cfn-lint over template files, as `make lint-templates` runs it (W3005, the redundant DependsOn CDK emits
+    for its own providers, ignored)."""
     return subprocess.run(
         [str(ROOT / ".venv" / "bin" / "cfn-lint"), *templates, "--format", "parseable", "--ignore-checks", "W3005"],
         capture_output=True,
