@@ -95,7 +95,7 @@ def test_the_real_hook_library_is_used_when_the_runtime_provides_it(
     library.register_after_restore = lambda func: recorded.append("after")  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "snapshot_restore_py", library)
     monkeypatch.setenv(snapstart.INITIALIZATION_TYPE, snapstart.SNAP_START)
-    snapstart.restorable(lambda: (lambda event, context: None))
+    snapstart.restorable(lambda: lambda event, context: None)
     assert recorded == ["before", "after"]
     assert hooks.before_snapshot == [] and hooks.after_restore == []
 
