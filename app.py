@@ -67,7 +67,7 @@ def build_stacks(app: App, config: AppConfig) -> dict[str, Stack]:
     # failover) comes before the distribution, which reads its name weakly; its policy, naming the
     # distribution, comes with the DR files (stacks/web_stack.py).
     edge = None
-    if config.primary_region != EDGE_REGION:
+    if config.primary_region != EDGE_REGION and config.cloudfront_waf:
         edge_env = Environment(account=config.account, region=EDGE_REGION)
         edge = EdgeStack(app, f"{name}-Edge", config=config, env=edge_env)
     web_dr = WebDrStack(app, f"{name}-Web-DR", config=config, env=dr)
@@ -143,8 +143,16 @@ def build_stacks(app: App, config: AppConfig) -> dict[str, Stack]:
             "userPoolId": auth.user_pool.user_pool_id,
             "clientId": auth.client.user_pool_client_id,
             "apiEndpoints": [api.api.url, dr_api.api.url],
-            # Streamed answers (ADR 0004): each region's WebSocket URL, in the same order.
-            **({"streamEndpoints": [api.stream.url, dr_api.stream.url]} if api.stream and dr_api.stream else {}),
+            # Streamed answers (ADR 0004): each region's WebSocket URL, in the same order, and the stream Lambda's
+            # timeout (no answer can come after it: the browser's watchdog for one streamed request).
+            **(
+                {
+                    "streamEndpoints": [api.stream.url, dr_api.stream.url],
+                    "streamTimeoutSeconds": config.streaming.timeout_seconds,
+                }
+                if api.stream and dr_api.stream
+                else {}
+            ),
             "primaryTarget": {"model_id": primary_target.display_name, "region": primary_target.region},
         },
         "connect": connect_sources(config, api_hosts=[api.api_host, dr_api.api_host]),

@@ -192,7 +192,7 @@ class WebStack(Stack):
                 ),
             ),
         )
-        if web_acl_arn is None:
+        if web_acl_arn is None and config.cloudfront_waf:
             web_acl_arn = cloudfront_web_acl(self, "CdnWebAcl", config=config, key=key).arn
         # The DR bucket's name is read from its stack at this stack's deploy (a weak reference): the DR stack
         # holds no writer into this region. Its policy, which must name this distribution, is the DR
@@ -235,6 +235,13 @@ class WebStack(Stack):
                 cache_policy=cloudfront.CachePolicy.CACHING_OPTIMIZED,
             ),
         )
+        if not config.cloudfront_waf:
+            reason = (
+                "cloudfront_waf is false in cdk.json (a cost choice, README 'Operations'): the distribution serves "
+                "static files from S3 only, behind Shield Standard; the API and Cognito keep their regional WAF."
+            )
+            suppress(self.distribution, reason, "AwsSolutions-CFR2")
+            skip_checkov(self.distribution, reason, "CKV_AWS_68")
         Annotations.of(self.distribution).acknowledge_warning(
             "@aws-cdk/aws-cloudfront-origins:updateImportedBucketPolicyOac",
             "The DR site bucket's policy allows this distribution: DR WebContent stack (dr_site_policy).",

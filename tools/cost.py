@@ -466,8 +466,26 @@ def render(report: Report, config: AppConfig, prices: Mapping[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cdk-out", type=Path, help="a synthesized cloud assembly (default: synthesize now)")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=JSON",
+        help="price a variant of cdk.json's config: a dotted key and a JSON value, e.g. cloudfront_waf=false "
+        "or monitoring.dashboard=false (repeatable; not with --cdk-out)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     context = json.loads((ROOT / "cdk.json").read_text())["context"]
+    if args.set and args.cdk_out is not None:
+        parser.error("--set prices a fresh synth: leave out --cdk-out")
+    for assignment in args.set:
+        key, _, value = assignment.partition("=")
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            parser.error(f"--set {assignment!r}: the value must be JSON (true, 3, \"text\", {{...}})")
+        section = context["bulwark"]
+        *parents, leaf = key.split(".")
+        for name in parents:
+            section = section.setdefault(name, {})
+        section[leaf] = parsed
     config = AppConfig.from_context(context["bulwark"])
     cdk_out = args.cdk_out
     if cdk_out is None:

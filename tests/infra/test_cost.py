@@ -110,3 +110,13 @@ def test_a_change_in_config_changes_the_figures(synth: Synth) -> None:
     text = render(report, base, load_prices())
     assert "Idle monthly cost, us-east-1" in text and "Per 1,000 chats" in text and "Per 1,000 ingested pages" in text
     assert "as of 2026-11-22" in text
+
+
+def test_a_variant_is_priced_with_set_and_bad_assignments_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    from tools import cost
+
+    for argv in (["--set", "cloudfront_waf=nope"], ["--cdk-out", "x", "--set", "cloudfront_waf=false"]):
+        with pytest.raises(SystemExit) as exit_:
+            cost.main(argv)
+        assert exit_.value.code == 2
+    assert "must be JSON" in capsys.readouterr().err

@@ -279,3 +279,28 @@ def test_outside_us_east_1_the_origin_group_fails_over_to_the_dr_region(eu: Synt
         "StackName": WEB_DR, "Region": "eu-central-1", "OutputName": failover[0]["Fn::GetStackOutput"]["OutputName"]
     }  # fmt: skip
     assert failover[1] == ".s3.eu-central-1."
+
+
+def test_without_the_cloudfront_waf_the_site_has_no_acl_and_says_why(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """`cloudfront_waf: false` (the cost lever): no CLOUDFRONT ACL anywhere (no Edge stack outside us-east-1 either),
+    the distribution without one, every nag pack still clean (the finding suppressed with the reason), and the
+    API's and Cognito's regional ACLs untouched."""
+    from app import build_app
+
+    for primary, dr in (("us-east-1", "us-west-2"), ("eu-west-1", "eu-central-1")):
+        overrides: dict[str, Any] = {"cloudfront_waf": False}
+        if primary != "us-east-1":
+            overrides.update(primary_region=primary, dr_region=dr, models=EU_MODELS)
+        app = App(context=cdk_context(**overrides), outdir=str(tmp_path_factory.mktemp("no-cdn-waf")))
+        build_app(app)
+        app.synth()
+        stacks = {child.stack_name: child for child in app.node.children if isinstance(child, Stack)}
+        assert EDGE not in stacks
+        web = Template.from_stack(stacks[WEB])
+        web.resource_count_is("AWS::WAFv2::WebACL", 0)
+        (distribution,) = web.find_resources("AWS::CloudFront::Distribution").values()
+        assert "WebACLId" not in distribution["Properties"]["DistributionConfig"]
+        assert any(s["id"] == "CKV_AWS_68" for s in distribution["Metadata"]["checkov"]["skip"])
+        assert open_nag_findings({WEB: stacks[WEB]}) == []
+        api = f"{stacks[WEB].stack_name.removesuffix('-Web')}-Api-DR"
+        Template.from_stack(stacks[api]).resource_count_is("AWS::WAFv2::WebACL", 1)
