@@ -349,8 +349,16 @@ function request() {
 // --- streamed answers: the region's WebSocket API (ADR 0004), POST /chat when the socket fails --------------
 // One socket to the region the REST failover picked (config.streamEndpoints[state.endpoint]); each message carries
 // a requestId and the socket's replies are routed back by it. Text arrives as deltas and is appended to a text node.
-const stream = { socket: null, url: null, opening: null, pending: new Map() };
+const stream = { socket: null, url: null, token: null, opening: null, pending: new Map() };
 const SOCKET_OPEN_TIMEOUT_MS = 5000;
+// No answer can come after the stream Lambda's timeout (config.streamTimeoutSeconds; 120 s if absent), plus a margin
+// for the last posts: past it, a request still waiting gets an error with a retry instead of waiting forever.
+const STREAM_TIMEOUT_MARGIN_MS = 5000;
+
+function streamWatchdogMs() {
+  const seconds = Number(state.config.streamTimeoutSeconds) || 120;
+  return seconds * 1000 + STREAM_TIMEOUT_MARGIN_MS;
+}
 
 function streamUrl() {
   const urls = state.config.streamEndpoints || [];
@@ -360,12 +368,15 @@ function streamUrl() {
 function openSocket() {
   const url = streamUrl();
   if (!url || !state.token) return Promise.resolve(null);
-  if (stream.socket && stream.url === url && stream.socket.readyState === WebSocket.OPEN) {
+  // A socket's identity is the token it was opened with (checked at $connect): after a new sign-in, a new socket.
+  const same = stream.url === url && stream.token === state.token;
+  if (stream.socket && same && stream.socket.readyState === WebSocket.OPEN) {
     return Promise.resolve(stream.socket);
   }
-  if (stream.opening && stream.url === url) return stream.opening;
+  if (stream.opening && same) return stream.opening;
   if (stream.socket) stream.socket.close();
   stream.url = url;
+  stream.token = state.token;
   stream.opening = new Promise((resolve) => {
     let socket;
     try {
@@ -415,7 +426,8 @@ function streamChat(body, socket) {
     let node = null;
     let textNode = null;
     let text = "";
-    const finish = (outcome) => { stream.pending.delete(requestId); outcome(); };
+    let watchdog = null;
+    const finish = (outcome) => { clearTimeout(watchdog); stream.pending.delete(requestId); outcome(); };
     const growing = () => {
       if (!node) {
         node = addMessage("assistant", "");
@@ -439,10 +451,14 @@ function streamChat(body, socket) {
           finish(() => resolve({ node, data: message }));
         } else if (message.type === "error") {
           const error = new ApiError(message.status, message.message, message.retryAfter || null, message.budget || null);
+          // The token expired since $connect: this socket's identity is over; the next request opens a new socket
+          // with the token of the next sign-in.
+          if (message.status === 401 && socket === stream.socket) socket.close();
           finish(() => reject(Object.assign(error, { partial: node })));
         }
       },
       closed() {
+        clearTimeout(watchdog);
         // The socket dropped: before the first token, ask over POST /chat; after it, the partial text is all we have.
         if (!node) reject(new StreamFallback("the socket closed before the answer started"));
         else resolve({ node, data: { answer: text, incomplete: true, incompleteReason: "the connection was lost",
@@ -454,7 +470,15 @@ function streamChat(body, socket) {
     } catch (_) {
       stream.pending.delete(requestId);
       reject(new StreamFallback("the socket could not send"));
+      return;
     }
+    // The server's time is up and the answer has not ended (its posts to this socket failed, or were lost): the text
+    // so far, marked incomplete, with a retry (the server may still have stored the turn: the list shows it).
+    watchdog = setTimeout(() => {
+      finish(() => resolve({ node, data: { answer: text || "No answer arrived in time.", incomplete: true,
+                                           incompleteReason: "no answer arrived in time", retry: true } }));
+      if (socket === stream.socket) socket.close();  // a connection that lost posts: the next request opens anew
+    }, streamWatchdogMs());
   });
 }
 

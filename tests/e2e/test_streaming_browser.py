@@ -4,6 +4,7 @@ its first tokens (the emulator's mid-stream fault) ends with the 'incomplete —
 from __future__ import annotations
 
 import json
+import re
 import urllib.request
 from typing import Any
 
@@ -71,3 +72,36 @@ def test_a_stream_broken_mid_answer_is_marked_incomplete_and_can_be_retried(page
     expect(page.locator(".msg.assistant:not(.incomplete):not(.streaming)").last).to_contain_text(
         "Himalaya", timeout=60_000
     )
+
+
+def test_a_request_the_server_never_finishes_ends_at_the_watchdog_with_a_retry(page: Any, sandbox: Any) -> None:  # noqa: F811
+    # GIVEN a socket whose posts stop after the first delta (the server's posts failed: it stopped posting, ADR 0004),
+    # and the browser's clock under the test's control
+    page.clock.install()
+
+    def posts_stop_after_the_first_delta(socket: Any) -> None:  # mocked: the page's socket opens, no server behind
+        def on_message(message: str | bytes) -> None:
+            request_id = json.loads(message)["requestId"]
+            socket.send(json.dumps({"type": "start", "requestId": request_id}))
+            socket.send(json.dumps({"type": "delta", "text": "Mount Everest ", "requestId": request_id}))
+
+        socket.on_message(on_message)
+
+    page.route_web_socket(re.compile(r"^wss?://"), posts_stop_after_the_first_delta)
+    sign_in(page, sandbox)
+    page.fill("#message", QUESTION)
+    page.click("#send")
+    expect(page.locator(".msg.assistant.streaming")).to_contain_text("Mount Everest")
+
+    # WHEN the server's time limit (the stream Lambda's timeout, 120 s without config) and the margin pass
+    page.clock.run_for(119_000)
+    expect(page.locator(".msg.assistant.streaming")).to_have_count(1)  # still waiting inside the limit
+    page.clock.run_for(7_000)
+
+    # THEN the partial answer is marked incomplete with a retry, instead of waiting forever
+    marker = page.locator(".msg.assistant.incomplete .incomplete-note")
+    expect(marker).to_have_text("incomplete — retry")
+    expect(marker).to_have_attribute("title", "no answer arrived in time")
+    expect(page.locator(".msg.assistant.incomplete")).to_contain_text("Mount Everest")
+    expect(page.locator(".msg.assistant.incomplete button.retry")).to_be_enabled()
+    expect(page.locator(".msg.assistant.streaming")).to_have_count(0)
