@@ -480,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             parsed = json.loads(value)
         except json.JSONDecodeError:
-            parser.error(f"--set {assignment!r}: the value must be JSON (true, 3, \"text\", {{...}})")
+            parser.error(f'--set {assignment!r}: the value must be JSON (true, 3, "text", {{...}})')
         section = context["bulwark"]
         *parents, leaf = key.split(".")
         for name in parents:
