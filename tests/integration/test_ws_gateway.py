@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -47,7 +48,9 @@ def authorize(event: dict[str, Any]) -> dict[str, Any]:
         raise Exception("Unauthorized")
     effect = "Deny" if token == "other-client" else "Allow"
     statement = {"Action": "execute-api:Invoke", "Effect": effect, "Resource": event["methodArn"]}
-    return {"principalId": token, "policyDocument": {"Statement": [statement]}, "context": {"sub": token}}
+    # As the real authorizer: the token's expiry travels in the context (the stream handler checks it per message).
+    context = {"sub": token, "exp": str(int(time.time()) + 3600)}
+    return {"principalId": token, "policyDocument": {"Statement": [statement]}, "context": context}
 
 
 @pytest.fixture
