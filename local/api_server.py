@@ -174,6 +174,8 @@ def _schema_message(error: Any) -> str:
         return f"ECMA 262 regex {_quote(expected)} does not match input string {_quote(instance)}"
     if keyword == "enum":
         return f"instance value ({_quote(instance)}) not found in enum (possible values: {_json_list(expected)})"
+    if keyword == "anyOf":  # POST /jobs: a chat job or a workflow job
+        return f"instance failed to match at least one required schema among {len(expected)}"
     return str(error.message)
 
 

@@ -138,7 +138,7 @@ def test_a_body_the_model_rejects_gets_bad_request_body_with_the_validation_erro
     local, function = api
     status, _, data = send(
         local,
-        b"POST /api/jobs HTTP/1.1\r\nAuthorization: good-token\r\nContent-Type: application/json\r\n"
+        b"POST /api/chat HTTP/1.1\r\nAuthorization: good-token\r\nContent-Type: application/json\r\n"
         + f"Content-Length: {len(body)}\r\n\r\n".encode()
         + body,
         method="POST",
@@ -298,3 +298,23 @@ def test_a_region_outage_refuses_connections_drops_answers_in_flight_and_comes_b
     local.come_back()
     assert local.port == port
     assert request(local, "GET", "/api/health")[0] == 200
+
+
+def test_a_job_body_that_is_neither_kind_gets_api_gateways_any_of_message(
+    api: tuple[LocalApi, Lambda], templates: Templates
+) -> None:
+    """POST /jobs takes a chat job or a workflow job (an anyOf model): API Gateway's validator names the count."""
+    local, function = api
+    body = b'{"message": 5}'
+    status, _, data = send(
+        local,
+        b"POST /api/jobs HTTP/1.1\r\nAuthorization: good-token\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body,
+        method="POST",
+    )
+    assert status == 400
+    assert json.loads(data)["message"] == (
+        "invalid request body: [instance failed to match at least one required schema among 2]"
+    )
+    assert function.events == []
