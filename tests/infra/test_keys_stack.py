@@ -116,8 +116,9 @@ def test_the_lambda_roles_use_the_data_key_only_through_its_services_with_the_ac
         assert via == f"{service}.{region}.amazonaws.com"  # documents (S3) are the only other use
         assert "kms:Encrypt" not in actions(statement)
     assert {sid: len(by_sid[sid]) for sid in ("TableKey", "QueueKeyToSend", "QueueKeyToReceive")} == {
-        # chat, worker, ingest, the jobs recovery sweep, and in the primary region the curate job (its table is global)
-        "TableKey": 5 if stack == "Bulwark-dev-Api" else 4,
+        # chat, worker, ingest, the jobs recovery sweep, the stream Lambda, the drift job (the prompts table), the
+        # summarize workflow, and in the primary region the curate job (its table is global)
+        "TableKey": 8 if stack == "Bulwark-dev-Api" else 7,
         "QueueKeyToSend": 3,  # chat, worker (delayed re-send) and the recovery sweep (adopted jobs)
         "QueueKeyToReceive": 1,
     }
