@@ -535,7 +535,9 @@ def _function_env(
         elif name == "ALLOWED_ORIGIN":
             continue  # the site's CloudFront origin: locally the API's own origin, set once its port is known
         elif name == "SUMMARIZE_FUNCTION_ARN":
-            continue  # the durable function's alias: locally the worker starts it on the region's local runner
+            # The durable function's alias: a local name of the same shape (the worker is handed the region's local
+            # runner, which starts the same handler code; nothing calls this ARN).
+            env[name] = f"arn:aws:lambda:{region}:000000000000:function:summarize:live"
         elif name in KNOWLEDGE_VARIABLES:
             env[name] = knowledge_value(templates, name, value)
         else:
