@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import urllib.request
 from pathlib import Path
@@ -52,7 +53,9 @@ def test_sign_in_chat_reload_and_see_the_fallback_when_the_primary_is_throttled(
 
     page.fill("#message", "Mount Everest is the highest mountain. Which mountain is the highest?")
     page.click("#send")
-    first = page.wait_for_selector(".msg.assistant")
+    first = page.locator(".msg.assistant").first
+    # The answer streams in: its model and region are shown once it has ended (wait for them, not for the first text).
+    expect(first).to_contain_text(re.compile(r"us-(east-1|west-2)"))
     assert "Mount Everest is the highest mountain." in first.inner_text()
     # The primary answers; on a slow machine the gateway may hedge to the DR target, and the UI must say so.
     shown = first.inner_text()
@@ -74,7 +77,8 @@ def test_sign_in_chat_reload_and_see_the_fallback_when_the_primary_is_throttled(
     try:
         page.fill("#message", "The Pacific is the largest ocean. Which ocean is the largest?")
         page.click("#send")
-        second = page.wait_for_selector(".msg.assistant >> nth=1")
+        second = page.locator(".msg.assistant").nth(1)
+        expect(second).to_contain_text("us-west-2")  # the streamed answer has ended, its target shown
         text = second.inner_text()
         assert "The Pacific is the largest ocean." in text
         assert "us-west-2" in text and "fallback" in text
