@@ -159,6 +159,18 @@ class UserLimits:
             raise TokenBudgetExceeded(status, retry_after=day.retry_after(now))
         return status
 
+    def admit(self, user_id: str, *, spends_tokens: bool = True) -> TokenBudgetStatus | None:
+        """One request of `user_id`: for a request a model will answer, the daily token budget first (a refused
+        request does not count against the rate), then the request rate. Returns the budget as read, or None."""
+        budget = self.admit_tokens(user_id) if spends_tokens else None
+        self.admit_request(user_id)
+        return budget
+
+    def spend_answer(self, user_id: str, answer: Any, admitted: TokenBudgetStatus | None) -> TokenBudgetStatus | None:
+        """An answer's model tokens (a ChatAnswer: `degraded`, `usage`); a degraded answer (no model wrote it)
+        spends none."""
+        return self.spend_tokens(user_id, 0 if answer.degraded else answer.usage.total_tokens, admitted=admitted)
+
     def spend_tokens(
         self, user_id: str, tokens: int, *, admitted: TokenBudgetStatus | None = None
     ) -> TokenBudgetStatus | None:

@@ -140,17 +140,11 @@ class ChatApi:
         """The caller's per-user request rate, counted for valid requests only (a malformed one costs nothing),
         and, for a request the model will answer, the daily token budget (checked first: a refused request
         does not count against the rate). Returns the budget as read, or None."""
-        if self.limits is None:
-            return None
-        budget = self.limits.admit_tokens(user) if spends_tokens else None
-        self.limits.admit_request(user)
-        return budget
+        return None if self.limits is None else self.limits.admit(user, spends_tokens=spends_tokens)
 
     def spend(self, user: str, answer: ChatAnswer, admitted: TokenBudgetStatus | None) -> TokenBudgetStatus | None:
         """The answer's model tokens against the user's budget; a degraded answer (no model wrote it) spends none."""
-        if self.limits is None:
-            return None
-        return self.limits.spend_tokens(user, 0 if answer.degraded else answer.usage.total_tokens, admitted=admitted)
+        return None if self.limits is None else self.limits.spend_answer(user, answer, admitted)
 
     def idempotency_key(self) -> str | None:
         headers = self.app.current_event.headers

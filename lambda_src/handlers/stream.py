@@ -298,16 +298,10 @@ class StreamApi:
 
     def admit(self, user: str) -> TokenBudgetStatus | None:
         """As POST /chat: the daily token budget first, then the per-user request rate."""
-        if self.limits is None:
-            return None
-        budget = self.limits.admit_tokens(user)
-        self.limits.admit_request(user)
-        return budget
+        return None if self.limits is None else self.limits.admit(user)
 
     def spend(self, user: str, answer: ChatAnswer, admitted: TokenBudgetStatus | None) -> TokenBudgetStatus | None:
-        if self.limits is None:
-            return None
-        return self.limits.spend_tokens(user, 0 if answer.degraded else answer.usage.total_tokens, admitted=admitted)
+        return None if self.limits is None else self.limits.spend_answer(user, answer, admitted)
 
 
 def current_user(event: dict[str, Any], *, now: float) -> str:
