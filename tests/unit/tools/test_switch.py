@@ -229,7 +229,8 @@ def test_the_api_stack_outputs_name_the_profile() -> None:
     assert chain.targets[0][1] == "us-east-1"
 
 
-def test_a_version_created_meanwhile_by_someone_else_wins_and_nothing_is_deployed() -> None:
+def _reading_version_5() -> tuple[Any, Stubber]:
+    """An AppConfig client whose newest and deployed hosted version is 5 (every switch off)."""
     client = boto3.client("appconfig", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
     stub = Stubber(client)
     stub.add_response("list_hosted_configuration_versions", {"Items": [{**IDS, "VersionNumber": 5}]}, IDS)
@@ -243,43 +244,34 @@ def test_a_version_created_meanwhile_by_someone_else_wins_and_nothing_is_deploye
         {**IDS, "VersionNumber": 5, "Content": _body(default_document()), "ContentType": "application/json"},
         {**IDS, "VersionNumber": 5},
     )
-    # AppConfig refuses the lock: version 6 exists now. No start_deployment may follow (the stub would fail).
-    stub.add_client_error("create_hosted_configuration_version", service_error_code="ConflictException")
+    return client, stub
+
+
+def _force_degraded(client: Any, stub: Stubber) -> int:
+    """`switch force-degraded on` against the stubbed client; every stubbed call must have been made."""
     store = switch.HostedSwitches(
         client=client, application_id="abc1234", environment_id="env1234", profile_id="prf1234",
         strategy_id="str1234", sleep=lambda _: None, clock=lambda: 0.0,
     )  # fmt: skip
     with stub:
-        args = switch.parser().parse_args(["--stack", "S", "force-degraded", "on"])
-        code = switch.run(store, CHAIN, args, io.StringIO())
+        code = switch.run(
+            store, CHAIN, switch.parser().parse_args(["--stack", "S", "force-degraded", "on"]), io.StringIO()
+        )
     stub.assert_no_pending_responses()
-    assert code == 3
+    return code
+
+
+def test_a_version_created_meanwhile_by_someone_else_wins_and_nothing_is_deployed() -> None:
+    client, stub = _reading_version_5()
+    # AppConfig refuses the lock: version 6 exists now. No start_deployment may follow (the stub would fail).
+    stub.add_client_error("create_hosted_configuration_version", service_error_code="ConflictException")
+    assert _force_degraded(client, stub) == 3
 
 
 def test_a_deployment_already_in_progress_is_said_plainly_not_a_traceback() -> None:
-    client = boto3.client("appconfig", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
-    stub = Stubber(client)
-    stub.add_response("list_hosted_configuration_versions", {"Items": [{**IDS, "VersionNumber": 5}]}, IDS)
-    stub.add_response(
-        "list_deployments",
-        {"Items": [{"DeploymentNumber": 2, "ConfigurationVersion": "5", "State": "COMPLETE"}]},
-        {"ApplicationId": "abc1234", "EnvironmentId": "env1234"},
-    )
-    stub.add_response(
-        "get_hosted_configuration_version",
-        {**IDS, "VersionNumber": 5, "Content": _body(default_document()), "ContentType": "application/json"},
-        {**IDS, "VersionNumber": 5},
-    )
+    client, stub = _reading_version_5()
     stub.add_response(
         "create_hosted_configuration_version", {**IDS, "VersionNumber": 6, "ContentType": "application/json"}
     )
     stub.add_client_error("start_deployment", service_error_code="ConflictException")
-    store = switch.HostedSwitches(
-        client=client, application_id="abc1234", environment_id="env1234", profile_id="prf1234",
-        strategy_id="str1234", sleep=lambda _: None, clock=lambda: 0.0,
-    )  # fmt: skip
-    with stub:
-        args = switch.parser().parse_args(["--stack", "S", "force-degraded", "on"])
-        code = switch.run(store, CHAIN, args, io.StringIO())
-    stub.assert_no_pending_responses()
-    assert code == 3
+    assert _force_degraded(client, stub) == 3
