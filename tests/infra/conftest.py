@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from aws_cdk import Stack
-from aws_cdk.assertions import Annotations, Match
+from aws_cdk.assertions import Annotations, Match, Template
 
 from tests.conftest import ROOT, Synth, cdk_context, synth
 
-__all__ = ["NAG_RULES", "Synth", "cdk_context", "cfn_lint", "open_nag_findings", "synth"]
+__all__ = ["NAG_RULES", "Synth", "cdk_context", "cfn_lint", "open_nag_findings", "statements", "synth"]
 
 NAG_RULES = Match.string_like_regexp(r"^(AwsSolutions|NIST\.800\.53\.R5|HIPAA\.Security)-")
+
+
+def statements(template: Template, sid: str | None = None) -> list[dict[str, Any]]:
+    """Every IAM policy statement of `template` (only those with `sid`, when given)."""
+    return [
+        s
+        for policy in template.find_resources("AWS::IAM::Policy").values()
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        if sid is None or s.get("Sid") == sid
+    ]
 
 
 def open_nag_findings(stacks: Mapping[str, Stack]) -> list[str]:

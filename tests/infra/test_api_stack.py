@@ -12,7 +12,7 @@ from aws_cdk.assertions import Annotations, Match, Template
 
 from app import build_app
 from stacks.constructs.chat_api import UUID_LENGTH, UUID_PATTERN
-from tests.infra.conftest import Synth, cdk_context, open_nag_findings
+from tests.infra.conftest import Synth, cdk_context, open_nag_findings, statements
 
 API_STACKS = ("Bulwark-dev-Api", "Bulwark-dev-Api-DR")
 PRIMARY = {"model_id": "us.amazon.nova-lite-v1:0", "region": "us-east-1"}
@@ -49,14 +49,6 @@ def chat_env(template: Template) -> dict[str, Any]:
     functions = template.find_resources("AWS::Lambda::Function", {"Properties": {"Handler": "handlers.chat.handler"}})
     (function,) = functions.values()
     return function["Properties"]["Environment"]["Variables"]  # type: ignore[no-any-return]
-
-
-def statements(template: Template) -> list[dict[str, Any]]:
-    return [
-        s
-        for policy in template.find_resources("AWS::IAM::Policy").values()
-        for s in policy["Properties"]["PolicyDocument"]["Statement"]
-    ]
 
 
 # --- access logs and request validation ---------------------------------------------------------------------

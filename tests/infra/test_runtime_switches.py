@@ -13,7 +13,7 @@ from aws_cdk.assertions import Match, Template
 
 from core.switches import FORCE_DEGRADED, FORCE_OPEN, PROMPT_VERSION, default_document
 from stacks.constructs.runtime_switches import SCHEMA, RuntimeSwitches
-from tests.infra.conftest import Synth
+from tests.infra.conftest import Synth, statements
 from tools.switch import values as switch_values
 
 
@@ -84,16 +84,11 @@ def test_each_region_has_its_switches_read_by_the_chat_and_worker_lambdas(synth:
     template = synth.template(name)
     template.resource_count_is("AWS::AppConfig::Application", 1)
     (profile_id,) = template.find_resources("AWS::AppConfig::ConfigurationProfile")
-    statements = [
-        statement
-        for policy in template.find_resources("AWS::IAM::Policy").values()
-        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
-        if statement.get("Sid") == "RuntimeSwitches"
-    ]
+    granted = statements(template, "RuntimeSwitches")
     # the API Lambda's role, the stream Lambda's (ADR 0004), the worker's and the summarize workflow's (ADR 0005);
     # in the primary region the scheduled curate job's (issue 11) too
-    assert len(statements) == (5 if name == "Bulwark-dev-Api" else 4)
-    for statement in statements:
+    assert len(granted) == (5 if name == "Bulwark-dev-Api" else 4)
+    for statement in granted:
         assert sorted(statement["Action"]) == [
             "appconfig:GetLatestConfiguration",
             "appconfig:StartConfigurationSession",

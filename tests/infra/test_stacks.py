@@ -12,7 +12,7 @@ from aws_cdk.assertions import Match, Template
 from app import build_app
 from stacks.config import AppConfig, ModelTarget
 from stacks.models_stack import base_arns
-from tests.infra.conftest import Synth, cdk_context
+from tests.infra.conftest import Synth, cdk_context, statements
 
 API_STACKS = ("Bulwark-dev-Api", "Bulwark-dev-Api-DR")
 
@@ -307,16 +307,11 @@ def test_the_lambdas_may_only_read_the_prompt_catalogs_pointer(synth: Synth, nam
     """Issue 11: chat and worker read the active prompt (GetItem), never write or scan the catalog; both know the
     table and their environment's name."""
     template = synth.template(name)
-    statements = [
-        statement
-        for policy in template.find_resources("AWS::IAM::Policy").values()
-        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
-        if statement.get("Sid") == "PromptCatalog"
-    ]
+    granted = statements(template, "PromptCatalog")
     # the API Lambda's role, the stream Lambda's, the worker's and the summarize workflow's; in the primary region,
     # the scheduled curate job's too
-    assert len(statements) == (5 if name == "Bulwark-dev-Api" else 4)
-    for statement in statements:
+    assert len(granted) == (5 if name == "Bulwark-dev-Api" else 4)
+    for statement in granted:
         assert statement["Action"] == "dynamodb:GetItem" and statement["Effect"] == "Allow"
         assert "Prompts" in json.dumps(statement["Resource"]) and "index" not in json.dumps(statement["Resource"])
     functions = [
@@ -334,16 +329,11 @@ def test_the_lambdas_may_only_scan_the_curated_answers(synth: Synth, name: str) 
     """Issue 11: chat and worker read the curated answers whole (one bounded Scan), never write them; both know the
     table, the threshold and the cache interval."""
     template = synth.template(name)
-    statements = [
-        statement
-        for policy in template.find_resources("AWS::IAM::Policy").values()
-        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
-        if statement.get("Sid") == "CuratedAnswers"
-    ]
+    granted = statements(template, "CuratedAnswers")
     # the API Lambda's role, the stream Lambda's, the worker's and the summarize workflow's; in the primary region,
     # the scheduled curate job's too
-    assert len(statements) == (5 if name == "Bulwark-dev-Api" else 4)
-    for statement in statements:
+    assert len(granted) == (5 if name == "Bulwark-dev-Api" else 4)
+    for statement in granted:
         assert statement["Action"] == "dynamodb:Scan" and statement["Effect"] == "Allow"
         resource = json.dumps(statement["Resource"])
         assert "CuratedAnswers" in resource and "index" not in resource and "*" not in resource
@@ -375,22 +365,20 @@ def test_the_curate_job_runs_hourly_in_the_primary_region_with_exact_access(synt
     ]  # fmt: skip
     assert rule["Properties"]["ScheduleExpression"] == "rate(1 hour)"
     role_id = template.find_resources("AWS::Lambda::Function")[function_id]["Properties"]["Role"]["Fn::GetAtt"][0]
-    statements = {
+    by_sid = {
         statement.get("Sid"): statement
         for policy in template.find_resources("AWS::IAM::Policy").values()
         if {"Ref": role_id} in policy["Properties"]["Roles"]
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]
     }
-    assert statements["WriteCuratedAnswers"]["Action"] == "dynamodb:PutItem"
-    assert statements["CuratedAnswers"]["Action"] == "dynamodb:Scan"
-    assert statements["PromptCatalog"]["Action"] == "dynamodb:GetItem"
-    assert statements["InvokeEmbeddingModel"]["Action"] == "bedrock:InvokeModel"
-    assert "titan-embed-text-v2" in json.dumps(statements["InvokeEmbeddingModel"]["Resource"])
-    assert "InvokeConfiguredModels" in statements
+    assert by_sid["WriteCuratedAnswers"]["Action"] == "dynamodb:PutItem"
+    assert by_sid["CuratedAnswers"]["Action"] == "dynamodb:Scan"
+    assert by_sid["PromptCatalog"]["Action"] == "dynamodb:GetItem"
+    assert by_sid["InvokeEmbeddingModel"]["Action"] == "bedrock:InvokeModel"
+    assert "titan-embed-text-v2" in json.dumps(by_sid["InvokeEmbeddingModel"]["Resource"])
+    assert "InvokeConfiguredModels" in by_sid
     dynamodb_sids = {
-        sid
-        for sid, s in statements.items()
-        if any(a.startswith("dynamodb:") for a in json.dumps(s["Action"]).split('"'))
+        sid for sid, s in by_sid.items() if any(a.startswith("dynamodb:") for a in json.dumps(s["Action"]).split('"'))
     }
     assert dynamodb_sids == {"WriteCuratedAnswers", "CuratedAnswers", "PromptCatalog"}
 
