@@ -11,21 +11,27 @@ from typing import Any
 import pytest
 
 
-@pytest.fixture(scope="module")
-def sandbox(synth: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def started_sandbox(synth: Any, tmp_path_factory: pytest.TempPathFactory, **options: Any) -> Iterator[Any]:
+    """A sandbox from the session's templates with its own state file, stopped at the end with the process's
+    environment as it was; `options` go to local.sandbox.start (dr, site_port, env_overrides...)."""
     import os
 
     from local import sandbox as sandbox_module
 
     saved = dict(os.environ)
     sandbox_module.STATE_FILE = tmp_path_factory.mktemp("sandbox") / "state.json"
-    running = sandbox_module.start(cdk_out=Path(synth.app.outdir), progress=lambda message: None)
+    running = sandbox_module.start(cdk_out=Path(synth.app.outdir), progress=lambda message: None, **options)
     try:
         yield running
     finally:
         running.stop()
         os.environ.clear()
         os.environ.update(saved)
+
+
+@pytest.fixture(scope="module")
+def sandbox(synth: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    yield from started_sandbox(synth, tmp_path_factory)
 
 
 def sign_in(sandbox: Any, username: str, password: str) -> str:

@@ -6,7 +6,6 @@ returns on its own, signed in, and answers from that region."""
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from tests.e2e.test_browser import (
     OUTPUT,
     page,  # noqa: F401 - the fixture (CSP violations fail the test)
 )
+from tests.sandbox_fixture import started_sandbox
 
 CURATED = json.loads((Path(__file__).resolve().parents[2] / "web" / "curated.json").read_text())["answers"]
 SECRET_QUESTION = "Kestrel-7 is the codename of my private project. What is its codename?"
@@ -28,17 +28,7 @@ SECRET_QUESTION = "Kestrel-7 is the codename of my private project. What is its 
 @pytest.fixture(scope="module")
 def sandbox(synth: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """Both regions, and the web UI on its own port (it stays up when a region goes down)."""
-    from local import sandbox as sandbox_module
-
-    saved = dict(os.environ)
-    sandbox_module.STATE_FILE = tmp_path_factory.mktemp("sandbox") / "state.json"
-    running = sandbox_module.start(cdk_out=Path(synth.app.outdir), progress=lambda message: None, dr=True, site_port=0)
-    try:
-        yield running
-    finally:
-        running.stop()
-        os.environ.clear()
-        os.environ.update(saved)
+    yield from started_sandbox(synth, tmp_path_factory, dr=True, site_port=0)
 
 
 def test_both_apis_down_shows_the_static_page_and_one_region_back_returns_to_the_app(

@@ -6,36 +6,16 @@ question. Retrieval is on in the sandbox, so the question's embedding is the ret
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from core.gateway import DEGRADED_TEXT
 from handlers.settings import TargetSetting
 from local.sandbox import DEMO_PASSWORD, DEMO_USER, _post_json
-from tests.sandbox_fixture import call, sign_in
+from tests.sandbox_fixture import call, sandbox, sign_in  # noqa: F401 - the fixture
 from tools import curate
 
 
-@pytest.fixture(scope="module")
-def sandbox(synth: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from local import sandbox as sandbox_module
-
-    saved = dict(os.environ)
-    sandbox_module.STATE_FILE = tmp_path_factory.mktemp("sandbox") / "state.json"
-    running = sandbox_module.start(cdk_out=Path(synth.app.outdir), progress=lambda message: None)
-    try:
-        yield running
-    finally:
-        running.stop()
-        os.environ.clear()
-        os.environ.update(saved)
-
-
-def test_curate_then_every_model_down_serves_the_closest_curated_answer(sandbox: Any) -> None:
+def test_curate_then_every_model_down_serves_the_closest_curated_answer(sandbox: Any) -> None:  # noqa: F811
     from local import sandbox as sandbox_module
 
     assert curate.main(["--sandbox", "--state", str(sandbox_module.STATE_FILE)]) == 0

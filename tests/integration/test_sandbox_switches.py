@@ -8,33 +8,20 @@ import json
 import os
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from core.switches import FORCE_DEGRADED, default_document
 from local.sandbox import DEMO_PASSWORD, DEMO_USER
-from tests.sandbox_fixture import call, sign_in
+from tests.sandbox_fixture import call, sign_in, started_sandbox
 
 QUESTION = {"message": "The Nile is the longest river. Which river is the longest?"}
 
 
 @pytest.fixture(scope="module")
 def sandbox(synth: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from local import sandbox as sandbox_module
-
-    saved = dict(os.environ)
-    sandbox_module.STATE_FILE = tmp_path_factory.mktemp("sandbox") / "state.json"
-    running = sandbox_module.start(
-        cdk_out=Path(synth.app.outdir), progress=lambda message: None, env_overrides={"SWITCHES_CACHE_SECONDS": "0"}
-    )
-    try:
-        yield running
-    finally:
-        running.stop()
-        os.environ.clear()
-        os.environ.update(saved)
+    yield from started_sandbox(synth, tmp_path_factory, env_overrides={"SWITCHES_CACHE_SECONDS": "0"})
 
 
 def deploy(document: dict[str, Any]) -> None:
