@@ -239,22 +239,24 @@ class Traffic:
         if created is not None:
             call.document_id = created["document"]["document_id"]
             try:
-                call.uploaded = _upload(created["upload"], text, "text/markdown") in (200, 201, 204)
+                status = post_presigned(created["upload"], text, "text/markdown", filename="drill.md")
+                call.uploaded = status in (200, 201, 204)
             except OSError as error:
                 call.error = f"upload failed: {error}"[:300]
             call.ended = time.monotonic()
         self._ledger.add(call)
 
 
-def _upload(form: dict[str, Any], data: bytes, content_type: str) -> int:
-    """POST the file with the presigned form, as a browser does (multipart/form-data, the file last)."""
+def post_presigned(form: dict[str, Any], data: bytes, content_type: str, *, filename: str = "upload") -> int:
+    """POST the file with the presigned form (POST /documents' `upload`), as a browser does (multipart/form-data,
+    the file last); the S3 status."""
     boundary = uuid.uuid4().hex
     parts = [
         f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
         for name, value in form["fields"].items()
     ]
     parts.append(
-        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="drill.md"\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
         f"Content-Type: {content_type}\r\n\r\n".encode()
         + data
         + f"\r\n--{boundary}--\r\n".encode()

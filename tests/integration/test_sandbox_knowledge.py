@@ -6,7 +6,6 @@ Every wait is on an observable state (the API, the DR bucket, the index), bounde
 from __future__ import annotations
 
 import json
-import urllib.request
 import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -18,6 +17,7 @@ from local.polling import wait_until
 from local.sandbox import DEMO_PASSWORD, DEMO_USER
 from local.users import signed_in_users
 from tests.sandbox_fixture import call, sandbox, sign_in  # noqa: F401 - the fixture
+from tools.drill import post_presigned
 
 T = TypeVar("T")
 FINAL = ("ready", "done", "failed")
@@ -39,26 +39,6 @@ def wait_for(condition: Callable[[], T | None], what: str, *, guard_s: float = G
     return value
 
 
-def upload(form: dict[str, Any], data: bytes, content_type: str) -> int:
-    """POST the file with the presigned form, as a browser does (multipart/form-data, the file last)."""
-    boundary = uuid.uuid4().hex
-    parts = [
-        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
-        for name, value in form["fields"].items()
-    ]
-    parts.append(
-        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="notes.txt"\r\n'
-        f"Content-Type: {content_type}\r\n\r\n".encode()
-        + data
-        + f"\r\n--{boundary}--\r\n".encode()
-    )
-    request = urllib.request.Request(
-        form["url"], data=b"".join(parts), headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}
-    )
-    with urllib.request.urlopen(request) as response:
-        return int(response.status)
-
-
 def upload_document(
     sandbox: Any,  # noqa: F811
     token: str,
@@ -72,7 +52,7 @@ def upload_document(
         sandbox, "POST", "/documents", token=token, body={"name": name, "content_type": content_type, "size": len(data)}
     )
     assert status == 201, created
-    assert upload(created["upload"], data, content_type) in (200, 201, 204)
+    assert post_presigned(created["upload"], data, content_type, filename="notes.txt") in (200, 201, 204)
     return dict(created["document"])
 
 
