@@ -18,6 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from adapters.curated_answers import DynamoCuratedAnswers
 from core.curated import MAX_QUESTIONS, curate, due
+from handlers.entry import built_on_first_call
 from handlers.recovery import Handler
 from handlers.settings import Settings
 from handlers.wiring import build_chat_service, data_client, question_embedder
@@ -34,13 +35,9 @@ def bootstrap(
     settings: Settings | None = None, *, dynamodb: Any = None, region: str | None = None, bedrock_factory: Any = None
 ) -> Handler:
     """The job's composition root: once at cold start, or by the sandbox and the tests with their clients."""
-    if settings is None:
-        try:
-            settings = Settings.from_env()
-        except (KeyError, ValueError) as error:
-            return _unconfigured(str(error))
+    settings = settings or Settings.from_env()
     if not settings.curated_table_name:
-        return _unconfigured("CURATED_TABLE_NAME is not set")
+        raise RuntimeError("the curate job is not configured: CURATED_TABLE_NAME is not set")
     dynamodb = dynamodb or data_client("dynamodb")
     region = region or str(dynamodb.meta.region_name)
     service = build_chat_service(
@@ -71,11 +68,4 @@ def bootstrap(
     return handle
 
 
-def _unconfigured(problem: str) -> Handler:
-    def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        raise RuntimeError(f"the curate job is not configured: {problem}")
-
-    return handle
-
-
-handler = bootstrap()  # cold start: settings from the environment the stack set
+handler = built_on_first_call(bootstrap)  # an hourly job: no request waits on its cold start

@@ -21,6 +21,7 @@ from adapters.drift_store import (
     S3VectorsCorpus,
 )
 from core.drift import DEFAULT_BOUNDS, DriftRun, DriftSettings, run_drift_job
+from handlers.entry import built_on_first_call
 from handlers.settings import DriftJobSettings
 from handlers.wiring import data_client, shared_session
 
@@ -103,12 +104,4 @@ def bootstrap(
     return handle
 
 
-_handle: Any = None
-
-
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Built on the first run (a daily job: no request waits on its cold start), then kept for the environment."""
-    global _handle
-    if _handle is None:
-        _handle = bootstrap()
-    return _handle(event, context)
+handler = built_on_first_call(bootstrap)  # a daily job: no request waits on its cold start

@@ -25,6 +25,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from adapters.jobs import DynamoJobStore, DynamoOpenJobSlots, PowertoolsJobEvents, SqsJobQueue
 from core.jobs import JobService, JobSettings
 from core.ports import JobEvents
+from handlers.entry import built_on_first_call
 from handlers.settings import RecoverySettings
 from handlers.wiring import data_client
 
@@ -72,11 +73,7 @@ def bootstrap(
 ) -> Handler:
     """The sweep's composition root: the module calls it once at cold start, the sandbox and the tests with their
     own settings, clients (their region is the sweeping region) and clock. Returns the Lambda handler."""
-    if settings is None:
-        try:
-            settings = RecoverySettings.from_env()
-        except (KeyError, ValueError) as error:
-            return _unconfigured(str(error))
+    settings = settings or RecoverySettings.from_env()
     jobs = jobs or build_recovery_jobs(settings, dynamodb=dynamodb, sqs=sqs, clock=clock)
     peers = settings.peer_regions
     budget_s = settings.sweep_budget_s
@@ -94,13 +91,4 @@ def bootstrap(
     return handle
 
 
-def _unconfigured(problem: str) -> Handler:
-    """Importing the module without its settings (tests of other Lambdas) must not fail; invoking it does."""
-
-    def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        raise RuntimeError(f"the recovery sweep is not configured: {problem}")
-
-    return handle
-
-
-handler = bootstrap()  # cold start: settings from the environment the stack set
+handler = built_on_first_call(bootstrap)  # a scheduled sweep: no request waits on its cold start

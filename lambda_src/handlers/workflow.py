@@ -36,6 +36,7 @@ from core.workflow import (
     WorkflowFailed,
     WorkflowSettings,
 )
+from handlers.entry import built_on_first_call
 from handlers.settings import Settings
 from handlers.wiring import (
     build_chat_service,
@@ -191,12 +192,4 @@ def bootstrap(workflow: SummaryWorkflow | None = None, *, boto3_client: Any = No
     return durable_execution(run, boto3_client=boto3_client)
 
 
-def lambda_handler(event: Any, context: Any) -> Any:
-    """The Lambda entry point: the handler is built on the first invocation (and kept)."""
-    global _handler
-    if _handler is None:
-        _handler = bootstrap()
-    return _handler(event, context)
-
-
-_handler: Callable[..., Any] | None = None
+lambda_handler = built_on_first_call(bootstrap)  # the Lambda entry point (the stack's Handler)

@@ -32,6 +32,7 @@ from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from handlers.entry import built_on_first_call
 from handlers.settings import StreamAuthorizerSettings
 
 JWKS_TIMEOUT_S = 3.0
@@ -173,15 +174,4 @@ def bootstrap(verifier: TokenVerifier | None = None) -> Callable[[dict[str, Any]
     return handle
 
 
-def _lazy() -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-    built: list[Callable[[dict[str, Any], Any], dict[str, Any]]] = []
-
-    def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        if not built:
-            built.append(bootstrap())
-        return built[0](event, context)
-
-    return handle
-
-
-handler = _lazy()  # the JWKS is fetched on the first connect, then cached for the environment's life
+handler = built_on_first_call(bootstrap)  # the JWKS is fetched on the first connect, then cached

@@ -178,6 +178,6 @@ def test_the_corpus_centroid_is_computed_from_the_index_and_the_chat_path_reads_
 def test_unconfigured_the_module_imports_and_its_first_run_says_what_is_missing() -> None:
     import handlers.drift as module  # no PROMPTS_TABLE_NAME in this environment: the import itself is fine
 
-    with pytest.raises(KeyError, match="PROMPTS_TABLE_NAME"):
-        module.handler({}, LocalContext(function_name="drift", timeout_s=300))
-    assert module._handle is None  # nothing half-built is kept: the next run tries again
+    for _ in range(2):  # nothing half-built is kept: the next run tries again, and says it again
+        with pytest.raises(KeyError, match="PROMPTS_TABLE_NAME"):
+            module.handler({}, LocalContext(function_name="drift", timeout_s=300))
