@@ -1,6 +1,9 @@
 """GatewayMetrics on Powertools EMF metrics, with a `target` dimension per model x region.
 
-EphemeralMetrics keeps these apart from the handler's own metric set (which has no dimension).
+EphemeralMetrics keeps these apart from the handler's own metric set (which has no dimension). The gateway's and
+the answers' metrics carry a second dimension set without `service` (`add_dimensions`): one metric per target (or
+per region) sums every Lambda's, so an alarm or the overview dashboard reads one metric where it would read one per
+Lambda.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ if TYPE_CHECKING:
     from core.models import ChatAnswer
 
 CURATED_TARGET_ID = "curated"  # core.curated.CURATED_TARGET_ID (not imported: core.curated is off the cold path)
+# The region-wide answer counts (record_outcome): Powertools emits no empty dimension set, hence a constant one.
+REGION_SCOPE = "region"
 
 
 # The gateway's events (core/gateway.py `_emit`) as metric names, with `target` = `<model>@<region>` (the gateway's
@@ -41,8 +46,7 @@ EVENT_METRICS: dict[str, str] = {
 class PowertoolsGatewayMetrics:
     def record(self, *, event: str, target: TargetRef, detail: str = "", latency_s: float | None = None) -> None:
         name = EVENT_METRICS.get(event, event)
-        single = EphemeralMetrics()
-        single.add_dimension(name="target", value=f"{target.model_id}@{target.region}")
+        single = _per_target(f"{target.model_id}@{target.region}")
         single.add_metric(name=name, unit=MetricUnit.Count, value=1)
         if event == "attempt" and detail != "ok":
             single.add_metric(name=f"Errors.{detail}", unit=MetricUnit.Count, value=1)
@@ -65,11 +69,30 @@ def record_answer(metrics: Metrics, answer: ChatAnswer) -> None:
         return
     metrics.add_metric(name="InputTokens", unit=MetricUnit.Count, value=usage.input_tokens)
     metrics.add_metric(name="OutputTokens", unit=MetricUnit.Count, value=usage.output_tokens)
-    single = EphemeralMetrics()
-    single.add_dimension(name="target", value=f"{answer.target.model_id}@{answer.target.region}")
+    single = _per_target(f"{answer.target.model_id}@{answer.target.region}")
     single.add_metric(name="InputTokens", unit=MetricUnit.Count, value=usage.input_tokens)
     single.add_metric(name="OutputTokens", unit=MetricUnit.Count, value=usage.output_tokens)
     single.flush_metrics()
+
+
+def record_outcome(*, degraded: bool) -> None:
+    """One answer of POST /chat or the stream (chat and stream call it once per answer, degraded or not):
+    `Answers` = 1 and `AnswersDegraded` = 1 or 0, per Lambda and summed over the region (scope=region alone), the
+    degraded-rate alarm's two metrics. Counts only: never the question or the answer."""
+    single = EphemeralMetrics()
+    single.add_dimension(name="scope", value=REGION_SCOPE)
+    single.add_dimensions(scope=REGION_SCOPE)
+    single.add_metric(name="Answers", unit=MetricUnit.Count, value=1)
+    single.add_metric(name="AnswersDegraded", unit=MetricUnit.Count, value=1 if degraded else 0)
+    single.flush_metrics()
+
+
+def _per_target(target: str) -> EphemeralMetrics:
+    """A metric set with the dimension sets [target, service] (this Lambda's) and [target] (every Lambda's)."""
+    single = EphemeralMetrics()
+    single.add_dimension(name="target", value=target)
+    single.add_dimensions(target=target)
+    return single
 
 
 def record_greeting(kind: str) -> None:

@@ -31,7 +31,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from adapters.metrics import record_answer
+from adapters.metrics import record_answer, record_outcome
 from adapters.tracing import PowertoolsTracing
 from core.chat import ChatService
 from core.errors import (
@@ -186,6 +186,7 @@ class ChatApi:
                 return _accepted(job.to_api(), note=note)
             hint = " POST the same body to /jobs to have it answered when the model recovers." if jobs else ""
             raise type(error)(f"{error.message}.{hint}", retry_after=error.retry_after) from error
+        record_outcome(degraded=answer.degraded)  # the region's answers (POST /chat and the stream), for its alarm
         if answer.degraded:
             metrics.add_metric(name="ChatDegraded", unit=MetricUnit.Count, value=1)
             if self.settings.degraded_status == 503:

@@ -29,7 +29,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
-from adapters.metrics import record_answer
+from adapters.metrics import record_answer, record_outcome
 from adapters.tracing import PowertoolsTracing
 from core.chat import ChatService
 from core.errors import DomainError, InvalidRequest, Unauthorized
@@ -286,6 +286,7 @@ class StreamApi:
         coalescer.flush()
         incomplete = bool(getattr(answer, "incomplete", False))
         metrics.add_metric(name="StreamIncomplete" if incomplete else "StreamAnswered", unit=MetricUnit.Count, value=1)
+        record_outcome(degraded=answer.degraded)  # the region's answers (POST /chat and the stream), for its alarm
         if answer.degraded:
             metrics.add_metric(name="ChatDegraded", unit=MetricUnit.Count, value=1)
         record_answer(metrics, answer)

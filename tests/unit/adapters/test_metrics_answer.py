@@ -33,6 +33,9 @@ def test_tokens_are_counted_for_the_handler_and_per_target(capsys: pytest.Captur
 
     per_target, handler = emitted(capsys)
     assert per_target["target"] == "nova-lite@us-east-1"
+    (directive,) = per_target["_aws"]["CloudWatchMetrics"]  # type: ignore[index]
+    # This Lambda's tokens per target, and every Lambda's of the region per target (the token cost widgets)
+    assert sorted(map(sorted, directive["Dimensions"])) == [["service", "target"], ["target"]]
     assert per_target["InputTokens"] in (1200.0, [1200.0]) and per_target["OutputTokens"] in (300.0, [300.0])
     assert handler["InputTokens"] in (1200.0, [1200.0]) and "target" not in handler
     assert "GuardrailInterventions" not in handler and "CuratedAnswers" not in handler
