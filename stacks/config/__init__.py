@@ -69,10 +69,10 @@ class AppConfig:
     # raised, which is a deploy of the DR stacks only (static stability: no primary region needed).
     dr_chat_reserved_concurrency: int | None = None
     replicate_user_pool: bool = True
-    # CloudFront's web ACL (rate limit + IP reputation in front of the static site: $7 a month). The site is static
-    # files only and CloudFront has Shield Standard; off is the one lever that takes the idle cost to ~$30 without
-    # touching the API's protection (README, "Operations"). The API's and Cognito's regional ACLs stay.
-    cloudfront_waf: bool = True
+    # CloudFront's web ACL (rate limit + IP reputation in front of the static site: $7 a month, a quarter of the idle
+    # cost). Off by default: the distribution serves static files from S3 only (no code behind it reads a request),
+    # with Shield Standard; the API's (both regions) and Cognito's regional ACLs stay (README, "Operations and cost").
+    cloudfront_waf: bool = False
     log_retention_days: int = 365
     # Per region: a Bedrock guardrail on every model call (input and output filters, PII); `true`/`false` parse too.
     guardrail: GuardrailConfig = field(default_factory=GuardrailConfig, metadata={"coerce": _guardrail_switch})

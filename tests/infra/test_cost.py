@@ -42,7 +42,7 @@ def test_idle_lines_count_the_templates_resources_per_region(synth: Synth) -> No
     assert counted[("us-east-1", "CloudWatch dashboards")] == counted[("us-west-2", "CloudWatch dashboards")] == 1
     waf = [line for line in report.idle if line.item == "WAF web ACLs + rules"]
     # Each ACL: $5 + $1 a rule, counted from the template: the regional ones 4 rules (rate limit, IP reputation,
-    # common rules, known bad inputs), CloudFront's 2 (static files: rate limit, IP reputation).
+    # common rules, known bad inputs); CloudFront's (2 rules) only with cloudfront_waf: true.
     by_region: Counter[str] = Counter()
     for region, template in found.values():
         by_region[region] += sum(
@@ -51,7 +51,7 @@ def test_idle_lines_count_the_templates_resources_per_region(synth: Synth) -> No
             if r["Type"] == "AWS::WAFv2::WebACL"
         )
     assert {line.region: line.monthly for line in waf} == {r: v for r, v in by_region.items() if v}
-    assert sorted(line.monthly for line in waf) == pytest.approx([9.0, 16.0])  # DR: its API's; primary: API + pool, CF
+    assert sorted(line.monthly for line in waf) == pytest.approx([9.0, 9.0])  # each region: its API (primary: + pool)
     assert set(report.idle_by_region()) == {"us-east-1", "us-west-2"}
 
 

@@ -1,5 +1,7 @@
-"""CloudFront sits behind a CLOUDFRONT-scope WAF web ACL, which AWS accepts only in us-east-1: in the
-web stack with the default primary region, in a small Edge stack there otherwise."""
+"""The static site: CloudFront in front of the site buckets (an origin group: the primary region's, then the DR
+region's). By default without a web ACL (`cloudfront_waf: false`, the idle-cost choice: static files only, Shield
+Standard, the finding suppressed with that reason); with `cloudfront_waf: true` behind a CLOUDFRONT-scope WAF web ACL,
+which AWS accepts only in us-east-1: in the web stack with primary us-east-1, in a small Edge stack there otherwise."""
 
 from __future__ import annotations
 
@@ -25,25 +27,38 @@ EU_MODELS = [
     {"model_id": "eu.amazon.nova-lite-v1:0", "region": region, "max_tokens": 1024}
     for region in ("eu-west-1", "eu-central-1")
 ]
-_OUTSIDE_US_EAST_1: dict[str, Synth] = {}
+_SYNTHS: dict[str, Synth] = {}
+
+
+def _synth_once(name: str, tmp_path_factory: pytest.TempPathFactory, **overrides: Any) -> Synth:
+    if name not in _SYNTHS:
+        from app import build_app
+
+        app = App(context=cdk_context(**overrides), outdir=str(tmp_path_factory.mktemp(f"cdk.out.{name}")))
+        build_app(app)
+        app.synth()
+        _SYNTHS[name] = Synth(app)
+    return _SYNTHS[name]
 
 
 def synth_outside_us_east_1(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    """The whole app with primary eu-west-1 / DR eu-central-1, synthesized once per session (with nag)."""
-    if "eu" not in _OUTSIDE_US_EAST_1:
-        from app import build_app
-
-        context = cdk_context(primary_region="eu-west-1", dr_region="eu-central-1", models=EU_MODELS)
-        app = App(context=context, outdir=str(tmp_path_factory.mktemp("cdk.out.eu")))
-        build_app(app)
-        app.synth()
-        _OUTSIDE_US_EAST_1["eu"] = Synth(app)
-    return _OUTSIDE_US_EAST_1["eu"]
+    """The whole app with primary eu-west-1 / DR eu-central-1 and the CloudFront WAF on (so the Edge stack exists),
+    synthesized once per session (with nag)."""
+    return _synth_once(
+        "eu", tmp_path_factory, primary_region="eu-west-1", dr_region="eu-central-1", models=EU_MODELS,
+        cloudfront_waf=True,
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def eu(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     return synth_outside_us_east_1(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def with_cdn_waf(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    """The default regions (us-east-1 / us-west-2) with `cloudfront_waf: true`."""
+    return _synth_once("cdn-waf", tmp_path_factory, cloudfront_waf=True)
 
 
 def _waf_rate_limit() -> int:
@@ -91,7 +106,30 @@ def _nag_rows(outdir: str, pack: str, stack: str) -> list[dict[str, Any]]:
     return list(csv.DictReader((Path(outdir) / f"{pack}--{stack}-NagReport.csv").open()))
 
 
-def test_default_region_the_web_stack_holds_the_acl_and_attaches_it(synth: Synth) -> None:
+def test_by_default_the_site_has_no_acl_and_says_why(synth: Synth) -> None:
+    """The default (`cloudfront_waf: false`): no CLOUDFRONT ACL anywhere and no Edge stack, the distribution without
+    one, the findings suppressed with the reason, every nag pack clean, and the regional ACLs of the API (both regions)
+    and of Cognito untouched."""
+    assert AppConfig.from_context(cdk_context()["bulwark"]).cloudfront_waf is False
+    assert EDGE not in synth.stacks
+    for stack in synth.stacks:
+        for acl in synth.template(stack).find_resources("AWS::WAFv2::WebACL").values():
+            assert acl["Properties"]["Scope"] == "REGIONAL", stack
+    web = synth.template(WEB)
+    web.resource_count_is("AWS::WAFv2::WebACL", 0)
+    (distribution,) = web.find_resources("AWS::CloudFront::Distribution").values()
+    assert "WebACLId" not in distribution["Properties"]["DistributionConfig"]
+    checkov = {s["id"]: s["comment"] for s in distribution["Metadata"]["checkov"]["skip"]}
+    nag = {r["id"]: r["reason"] for r in distribution["Metadata"]["cdk_nag"]["rules_to_suppress"]}
+    for reason in (checkov["CKV_AWS_68"], nag["AwsSolutions-CFR2"]):
+        assert "cloudfront_waf" in reason and "static files" in reason
+    assert open_nag_findings({WEB: synth.stacks[WEB]}) == []
+    for api in ("Bulwark-dev-Api", "Bulwark-dev-Api-DR"):
+        synth.template(api).resource_count_is("AWS::WAFv2::WebACL", int(api.endswith("-DR")))
+
+
+def test_opted_in_in_us_east_1_the_web_stack_holds_the_acl_and_attaches_it(with_cdn_waf: Synth) -> None:
+    synth = with_cdn_waf
     assert EDGE not in synth.stacks, "the primary region is us-east-1: no Edge stack is needed"
     template = synth.template(WEB)
     acl_id = _assert_cloudfront_web_acl(template)
@@ -101,7 +139,8 @@ def test_default_region_the_web_stack_holds_the_acl_and_attaches_it(synth: Synth
     )
 
 
-def test_the_cloudfront_waf_finding_is_met_not_suppressed(synth: Synth) -> None:
+def test_opted_in_the_cloudfront_waf_finding_is_met_not_suppressed(with_cdn_waf: Synth) -> None:
+    synth = with_cdn_waf
     rows = _nag_rows(synth.app.outdir, "AwsSolutions", WEB)
     cfr2 = [row for row in rows if row["Rule ID"] == "AwsSolutions-CFR2"]
     assert cfr2 and {row["Compliance"] for row in cfr2} == {"Compliant"}
@@ -110,10 +149,12 @@ def test_the_cloudfront_waf_finding_is_met_not_suppressed(synth: Synth) -> None:
         assert "AwsSolutions-CFR2" not in {rule["id"] for rule in suppressed}
 
 
-def test_every_web_log_group_is_kms_encrypted(synth: Synth) -> None:
-    template = synth.template(WEB)
-    assert template.find_resources("AWS::Logs::LogGroup")
-    template.all_resources_properties("AWS::Logs::LogGroup", {"KmsKeyId": Match.any_value()})
+def test_every_web_log_group_is_kms_encrypted(synth: Synth, with_cdn_waf: Synth) -> None:
+    """The WAF's log group (with the ACL) and any other: each with a KMS key."""
+    assert with_cdn_waf.template(WEB).find_resources("AWS::Logs::LogGroup")
+    for template in (synth.template(WEB), with_cdn_waf.template(WEB)):
+        for group in template.find_resources("AWS::Logs::LogGroup").values():
+            assert "KmsKeyId" in group["Properties"]
 
 
 def test_outside_us_east_1_an_edge_stack_there_holds_the_acl(eu: Synth) -> None:
@@ -281,26 +322,22 @@ def test_outside_us_east_1_the_origin_group_fails_over_to_the_dr_region(eu: Synt
     assert failover[1] == ".s3.eu-central-1."
 
 
-def test_without_the_cloudfront_waf_the_site_has_no_acl_and_says_why(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """`cloudfront_waf: false` (the cost lever): no CLOUDFRONT ACL anywhere (no Edge stack outside us-east-1 either),
-    the distribution without one, every nag pack still clean (the finding suppressed with the reason), and the
-    API's and Cognito's regional ACLs untouched."""
-    from app import build_app
-
-    for primary, dr in (("us-east-1", "us-west-2"), ("eu-west-1", "eu-central-1")):
-        overrides: dict[str, Any] = {"cloudfront_waf": False}
-        if primary != "us-east-1":
-            overrides.update(primary_region=primary, dr_region=dr, models=EU_MODELS)
-        app = App(context=cdk_context(**overrides), outdir=str(tmp_path_factory.mktemp("no-cdn-waf")))
-        build_app(app)
-        app.synth()
-        stacks = {child.stack_name: child for child in app.node.children if isinstance(child, Stack)}
-        assert EDGE not in stacks
-        web = Template.from_stack(stacks[WEB])
-        web.resource_count_is("AWS::WAFv2::WebACL", 0)
-        (distribution,) = web.find_resources("AWS::CloudFront::Distribution").values()
-        assert "WebACLId" not in distribution["Properties"]["DistributionConfig"]
-        assert any(s["id"] == "CKV_AWS_68" for s in distribution["Metadata"]["checkov"]["skip"])
-        assert open_nag_findings({WEB: stacks[WEB]}) == []
-        api = f"{stacks[WEB].stack_name.removesuffix('-Web')}-Api-DR"
-        Template.from_stack(stacks[api]).resource_count_is("AWS::WAFv2::WebACL", 1)
+def test_without_the_cloudfront_waf_outside_us_east_1_there_is_no_edge_stack(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """`cloudfront_waf: false` with a primary region other than us-east-1: nothing is deployed to us-east-1 (the Edge
+    stack exists only to hold CloudFront's ACL), the distribution has no ACL, every nag pack is clean."""
+    synth = _synth_once(
+        "eu-no-cdn-waf", tmp_path_factory, primary_region="eu-west-1", dr_region="eu-central-1", models=EU_MODELS,
+        cloudfront_waf=False,
+    )  # fmt: skip
+    assert EDGE not in synth.stacks
+    assert {stack.region for stack in synth.app.node.children if isinstance(stack, Stack)} == {
+        "eu-west-1", "eu-central-1"
+    }  # fmt: skip
+    web = synth.template(WEB)
+    web.resource_count_is("AWS::WAFv2::WebACL", 0)
+    (distribution,) = web.find_resources("AWS::CloudFront::Distribution").values()
+    assert "WebACLId" not in distribution["Properties"]["DistributionConfig"]
+    assert open_nag_findings({WEB: synth.stacks[WEB]}) == []
+    synth.template("Bulwark-dev-Api-DR").resource_count_is("AWS::WAFv2::WebACL", 1)
