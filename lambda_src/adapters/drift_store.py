@@ -1,5 +1,5 @@
-"""The drift baselines' adapters: CloudWatch (the chat path's signals in, the Drift metric out), the baseline and the
-corpus centroid in the prompt catalog's table, and the corpus's vectors from S3 Vectors.
+"""The drift baselines' adapters: CloudWatch (the chat path's signals in, the Drift and DriftBeyondBounds metrics out),
+the baseline and the corpus centroid in the prompt catalog's table, and the corpus's vectors from S3 Vectors.
 
 Items in the prompts table (global, backed up like the catalog): pk `drift#<region>` (each region's traffic has its
 own baseline; a region never reads another's), sk `baseline` (JSON of the observations) and `centroid` (the
@@ -17,9 +17,10 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from core.drift import SIGNALS, Observation, RequestSignals, SignalDrift, StoredBaseline
+from core.drift import SIGNALS, Observation, RequestSignals, SignalDrift, StoredBaseline, beyond_bounds
 
 DRIFT_METRIC = "Drift"
+BEYOND_BOUNDS_METRIC = "DriftBeyondBounds"
 SIGNAL_DIMENSION = "Signal"
 _PK_PREFIX = "drift#"
 
@@ -109,7 +110,9 @@ class CloudWatchSignalWindow:
 
 
 class CloudWatchDriftEmitter:
-    """One `Drift` datapoint per compared signal (dimension Signal), the figure its alarm compares with the bound."""
+    """One `Drift` datapoint per compared signal (dimension Signal: what the dashboards chart), and one
+    `DriftBeyondBounds` datapoint per comparison (no dimension: CloudWatch keeps each region's apart), how many
+    signals passed their bounds, 0 included: the figure the region's one drift alarm watches."""
 
     def __init__(self, *, client: Any, namespace: str) -> None:
         self._client = client
@@ -125,6 +128,7 @@ class CloudWatchDriftEmitter:
             }
             for result in results
         ]
+        data.append({"MetricName": BEYOND_BOUNDS_METRIC, "Value": float(beyond_bounds(results)), "Unit": "Count"})
         for start in range(0, len(data), 20):
             self._client.put_metric_data(Namespace=self._namespace, MetricData=data[start : start + 20])
 

@@ -2,8 +2,10 @@
 
 The chat path records numbers per request (`RequestSignals`: lengths, scores, flags; never text, never a user
 id); the metrics system averages them. The scheduled drift job (handlers/drift.py) reads the last window's
-averages, compares them with the stored baseline (`compare`) and emits one drift figure per signal; alarms fire
-past each signal's bound. Pure: the comparison is tested on synthetic shifts (tests/unit/core/test_drift.py).
+averages, compares them with the stored baseline (`compare`) and emits one drift figure per signal, plus how many
+signals moved past their bounds (`beyond_bounds`): the one figure the region's single drift alarm watches (one
+alarm per region, not per signal: each alarm costs $0.10 a month). Pure: the comparison is tested on synthetic
+shifts (tests/unit/core/test_drift.py).
 
 Measures: for magnitudes (lengths, scores, similarity) the relative change |window - baseline| / |baseline|; for
 rates (guardrail interventions, degraded answers) the absolute change in the rate, since a rate moving from 0.1 %
@@ -117,6 +119,12 @@ def compare(
                         breached=drift > bound)
         )  # fmt: skip
     return results
+
+
+def beyond_bounds(results: Sequence[SignalDrift]) -> int:
+    """How many signals moved past their bound in one comparison: 0 when none (emitted too, so the metric shows
+    the job compared)."""
+    return sum(1 for result in results if result.breached)
 
 
 def mergeable(
@@ -247,7 +255,9 @@ class BaselineStore(Protocol):
 
 
 class DriftEmitter(Protocol):
-    def emit(self, results: Sequence[SignalDrift]) -> None: ...
+    def emit(self, results: Sequence[SignalDrift]) -> None:
+        """Each compared signal's drift and, once per comparison, `beyond_bounds(results)` (0 included)."""
+        ...
 
 
 class CorpusVectors(Protocol):
@@ -266,6 +276,10 @@ class DriftRun:
     def breached(self) -> list[str]:
         return [result.signal for result in self.results if result.breached]
 
+    @property
+    def beyond_bounds(self) -> int:
+        return beyond_bounds(self.results)
+
 
 def run_drift_job(
     *,
@@ -280,7 +294,8 @@ def run_drift_job(
     centroid_limit: int = 2000,
 ) -> DriftRun:
     """One run: refresh the corpus centroid (when there is an index), then record the baseline (first run, or a
-    new `version`) or compare the window with it and emit the drift of each signal."""
+    new `version`) or compare the window with it and emit the drift of each signal and how many passed their
+    bounds."""
     used = 0
     if corpus is not None:
         vectors = corpus.sample(centroid_limit)

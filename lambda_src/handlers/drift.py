@@ -1,13 +1,17 @@
 """The drift job: daily in each region (stacks/constructs/drift_job.py). Records the chat path's baseline on its
-first run (or when `drift.baseline_version` changes), otherwise emits each signal's drift against it; CloudWatch
-alarms fire past each signal's bound. Refreshes the corpus centroid the chat path compares questions with.
+first run (or when `drift.baseline_version` changes), otherwise emits each signal's drift against it and how many
+signals passed their bounds (`DriftBeyondBounds`, the region's one drift alarm). Refreshes the corpus centroid the
+chat path compares questions with.
 
 Invoked with `{"rebaseline": true}` (e.g. `aws lambda invoke`) it records a new baseline from the current window
-whatever the stored version; the scheduled event carries no such field. It logs numbers and signal names only.
+whatever the stored version; the scheduled event carries no such field. It logs numbers and signal names only: one
+"drift job" line per run, a WARNING naming the signals past their bounds (`breached`) when the alarm's figure is
+above 0, each compared signal's drift and bound under `drift`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -69,9 +73,14 @@ def run(
 
 
 def bootstrap(
-    settings: DriftJobSettings | None = None, *, cloudwatch: Any = None, dynamodb: Any = None, s3vectors: Any = None
+    settings: DriftJobSettings | None = None,
+    *,
+    cloudwatch: Any = None,
+    dynamodb: Any = None,
+    s3vectors: Any = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> Any:
-    """The job's composition root: `handler` calls it on the first run; tests with their settings and clients.
+    """The job's composition root: `handler` calls it on the first run; tests with their settings, clients and clock.
     A deployment with a broken environment fails that run loudly (KeyError/ValueError naming the variable)."""
     settings = settings or DriftJobSettings.from_env()
     dynamodb = dynamodb or data_client("dynamodb")
@@ -91,14 +100,16 @@ def bootstrap(
             dynamodb=dynamodb,
             s3vectors=s3vectors,
             rebaseline=isinstance(event, dict) and event.get("rebaseline") is True,
+            now=clock(),
         )
         report = {
             "action": outcome.action,
             "centroid_vectors": outcome.centroid_vectors,
-            "breached": outcome.breached,
+            "beyond_bounds": outcome.beyond_bounds,  # the DriftBeyondBounds datapoint of a comparison
+            "breached": outcome.breached,  # which signals: what the engineer the alarm woke looks for
             "drift": {r.signal: {"drift": round(r.drift, 4), "bound": r.bound} for r in outcome.results},
         }
-        logger.info("drift job", extra=report)
+        (logger.warning if outcome.breached else logger.info)("drift job", extra=report)
         return report
 
     return handle

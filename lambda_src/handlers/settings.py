@@ -326,7 +326,8 @@ class DataClientSettings(EnvContract):
 class DriftJobSettings(EnvContract):
     """The drift job (handlers/drift.py), daily in each region: reads the chat path's signals over the last
     DRIFT_WINDOW_HOURS, records the baseline (first run, or a new DRIFT_BASELINE_VERSION) or emits each signal's
-    drift; refreshes the corpus centroid from the vector index when there is one."""
+    drift and how many passed their DRIFT_BOUNDS (what the region's one drift alarm watches); refreshes the corpus
+    centroid from the vector index when there is one."""
 
     prompts_table_name: str = var("PROMPTS_TABLE_NAME", STR)  # where the baseline and the centroid are kept
     namespace: str = var("DRIFT_NAMESPACE", STR, "Bulwark")

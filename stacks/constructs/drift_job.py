@@ -1,6 +1,9 @@
 """The drift job (lambda_src/handlers/drift.py) in each region: every `drift.every_hours`, reads the chat path's
 signals (GetMetricData), records or compares the baseline, emits `Drift` (PutMetricData, dimension Signal) and
-refreshes the corpus centroid from the vector index. An alarm per signal fires past its configured bound.
+`DriftBeyondBounds` (no dimension: how many signals passed their bounds, 0 included), and refreshes the corpus
+centroid from the vector index. Two alarms per region: `DriftBeyondBounds >= 1` (one alarm, not one per signal: each
+costs $0.10 a month, issue 12's idle goal; the job compares with the bounds it gets in DRIFT_BOUNDS) and the job's
+errors.
 
 Exact IAM: GetMetricData (no resource-level permissions exist for it), PutMetricData only into the app's namespace
 (condition cloudwatch:namespace), GetItem/PutItem on the prompts table only for this region's `drift#<region>`
@@ -20,12 +23,24 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from adapters.drift_store import BEYOND_BOUNDS_METRIC, DRIFT_METRIC, SIGNAL_DIMENSION
 from stacks.constructs.nag import suppress
 from stacks.constructs.regional_tables import RegionalTables
 from stacks.constructs.scheduled_function import ScheduledFunction
 
 DRIFT_TIMEOUT_SECONDS = 300  # a few CloudWatch and DynamoDB calls and up to a few thousand vectors read
 NAMESPACE = "Bulwark"  # POWERTOOLS_METRICS_NAMESPACE of every function (stacks/constructs/python_function.py)
+
+
+def beyond_bounds_description(bounds: Mapping[str, float], log_group_name: str) -> str:
+    """What the engineer the drift alarm wakes reads first: which signal is in the job's log, the bounds it used."""
+    listed = ", ".join(f"{signal} {bound:g}" for signal, bound in bounds.items())
+    return (
+        f"drift: chat-path signal(s) moved past their bound from this region's baseline. Which: the job's log "
+        f'({log_group_name}), its "drift job" WARNING names them under "breached" (drift and bound under "drift"); '
+        f"the {DRIFT_METRIC} metric by {SIGNAL_DIMENSION} ({NAMESPACE}) charts each. Bounds (drift.bounds): {listed}. "
+        'A planned change: re-record with a new drift.baseline_version (or invoke the job with {"rebaseline": true}).'
+    )
 
 
 class DriftJob(Construct):
@@ -117,30 +132,23 @@ class DriftJob(Construct):
                     )
                 )
 
-        # --- alarms: one per signal past its bound, and the job failing -----------------------------------------
+        # --- alarms: any signal past its bound (one alarm for all), and the job failing ---------------------------
         period = Duration.hours(every_hours)
         action = cw_actions.SnsAction(topic)
-        self.alarms: list[cloudwatch.Alarm] = []
-        for signal, bound in bounds.items():
-            metric = cloudwatch.Metric(
-                namespace=NAMESPACE,
-                metric_name="Drift",
-                dimensions_map={"Signal": signal},
-                statistic="Maximum",
-                period=period,
+        beyond = cloudwatch.Metric(
+            namespace=NAMESPACE, metric_name=BEYOND_BOUNDS_METRIC, statistic="Maximum", period=period
+        )
+        self.alarms: list[cloudwatch.Alarm] = [
+            beyond.create_alarm(
+                self,
+                "BeyondBounds",
+                alarm_description=beyond_bounds_description(bounds, job.log_group.log_group_name),
+                threshold=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                evaluation_periods=1,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             )
-            self.alarms.append(
-                metric.create_alarm(
-                    self,
-                    f"Drift-{signal}",
-                    alarm_description=f"drift: {signal} moved more than {bound} from its baseline "
-                    "(see docs: drift baselines; re-record with drift.baseline_version)",
-                    threshold=bound,
-                    comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                    evaluation_periods=1,
-                    treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-                )
-            )
+        ]
         self.alarms.append(
             job.function.metric_errors(period=period).create_alarm(
                 self,

@@ -1,5 +1,6 @@
 """The drift job in both API stacks (issue 12): its schedule (the shared ScheduledFunction shape), its exact IAM,
-an alarm per signal at its configured bound, and the chat Lambda emitting the signals."""
+two alarms per region (any signal past its bound, the job failing; not one per signal: the idle-cost goal), and the
+chat Lambda emitting the signals."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from adapters.drift_store import BEYOND_BOUNDS_METRIC
 from core.drift import DEFAULT_BOUNDS, SIGNALS
 from tests.infra.conftest import Synth
 
@@ -78,24 +80,39 @@ def test_the_drift_jobs_iam_is_exact(synth: Synth, stack: str) -> None:
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_an_alarm_per_signal_fires_past_its_bound_to_the_alarm_topic(synth: Synth, stack: str) -> None:
+def test_one_alarm_fires_when_any_signal_passes_its_bound_and_one_when_the_job_fails(synth: Synth, stack: str) -> None:
     resources = synth.template(stack).to_json()["Resources"]
     drift = {
-        r["Properties"]["Dimensions"][0]["Value"]: r["Properties"]
-        for r in resources.values()
-        if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"].get("MetricName") == "Drift"
+        name: r["Properties"]
+        for name, r in resources.items()
+        if r["Type"] == "AWS::CloudWatch::Alarm" and name.startswith("Drift")
     }
     topic = _one(resources, "AWS::SNS::Topic", "AlarmsTopic")[0]
 
-    assert set(drift) == set(SIGNALS)
-    for signal, alarm in drift.items():
-        assert alarm["Namespace"] == "Bulwark" and alarm["Dimensions"] == [{"Name": "Signal", "Value": signal}]
-        assert alarm["Threshold"] == DEFAULT_BOUNDS[signal]
-        assert alarm["ComparisonOperator"] == "GreaterThanThreshold" and alarm["Statistic"] == "Maximum"
-        assert alarm["Period"] == 86400 and alarm["TreatMissingData"] == "notBreaching"
-        assert alarm["AlarmActions"] == [{"Ref": topic}]
+    # Exactly two per region, whatever the number of signals: no per-signal alarm ($0.10 a month each).
+    assert len(drift) == 2
+    assert not [r for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"
+                and r["Properties"].get("MetricName") == "Drift"]  # fmt: skip
+    beyond = _one(resources, "AWS::CloudWatch::Alarm", "DriftBeyondBounds")[1]["Properties"]
+    assert beyond["Namespace"] == "Bulwark" and beyond["MetricName"] == BEYOND_BOUNDS_METRIC
+    assert "Dimensions" not in beyond  # as the job emits it: one series per region
+    assert beyond["Statistic"] == "Maximum" and beyond["Period"] == 86400 and beyond["EvaluationPeriods"] == 1
+    assert beyond["Threshold"] == 1 and beyond["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert beyond["TreatMissingData"] == "notBreaching"
     errors = _one(resources, "AWS::CloudWatch::Alarm", "DriftJobErrors")[1]["Properties"]
-    assert errors["MetricName"] == "Errors" and errors["AlarmActions"] == [{"Ref": topic}]
+    assert errors["MetricName"] == "Errors" and errors["Namespace"] == "AWS/Lambda"
+    for alarm in (beyond, errors):  # the topic hears when it fires and when it clears
+        assert alarm["AlarmActions"] == [{"Ref": topic}] and alarm["OKActions"] == [{"Ref": topic}]
+
+    # The description sends the engineer to the job's log (its own log group), the per-signal metric, the bounds
+    # and the re-baseline key.
+    description = beyond["AlarmDescription"]
+    log_group = _one(resources, "AWS::Logs::LogGroup", "DriftFunctionLogs")[0]
+    assert description["Fn::Join"][1][1] == {"Ref": log_group}
+    text = "".join(part for part in description["Fn::Join"][1] if isinstance(part, str))
+    assert '"breached"' in text and "Drift metric by Signal" in text and "drift.baseline_version" in text
+    assert all(f"{signal} {DEFAULT_BOUNDS[signal]:g}" in text for signal in SIGNALS)
+    assert len(text) + 256 <= 1024  # CloudWatch's limit, with room for a generated log group name
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -1,7 +1,10 @@
-"""core/drift.py on synthetic shifts: no shift -> no alarm; each signal shifted past its bound -> that alarm only;
-a shift under the bound -> none. And the chat path's per-request signals: numbers only."""
+"""core/drift.py on synthetic shifts: no shift -> no alarm; each signal shifted past its bound -> that signal only;
+a shift under the bound -> none; the region's one alarm figure (`beyond_bounds`) counts them, 0 included. And the
+chat path's per-request signals: numbers only."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import pytest
 from hypothesis import given
@@ -14,10 +17,14 @@ from core.drift import (
     DriftSettings,
     Observation,
     RequestSignals,
+    SignalDrift,
+    StoredBaseline,
+    beyond_bounds,
     centroid,
     compare,
     cosine,
     mergeable,
+    run_drift_job,
 )
 from core.models import ChatAnswer, Citation, TargetRef, Usage
 from core.retrieval import Retrieval
@@ -71,6 +78,15 @@ def test_a_downward_shift_past_the_bound_counts_too(signal: str) -> None:
         signal: Observation(mean=BASELINE[signal].mean * (1 - 1.5 * DEFAULT_BOUNDS[signal]), count=500),
     }
     assert breached(window) == [signal]
+
+
+def test_the_alarms_figure_counts_the_signals_past_their_bounds_zero_included() -> None:
+    assert beyond_bounds(compare(BASELINE, BASELINE, SETTINGS)) == 0
+    assert beyond_bounds(compare(BASELINE, shifted("top_score", 1.5), SETTINGS)) == 1
+    assert beyond_bounds(compare(BASELINE, shifted("top_score", 0.5), SETTINGS)) == 0
+    two = {**shifted("top_score", 2.0), "guardrail_rate": shifted("guardrail_rate", 2.0)["guardrail_rate"]}
+    assert beyond_bounds(compare(BASELINE, two, SETTINGS)) == 2
+    assert beyond_bounds([]) == 0
 
 
 def test_the_drift_figure_is_the_relative_change_for_magnitudes_and_the_absolute_one_for_rates() -> None:
@@ -208,3 +224,59 @@ def test_the_chat_service_records_each_answered_request_with_its_retrieval() -> 
         question_chars=12, output_tokens=3, degraded=False, guardrail_intervened=False, top_score=0.77,
         centroid_similarity=1.0,
     )  # fmt: skip
+
+
+# --- the job's run, on in-memory fakes ------------------------------------------------------------------------
+class Window:
+    def __init__(self, observations: dict[str, Observation]) -> None:
+        self.observations = observations
+
+    def read(self, *, hours: int) -> dict[str, Observation]:
+        return dict(self.observations)
+
+
+class MemoryBaselines:
+    def __init__(self, stored: StoredBaseline | None = None) -> None:
+        self.stored = stored
+
+    def load(self) -> StoredBaseline | None:
+        return self.stored
+
+    def save(self, baseline: StoredBaseline) -> None:
+        self.stored = baseline
+
+    def save_centroid(self, vector: Sequence[float]) -> None:
+        pass
+
+
+class RecordingEmitter:
+    def __init__(self) -> None:
+        self.emitted: list[list[SignalDrift]] = []
+
+    def emit(self, results: Sequence[SignalDrift]) -> None:
+        self.emitted.append(list(results))
+
+
+@pytest.mark.parametrize(
+    ("window", "expected"),
+    [(BASELINE, 0), (shifted("question_chars", 1.5), 1),
+     ({**shifted("output_tokens", 3.0), "degraded_rate": shifted("degraded_rate", 3.0)["degraded_rate"]}, 2)],
+)  # fmt: skip
+def test_a_comparison_run_emits_once_and_reports_how_many_signals_passed_their_bounds(
+    window: dict[str, Observation], expected: int
+) -> None:
+    store = MemoryBaselines(StoredBaseline(observations=BASELINE, version="1", recorded_at="2026-11-20T06:30:00"))
+    emitter = RecordingEmitter()
+
+    run = run_drift_job(window=Window(window), store=store, emitter=emitter, settings=SETTINGS, version="1", now="t")
+
+    assert run.action == "compared" and run.beyond_bounds == expected == len(run.breached)
+    (emitted,) = emitter.emitted  # one emission per comparison, the zero case too
+    assert beyond_bounds(emitted) == expected and len(emitted) == len(SIGNALS)
+
+
+def test_a_recording_run_emits_nothing() -> None:
+    emitter = RecordingEmitter()
+    run = run_drift_job(window=Window(BASELINE), store=MemoryBaselines(), emitter=emitter, settings=SETTINGS,
+                        version="1", now="t")  # fmt: skip
+    assert run.action == "recorded" and run.beyond_bounds == 0 and emitter.emitted == []

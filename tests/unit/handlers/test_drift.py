@@ -1,5 +1,6 @@
 """The drift job against moto: the chat path's signals in CloudWatch (GetMetricData), the baseline and the corpus
-centroid in the prompts table, the corpus from S3 Vectors, the Drift metric out (PutMetricData)."""
+centroid in the prompts table, the corpus from S3 Vectors, the Drift and DriftBeyondBounds metrics out
+(PutMetricData), and the log line that names the signals past their bounds."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from adapters.drift_store import DynamoCentroid, decode_vector
+from adapters.drift_store import BEYOND_BOUNDS_METRIC, DynamoCentroid, decode_vector
 from core.drift import SIGNALS
 from handlers.drift import bootstrap, run
 from handlers.settings import DriftJobSettings
@@ -86,6 +87,21 @@ def drift_points(cloudwatch: Any) -> dict[str, float]:
     return points
 
 
+def beyond_bounds_points(cloudwatch: Any) -> list[float]:
+    """Each DriftBeyondBounds datapoint of the test (one per comparison run: SampleCount), as one Maximum."""
+    listed = cloudwatch.list_metrics(Namespace="Bulwark", MetricName=BEYOND_BOUNDS_METRIC)["Metrics"]
+    if not listed:
+        return []
+    assert [metric["Dimensions"] for metric in listed] == [[]]  # one series per region, no dimension
+    stats = cloudwatch.get_metric_statistics(
+        Namespace="Bulwark", MetricName=BEYOND_BOUNDS_METRIC,
+        StartTime=DAY1 - timedelta(days=30), EndTime=datetime.now(UTC) + timedelta(days=1),
+        Period=86400 * 60, Statistics=["Maximum", "SampleCount"],
+    )  # fmt: skip
+    (point,) = stats["Datapoints"]
+    return [point["Maximum"]] * int(point["SampleCount"])
+
+
 def test_the_first_run_records_the_baseline_and_emits_nothing(aws: dict[str, Any]) -> None:
     chat_traffic(aws["cloudwatch"], DAY1, NORMAL)
 
@@ -95,6 +111,7 @@ def test_the_first_run_records_the_baseline_and_emits_nothing(aws: dict[str, Any
     item = aws["dynamodb"].get_item(TableName=TABLE, Key={"pk": {"S": f"drift#{REGION}"}, "sk": {"S": "baseline"}})
     assert '"question_chars"' in item["Item"]["observations"]["S"] and item["Item"]["version"]["S"] == "1"
     assert aws["cloudwatch"].list_metrics(Namespace="Bulwark", MetricName="Drift")["Metrics"] == []
+    assert beyond_bounds_points(aws["cloudwatch"]) == []  # no comparison yet: nothing for the alarm
 
 
 def test_a_later_window_shifted_past_a_bound_emits_drift_for_every_signal_and_breaches_that_one(
@@ -111,6 +128,66 @@ def test_a_later_window_shifted_past_a_bound_emits_drift_for_every_signal_and_br
     assert set(points) == set(SIGNALS)
     assert points["question_chars"] == pytest.approx(0.6, abs=0.05)
     assert all(points[name] < 0.05 for name in SIGNALS if name != "question_chars")
+    assert beyond_bounds_points(aws["cloudwatch"]) == [1.0]  # the region's one drift alarm fires at >= 1
+
+
+def test_the_alarms_figure_counts_every_signal_past_its_bound(aws: dict[str, Any]) -> None:
+    chat_traffic(aws["cloudwatch"], DAY1, NORMAL)
+    run(SETTINGS, cloudwatch=aws["cloudwatch"], dynamodb=aws["dynamodb"], now=DAY1)
+    chat_traffic(aws["cloudwatch"], DAY2, {**NORMAL, "question_chars": 160.0, "output_tokens": 500.0,
+                                           "degraded_rate": 0.25})  # fmt: skip
+
+    outcome = run(SETTINGS, cloudwatch=aws["cloudwatch"], dynamodb=aws["dynamodb"], now=DAY2)
+
+    assert sorted(outcome.breached) == ["degraded_rate", "output_tokens", "question_chars"]
+    assert outcome.beyond_bounds == 3 and beyond_bounds_points(aws["cloudwatch"]) == [3.0]
+
+
+def test_an_unshifted_window_emits_zero_so_the_metric_shows_the_job_compared(aws: dict[str, Any]) -> None:
+    chat_traffic(aws["cloudwatch"], DAY1, NORMAL)
+    run(SETTINGS, cloudwatch=aws["cloudwatch"], dynamodb=aws["dynamodb"], now=DAY1)
+    chat_traffic(aws["cloudwatch"], DAY2, NORMAL)
+
+    outcome = run(SETTINGS, cloudwatch=aws["cloudwatch"], dynamodb=aws["dynamodb"], now=DAY2)
+
+    assert outcome.action == "compared" and outcome.breached == [] and outcome.beyond_bounds == 0
+    assert beyond_bounds_points(aws["cloudwatch"]) == [0.0]
+    assert set(drift_points(aws["cloudwatch"])) == set(SIGNALS)  # the per-signal figures the dashboards chart
+
+
+def test_a_quiet_day_with_nothing_to_compare_still_emits_zero(aws: dict[str, Any]) -> None:
+    chat_traffic(aws["cloudwatch"], DAY1, NORMAL)
+    run(SETTINGS, cloudwatch=aws["cloudwatch"], dynamodb=aws["dynamodb"], now=DAY1)
+
+    outcome = run(SETTINGS, cloudwatch=aws["cloudwatch"], dynamodb=aws["dynamodb"], now=DAY2)  # no traffic
+
+    assert outcome.action == "compared" and outcome.results == ()
+    assert beyond_bounds_points(aws["cloudwatch"]) == [0.0]
+
+
+def test_the_runs_log_line_names_the_signals_past_their_bounds_with_drift_and_bound_only(
+    aws: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    # GIVEN a baseline, then a day whose questions are longer
+    days = iter([DAY1, DAY2])
+    handler = bootstrap(SETTINGS, cloudwatch=aws["cloudwatch"], dynamodb=aws["dynamodb"], clock=lambda: next(days))
+    context = LocalContext(function_name="drift", timeout_s=300)
+    chat_traffic(aws["cloudwatch"], DAY1, NORMAL)
+    handler({}, context)
+    caplog.clear()
+    chat_traffic(aws["cloudwatch"], DAY2, {**NORMAL, "question_chars": 160.0})
+
+    # WHEN the scheduled run compares
+    report = handler({"source": "aws.events"}, context)
+
+    # THEN its one log line, a WARNING, names the signal and gives each compared signal's drift and bound
+    (line,) = [record for record in caplog.records if record.getMessage() == "drift job"]
+    assert line.levelname == "WARNING"
+    assert line.breached == ["question_chars"] and line.beyond_bounds == 1 == report["beyond_bounds"]
+    drift = line.drift
+    assert drift["question_chars"]["bound"] == 0.3 and drift["question_chars"]["drift"] == pytest.approx(0.6, abs=0.05)
+    assert set(drift) == set(SIGNALS) and all(set(figures) == {"drift", "bound"} for figures in drift.values())
+    assert all(isinstance(value, float) for figures in drift.values() for value in figures.values())  # numbers only
 
 
 def test_the_window_pools_the_chat_and_the_stream_lambdas_signals(aws: dict[str, Any]) -> None:
