@@ -446,8 +446,9 @@ def render(report: Report, config: AppConfig, prices: Mapping[str, Any]) -> str:
     dominant = sorted(top.items(), key=lambda kv: -kv[1])[:3]
     out.append("Dominated by: " + ", ".join(f"{item} ${cost:.2f}" for item, cost in dominant))
     out.append("Lowered by: fewer WAF web ACLs/rules (each ACL $5 + $1 a rule; one per public entry point: the "
-               "primary's API + user pool, the DR API, CloudFront), monitoring.dashboard=false (each charts more "
-               "metrics than CloudWatch's free dashboards hold), knowledge off (its queues' event-source polling), "
+               "primary's API + user pool, the DR API, CloudFront), "
+               "monitoring.dashboard \"overview\" (the default, <= 50 metrics: free) rather than \"detailed\" ($3 "
+               "a month per region), knowledge off (its queues' event-source polling), "
                "log_retention_days (log storage), no failover_domain (health checks)")  # fmt: skip
     out.append("")
     paths = {"stream": "streamed over the WebSocket API (the web UI's default)", "rest": "over POST /chat (REST)"}
@@ -469,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=JSON",
         help="price a variant of cdk.json's config: a dotted key and a JSON value, e.g. cloudfront_waf=false "
-        "or monitoring.dashboard=false (repeatable; not with --cdk-out)",
+        "or monitoring.dashboard='\"detailed\"' (repeatable; not with --cdk-out)",
     )  # fmt: skip
     args = parser.parse_args(argv)
     context = json.loads((ROOT / "cdk.json").read_text())["context"]

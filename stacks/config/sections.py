@@ -360,6 +360,21 @@ class GreetingsConfig:
             raise ConfigError(f"greetings.phrases and greetings.replies must total at most 2000 characters, got {size}")
 
 
+DASHBOARDS = ("overview", "detailed", "none")
+
+
+def _dashboard_switch(value: Any) -> Any:
+    """Keep `monitoring.dashboard: true/false` (the original switch) working: the overview, or none."""
+    if isinstance(value, bool):
+        return "overview" if value else "none"
+    if not isinstance(value, str):
+        raise ConfigError(
+            f"monitoring.dashboard must be one of {', '.join(DASHBOARDS)} (or true / false), got "
+            f"{type(value).__name__} {value!r}"
+        )
+    return value
+
+
 @dataclass(frozen=True, kw_only=True)
 class MonitoringConfig:
     """Each region's dashboard, its composite "region unhealthy" alarm, and the account's monthly budget.
@@ -367,7 +382,10 @@ class MonitoringConfig:
     The composite alarm is in ALARM when the chat path fails (5xx rate, or degraded answers) or the jobs path
     is stuck (oldest job older than the jobs age alarm AND jobs in the DLQ): see stacks/constructs/dashboard.py."""
 
-    dashboard: bool = True
+    # "overview": one dashboard per region of <= 50 metrics (free: CloudWatch's 3 free dashboards per account;
+    # stacks/constructs/overview_dashboard.py); "detailed": every Lambda, service and target apart (about 250
+    # metrics, $3 a month each); "none": no dashboard (the alarms stay). true / false (the old switch): overview / none.
+    dashboard: str = field(default="overview", metadata={"coerce": _dashboard_switch})
     # Rates over `unhealthy_minutes` one-minute periods (all of them must breach), counted only from
     # `min_requests` requests a minute: a handful of requests at night never makes a region "unhealthy".
     api_5xx_percent: float = 5.0
@@ -384,6 +402,10 @@ class MonitoringConfig:
         _check_range("monitoring.min_requests", self.min_requests, 1, 100_000)
         _check_range("monitoring.unhealthy_minutes", self.unhealthy_minutes, 1, 60)
         _check_range("monitoring.budget_usd", self.budget_usd, 0, 1_000_000)
+        if self.dashboard not in DASHBOARDS:
+            raise ConfigError(
+                f"monitoring.dashboard must be one of {', '.join(DASHBOARDS)} (or true / false), got {self.dashboard!r}"
+            )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,4 +1,9 @@
-"""Alarms of one region's API: model health (AWS/Bedrock) and the gateway's own signals, to one topic."""
+"""Alarms of one region's API, to one topic: AWS/Bedrock throttles per local target, every Lambda's breakers per
+target, deep health; the jobs and ingest queues' alarms come in as `extra`.
+
+Degraded answers and refusals are not alarmed one by one here: the DegradedRate alarm (both answer paths, POST
+/chat and the stream) and Api5xxRate (a ModelUnavailable is a 503) of stacks/constructs/dashboard.py watch them as
+rates and feed the composite RegionUnhealthy; one degraded answer pages nobody."""
 
 from __future__ import annotations
 
@@ -48,32 +53,32 @@ class ApiAlarms(Construct):
     def _bedrock(
         self, config: AppConfig, region: str, runtime_id: Callable[[ModelTarget], str]
     ) -> list[cloudwatch.Alarm]:
-        """AWS/Bedrock throttles, server errors and p99 latency for each Bedrock target in this region."""
+        """AWS/Bedrock throttles for each Bedrock target in this region (server errors and latency are the
+        gateway's to handle: its retries, deadlines and breakers, whose opening alarms below)."""
         alarms = []
         for index, target in enumerate(config.models):
             if target.region != region or target.kind == "langchain":
                 continue
-            model = {"ModelId": runtime_id(target)}
-            for name, metric_name, statistic, threshold in (
-                ("Throttles", "InvocationThrottles", "Sum", 10),
-                ("ServerErrors", "InvocationServerErrors", "Sum", 1),
-                ("LatencyP99", "InvocationLatency", "p99", 20_000),
-            ):
-                metric = cloudwatch.Metric(
-                    namespace="AWS/Bedrock", metric_name=metric_name, dimensions_map=model, statistic=statistic,
-                    period=_FIVE_MINUTES,
-                )  # fmt: skip
-                alarms.append(
-                    metric.create_alarm(
-                        self, f"Model{index}{name}", alarm_description=f"{target.model_id} in {target.region}: {name}",
-                        threshold=threshold, evaluation_periods=1, treat_missing_data=_QUIET,
-                    )
-                )  # fmt: skip
+            metric = cloudwatch.Metric(
+                namespace="AWS/Bedrock", metric_name="InvocationThrottles", statistic="Sum", period=_FIVE_MINUTES,
+                dimensions_map={"ModelId": runtime_id(target)},
+            )  # fmt: skip
+            alarms.append(
+                metric.create_alarm(
+                    self, f"Model{index}Throttles", threshold=10, evaluation_periods=1, treat_missing_data=_QUIET,
+                    alarm_description=(
+                        f"{target.model_id} in {target.region}: >= 10 throttled invocations in 5 minutes (the model's "
+                        "quota is short of the traffic). Look at Bulwark's ModelAttempts and "
+                        "Errors.ThrottlingException by target; raise the quota (Service Quotas) or lower the Lambdas' "
+                        "concurrency / the API's throttling"
+                    ),
+                )
+            )  # fmt: skip
         return alarms
 
     def _gateway(self, config: AppConfig) -> list[cloudwatch.Alarm]:
-        """The chat path's degraded answers and refusals, its deep health failing, each target's breaker opening."""
-        service = {"service": "chat"}
+        """The region's deep health failing, and each target's breaker opening in any Lambda of the region (chat,
+        stream, worker, summarize: the gateway's metrics' dimension set [target] sums them)."""
 
         def alarm(construct_id: str, metric_name: str, description: str, dimensions: dict[str, str]) -> Alarm:
             metric = cloudwatch.Metric(
@@ -86,18 +91,28 @@ class ApiAlarms(Construct):
             )  # fmt: skip
 
         alarms = [
-            alarm("GatewayDegraded", "ChatDegraded", "chat answers degraded (gateway)", service),
-            alarm("GatewayModelUnavailable", "ModelUnavailable", "chat answers modelunavailable (gateway)", service),
             # GET /health/deep found the table, the queue or every model breaker down (what Route 53 and the
             # clients fail over on): the on-call engineer hears it from the region itself too.
             alarm(
                 "DeepHealthUnhealthy",
                 "DeepHealthUnhealthy",
-                "deep health: a dependency of this region is down",
-                service,
+                "deep health: a dependency of this region is down (the table, the jobs queue, or every model breaker "
+                "open). GET /health/deep names it; the clients (and Route 53, with a failover domain) move to the "
+                "other region. Runbook: docs/dr-runbook.md",
+                {"service": "chat"},
             ),
         ]
         for index, target in enumerate(config.models):
-            dimensions = {**service, "target": f"{target.display_name}@{target.region}"}
-            alarms.append(alarm(f"Breaker{index}Open", "BreakerOpened", f"breaker opened for {target.key}", dimensions))
+            name = f"{target.display_name}@{target.region}"
+            alarms.append(
+                alarm(
+                    f"Breaker{index}Open",
+                    "BreakerOpened",
+                    f"breaker opened for {name} in a Lambda of this region: its calls fail over to the next "
+                    "target for 30 s. Look at Bulwark's ModelAttempts, Errors.<code> (which error) and BreakerOpened "
+                    "by target; Errors.AccessDeniedException or ResourceNotFoundException is a configuration fault "
+                    "(model access, the target's id)",
+                    {"target": name},
+                )
+            )
         return alarms

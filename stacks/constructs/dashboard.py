@@ -1,17 +1,22 @@
-"""One region's dashboard (cdk-monitoring-constructs) and its composite "region unhealthy" alarm.
+"""One region's composite "region unhealthy" alarm and its dashboard (`monitoring.dashboard`): "overview" (default,
+stacks/constructs/overview_dashboard.py: <= 50 metrics, inside CloudWatch's free dashboards), "detailed" (this
+module's cdk-monitoring-constructs dashboard: every Lambda, service and target apart, about 250 metrics, $3 a
+month) or "none".
 
 Metric names and dimensions are the ones the Lambdas emit (namespace `Bulwark`, Powertools EMF, dimension
 `service` = the Lambda's service name; the gateway's per-target metrics add `target` = `<display name>@<region>`):
 lambda_src/handlers/chat.py, stream.py, worker.py, ingest.py, lambda_src/adapters/metrics.py. The gateway runs in
 chat, stream (the WebSocket path, the web UI's default), worker and summarize (the workflow); answers (and their
 tokens) are counted by chat and stream. What the gateway answers without a target (a degraded answer, a shed
-request) carries `target` = `none@-` or `cache@-` (core/gateway.py NONE_TARGET, CACHE_TARGET).
+request) carries `target` = `none@-` or `cache@-` (core/gateway.py NONE_TARGET, CACHE_TARGET). The gateway's
+metrics and the per-target tokens are also emitted with `target` alone (every Lambda's summed), the answers'
+outcomes (`Answers`, `AnswersDegraded`) with `scope` = `region` alone (chat's and stream's summed).
 
 "Region unhealthy" = ALARM on any of
 - the API's 5xx rate >= monitoring.api_5xx_percent (from monitoring.min_requests requests a minute),
 - the answers' degraded rate >= monitoring.degraded_percent, over POST /chat and the WebSocket stream together
-  (every breaker open or every target failing ends in degraded answers, so this is "all targets down" as users
-  see it, whichever path they use),
+  (`AnswersDegraded` / `Answers`, scope=region; every breaker open or every target failing ends in degraded
+  answers, so this is "all targets down" as users see it, whichever path they use),
 - the jobs path stuck: the oldest job older than half its age limit AND jobs parked in the DLQ (either alone is a
   slow consumer or one poison message, not a region that cannot work),
 each for monitoring.unhealthy_minutes consecutive minutes.
@@ -20,7 +25,7 @@ each for monitoring.unhealthy_minutes consecutive minutes.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -62,6 +67,8 @@ ANSWER_METRICS: dict[str, tuple[str, ...]] = {
     "chat": ("ChatAnswered", "ChatDegraded", "CuratedAnswers", "ChatShed", "ModelUnavailable"),
     "stream": ("StreamAnswered", "StreamIncomplete", "ChatDegraded", "CuratedAnswers", "StreamRefused"),
 }
+# The region's answers, POST /chat and the stream together (adapters/metrics.py record_outcome).
+REGION = {"scope": "region"}  # adapters.metrics.REGION_SCOPE
 INGEST_METRICS = ("Documents.ready", "Documents.failed", "Documents.deleted", "DocumentsFailed", "EmbeddingCalls",
                   "EmbeddingRetries")  # fmt: skip
 # The Lambdas that call models through the gateway, and those that count answers and their tokens (record_answer).
@@ -128,21 +135,28 @@ class RegionMonitoring(Construct):
             using_metrics={"requests": requests, "errors": errors}, period=_MINUTE, label="5xx %",
         )  # fmt: skip
         chat = {"service": "chat"}
-        degraded = degraded_rate(self.answer_services, floor=floor)
+        degraded = degraded_rate(floor=floor)
         minutes = settings.unhealthy_minutes
+        board = f"the dashboard {config.prefix}-{region}" if settings.dashboard != "none" else "the alarms' metrics"
 
         def rate_alarm(construct_id: str, metric: cloudwatch.IMetric, threshold: float, what: str) -> cloudwatch.Alarm:
             return metric.create_alarm(
                 self, construct_id, threshold=threshold, evaluation_periods=minutes, datapoints_to_alarm=minutes,
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=_QUIET, alarm_description=f"{region}: {what} for {minutes} minutes",
+                treat_missing_data=_QUIET,
+                alarm_description=f"{region}: {what} for {minutes} minutes in a row (counted from {floor} a "
+                f"minute). It feeds RegionUnhealthy (runbook: docs/dr-runbook.md); {board} shows its causes",
             )  # fmt: skip
 
-        self.api_5xx_alarm = rate_alarm("Api5xxRate", api_5xx, settings.api_5xx_percent,
-                                        f"API 5xx rate >= {settings.api_5xx_percent} %")  # fmt: skip
+        self.api_5xx_alarm = rate_alarm(
+            "Api5xxRate", api_5xx, settings.api_5xx_percent,
+            f"API 5xx rate >= {settings.api_5xx_percent} % of requests (a 503 is a dependency or every model down: "
+            "the Lambdas' logs name it)",
+        )  # fmt: skip
         self.degraded_alarm = rate_alarm(
             "DegradedRate", degraded, settings.degraded_percent,
-            f"degraded answers (chat and stream) >= {settings.degraded_percent} %",
+            f"degraded answers >= {settings.degraded_percent} % of answers (POST /chat and the stream: every target "
+            "failing or its breaker open; look at the model calls, throttles and breakers per target)",
         )  # fmt: skip
         oldest, dlq = jobs_alarms
         in_alarm = cloudwatch.AlarmState.ALARM
@@ -151,8 +165,8 @@ class RegionMonitoring(Construct):
             "RegionUnhealthy",
             alarm_description=(
                 f"{config.prefix} {region} is unhealthy: the API's 5xx rate, the answers' degraded rate (chat and "
-                "stream), or the "
-                "jobs path stuck (old jobs AND a non-empty DLQ). Runbook: docs/dr-runbook.md"
+                "stream), or the jobs path stuck (old jobs AND a non-empty DLQ). Runbook: docs/dr-runbook.md "
+                f"(detect, decide, fail over); {board} shows which and why"
             ),
             alarm_rule=cloudwatch.AlarmRule.any_of(
                 cloudwatch.AlarmRule.from_alarm(self.api_5xx_alarm, in_alarm),
@@ -171,7 +185,16 @@ class RegionMonitoring(Construct):
         CfnOutput(scope, "RegionUnhealthyAlarmName", value=self.region_unhealthy.alarm_name)
 
         # --- the dashboard ---------------------------------------------------------------------------
-        if not settings.dashboard:
+        if settings.dashboard == "overview":
+            # Imported here: the overview reads this module's metric names and prices.
+            from stacks.constructs.overview_dashboard import OverviewDashboard
+
+            OverviewDashboard(
+                self, "Overview", config=config, region=region, stage=stage, api_5xx=api_5xx, degraded=degraded,
+                answer_services=self.answer_services, queues=queues,
+                alarms=[self.region_unhealthy, *self.alarms, oldest, dlq],
+            )  # fmt: skip
+        if settings.dashboard != "detailed":
             return
         facade = monitoring.MonitoringFacade(
             self,
@@ -257,7 +280,10 @@ class RegionMonitoring(Construct):
                         for name in ("InputTokens", "OutputTokens")
                     ],
                 ),
-                monitoring.CustomMetricGroup(title="Token cost per target (USD)", metrics=self._token_cost(config)),
+                monitoring.CustomMetricGroup(
+                    title="Token cost per target (USD)",
+                    metrics=token_cost(config, lambda t: [{"service": s, "target": t} for s in self.answer_services]),
+                ),
             ],
         )  # fmt: skip
         for name, queue, dead_letters in queues:
@@ -296,54 +322,42 @@ class RegionMonitoring(Construct):
             for t in config.models if t.region == region and t.kind != "langchain"
         ]  # fmt: skip
 
-    def _token_cost(self, config: AppConfig) -> list[cloudwatch.IMetric]:
-        """USD per period from the per-target token counts (every answering service's, summed) and the dated price
-        table (metric math)."""
-        prices = load_prices()
-        costs: list[cloudwatch.IMetric] = []
-        for index, target in enumerate(config.models):
-            price = _target_price(target, prices)
-            if price is None:
-                continue
-            name = self.targets[index]
-            tokens: dict[str, cloudwatch.IMetric] = {}
-            for s, service in enumerate(self.answer_services):
-                dimensions = {"service": service, "target": name}
-                tokens[f"i{index}s{s}"] = _metric("InputTokens", dimensions)
-                tokens[f"o{index}s{s}"] = _metric("OutputTokens", dimensions)
-            inputs = " + ".join(f"FILL({id_}, 0)" for id_ in tokens if id_.startswith("i"))
-            outputs = " + ".join(f"FILL({id_}, 0)" for id_ in tokens if id_.startswith("o"))
-            costs.append(
-                cloudwatch.MathExpression(
-                    expression=f"({inputs}) * {_decimal(price['input'])} / 1000 + ({outputs}) * "
-                    f"{_decimal(price['output'])} / 1000",
-                    using_metrics=tokens, label=f"{name} USD", period=_FIVE_MINUTES,
-                )
-            )  # fmt: skip
-        return costs
+
+def token_cost(config: AppConfig, sources: Callable[[str], Sequence[Mapping[str, str]]]) -> list[cloudwatch.IMetric]:
+    """USD per period of each priced target, from its token counts (the dimensions `sources(<display name>@<region>)`
+    gives, summed) and the dated price table (metric math)."""
+    prices = load_prices()
+    costs: list[cloudwatch.IMetric] = []
+    for index, target in enumerate(config.models):
+        price = _target_price(target, prices)
+        if price is None:
+            continue
+        name = f"{target.display_name}@{target.region}"
+        tokens: dict[str, cloudwatch.IMetric] = {}
+        for s, dimensions in enumerate(sources(name)):
+            tokens[f"i{index}s{s}"] = _metric("InputTokens", dimensions)
+            tokens[f"o{index}s{s}"] = _metric("OutputTokens", dimensions)
+        inputs = " + ".join(f"FILL({id_}, 0)" for id_ in tokens if id_.startswith("i"))
+        outputs = " + ".join(f"FILL({id_}, 0)" for id_ in tokens if id_.startswith("o"))
+        costs.append(
+            cloudwatch.MathExpression(
+                expression=f"({inputs}) * {_decimal(price['input'])} / 1000 + ({outputs}) * "
+                f"{_decimal(price['output'])} / 1000",
+                using_metrics=tokens, label=f"{name} USD", period=_FIVE_MINUTES,
+            )
+        )  # fmt: skip
+    return costs
 
 
-def degraded_rate(services: Sequence[str], *, floor: int) -> cloudwatch.MathExpression:
-    """The share of degraded answers, in %, over every answering path: POST /chat counts ChatAnswered or
-    ChatDegraded per answer; the stream counts StreamAnswered (or StreamIncomplete) per answer and ChatDegraded
-    besides when it is degraded. 0 under `floor` answers a minute (too few to say a region is down)."""
-    totals = {"chat": ("ChatAnswered", "ChatDegraded"), "stream": ("StreamAnswered", "StreamIncomplete")}
-    using: dict[str, cloudwatch.IMetric] = {}
-    answers: list[str] = []
-    degraded: list[str] = []
-    for service in services:
-        dimensions = {"service": service}
-        for name in totals[service]:
-            id_ = f"{service}{name.lower()}"
-            using[id_] = _metric(name, dimensions, period=_MINUTE)
-            answers.append(f"FILL({id_}, 0)")
-        id_ = f"{service}chatdegraded"
-        using[id_] = _metric("ChatDegraded", dimensions, period=_MINUTE)
-        degraded.append(f"FILL({id_}, 0)")
-    total, bad = " + ".join(answers), " + ".join(degraded)
+def degraded_rate(*, floor: int) -> cloudwatch.MathExpression:
+    """The share of degraded answers, in %, over every answering path: POST /chat and the stream each count every
+    answer (`Answers`) and whether it was degraded (`AnswersDegraded`), summed over the region (scope=region alone).
+    0 under `floor` answers a minute (too few to say a region is down)."""
+    answers = _metric("Answers", REGION, period=_MINUTE)
+    degraded = _metric("AnswersDegraded", REGION, period=_MINUTE)
     return cloudwatch.MathExpression(
-        expression=f"IF(({total}) >= {floor}, 100 * ({bad}) / ({total}), 0)",
-        using_metrics=using, period=_MINUTE, label="degraded %",
+        expression=f"IF(FILL(answers, 0) >= {floor}, 100 * FILL(degraded, 0) / FILL(answers, 0), 0)",
+        using_metrics={"answers": answers, "degraded": degraded}, period=_MINUTE, label="degraded %",
     )  # fmt: skip
 
 

@@ -139,8 +139,8 @@ def test_alarms_per_local_target_and_per_breaker_to_one_encrypted_topic() -> Non
     template = Template.from_stack(stack)
 
     local_targets = [t for t in CONFIG.models if t.region == "us-east-1"]
-    # per local target 3, the gateway's 2, deep health 1, one breaker alarm per target
-    assert len(alarms.alarms) == 3 * len(local_targets) + 2 + 1 + len(CONFIG.models)
+    # per local target its throttles, deep health 1, one breaker alarm per target
+    assert len(alarms.alarms) == len(local_targets) + 1 + len(CONFIG.models)
     template.has_resource_properties("AWS::SNS::Topic", {"KmsMasterKeyId": Match.any_value()})
     template.has_resource_properties(
         "AWS::CloudWatch::Alarm",
@@ -151,7 +151,9 @@ def test_alarms_per_local_target_and_per_breaker_to_one_encrypted_topic() -> Non
         a for a in template.find_resources("AWS::CloudWatch::Alarm").values()
         if a["Properties"]["MetricName"] == "BreakerOpened"
     ]  # fmt: skip
-    # The gateway names a target by what users see (never the ARN it calls, which carries the account id).
+    # The gateway names a target by what users see (never the ARN it calls, which carries the account id); the
+    # dimension `target` alone: every Lambda's breakers (chat, stream, worker, summarize).
+    assert all([d["Name"] for d in a["Properties"]["Dimensions"]] == ["target"] for a in breakers)
     assert sorted(d["Value"] for a in breakers for d in a["Properties"]["Dimensions"] if d["Name"] == "target") == [
         f"{t.display_name}@{t.region}" for t in sorted(CONFIG.models, key=lambda t: t.region)
     ]

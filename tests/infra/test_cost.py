@@ -55,25 +55,30 @@ def test_idle_lines_count_the_templates_resources_per_region(synth: Synth) -> No
     assert set(report.idle_by_region()) == {"us-east-1", "us-west-2"}
 
 
-def test_no_free_dashboard_credit_for_dashboards_past_the_free_tiers_50_metrics(synth: Synth) -> None:
+def test_the_default_overview_dashboards_are_free_and_a_dashboard_past_50_metrics_is_not(synth: Synth) -> None:
     found = templates(synth)
     bodies = [r["Properties"]["DashboardBody"] for _, t in found.values() for r in t["Resources"].values()
               if r["Type"] == "AWS::CloudWatch::Dashboard"]  # fmt: skip
-    assert len(bodies) == 2 and all(dashboard_metrics(body) > 50 for body in bodies)
+    assert len(bodies) == 2 and all(dashboard_metrics(body) <= 50 for body in bodies)  # monitoring.dashboard: overview
+    prices = load_prices()
 
     report = estimate(found, config())
 
-    assert report.free_dashboards_credit == 0
-    assert report.idle_total == pytest.approx(sum(line.monthly for line in report.idle))
-    # A dashboard of 50 metrics, one of them with a token (its region) inside a string, as CDK writes them.
-    metrics = [["Bulwark", "ChatAnswered", "region", "@REGION@"]] + [["Bulwark", "ChatAnswered"]] * 49
-    head, tail = json.dumps({"widgets": [{"type": "metric", "properties": {"metrics": metrics}}]}).split("@REGION@")
-    tiny = {"Resources": {"D": {"Type": "AWS::CloudWatch::Dashboard", "Properties": {
-        "DashboardBody": {"Fn::Join": ["", [head, {"Ref": "AWS::Region"}, tail]]}
-    }}}}  # fmt: skip
-    assert dashboard_metrics(tiny["Resources"]["D"]["Properties"]["DashboardBody"]) == 50
-    prices = load_prices()
-    assert free_dashboards_credit({"a": ("us-east-1", tiny)}, prices) == prices["cloudwatch"]["dashboard_month"]
+    assert report.free_dashboards_credit == 2 * prices["cloudwatch"]["dashboard_month"]  # $6 a month saved
+    assert report.idle_total == pytest.approx(sum(line.monthly for line in report.idle) - report.free_dashboards_credit)
+
+    def dashboard(count: int) -> dict[str, Any]:
+        """A dashboard of `count` metrics, one of them with a token (its region) inside a string, as CDK writes."""
+        metrics = [["Bulwark", "ChatAnswered", "region", "@REGION@"]] + [["Bulwark", "ChatAnswered"]] * (count - 1)
+        head, tail = json.dumps({"widgets": [{"type": "metric", "properties": {"metrics": metrics}}]}).split("@REGION@")
+        return {"Resources": {"D": {"Type": "AWS::CloudWatch::Dashboard", "Properties": {
+            "DashboardBody": {"Fn::Join": ["", [head, {"Ref": "AWS::Region"}, tail]]}
+        }}}}  # fmt: skip
+
+    assert dashboard_metrics(dashboard(50)["Resources"]["D"]["Properties"]["DashboardBody"]) == 50
+    month = prices["cloudwatch"]["dashboard_month"]
+    assert free_dashboards_credit({"a": ("us-east-1", dashboard(50))}, prices) == month
+    assert free_dashboards_credit({"a": ("us-east-1", dashboard(51))}, prices) == 0
 
 
 def test_per_1000_chats_prices_the_streamed_path_the_ui_uses_and_names_it(synth: Synth) -> None:

@@ -1,8 +1,10 @@
-"""Each region's dashboard, its composite "region unhealthy" alarm and the account's budget, in the templates.
+"""Each region's dashboard (the overview by default, the detailed one, or none), its alarms, its composite
+"region unhealthy" alarm and the account's budget, in the templates.
 
 The metric names and dimensions asserted here are the ones the Lambdas emit: the gateway's event names
 (adapters/metrics.py EVENT_METRICS), its target-less answers (core/gateway.py NONE_TARGET, CACHE_TARGET), the
-answer counters of handlers/chat.py and handlers/stream.py (read from their source)."""
+answer counters of handlers/chat.py and handlers/stream.py (read from their source), the region-wide dimension
+sets (`target` alone, `scope` = adapters.metrics.REGION_SCOPE alone)."""
 
 from __future__ import annotations
 
@@ -11,13 +13,21 @@ from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import pytest
-from aws_cdk.assertions import Match
+from aws_cdk import App, Stack
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_sqs as sqs
+from aws_cdk.assertions import Annotations, Match
 
-from adapters.metrics import EVENT_METRICS
+from adapters.metrics import EVENT_METRICS, REGION_SCOPE
+from app import build_app
 from core.gateway import CACHE_TARGET, NONE_TARGET
+from stacks.config import AppConfig, ConfigError
 from stacks.constructs.dashboard import ANSWER_METRICS, TARGET_WIDGETS
+from stacks.constructs.overview_dashboard import OverviewDashboard
 from tests.conftest import ROOT
-from tests.infra.conftest import Synth
+from tests.infra.conftest import Synth, cdk_context
+from tools.cost import dashboard_metrics
 
 API_STACKS = [("Bulwark-dev-Api", "us-east-1"), ("Bulwark-dev-Api-DR", "us-west-2")]
 TARGETS = ("us.amazon.nova-lite-v1:0@us-east-1", "us.amazon.nova-lite-v1:0@us-west-2")
@@ -35,6 +45,29 @@ class Charted(NamedTuple):
     namespace: str
     name: str
     dimensions: dict[str, str]
+
+
+def with_dashboard(value: Any) -> dict[str, Any]:
+    """cdk.json's context with monitoring.dashboard set to `value` (the other monitoring keys kept)."""
+    return cdk_context(monitoring={**cdk_context()["bulwark"]["monitoring"], "dashboard": value})
+
+
+@pytest.fixture(scope="module")
+def variants(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Synth]:
+    """The app with monitoring.dashboard "detailed" (cdk-monitoring-constructs) and "none" (nag off: the default
+    synth runs every pack over the same constructs)."""
+    found = {}
+    for value in ("detailed", "none"):
+        app = App(context=with_dashboard(value), outdir=str(tmp_path_factory.mktemp(f"cdk.out.{value}")))
+        build_app(app, nag=False)
+        app.synth()
+        found[value] = Synth(app)
+    return found
+
+
+@pytest.fixture(scope="module")
+def detailed(variants: dict[str, Synth]) -> Synth:
+    return variants["detailed"]
 
 
 def resources(synth: Synth, stack: str, kind: str) -> dict[str, Any]:
@@ -74,25 +107,27 @@ def emitted_by(handler: str) -> str:
 
 
 @pytest.mark.parametrize(("stack", "region"), API_STACKS)
-def test_each_region_has_one_dashboard_with_every_widget_metric(synth: Synth, stack: str, region: str) -> None:
-    names = {metric.name for metric in charted(synth, stack)}
+def test_detailed_each_region_has_one_dashboard_with_every_widget_metric(
+    detailed: Synth, stack: str, region: str
+) -> None:
+    names = {metric.name for metric in charted(detailed, stack)}
 
     gateway = {name for names_ in TARGET_WIDGETS.values() for name in names_}
     assert gateway <= {*EVENT_METRICS.values(), "BreakerOpened", "ModelLatency", "Errors.ThrottlingException"}
     expected = {*gateway, *AWS_METRICS, *OTHER_METRICS, "DegradedAnswers", "Shed", "ModelLatency", "InputTokens",
                 "OutputTokens", *(n for metrics in ANSWER_METRICS.values() for n in metrics)}  # fmt: skip
     assert expected - names == set()
-    body = dashboard_body(synth, stack)
+    body = dashboard_body(detailed, stack)
     assert "0.00006" in body and "0.00024" in body  # token cost: Nova Lite's price per 1,000 tokens in / out
-    (dashboard,) = resources(synth, stack, "AWS::CloudWatch::Dashboard").values()
+    (dashboard,) = resources(detailed, stack, "AWS::CloudWatch::Dashboard").values()
     assert dashboard["Properties"]["DashboardName"] == f"Bulwark-dev-{region}"
 
 
 @pytest.mark.parametrize(("stack", "region"), API_STACKS)
-def test_per_target_widgets_chart_every_gateway_service_by_the_targets_the_gateway_names(
-    synth: Synth, stack: str, region: str
+def test_detailed_per_target_widgets_chart_every_gateway_service_by_the_targets_the_gateway_names(
+    detailed: Synth, stack: str, region: str
 ) -> None:
-    found = {(m.name, m.dimensions.get("service"), m.dimensions.get("target")) for m in charted(synth, stack)
+    found = {(m.name, m.dimensions.get("service"), m.dimensions.get("target")) for m in charted(detailed, stack)
              if m.namespace == "Bulwark"}  # fmt: skip
 
     for names in TARGET_WIDGETS.values():
@@ -105,12 +140,12 @@ def test_per_target_widgets_chart_every_gateway_service_by_the_targets_the_gatew
 
 
 @pytest.mark.parametrize(("stack", "region"), API_STACKS)
-def test_degraded_answers_are_charted_by_the_target_the_gateway_gives_them(
-    synth: Synth, stack: str, region: str
+def test_detailed_degraded_answers_are_charted_by_the_target_the_gateway_gives_them(
+    detailed: Synth, stack: str, region: str
 ) -> None:
     none, cache = (f"{t.model_id}@{t.region}" for t in (NONE_TARGET, CACHE_TARGET))
-    degraded = [m for m in charted(synth, stack) if m.name == "DegradedAnswers"]
-    shed = [m for m in charted(synth, stack) if m.name == "Shed"]
+    degraded = [m for m in charted(detailed, stack) if m.name == "DegradedAnswers"]
+    shed = [m for m in charted(detailed, stack) if m.name == "Shed"]
 
     assert {m.dimensions["target"] for m in degraded} == {none, cache}
     assert {m.dimensions["target"] for m in shed} == {none}
@@ -118,9 +153,11 @@ def test_degraded_answers_are_charted_by_the_target_the_gateway_gives_them(
 
 
 @pytest.mark.parametrize(("stack", "region"), API_STACKS)
-def test_the_stream_path_is_on_the_dashboard_as_its_lambda_emits_it(synth: Synth, stack: str, region: str) -> None:
+def test_detailed_the_stream_path_is_on_the_dashboard_as_its_lambda_emits_it(
+    detailed: Synth, stack: str, region: str
+) -> None:
     stream_source = emitted_by("stream.py")
-    stream = {m.name for m in charted(synth, stack) if m.dimensions == {"service": "stream"}}
+    stream = {m.name for m in charted(detailed, stack) if m.dimensions == {"service": "stream"}}
 
     assert set(ANSWER_METRICS["stream"]) <= stream
     assert all(f'"{name}"' in stream_source for name in ANSWER_METRICS["stream"] if name != "CuratedAnswers")
@@ -129,13 +166,13 @@ def test_the_stream_path_is_on_the_dashboard_as_its_lambda_emits_it(synth: Synth
 
 
 @pytest.mark.parametrize(("stack", "region"), API_STACKS)
-def test_every_lambda_on_the_request_path_has_its_widgets(synth: Synth, stack: str, region: str) -> None:
+def test_detailed_every_lambda_on_the_request_path_has_its_widgets(detailed: Synth, stack: str, region: str) -> None:
     functions = {
         props["Handler"]: logical
-        for logical, resource in resources(synth, stack, "AWS::Lambda::Function").items()
+        for logical, resource in resources(detailed, stack, "AWS::Lambda::Function").items()
         if (props := resource["Properties"]).get("Handler", "").startswith("handlers.")
     }
-    charted_functions = {m.dimensions["FunctionName"] for m in charted(synth, stack) if m.namespace == "AWS/Lambda"}
+    charted_functions = {m.dimensions["FunctionName"] for m in charted(detailed, stack) if m.namespace == "AWS/Lambda"}
 
     for handler in ("chat.handler", "stream.handler", "ws_authorizer.handler", "worker.handler",
                     "workflow.lambda_handler", "ingest.handler"):  # fmt: skip
@@ -160,19 +197,17 @@ def test_region_unhealthy_reads_5xx_degraded_and_a_stuck_jobs_path(synth: Synth,
     assert metrics == {"Count", "5XXError"}
     assert rate["Threshold"] == 5 and rate["EvaluationPeriods"] == 3 and rate["DatapointsToAlarm"] == 3
     degraded = alarms[ids["DegradedRate"]]["Properties"]
-    read = {(m["MetricStat"]["Metric"]["MetricName"], json.dumps(m["MetricStat"]["Metric"]["Dimensions"]))
-            for m in degraded["Metrics"] if "MetricStat" in m}  # fmt: skip
-    chat = json.dumps([{"Name": "service", "Value": "chat"}])
-    stream = json.dumps([{"Name": "service", "Value": "stream"}])
-    # Both answering paths: POST /chat (answered or degraded) and the stream (answered or incomplete; degraded)
-    assert read == {("ChatAnswered", chat), ("ChatDegraded", chat), ("StreamAnswered", stream),
-                    ("StreamIncomplete", stream), ("ChatDegraded", stream)}  # fmt: skip
+    read = {m["MetricStat"]["Metric"]["MetricName"]: m for m in degraded["Metrics"] if "MetricStat" in m}
+    # Both answering paths at once (POST /chat and the stream each count every answer and whether it was
+    # degraded, handlers/test_answer_outcomes.py): 2 metrics, summed over the region's Lambdas.
+    assert set(read) == {"Answers", "AnswersDegraded"}
+    assert all(m["MetricStat"]["Metric"]["Dimensions"] == [{"Name": "scope", "Value": REGION_SCOPE}] and
+               m["MetricStat"]["Stat"] == "Sum" and m["MetricStat"]["Period"] == 60 for m in read.values())  # fmt: skip
     (expression,) = [m["Expression"] for m in degraded["Metrics"] if "Expression" in m]
-    ids_by_read = {(m["MetricStat"]["Metric"]["MetricName"], json.dumps(m["MetricStat"]["Metric"]["Dimensions"])):
-                   m["Id"] for m in degraded["Metrics"] if "MetricStat" in m}  # fmt: skip
-    numerator = expression.split("100 * (", 1)[1].split(") / (", 1)[0]
-    assert ids_by_read[("ChatDegraded", chat)] in numerator and ids_by_read[("ChatDegraded", stream)] in numerator
-    assert degraded["Threshold"] == 50
+    answers, bad = read["Answers"]["Id"], read["AnswersDegraded"]["Id"]
+    assert expression == f"IF(FILL({answers}, 0) >= 10, 100 * FILL({bad}, 0) / FILL({answers}, 0), 0)"
+    assert degraded["Threshold"] == 50 and degraded["EvaluationPeriods"] == 3
+    assert "docs/dr-runbook.md" in json.dumps(composite["Properties"]["AlarmDescription"])
 
     template.has_output("RegionUnhealthyAlarmArn", {"Value": {"Fn::GetAtt": [Match.any_value(), "Arn"]}})
 
@@ -208,3 +243,129 @@ def test_the_budget_is_the_primary_regions_alone_with_two_alerts_to_the_topic(sy
     statements = {s.get("Sid"): s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
     assert statements["BudgetsPublish"]["Principal"] == {"Service": "budgets.amazonaws.com"}
     assert statements["BudgetsPublish"]["Action"] == "sns:Publish"
+
+
+# --- the alarms ---------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("stack", "region"), API_STACKS)
+def test_the_regions_model_alarms_are_local_throttles_and_every_lambdas_breakers(
+    synth: Synth, stack: str, region: str
+) -> None:
+    alarms = resources(synth, stack, "AWS::CloudWatch::Alarm")
+    watched = [(a["Properties"].get("Namespace"), a["Properties"].get("MetricName"), a["Properties"].get("Dimensions"))
+               for a in alarms.values() if "MetricName" in a["Properties"]]  # fmt: skip
+    names = {name for _, name, _ in watched}
+
+    # One throttles alarm per Bedrock target of this region; no server-error or latency alarms (the gateway's
+    # retries, deadlines and breakers act on those; the dashboards chart them).
+    assert [name for namespace, name, _ in watched if namespace == "AWS/Bedrock"] == ["InvocationThrottles"]
+    # A breaker alarm per target, whichever Lambda's breaker opened (the dimension target alone).
+    breakers = [dims for _, name, dims in watched if name == "BreakerOpened"]
+    assert sorted(json.dumps(dims) for dims in breakers) == sorted(
+        json.dumps([{"Name": "target", "Value": target}]) for target in TARGETS
+    )
+    # No alarm on a single degraded answer or refusal: DegradedRate and Api5xxRate watch them as rates.
+    assert {"ChatDegraded", "ModelUnavailable", "InvocationServerErrors", "InvocationLatency"} & names == set()
+    assert "DeepHealthUnhealthy" in names
+    ours = {logical: a for logical, a in alarms.items() if logical.startswith(("Alarms", "Monitoring"))}
+    assert len(ours) == 1 + len(TARGETS) + 1 + 2  # throttles (1 local target), breakers, deep health, 2 rates
+    for logical, alarm in ours.items():  # each says what it means and where to look
+        description = alarm["Properties"]["AlarmDescription"]
+        assert any(hint in json.dumps(description) for hint in ("by target", "dashboard", "/health/deep")), logical
+
+
+# --- the dashboards -------------------------------------------------------------------------------------------------
+OVERVIEW_ITEMS = {  # issue 12's list, each in the title of an overview widget
+    "requests": "API requests", "latency p50/p99": "API latency (ms, p50 / p99)", "4xx/5xx": "4xx, 5xx",
+    "model calls": "Model calls per target", "throttles": "Throttles per target", "breakers": "Breakers opened",
+    "failovers, hedges": "Failovers and hedges", "degraded rate, curated": "all, degraded, curated",
+    "shed": "Shed requests", "tokens and cost": "Tokens per target (left); their cost", "jobs queue": "Queues: depth",
+    "oldest age": "oldest message age", "DLQs": "Dead-letter queues", "ingest": "Ingest: documents ready, failed",
+    "guardrail": "Guardrail interventions", "5xx %": "5xx % (right, RegionUnhealthy reads it)",
+    "degraded %": "degraded % (right, RegionUnhealthy reads it)", "deep health": "Deep health failing",
+    "region health": "Region health: RegionUnhealthy and the alarms it reads",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("stack", "region"), API_STACKS)
+def test_by_default_each_region_has_one_free_overview_dashboard(synth: Synth, stack: str, region: str) -> None:
+    (dashboard,) = resources(synth, stack, "AWS::CloudWatch::Dashboard").values()
+    titles = [w["properties"].get("title", "") for w in dashboard_widgets(synth, stack) if w["type"] != "text"]
+
+    # Counted as make cost counts them (every `metrics` entry, math inputs included): inside the free tier.
+    assert dashboard_metrics(dashboard["Properties"]["DashboardBody"]) <= 50
+    assert dashboard["Properties"]["DashboardName"] == f"Bulwark-dev-{region}"
+    missing = {item: words for item, words in OVERVIEW_ITEMS.items() if not any(words in t for t in titles)}
+    assert missing == {}
+    assert len(titles) == 15  # the alarms, 14 graphs
+
+
+@pytest.mark.parametrize(("stack", "region"), API_STACKS)
+def test_the_overview_reads_the_region_wide_metrics_the_lambdas_emit(synth: Synth, stack: str, region: str) -> None:
+    found = list(charted(synth, stack))
+    bulwark = {(m.name, json.dumps(m.dimensions, sort_keys=True)) for m in found if m.namespace == "Bulwark"}
+
+    for name in ("ModelAttempts", "Errors.ThrottlingException", "BreakerOpened", "Failovers", "Hedges",
+                 "InputTokens", "OutputTokens"):  # fmt: skip
+        assert {(name, json.dumps({"target": t})) for t in TARGETS} <= bulwark, name
+    region = json.dumps({"scope": REGION_SCOPE})
+    assert {("Answers", region), ("AnswersDegraded", region), ("Shed", json.dumps({"target": "none@-"})),
+            ("DegradedAnswers", json.dumps({"target": "cache@-"}))} <= bulwark  # fmt: skip
+    gateway = {*EVENT_METRICS.values(), "BreakerOpened", "Errors.ThrottlingException", "InputTokens", "OutputTokens"}
+    assert {name for name, dims in bulwark if '"target"' in dims} <= gateway
+    assert all('"service"' not in dims for name, dims in bulwark if '"target"' in dims)  # never one Lambda's
+    body = dashboard_body(synth, stack)
+    assert "0.00006" in body and "0.00024" in body  # token cost: Nova Lite's price per 1,000 tokens in / out
+    (status,) = [w for w in dashboard_widgets(synth, stack) if w["type"] == "alarm"]
+    assert len(status["properties"]["alarms"]) == 5  # RegionUnhealthy, its two rates and the jobs path's two
+
+
+def test_the_detailed_dashboard_is_todays_and_none_leaves_the_alarms(variants: dict[str, Synth]) -> None:
+    for stack, _ in API_STACKS:
+        (dashboard,) = resources(variants["detailed"], stack, "AWS::CloudWatch::Dashboard").values()
+        assert dashboard_metrics(dashboard["Properties"]["DashboardBody"]) > 200  # every Lambda, service, target
+        assert resources(variants["none"], stack, "AWS::CloudWatch::Dashboard") == {}
+        assert len(resources(variants["none"], stack, "AWS::CloudWatch::CompositeAlarm")) == 1
+        none_alarms = resources(variants["none"], stack, "AWS::CloudWatch::Alarm")
+        assert len(none_alarms) == len(resources(variants["detailed"], stack, "AWS::CloudWatch::Alarm"))
+        ours = [a for kind in ("AWS::CloudWatch::Alarm", "AWS::CloudWatch::CompositeAlarm")
+                for logical, a in resources(variants["none"], stack, kind).items()
+                if logical.startswith(("Alarms", "Monitoring"))]  # fmt: skip
+        assert len(ours) == 7 and all("dashboard" not in json.dumps(a["Properties"]["AlarmDescription"]) for a in ours)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("overview", "overview"), ("detailed", "detailed"), ("none", "none"), (True, "overview"), (False, "none")],
+)
+def test_monitoring_dashboard_takes_the_three_modes_and_the_old_switch(value: Any, expected: str) -> None:
+    assert AppConfig.from_context(with_dashboard(value)["bulwark"]).monitoring.dashboard == expected
+
+
+def test_the_default_dashboard_is_the_overview() -> None:
+    assert AppConfig.from_context(cdk_context()["bulwark"]).monitoring.dashboard == "overview"
+
+
+@pytest.mark.parametrize("value", ["full", "", 1, None, ["overview"]])
+def test_a_bad_monitoring_dashboard_fails_synth_naming_the_key_and_the_choices(value: Any) -> None:
+    with pytest.raises(ConfigError, match=r"monitoring\.dashboard must be one of overview, detailed, none"):
+        AppConfig.from_context(with_dashboard(value)["bulwark"])
+
+
+def test_an_overview_past_50_metrics_warns_at_synth() -> None:
+    # GIVEN four model targets (8 metrics each) and knowledge on: 26 + 32 metrics
+    models = [{"model_id": f"us.amazon.nova-{size}-v1:0", "region": region} for size in ("lite", "pro")
+              for region in ("us-east-1", "us-west-2")]  # fmt: skip
+    config = AppConfig.from_context(cdk_context(models=models)["bulwark"])
+    stack = Stack(App(), "S")
+    api = apigw.RestApi(stack, "Api")
+    api.root.add_method("GET")
+    queues = [(name, sqs.Queue(stack, name), sqs.Queue(stack, f"{name}Dlq")) for name in ("Jobs", "Ingest")]
+    rate = cloudwatch.MathExpression(expression="0", using_metrics={})
+
+    overview = OverviewDashboard(
+        stack, "Overview", config=config, region="us-east-1", stage=api.deployment_stage, api_5xx=rate,
+        degraded=rate, answer_services=["chat", "stream"], queues=queues, alarms=[],
+    )  # fmt: skip
+
+    assert overview.metric_count == 26 + 8 * 4
+    Annotations.from_stack(stack).has_warning("*", Match.string_like_regexp("charts 58 metrics, more than the 50"))

@@ -494,12 +494,11 @@ def test_the_lambda_gets_the_whole_chain_local_region_first_with_each_regions_gu
 def test_alarms_watch_bedrock_and_the_gateway_and_notify_an_encrypted_topic(synth: Synth, name: str) -> None:
     template = synth.template(name)
     template.has_resource_properties("AWS::SNS::Topic", {"KmsMasterKeyId": Match.any_value()})
-    for metric in ("InvocationThrottles", "InvocationServerErrors", "InvocationLatency"):
-        template.has_resource_properties(
-            "AWS::CloudWatch::Alarm",
-            {"Namespace": "AWS/Bedrock", "MetricName": metric, "AlarmActions": Match.any_value()},
-        )
-    for metric in ("ChatDegraded", "BreakerOpened", "ModelUnavailable"):
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {"Namespace": "AWS/Bedrock", "MetricName": "InvocationThrottles", "AlarmActions": Match.any_value()},
+    )
+    for metric in ("BreakerOpened", "DeepHealthUnhealthy"):  # degraded answers: the DegradedRate alarm
         template.has_resource_properties("AWS::CloudWatch::Alarm", {"Namespace": "Bulwark", "MetricName": metric})
 
 
