@@ -27,6 +27,7 @@ from stacks.constructs.dashboard import load_prices, model_price
 
 ROOT = Path(__file__).resolve().parents[1]
 MONTH_HOURS = 730
+IDLE_GOAL_USD = 30.0  # issue 12: the default two-region deployment idles at or under this a month
 MONTH_MINUTES = MONTH_HOURS * 60
 # Per chat, beyond the config's assumptions: DynamoDB items (turn, history, cache, limits, token budget), the
 # question's embedding, log bytes.
@@ -430,26 +431,28 @@ def render(report: Report, config: AppConfig, prices: Mapping[str, Any]) -> str:
            f"USD, no free tier except {free_tier}", ""]  # fmt: skip
     by_region = report.idle_by_region()
     for region in sorted(by_region, key=lambda r: (r != config.primary_region, r)):
-        out.append(f"Idle monthly cost, {region}: ${by_region[region]:.2f}")
+        out.append(f"Idle monthly cost, {region}: ${by_region[region]:.2f} (before the account's free dashboards)")
         for line in sorted((x for x in report.idle if x.region == region), key=lambda x: -x.monthly):
             note = f"  ({line.note})" if line.note else ""
             out.append(f"  {line.item:<58} {line.count:>3}  ${line.monthly:7.2f}{note}")
     credit = f"-${report.free_dashboards_credit:.2f}"
-    free = f"free dashboards (<= {cw['free_dashboard_max_metrics']} metrics each, 3 per account)"
-    out.append(f"  {free:<63} {credit:>8}")
-    goal = 30.0
-    verdict = "within" if report.idle_total <= goal else "OVER"
-    out.append(f"Idle monthly total, all regions: ${report.idle_total:.2f} ({verdict} the ${goal:.0f} goal)")
+    free = f"Account: {free_tier} (per AWS Organization)"
+    out.append(f"{free:<74} {credit:>8}")
+    verdict = "within" if report.idle_total <= IDLE_GOAL_USD else "OVER"
+    out.append(f"Idle monthly total, all regions: ${report.idle_total:.2f} ({verdict} the ${IDLE_GOAL_USD:.0f} goal)")
     top = defaultdict(float)
     for line in report.idle:
         top[line.item] += line.monthly
+    top["CloudWatch dashboards"] -= report.free_dashboards_credit  # what is billed, after the free tier
     dominant = sorted(top.items(), key=lambda kv: -kv[1])[:3]
     out.append("Dominated by: " + ", ".join(f"{item} ${cost:.2f}" for item, cost in dominant))
-    out.append("Lowered by: fewer WAF web ACLs/rules (each ACL $5 + $1 a rule; one per public entry point: the "
-               "primary's API + user pool, the DR API, CloudFront), "
-               "monitoring.dashboard \"overview\" (the default, <= 50 metrics: free) rather than \"detailed\" ($3 "
-               "a month per region), knowledge off (its queues' event-source polling), "
+    out.append("Lowered by: fewer WAF rules (each regional ACL $5 + $1 a rule: the API's in each region, the primary's "
+               "shared with Cognito), knowledge off (its queues' event-source polling), drift.enabled=false, "
+               "monitoring.dashboard \"none\" (if the account's free dashboards are used elsewhere), "
                "log_retention_days (log storage), no failover_domain (health checks)")  # fmt: skip
+    out.append("Raised by: cloudfront_waf=true (+$7: an ACL in front of the site, rate limit + IP reputation), "
+               "monitoring.dashboard \"detailed\" (+$3 a month per region: more than 50 metrics), more model targets "
+               "(alarms and overview metrics per target), failover_domain (Route 53 health checks)")  # fmt: skip
     out.append("")
     paths = {"stream": "streamed over the WebSocket API (the web UI's default)", "rest": "over POST /chat (REST)"}
     chats = f"Per 1,000 chats {paths[report.per_1k_chats_path]}"

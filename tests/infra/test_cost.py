@@ -11,7 +11,15 @@ import pytest
 
 from stacks.config import AppConfig, CostConfig
 from tests.infra.conftest import Synth, cdk_context
-from tools.cost import dashboard_metrics, estimate, free_dashboards_credit, load_prices, per_1k_chats, render
+from tools.cost import (
+    IDLE_GOAL_USD,
+    dashboard_metrics,
+    estimate,
+    free_dashboards_credit,
+    load_prices,
+    per_1k_chats,
+    render,
+)
 
 
 def templates(synth: Synth) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -125,3 +133,20 @@ def test_a_variant_is_priced_with_set_and_bad_assignments_are_refused(capsys: py
             cost.main(argv)
         assert exit_.value.code == 2
     assert "must be JSON" in capsys.readouterr().err
+
+
+def test_the_default_two_region_deployment_idles_within_the_goal(synth: Synth) -> None:
+    """Issue 12's goal, on the synthesized default templates: idle <= $30 a month over both regions, the one
+    dashboard per region within CloudWatch's free tier, and the text says so. Adding the CloudFront ACL (the
+    documented opt-in) is what takes it over."""
+    found, base = templates(synth), config()
+    prices = load_prices()
+    report = estimate(found, base, prices)
+
+    assert report.idle_total <= IDLE_GOAL_USD
+    assert report.free_dashboards_credit == 2 * prices["cloudwatch"]["dashboard_month"]
+    text = render(report, base, prices)
+    assert f"Idle monthly total, all regions: ${report.idle_total:.2f} (within the $30 goal)" in text
+    waf = prices["waf"]
+    cdn_acl = waf["web_acl_month"] + 2 * waf["rule_month"]  # rate limit + IP reputation (stacks/constructs/web_acl.py)
+    assert report.idle_total + cdn_acl > IDLE_GOAL_USD
