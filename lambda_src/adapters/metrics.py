@@ -69,9 +69,18 @@ def record_answer(metrics: Metrics, answer: ChatAnswer) -> None:
         return
     metrics.add_metric(name="InputTokens", unit=MetricUnit.Count, value=usage.input_tokens)
     metrics.add_metric(name="OutputTokens", unit=MetricUnit.Count, value=usage.output_tokens)
-    single = _per_target(f"{answer.target.model_id}@{answer.target.region}")
-    single.add_metric(name="InputTokens", unit=MetricUnit.Count, value=usage.input_tokens)
-    single.add_metric(name="OutputTokens", unit=MetricUnit.Count, value=usage.output_tokens)
+    record_tokens(answer.target, input_tokens=usage.input_tokens, output_tokens=usage.output_tokens)
+
+
+def record_tokens(target: TargetRef, *, input_tokens: int, output_tokens: int) -> None:
+    """One answer's or model step's tokens per target (this Lambda's and summed over the region's), what the
+    dashboards price: record_answer's (chat, stream), each answered job's (worker) and each model step's (the
+    summarize workflow). Nothing when no model was called."""
+    if not input_tokens and not output_tokens:
+        return
+    single = _per_target(f"{target.model_id}@{target.region}")
+    single.add_metric(name="InputTokens", unit=MetricUnit.Count, value=input_tokens)
+    single.add_metric(name="OutputTokens", unit=MetricUnit.Count, value=output_tokens)
     single.flush_metrics()
 
 

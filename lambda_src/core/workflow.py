@@ -223,12 +223,16 @@ class SummaryWorkflow:
         progress: ProgressSink,
         settings: WorkflowSettings,
         budget: TokenBudget | None = None,
+        on_tokens: Callable[[ModelReply], None] | None = None,
     ) -> None:
+        """`on_tokens`: told of every model reply's tokens inside the step that called the model (a step retried
+        after a crash calls the model, and spends its tokens, again: so is it told again)."""
         self._chunks = chunks
         self._model = model
         self._progress = progress
         self.settings = settings
         self._budget = budget  # the users' daily token budgets (None: none configured)
+        self._on_tokens = on_tokens
 
     def run(self, durable: Durable, request: SummaryRequest) -> dict[str, Any]:
         try:
@@ -347,6 +351,8 @@ class SummaryWorkflow:
             raise WorkflowFailed(f"the model refused part of the document: {error.message}") from error
         if reply.degraded:  # a degraded text is not a summary: wait for a model
             raise ModelBusy(f"no model answered ({reply.degraded_reason})", delay_s=0)
+        if self._on_tokens is not None:
+            self._on_tokens(reply)
         return reply
 
     def _fail(self, request: SummaryRequest, reason: str) -> None:

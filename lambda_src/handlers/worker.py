@@ -34,9 +34,11 @@ from aws_lambda_powertools.utilities.idempotency import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from adapters.jobs import JOB_EVENT_METRICS
+from adapters.metrics import record_tokens
 from adapters.residue import JOB_IDEMPOTENCY_PREFIX
 from adapters.tracing import PowertoolsTracing
 from core.jobs import JobService, OwnedElsewhere, RetryLater
+from core.models import TargetRef
 from core.workflow import WorkflowStarter
 from handlers.settings import Settings
 from handlers.snapstart import restorable
@@ -137,7 +139,15 @@ def bootstrap(
         data_keyword_argument="message", config=config, persistence_store=persistence, key_prefix=JOB_IDEMPOTENCY_PREFIX
     )
     def answer_job(message: dict[str, Any]) -> dict[str, Any]:
-        return jobs.answer(message, remaining_s=remaining_seconds())
+        result = jobs.answer(message, remaining_s=remaining_seconds())
+        # The tokens the job's answer used, per target: here, inside the idempotent function, so a replayed
+        # result (the same answer again, no model call) is never counted twice.
+        answer = result.get("answer") if result.get("outcome") == "answered" else None
+        if answer:
+            usage, target = answer["usage"], answer["target"]
+            record_tokens(TargetRef(model_id=target["model_id"], region=target["region"]),
+                          input_tokens=usage["input_tokens"], output_tokens=usage["output_tokens"])  # fmt: skip
+        return result
 
     def dropped(message: dict[str, Any], owner_region: str) -> None:
         metrics.add_metric(name=JOB_EVENT_METRICS["owned_elsewhere"], unit=MetricUnit.Count, value=1)

@@ -28,6 +28,7 @@ from aws_lambda_powertools import Logger
 from adapters.document_chunks import IngestedChunks
 from adapters.documents import DynamoDocumentStore
 from adapters.jobs import DynamoJobStore, DynamoOpenJobSlots, PowertoolsJobEvents
+from adapters.metrics import record_tokens
 from core.workflow import (
     ModelBusy,
     SummaryRequest,
@@ -166,6 +167,10 @@ def build_workflow(
         # The users' daily token budgets, as the worker spends them: admitted before each model step, each step's
         # usage spent once (this region's item of the day).
         budget=build_user_limits(settings, dynamodb=dynamodb, on_unavailable=unavailable),
+        # Each model step's tokens per target, for the dashboards' token cost (EMF: counts only).
+        on_tokens=lambda reply: record_tokens(
+            reply.target, input_tokens=reply.usage.input_tokens, output_tokens=reply.usage.output_tokens
+        ),
         settings=workflow_settings
         or WorkflowSettings(
             deadline_s=settings.job_deadline_s,

@@ -270,19 +270,19 @@ class RegionMonitoring(Construct):
         )  # fmt: skip
         facade.monitor_custom(
             alarm_friendly_name="Tokens",
-            human_readable_name=f"Tokens and their cost ({' and '.join(self.answer_services)}, list prices)",
+            human_readable_name=f"Tokens and their cost ({', '.join(self.services)}; list prices)",
             metric_groups=[
                 monitoring.CustomMetricGroup(
-                    title="Tokens per target",
+                    title="Tokens per target and Lambda",
                     metrics=[
                         _metric(name, {"service": service, "target": target}, label=f"{service} {target} {name}")
-                        for target in self.targets for service in self.answer_services
+                        for target in self.targets for service in self.services
                         for name in ("InputTokens", "OutputTokens")
                     ],
                 ),
                 monitoring.CustomMetricGroup(
-                    title="Token cost per target (USD)",
-                    metrics=token_cost(config, lambda t: [{"service": s, "target": t} for s in self.answer_services]),
+                    title="Token cost per target (USD, every Lambda's tokens)",
+                    metrics=token_cost(config, lambda t: [{"target": t}]),
                 ),
             ],
         )  # fmt: skip

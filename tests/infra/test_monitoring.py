@@ -133,10 +133,14 @@ def test_detailed_per_target_widgets_chart_every_gateway_service_by_the_targets_
     for names in TARGET_WIDGETS.values():
         for name in names:
             assert {(name, s, t) for s in GATEWAY_SERVICES for t in TARGETS} <= found, name
-    for service in ANSWERING_SERVICES:
-        for target in TARGETS:
-            assert {("InputTokens", service, target), ("OutputTokens", service, target),
-                    ("ModelLatency", service, target)} <= found  # fmt: skip
+    for target in TARGETS:
+        for service in ANSWERING_SERVICES:
+            assert ("ModelLatency", service, target) in found
+        # Every model-calling Lambda's tokens (the worker's jobs and the summarize workflow's steps too), and
+        # their cost from the tokens summed over the region (target alone).
+        for service in GATEWAY_SERVICES:
+            assert {("InputTokens", service, target), ("OutputTokens", service, target)} <= found
+        assert {("InputTokens", None, target), ("OutputTokens", None, target)} <= found
 
 
 @pytest.mark.parametrize(("stack", "region"), API_STACKS)

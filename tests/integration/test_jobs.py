@@ -7,6 +7,8 @@ import time
 import uuid
 from typing import Any
 
+import pytest
+
 from local.apigw import response_headers
 from tests.jobs_fixtures import MODEL, JobsWorld, jobs_world
 from tests.unit.handlers.test_chat import ALICE, BOB, FakeContext, api_event
@@ -289,3 +291,30 @@ def test_a_replayed_submit_of_a_finished_job_gets_its_job_even_at_the_cap() -> N
         replay = call(world, "POST", "/jobs", body={"message": "one"}, headers=key)
 
         assert replay[0] == 202 and replay[1]["job_id"] == first[1]["job_id"] and replay[1]["status"] == "done"
+
+
+def test_an_answered_job_counts_its_tokens_per_target_once_even_delivered_twice(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The worker's tokens reach the dashboards' token cost (per target, EMF), counted in the idempotent answer:
+    a second delivery of the same job replays the stored answer, calls no model, and counts nothing."""
+    with jobs_world() as world:
+        _, body, _ = call(world, "POST", "/jobs", body={"message": "count my tokens"})
+        world.sqs.send_message(
+            QueueUrl=world.queue_url, MessageBody=json.dumps({"job_id": body["job_id"], "user_id": ALICE})
+        )
+        capsys.readouterr()
+        world.pump().run_until(lambda: world.depth(world.queue_url) == 0, timeout_s=60)
+
+        blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+        tokens = [blob for blob in blobs if "InputTokens" in blob and "target" in blob]
+        assert statuses(world, [body["job_id"]]) == ["done"] and world.emulator.calls(*MODEL) == 1
+        assert len(tokens) == 1, tokens
+        answer = world.jobs.status(user_id=ALICE, job_id=body["job_id"]).answer
+        assert answer is not None
+        (blob,) = tokens
+        assert blob["target"] == f"{answer['target']['model_id']}@{answer['target']['region']}"
+        for name in ("input_tokens", "output_tokens"):
+            field = "InputTokens" if name == "input_tokens" else "OutputTokens"
+            assert blob[field] in (answer["usage"][name], [answer["usage"][name]]) and answer["usage"][name] > 0
+        assert "count my tokens" not in json.dumps(blobs)

@@ -8,7 +8,7 @@ import json
 import pytest
 from aws_lambda_powertools import Metrics
 
-from adapters.metrics import record_answer
+from adapters.metrics import record_answer, record_tokens
 from core.models import ChatAnswer, TargetRef, Usage
 
 TARGET = TargetRef(model_id="nova-lite", region="us-east-1")
@@ -52,3 +52,17 @@ def test_interventions_and_curated_answers_are_counted_without_tokens(capsys: py
     handler = blobs[-1]
     assert handler["GuardrailInterventions"] in (1.0, [1.0]) and handler["CuratedAnswers"] in (1.0, [1.0])
     assert sum("target" in blob for blob in blobs) == 1  # the curated answer used no model: no per-target tokens
+
+
+def test_a_model_steps_tokens_are_counted_per_target_and_no_call_counts_nothing(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """record_tokens (the worker's jobs, the summarize workflow's steps): per target, this Lambda's and summed."""
+    record_tokens(TARGET, input_tokens=0, output_tokens=0)
+    record_tokens(TARGET, input_tokens=70, output_tokens=9)
+
+    (blob,) = emitted(capsys)
+    assert blob["target"] == "nova-lite@us-east-1"
+    (directive,) = blob["_aws"]["CloudWatchMetrics"]  # type: ignore[index]
+    assert sorted(map(sorted, directive["Dimensions"])) == [["service", "target"], ["target"]]
+    assert blob["InputTokens"] in (70.0, [70.0]) and blob["OutputTokens"] in (9.0, [9.0])

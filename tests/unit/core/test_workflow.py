@@ -319,3 +319,34 @@ def test_the_combining_call_is_admitted_too_and_one_chapter_spends_only_its_own_
     durable = Checkpoints()
     assert flow.run(durable, REQUEST)["outcome"] == "answered"
     assert model.calls == 1 and counters.total("alice", "tokens#") == 12 and "spend-combine" not in durable.ran
+
+
+def test_each_model_calls_tokens_are_told_once_and_a_checkpointed_step_tells_nothing_again() -> None:
+    """on_tokens (the handler's per-target token metrics) hears every model reply inside its step: one per call,
+    none for a step a replay returns from its checkpoint, none for a degraded (no model) reply."""
+    told: list[tuple[str, int, int]] = []
+    model, progress = Model(), Progress()
+    flow = SummaryWorkflow(
+        chunks=Chunks(refs(600, 600, 600)), model=model, progress=progress,
+        settings=WorkflowSettings(chapter_chars=600),
+        on_tokens=lambda reply: told.append(
+            (reply.target.model_id, reply.usage.input_tokens, reply.usage.output_tokens)
+        ),
+    )  # fmt: skip
+    durable = Checkpoints()
+    model.fail = RuntimeError("crash")
+    durable.results = {
+        "plan": {
+            "chapters": [c.to_json() for c in plan_chapters(refs(600, 600, 600), chapter_chars=600, max_chapters=9)]
+        },
+        "chapter-1": {"number": 1, "text": "s1", "target": {"model_id": "m", "region": "r"},
+                      "usage": {"input_tokens": 1, "output_tokens": 1}},
+    }  # fmt: skip
+    with pytest.raises(RuntimeError):
+        flow.run(durable, REQUEST)
+    assert told == []  # the failed call spent nothing
+    model.fail = None
+
+    assert flow.run(durable, REQUEST)["outcome"] == "answered"
+    assert len(told) == model.calls == 3  # chapters 2 and 3 and the combination; chapter 1 is its checkpoint
+    assert sum(i for _, i, _ in told) + 1 == progress.finished["usage"]["input_tokens"]  # type: ignore[index]
