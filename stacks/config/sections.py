@@ -436,8 +436,9 @@ class CostConfig:
 class DriftConfig:
     """Drift baselines (lambda_src/core/drift.py): a job every `every_hours` in each region records the chat path's
     baseline (question length, output tokens, retrieval top score, question-vs-corpus similarity, guardrail and
-    degraded rates) on its first run, then emits each signal's drift over the last `window_hours`; an alarm per
-    signal fires past its bound (`bounds`: {signal: bound}, the rest keep the defaults in core/drift.py). Change
+    degraded rates) on its first run, then emits each signal's drift over the last `window_hours` and how many passed
+    their bound (`bounds`: {signal: bound}, the rest keep the defaults in core/drift.py); one alarm per region fires
+    when any signal passes its bound. Change
     `baseline_version` (any new string) to record a new baseline on the next run."""
 
     enabled: bool = True
