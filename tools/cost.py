@@ -450,6 +450,12 @@ def render(report: Report, config: AppConfig, prices: Mapping[str, Any]) -> str:
                "shared with Cognito), knowledge off (its queues' event-source polling), drift.enabled=false, "
                "monitoring.dashboard \"none\" (if the account's free dashboards are used elsewhere), "
                "log_retention_days (log storage), no failover_domain (health checks)")  # fmt: skip
+    custom = cw["custom_metric_month"]
+    out.append(
+        f"Not in these figures: CloudWatch custom metrics (the Lambdas' EMF), ${custom:.2f} a "
+        "month for each metric that receives data, prorated by the hour: nothing while idle, a few dollars a "
+        "month per region under steady traffic (more while failovers, breakers and errors add their own)"
+    )
     out.append("Raised by: cloudfront_waf=true (+$7: an ACL in front of the site, rate limit + IP reputation), "
                "monitoring.dashboard \"detailed\" (+$3 a month per region: more than 50 metrics), more model targets "
                "(alarms and overview metrics per target), failover_domain (Route 53 health checks)")  # fmt: skip

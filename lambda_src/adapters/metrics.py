@@ -88,9 +88,7 @@ def record_outcome(*, degraded: bool) -> None:
     """One answer of POST /chat or the stream (chat and stream call it once per answer, degraded or not):
     `Answers` = 1 and `AnswersDegraded` = 1 or 0, per Lambda and summed over the region (scope=region alone), the
     degraded-rate alarm's two metrics. Counts only: never the question or the answer."""
-    single = EphemeralMetrics()
-    single.add_dimension(name="scope", value=REGION_SCOPE)
-    single.add_dimensions(scope=REGION_SCOPE)
+    single = _also_alone("scope", REGION_SCOPE)
     single.add_metric(name="Answers", unit=MetricUnit.Count, value=1)
     single.add_metric(name="AnswersDegraded", unit=MetricUnit.Count, value=1 if degraded else 0)
     single.flush_metrics()
@@ -98,9 +96,17 @@ def record_outcome(*, degraded: bool) -> None:
 
 def _per_target(target: str) -> EphemeralMetrics:
     """A metric set with the dimension sets [target, service] (this Lambda's) and [target] (every Lambda's)."""
+    return _also_alone("target", target)
+
+
+def _also_alone(name: str, value: str) -> EphemeralMetrics:
+    """A metric set with the dimension sets [name, service] (this Lambda's) and [name] alone (the region's, every
+    Lambda summed). Without a service name (never in AWS: every function sets POWERTOOLS_SERVICE_NAME) the first set
+    already is [name]: no second, identical set."""
     single = EphemeralMetrics()
-    single.add_dimension(name="target", value=target)
-    single.add_dimensions(target=target)
+    single.add_dimension(name=name, value=value)
+    if single.service:
+        single.add_dimensions(**{name: value})
     return single
 
 

@@ -179,6 +179,8 @@ class ChatApi:
             answer = self.service.answer(user_id=user, request=request, remaining_s=remaining_ms / 1000 - 1.0)
         except Overloaded as error:
             metrics.add_metric(name="ChatShed", unit=MetricUnit.Count, value=1)
+            if error.status >= 500:  # every breaker open: no model can answer here (429, at capacity: busy, not down)
+                record_outcome(degraded=True)
             jobs = self.jobs
             if self.settings.shed_to_jobs and jobs is not None:
                 job, _ = jobs.submit(user_id=user, request=request, idempotency_key=self.idempotency_key())

@@ -268,10 +268,14 @@ class StreamApi:
             log("stream request refused", extra={"status": error.status, "reason": error.message, "cause": cause})
             if error.status >= 500:
                 metrics.add_metric(name="StreamRefused", unit=MetricUnit.Count, value=1)
+                # Unanswered for want of a model or a dependency (every breaker open, the table down): the
+                # region's degraded rate counts it, as it counts a REST 503 (the WebSocket API has no 5xx metric).
+                record_outcome(degraded=True)
             if connection is not None:
                 connection.send(error_message(error))
         except Exception:
             logger.exception("unhandled error in the stream handler")
+            record_outcome(degraded=True)  # unanswered: as a REST 500 in the 5xx rate
             reference = getattr(context, "aws_request_id", "unknown")
             if connection is not None:
                 connection.send(

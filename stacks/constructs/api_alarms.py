@@ -2,8 +2,10 @@
 target, deep health; the jobs and ingest queues' alarms come in as `extra`.
 
 Degraded answers and refusals are not alarmed one by one here: the DegradedRate alarm (both answer paths, POST
-/chat and the stream) and Api5xxRate (a ModelUnavailable is a 503) of stacks/constructs/dashboard.py watch them as
-rates and feed the composite RegionUnhealthy; one degraded answer pages nobody."""
+/chat and the stream, a stream refused for want of a model or a dependency counted as degraded) and Api5xxRate (a
+REST 503) of stacks/constructs/dashboard.py watch them as rates from monitoring.min_requests requests a minute and
+feed the composite RegionUnhealthy; one degraded answer pages nobody, every breaker open pages through BreakerOpened.
+A 429 at capacity is back-pressure, not an outage: the throttles alarm and the dashboards show it."""
 
 from __future__ import annotations
 

@@ -6,10 +6,10 @@ month) or "none".
 Metric names and dimensions are the ones the Lambdas emit (namespace `Bulwark`, Powertools EMF, dimension
 `service` = the Lambda's service name; the gateway's per-target metrics add `target` = `<display name>@<region>`):
 lambda_src/handlers/chat.py, stream.py, worker.py, ingest.py, lambda_src/adapters/metrics.py. The gateway runs in
-chat, stream (the WebSocket path, the web UI's default), worker and summarize (the workflow); answers (and their
-tokens) are counted by chat and stream. What the gateway answers without a target (a degraded answer, a shed
-request) carries `target` = `none@-` or `cache@-` (core/gateway.py NONE_TARGET, CACHE_TARGET). The gateway's
-metrics and the per-target tokens are also emitted with `target` alone (every Lambda's summed), the answers'
+chat, stream (the WebSocket path, the web UI's default), worker and summarize (the workflow); answers are counted
+by chat and stream, tokens by all four (record_tokens). What the gateway answers without a target (a degraded
+answer, a shed request) carries `target` = `none@-` or `cache@-` (core/gateway.py NONE_TARGET, CACHE_TARGET). The
+gateway's metrics and the per-target tokens are also emitted with `target` alone (every Lambda's summed), the answers'
 outcomes (`Answers`, `AnswersDegraded`) with `scope` = `region` alone (chat's and stream's summed).
 
 "Region unhealthy" = ALARM on any of

@@ -142,7 +142,10 @@ class OverviewDashboard(Construct):
                 )
             )
         self.dashboard = cloudwatch.Dashboard(
-            self, "Dashboard", dashboard_name=f"{config.prefix}-{region}",
+            # Not the detailed dashboard's name: CloudFormation creates a replacement before it deletes the old
+            # one, so switching monitoring.dashboard (or upgrading from the detailed default) would otherwise fail
+            # with "already exists".
+            self, "Dashboard", dashboard_name=f"{config.prefix}-{region}-overview",
             widgets=[
                 [cloudwatch.TextWidget(markdown=_header(config, region, targets), width=24, height=2)],
                 *(widgets[start : start + 3] for start in range(0, len(widgets), 3)),

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from core.errors import AtCapacity, DependencyUnavailable, InvalidRequest, Overloaded
 from core.models import ChatAnswer
 from tests.unit.handlers import test_stream as stream
 from tests.unit.handlers.test_chat import Api, api  # noqa: F401 - the fixture
@@ -80,3 +81,40 @@ def test_a_streamed_answer_counts_once_degraded_when_it_is(
     assert handler.handle(stream.event({"message": "hi"}), stream.context()) == {"statusCode": 200}
 
     assert outcomes == expected
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (Overloaded("every model breaker is open", retry_after=5), [True]),  # no model can answer in this region
+        (DependencyUnavailable("the conversations table is unavailable", retry_after=5), [True]),
+        (RuntimeError("a bug"), [True]),  # an unhandled error: unanswered, as a REST 500 in the 5xx rate
+        (AtCapacity("every target is at capacity", retry_after=1), []),  # busy (429), not down
+        (InvalidRequest("message must not be empty"), []),  # the user's request, not the region
+    ],
+)
+def test_a_stream_refused_for_want_of_a_model_or_a_dependency_counts_as_degraded(
+    outcomes: list[bool], error: Exception, expected: list[bool]
+) -> None:
+    """The WebSocket API has no 5xx metric: a stream the region could not answer counts in the degraded rate, so
+    RegionUnhealthy sees a region whose every breaker is open on the web UI's default path too."""
+    handler = stream.api(stream.FakeChat([], error=error), stream.Posts())
+
+    handler.handle(stream.event({"message": "hi"}), stream.context())
+
+    assert outcomes == expected
+
+
+def test_a_chat_request_shed_because_every_breaker_is_open_counts_as_degraded(
+    api: Api,  # noqa: F811
+    outcomes: list[bool],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def shed(self: Any, **_: Any) -> ChatAnswer:
+        raise Overloaded("every model breaker is open", retry_after=5)
+
+    monkeypatch.setattr("core.chat.ChatService.answer", shed)
+
+    status, _, _ = api.call("POST", "/chat", body={"message": "hi"})
+
+    assert status == 503 and outcomes == [True]
