@@ -59,11 +59,20 @@ class PowertoolsGatewayMetrics:
 
 def record_answer(metrics: Metrics, answer: ChatAnswer) -> None:
     """What the dashboard shows of one answer: tokens (per handler and per target, for their cost), guardrail
-    interventions and curated answers. Counts only: never the question or the answer."""
+    interventions, curated answers and how long the documents' search took (RetrievalLatency, this Lambda's and
+    the region's). Counts and times only: never the question or the answer."""
+    region = _also_alone("scope", REGION_SCOPE)  # the same figures summed over the region's answering Lambdas
     if answer.target.model_id == CURATED_TARGET_ID:
         metrics.add_metric(name="CuratedAnswers", unit=MetricUnit.Count, value=1)
+        region.add_metric(name="CuratedAnswers", unit=MetricUnit.Count, value=1)
     if answer.guardrail_intervened:
         metrics.add_metric(name="GuardrailInterventions", unit=MetricUnit.Count, value=1)
+        region.add_metric(name="GuardrailInterventions", unit=MetricUnit.Count, value=1)
+    searched = answer.retrieval
+    if searched is not None and searched.latency_ms is not None:  # the documents were searched (or tried)
+        region.add_metric(name="RetrievalLatency", unit=MetricUnit.Milliseconds, value=searched.latency_ms)
+    if region.metric_set:
+        region.flush_metrics()
     usage = answer.usage
     if not usage.input_tokens and not usage.output_tokens:
         return

@@ -237,11 +237,17 @@ class Retriever:
         self._tracing = tracing or NO_TRACING  # spans: the embedding call and the search (numbers only)
 
     def retrieve(self, owner: str, question: str, *, deadline_s: float | None = None) -> Retrieval:
-        """Never raises: a failure is an unused retrieval with its reason."""
+        """Never raises: a failure is an unused retrieval with its reason. Its report carries how long the search
+        took (embedding + query, or until it failed), for the RetrievalLatency metric."""
         deadline = self.deadline_s if deadline_s is None else min(self.deadline_s, deadline_s)
         if deadline <= 0:
             return Retrieval.unused("no time was left to search your documents")
         started = self._timer()
+        found = self._retrieve(owner, question, deadline, started)
+        latency_ms = round((self._timer() - started) * 1000)
+        return replace(found, report=replace(found.report, latency_ms=latency_ms))
+
+    def _retrieve(self, owner: str, question: str, deadline: float, started: float) -> Retrieval:
         with self._tracing.span("embedding") as span:
             span.set("timeout_ms", round(deadline * 1000))
             try:

@@ -191,7 +191,7 @@ class RegionMonitoring(Construct):
 
             OverviewDashboard(
                 self, "Overview", config=config, region=region, stage=stage, api_5xx=api_5xx, degraded=degraded,
-                answer_services=self.answer_services, queues=queues,
+                queues=queues,
                 alarms=[self.region_unhealthy, *self.alarms, oldest, dlq],
             )  # fmt: skip
         if settings.dashboard != "detailed":
@@ -238,6 +238,14 @@ class RegionMonitoring(Construct):
                     title="Guardrail interventions",
                     metrics=[_metric("GuardrailInterventions", {"service": service}, label=service)
                              for service in self.answer_services],
+                ),
+                monitoring.CustomMetricGroup(
+                    title="Retrieval latency (ms, p50/p99: the question's embedding and the vector search)",
+                    metrics=[
+                        _metric("RetrievalLatency", {"scope": "region", "service": service}, statistic=statistic,
+                                label=f"{service} {statistic}")
+                        for service in self.answer_services for statistic in ("p50", "p99")
+                    ],
                 ),
             ],
         )  # fmt: skip

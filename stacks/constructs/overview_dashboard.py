@@ -3,12 +3,14 @@ at most 50 metrics, so it is one of CloudWatch's 3 free dashboards per account (
 
 It reads the region-wide metrics rather than one per Lambda: the gateway's per-target metrics and tokens with the
 dimension `target` alone (chat, stream, worker and summarize summed), the answers' `Answers` / `AnswersDegraded`
-with `scope` = `region` alone (adapters/metrics.py). Plain CloudWatch widgets, not cdk-monitoring-constructs: a
+and the curated answers, guardrail interventions and retrieval latency with `scope` = `region` alone
+(adapters/metrics.py). Plain CloudWatch widgets, not cdk-monitoring-constructs: a
 graph widget lists a metric once even when a math expression beside it uses it too (the 5xx %, the degraded % and
 the token cost cost no more than their inputs), and nothing is added that the count has to pay for. Metrics, with
-T model targets (default 2): 26 + 8 T, ingest's 6 of them only when knowledge is on: the default 42, 50 with three
-targets. Past 50 (a fourth target) synth warns: the dashboard then costs $3 a month. The detailed dashboard
-(`monitoring.dashboard: detailed`, stacks/constructs/dashboard.py) has every Lambda, service and target apart."""
+T model targets (default 2): 26 + 8 T, 8 of them (ingest's and retrieval latency) only when knowledge is on: the
+default 42, 50 with three targets. Past 50 (a fourth target) synth warns: the dashboard then costs $3 a month. The
+detailed dashboard (`monitoring.dashboard: detailed`, stacks/constructs/dashboard.py) has every Lambda, service and
+target apart."""
 
 from __future__ import annotations
 
@@ -39,7 +41,6 @@ class OverviewDashboard(Construct):
         stage: apigw.Stage,
         api_5xx: cloudwatch.IMetric,
         degraded: cloudwatch.IMetric,
-        answer_services: Sequence[str],
         queues: Sequence[tuple[str, sqs.IQueue, sqs.IQueue]],
         alarms: Sequence[cloudwatch.IAlarm],
     ) -> None:
@@ -75,7 +76,7 @@ class OverviewDashboard(Construct):
                 left=[
                     _metric("Answers", REGION, period=_MINUTE, label="answers"),
                     _metric("AnswersDegraded", REGION, period=_MINUTE, label="degraded"),
-                    *(_metric("CuratedAnswers", {"service": s}, label=f"{s} curated") for s in answer_services),
+                    _metric("CuratedAnswers", REGION, label="curated"),
                 ],
                 right=[degraded],
             ),
@@ -88,8 +89,8 @@ class OverviewDashboard(Construct):
                 left=[_metric("DeepHealthUnhealthy", {"service": "chat"}, label="unhealthy probes")],
             ),
             graph(
-                "Guardrail interventions",
-                left=[_metric("GuardrailInterventions", {"service": s}, label=s) for s in answer_services],
+                "Guardrail interventions (POST /chat and stream)",
+                left=[_metric("GuardrailInterventions", REGION, label="interventions")],
             ),
             graph("Model calls per target (every Lambda)", left=per_target("ModelAttempts")),
             graph("Throttles per target (every Lambda)", left=per_target("Errors.ThrottlingException")),
@@ -131,6 +132,12 @@ class OverviewDashboard(Construct):
             ),
         ]
         if any(name == "Ingest" for name, _, _ in queues):
+            widgets.append(
+                graph(
+                    "Retrieval latency (ms, p50 / p99: the question's embedding and the vector search)",
+                    left=[_metric("RetrievalLatency", REGION, statistic=p, label=p) for p in ("p50", "p99")],
+                )
+            )
             widgets.append(
                 graph(
                     "Ingest: documents ready, failed (a terminal reason) and given up (after every retry)",

@@ -287,6 +287,7 @@ OVERVIEW_ITEMS = {  # issue 12's list, each in the title of an overview widget
     "guardrail": "Guardrail interventions", "5xx %": "5xx % (right, RegionUnhealthy reads it)",
     "degraded %": "degraded % (right, RegionUnhealthy reads it)", "deep health": "Deep health failing",
     "region health": "Region health: RegionUnhealthy and the alarms it reads",
+    "retrieval latency": "Retrieval latency (ms, p50 / p99",
 }  # fmt: skip
 
 
@@ -302,7 +303,7 @@ def test_by_default_each_region_has_one_free_overview_dashboard(synth: Synth, st
     assert dashboard["Properties"]["DashboardName"] == f"Bulwark-dev-{region}-overview"
     missing = {item: words for item, words in OVERVIEW_ITEMS.items() if not any(words in t for t in titles)}
     assert missing == {}
-    assert len(titles) == 15  # the alarms, 14 graphs
+    assert len(titles) == 16  # the alarms, 15 graphs
 
 
 @pytest.mark.parametrize(("stack", "region"), API_STACKS)
@@ -315,7 +316,11 @@ def test_the_overview_reads_the_region_wide_metrics_the_lambdas_emit(synth: Synt
         assert {(name, json.dumps({"target": t})) for t in TARGETS} <= bulwark, name
     region = json.dumps({"scope": REGION_SCOPE})
     assert {("Answers", region), ("AnswersDegraded", region), ("Shed", json.dumps({"target": "none@-"})),
-            ("DegradedAnswers", json.dumps({"target": "cache@-"}))} <= bulwark  # fmt: skip
+            ("DegradedAnswers", json.dumps({"target": "cache@-"})), ("CuratedAnswers", region),
+            ("GuardrailInterventions", region), ("RetrievalLatency", region)} <= bulwark  # fmt: skip
+    # One Lambda's figures only where one Lambda has them: the chat Lambda's deep health, the ingest Lambda's counts.
+    assert {json.loads(dims)["service"] for _, dims in bulwark if '"service"' in dims} == {"chat", "ingest"}
+    assert {name for name, dims in bulwark if '"chat"' in dims} == {"DeepHealthUnhealthy"}
     gateway = {*EVENT_METRICS.values(), "BreakerOpened", "Errors.ThrottlingException", "InputTokens", "OutputTokens"}
     assert {name for name, dims in bulwark if '"target"' in dims} <= gateway
     assert all('"service"' not in dims for name, dims in bulwark if '"target"' in dims)  # never one Lambda's
@@ -370,7 +375,7 @@ def test_an_overview_past_50_metrics_warns_at_synth() -> None:
 
     overview = OverviewDashboard(
         stack, "Overview", config=config, region="us-east-1", stage=api.deployment_stage, api_5xx=rate,
-        degraded=rate, answer_services=["chat", "stream"], queues=queues, alarms=[],
+        degraded=rate, queues=queues, alarms=[],
     )  # fmt: skip
 
     assert overview.metric_count == 26 + 8 * 4

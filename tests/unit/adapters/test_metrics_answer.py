@@ -9,7 +9,7 @@ import pytest
 from aws_lambda_powertools import Metrics
 
 from adapters.metrics import record_answer, record_tokens
-from core.models import ChatAnswer, TargetRef, Usage
+from core.models import ChatAnswer, RetrievalReport, TargetRef, Usage
 
 TARGET = TargetRef(model_id="nova-lite", region="us-east-1")
 
@@ -66,3 +66,25 @@ def test_a_model_steps_tokens_are_counted_per_target_and_no_call_counts_nothing(
     (directive,) = blob["_aws"]["CloudWatchMetrics"]  # type: ignore[index]
     assert sorted(map(sorted, directive["Dimensions"])) == [["service", "target"], ["target"]]
     assert blob["InputTokens"] in (70.0, [70.0]) and blob["OutputTokens"] in (9.0, [9.0])
+
+
+def test_curated_guardrail_and_retrieval_latency_are_also_summed_over_the_region(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The overview's figures (scope=region alone: chat's and stream's together) beside each Lambda's own."""
+    metrics = Metrics(namespace="Bulwark", service="stream")
+    report = RetrievalReport(used=True, passages=2, latency_ms=182)
+    record_answer(metrics, answer(guardrail_intervened=True, retrieval=report))
+    record_answer(metrics, answer(target=TargetRef(model_id="curated", region="-"), usage=Usage(), degraded=True))
+    record_answer(metrics, answer(retrieval=RetrievalReport(used=False, reason="no passage matched")))  # untimed
+    metrics.flush_metrics()
+
+    regional = [blob for blob in emitted(capsys) if blob.get("scope") == "region"]
+    assert len(regional) == 2
+    for blob in regional:
+        (directive,) = blob["_aws"]["CloudWatchMetrics"]  # type: ignore[index]
+        assert sorted(map(sorted, directive["Dimensions"])) == [["scope"], ["scope", "service"]]
+    first, curated = regional
+    assert first["RetrievalLatency"] in (182.0, [182.0]) and first["GuardrailInterventions"] in (1.0, [1.0])
+    assert "CuratedAnswers" not in first and curated["CuratedAnswers"] in (1.0, [1.0])
+    assert "RetrievalLatency" not in curated

@@ -274,12 +274,14 @@ def test_embedding_gets_the_retrieval_deadline_or_less_when_the_request_has_less
 
 
 def test_a_slow_embedding_is_not_followed_by_a_search() -> None:
-    ticks = iter([0.0, 5.0])
+    ticks = iter([0.0, 5.0, 5.0])
     index = FakeIndex({ALICE: RIVERS})
     found = retriever(index, timer=lambda: next(ticks)).retrieve(ALICE, "q")
 
     assert found.report.used is False and "in time" in (found.report.reason or "")
     assert index.queries == []
+    assert found.report.latency_ms == 5000  # a failed search is timed too (RetrievalLatency)
+    assert "latency_ms" not in found.report.to_api()  # an operator's figure, not the user's
 
 
 def test_the_search_gets_what_is_left_of_the_retrieval_deadline() -> None:
@@ -298,6 +300,7 @@ def test_the_search_gets_what_is_left_of_the_retrieval_deadline() -> None:
 
     assert found.report.used is True
     assert index.timeouts == [pytest.approx(2.6)]
+    assert found.report.latency_ms == 400  # the embedding and the search, as the answer's RetrievalLatency
 
 
 def test_a_search_that_outlasts_the_deadline_answers_without_documents_and_says_so() -> None:
