@@ -221,6 +221,32 @@ def install_speedups() -> list[str]:
     return installed
 
 
+def install_revoke_token() -> bool:
+    """Cognito's RevokeToken, which moto lacks and the web UI's sign-out calls: the refresh token (issued to that app
+    client) stops renewing, so InitiateAuth REFRESH_TOKEN_AUTH with it answers NotAuthorizedException "Refresh Token
+    has been revoked", as moto's own sign-out makes it; an unknown token revokes nothing. False (and a line on
+    stderr) when moto's internals moved."""
+    try:
+        from moto.cognitoidp.responses import CognitoIdpResponse
+        from moto.core.responses import EmptyResult
+    except ImportError as error:  # pragma: no cover - moto is a pinned dependency of the sandbox
+        print(f"embedded AWS: no RevokeToken ({error})", file=sys.stderr)
+        return False
+    if hasattr(CognitoIdpResponse, "revoke_token"):
+        return True  # moto has it (a newer moto) or it is installed already
+
+    def revoke_token(self: Any) -> Any:
+        client_id, token = self._get_param("ClientId"), self._get_param("Token")
+        for pool in self.backend.user_pools.values():
+            issued = pool.refresh_tokens.get(token)
+            if issued is not None and issued[0] == client_id:
+                pool.refresh_tokens[token] = None  # what moto's sign-out does to a user's refresh tokens
+        return EmptyResult()
+
+    CognitoIdpResponse.revoke_token = revoke_token  # type: ignore[attr-defined]
+    return True
+
+
 def _cache_request_routing() -> bool:
     import moto.backends
     import moto.core.responses
@@ -393,6 +419,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     os.environ.setdefault("MOTO_PORT", str(args.port))  # as moto's own server sets it
     install_speedups()
+    install_revoke_token()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     run_simple(args.host, args.port, build_app(), threaded=True, request_handler=MotoRequestHandler)
 

@@ -5,9 +5,11 @@
 import { citationList, mountDocuments } from "./documents.js";
 import { newSrpSecret, passwordClaim } from "./srp.js";
 import { firstHealthy, siteAnswers } from "./outage.js";
+import { Session } from "./session.js";
 
 const $ = (id) => document.getElementById(id);
-const state = { config: null, endpoint: 0, token: null, email: null, conversationId: null, documents: null };
+// `session`: the signed-in user's tokens (session.js), renewed before they expire.
+const state = { config: null, endpoint: 0, session: null, conversationId: null, documents: null };
 
 async function loadConfig() {
   const response = await fetch("config.json", { cache: "no-store" });
@@ -31,7 +33,11 @@ async function cognito(action, body) {
     body: JSON.stringify(body),
   });
   const data = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(data.message || data.__type || `sign-in failed (${response.status})`);
+  if (!response.ok) {
+    const error = new Error(data.message || data.__type || `sign-in failed (${response.status})`);
+    error.status = response.status;  // Cognito answered and refused (a wrong password, a revoked refresh token)
+    throw error;
+  }
   return data;
 }
 
@@ -58,9 +64,7 @@ async function signIn(email, password) {
     });
   }
   result = await answerChallenges(result, email);
-  state.token = result.AuthenticationResult.IdToken;
-  state.email = email;
-  sessionStorage.setItem("bulwark.session", JSON.stringify({ token: state.token, email }));
+  state.session.keep(result.AuthenticationResult, email);
 }
 
 // The steps Cognito may ask for after the password: a new password (an invited user's first sign-in),
@@ -111,16 +115,6 @@ function askFor(formId, inputId) {
   });
 }
 
-function restoreSession() {
-  const saved = JSON.parse(sessionStorage.getItem("bulwark.session") || "null");
-  if (!saved) return false;
-  const payload = JSON.parse(atob(saved.token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
-  if (payload.exp * 1000 <= Date.now()) return false;
-  state.token = saved.token;
-  state.email = saved.email;
-  return true;
-}
-
 // --- API calls, with failover across the regional endpoints -----------------------------------
 class ApiError extends Error {
   constructor(status, message, retryAfter, budget = null) {
@@ -133,13 +127,15 @@ class ApiError extends Error {
 
 async function api(method, path, body, extraHeaders = {}) {
   const endpoints = state.config.apiEndpoints;
+  let renewed = false;
   for (let attempt = 0; attempt < endpoints.length; attempt++) {
     const base = endpoints[state.endpoint];
+    const token = await state.session.current();
     let response;
     try {
       response = await fetch(base + path, {
         method,
-        headers: { Authorization: state.token, "Content-Type": "application/json", ...extraHeaders },
+        headers: { Authorization: token, "Content-Type": "application/json", ...extraHeaders },
         body: body === undefined ? undefined : JSON.stringify(body),
       });
     } catch (networkError) {
@@ -148,6 +144,12 @@ async function api(method, path, body, extraHeaders = {}) {
       throw new ApiError(0, "the service cannot be reached: check your connection and try again");
     }
     if ((response.status === 502 || response.status === 504) && (await failOver())) continue;
+    if (response.status === 401 && !renewed && state.session.refreshToken) {  // expired early or revoked: renew once
+      renewed = true;
+      await state.session.current({ force: true });
+      attempt--;
+      continue;
+    }
     const text = await response.text();
     const data = text ? JSON.parse(text) : null;
     if (response.ok) return { status: response.status, data };
@@ -367,21 +369,22 @@ function streamUrl() {
 
 function openSocket() {
   const url = streamUrl();
-  if (!url || !state.token) return Promise.resolve(null);
+  const token = state.session.token;
+  if (!url || !token) return Promise.resolve(null);
   // A socket's identity is the token it was opened with (checked at $connect): after a new sign-in, a new socket.
-  const same = stream.url === url && stream.token === state.token;
+  const same = stream.url === url && stream.token === token;
   if (stream.socket && same && stream.socket.readyState === WebSocket.OPEN) {
     return Promise.resolve(stream.socket);
   }
   if (stream.opening && same) return stream.opening;
   if (stream.socket) stream.socket.close();
   stream.url = url;
-  stream.token = state.token;
+  stream.token = token;
   stream.opening = new Promise((resolve) => {
     let socket;
     try {
       // Browsers cannot set headers on an upgrade: the ID token goes in the query string (never logged, ADR 0004).
-      socket = new WebSocket(`${url}?token=${encodeURIComponent(state.token)}`);
+      socket = new WebSocket(`${url}?token=${encodeURIComponent(token)}`);
     } catch (_) {
       resolve(null);
       return;
@@ -452,9 +455,13 @@ function streamChat(body, socket) {
         } else if (message.type === "error") {
           const error = new ApiError(message.status, message.message, message.retryAfter || null, message.budget || null);
           // The token expired since $connect: this socket's identity is over; the next request opens a new socket
-          // with the token of the next sign-in.
+          // with a renewed token. Before the first token this question goes over POST /chat, which renews it.
           if (message.status === 401 && socket === stream.socket) socket.close();
-          finish(() => reject(Object.assign(error, { partial: node })));
+          if (message.status === 401 && !node && state.session.refreshToken) {
+            finish(() => reject(new StreamFallback("the token expired since the socket opened")));
+          } else {
+            finish(() => reject(Object.assign(error, { partial: node })));
+          }
         }
       },
       closed() {
@@ -504,6 +511,7 @@ function showStreamed(node, data, body) {
 async function ask(body) {
   setStatus("thinking…");
   try {
+    await state.session.current();  // a renewed token opens a new socket ($connect checks the one it was opened with)
     const socket = await openSocket();
     if (socket) {
       try {
@@ -583,7 +591,7 @@ function showSignedIn() {
   $("sign-in").hidden = true;
   $("app").hidden = false;
   $("sign-out").hidden = false;
-  $("who").textContent = state.email;
+  $("who").textContent = state.session.email;
   showRegion();
   state.documents.show();
   const saved = sessionStorage.getItem("bulwark.conversation");
@@ -603,6 +611,7 @@ function showSignIn() {
 
 async function main() {
   await loadConfig();
+  state.session = new Session({ cognito, clientId: state.config.clientId, storage: sessionStorage });
   state.documents = mountDocuments({ api, describeError, ApiError });
   $("sign-in-form").addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -616,15 +625,15 @@ async function main() {
     }
   });
   $("sign-out").addEventListener("click", () => {
+    state.session.signOut();
     sessionStorage.clear();
-    state.token = null;
     if (stream.socket) stream.socket.close();
     showSignIn();
   });
   $("composer").addEventListener("submit", send);
   $("send-job").addEventListener("click", sendJob);
   $("new-conversation").addEventListener("click", newConversation);
-  if (restoreSession()) showSignedIn();
+  if (state.session.restore()) showSignedIn();
   else showSignIn();
 }
 

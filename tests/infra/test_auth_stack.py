@@ -47,6 +47,15 @@ def test_the_web_client_has_no_oauth_and_signs_in_with_srp_only(synth: Synth) ->
     assert client["GenerateSecret"] is False and client["PreventUserExistenceErrors"] == "ENABLED"
 
 
+def test_the_web_clients_session_renews_for_30_days_and_sign_out_can_revoke_it(synth: Synth) -> None:
+    """The UI renews the hour-long ID token with the refresh token (web/session.js) and revokes that at sign-out."""
+    client = _client(synth.template(AUTH))
+
+    assert client["TokenValidityUnits"]["IdToken"] == "minutes" and client["IdTokenValidity"] == 60
+    assert client["TokenValidityUnits"]["RefreshToken"] == "minutes" and client["RefreshTokenValidity"] == 30 * 24 * 60
+    assert client["EnableTokenRevocation"] is True
+
+
 def test_self_sign_up_is_off_and_mfa_is_required_with_totp(synth: Synth) -> None:
     template = synth.template(AUTH)
     template.has_resource_properties(
