@@ -35,7 +35,7 @@ async function cognito(action, body) {
   const data = await response.json().catch(() => ({}));
   if (!response.ok) {
     const error = new Error(data.message || data.__type || `sign-in failed (${response.status})`);
-    error.status = response.status;  // Cognito answered and refused (a wrong password, a revoked refresh token)
+    error.type = data.__type;  // Cognito's error type (NotAuthorizedException: a wrong password, a revoked token)
     throw error;
   }
   return data;
@@ -371,8 +371,9 @@ function openSocket() {
   const url = streamUrl();
   const token = state.session.token;
   if (!url || !token) return Promise.resolve(null);
-  // A socket's identity is the token it was opened with (checked at $connect): after a new sign-in, a new socket.
-  const same = stream.url === url && stream.token === token;
+  // A socket's identity is the token it was opened with (checked at $connect): after a new sign-in or a renewal, a
+  // new socket, but only once the open one carries no answer (a renewal comes 5 minutes before the old token ends).
+  const same = stream.url === url && (stream.token === token || stream.pending.size > 0);
   if (stream.socket && same && stream.socket.readyState === WebSocket.OPEN) {
     return Promise.resolve(stream.socket);
   }

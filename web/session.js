@@ -13,8 +13,9 @@ export function claims(token) {
 }
 
 export class Session {
-  // `cognito(action, body)`: a Cognito API call that rejects with an Error whose `status` is the HTTP status when
-  // Cognito answered (400: it refused) and no status when it could not be reached.
+  // `cognito(action, body)`: a Cognito API call that rejects with an Error whose `type` is Cognito's error type
+  // when it answered (NotAuthorizedException: the refresh token is expired or revoked) and none when it could
+  // not be reached.
   constructor({ cognito, clientId, storage, now = () => Date.now() }) {
     this.cognito = cognito;
     this.clientId = clientId;
@@ -25,10 +26,12 @@ export class Session {
     this.refreshToken = null;
     this.expiresAt = 0;
     this.renewing = null;
+    this.generation = 0;  // a new sign-in or a sign-out: a renewal started before it is discarded
   }
 
   // Cognito's AuthenticationResult after a sign-in or a renewal (which carries no new refresh token).
   keep(auth, email) {
+    if (auth.RefreshToken) this.generation += 1;  // a sign-in (a renewal carries no refresh token)
     const { exp, iat } = claims(auth.IdToken);
     this.token = auth.IdToken;
     this.refreshToken = auth.RefreshToken || this.refreshToken;
@@ -55,19 +58,23 @@ export class Session {
 
   // The token to send: renewed first when it expires within RENEW_BEFORE_MS, or when `force` (the API said 401).
   // One renewal at a time. If Cognito refuses the refresh token (expired, revoked) it is dropped, and the API's
-  // 401 then asks the user to sign in again; if Cognito cannot be reached, the current token is used.
+  // 401 then asks the user to sign in again; if Cognito cannot be reached or throttles, the current token is used.
+  // A renewal that ends after a sign-out or another sign-in changes nothing.
   async current({ force = false } = {}) {
     if (!this.token) return null;
     if (!force && this.expiresAt - this.now() > RENEW_BEFORE_MS) return this.token;
     if (!this.refreshToken) return this.token;
     if (!this.renewing) {
-      this.renewing = this.cognito("InitiateAuth", {
+      const generation = this.generation;
+      const current = () => generation === this.generation;
+      const renewing = this.cognito("InitiateAuth", {
         AuthFlow: "REFRESH_TOKEN_AUTH", ClientId: this.clientId,
         AuthParameters: { REFRESH_TOKEN: this.refreshToken },
       })
-        .then((result) => this.keep(result.AuthenticationResult, this.email))
-        .catch((error) => { if (error.status === 400) this.refreshToken = null; })
-        .finally(() => { this.renewing = null; });
+        .then((result) => { if (current()) this.keep(result.AuthenticationResult, this.email); })
+        .catch((error) => { if (current() && error.type === "NotAuthorizedException") this.refreshToken = null; })
+        .finally(() => { if (this.renewing === renewing) this.renewing = null; });
+      this.renewing = renewing;
     }
     await this.renewing;
     return this.token;
@@ -78,6 +85,8 @@ export class Session {
     if (this.refreshToken) {
       this.cognito("RevokeToken", { ClientId: this.clientId, Token: this.refreshToken }).catch(() => {});
     }
+    this.generation += 1;
+    this.renewing = null;
     this.storage.removeItem(STORAGE_KEY);
     this.token = null;
     this.email = null;

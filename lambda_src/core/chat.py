@@ -219,7 +219,8 @@ class ChatService:
             curated = self._curated_answer(request, retrieval, prompt.version, budget - (self._timer() - started))
             if curated is None:
                 raise
-            return replace(curated, degraded_reason=f"curated answer: {error.message}"), retrieval
+            report = retrieval.report if retrieval else None
+            return replace(curated, degraded_reason=f"curated answer: {error.message}", retrieval=report), retrieval
         citations = retrieval.citations if retrieval else ()
         report = retrieval.report if retrieval else None
         if reply.degraded and reply.target in (NONE_TARGET, CACHE_TARGET):

@@ -158,8 +158,8 @@ class RetrievalReport:
     used: bool
     reason: str | None = None
     passages: int = 0
-    # How long the search took (embedding + vector query, or until it failed), for the RetrievalLatency metric;
-    # not part of the answer the user gets.
+    # How long the search took (embedding, vector query, naming the cited documents; or until it failed), for the
+    # RetrievalLatency metric; not part of the answer the user gets.
     latency_ms: int | None = field(default=None, compare=False)
 
     def to_api(self) -> dict[str, Any]:

@@ -238,7 +238,7 @@ class Retriever:
 
     def retrieve(self, owner: str, question: str, *, deadline_s: float | None = None) -> Retrieval:
         """Never raises: a failure is an unused retrieval with its reason. Its report carries how long the search
-        took (embedding + query, or until it failed), for the RetrievalLatency metric."""
+        took (embedding, vector query, naming the cited documents; or until it failed): RetrievalLatency."""
         deadline = self.deadline_s if deadline_s is None else min(self.deadline_s, deadline_s)
         if deadline <= 0:
             return Retrieval.unused("no time was left to search your documents")

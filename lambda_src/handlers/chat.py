@@ -189,13 +189,15 @@ class ChatApi:
             hint = " POST the same body to /jobs to have it answered when the model recovers." if jobs else ""
             raise type(error)(f"{error.message}.{hint}", retry_after=error.retry_after) from error
         record_outcome(degraded=answer.degraded)  # the region's answers (POST /chat and the stream), for its alarm
+        # Tokens (per target), guardrail interventions, curated answers, retrieval latency: before a 503 too, so
+        # the dashboards keep the answers given during an incident.
+        record_answer(metrics, answer)
         if answer.degraded:
             metrics.add_metric(name="ChatDegraded", unit=MetricUnit.Count, value=1)
             if self.settings.degraded_status == 503:
                 raise ModelUnavailable(f"no model could answer in time ({answer.degraded_reason})", retry_after=10)
         else:
             metrics.add_metric(name="ChatAnswered", unit=MetricUnit.Count, value=1)
-        record_answer(metrics, answer)  # tokens (per target), guardrail interventions, curated answers
         if answer.save_error is not None:  # answered, but the turn is not in the history
             metrics.add_metric(name="TurnsNotSaved", unit=MetricUnit.Count, value=1)
             logger.warning("turn not saved", extra={"reason": answer.save_error})

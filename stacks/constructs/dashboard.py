@@ -240,7 +240,7 @@ class RegionMonitoring(Construct):
                              for service in self.answer_services],
                 ),
                 monitoring.CustomMetricGroup(
-                    title="Retrieval latency (ms, p50/p99: the question's embedding and the vector search)",
+                    title="Retrieval latency (ms, p50/p99: embedding, vector search, naming the cited documents)",
                     metrics=[
                         _metric("RetrievalLatency", {"scope": "region", "service": service}, statistic=statistic,
                                 label=f"{service} {statistic}")

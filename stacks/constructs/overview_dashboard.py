@@ -134,7 +134,7 @@ class OverviewDashboard(Construct):
         if any(name == "Ingest" for name, _, _ in queues):
             widgets.append(
                 graph(
-                    "Retrieval latency (ms, p50 / p99: the question's embedding and the vector search)",
+                    "Retrieval latency (ms, p50 / p99: embedding, vector search, naming the cited documents)",
                     left=[_metric("RetrievalLatency", REGION, statistic=p, label=p) for p in ("p50", "p99")],
                 )
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -367,3 +368,21 @@ def test_embedding_down_without_retrieval_means_the_canned_text() -> None:
     )
 
     assert answer.answer == DEGRADED_TEXT and answer.target == NONE_TARGET
+
+
+@pytest.mark.parametrize(
+    "down",
+    [DownModel(reply=CANNED), DownModel(raises=Overloaded("every model target is failing right now", retry_after=30))],
+    ids=["no model answered", "every breaker open"],
+)
+def test_a_curated_answer_carries_the_retrieval_report_so_its_search_is_measured(down: DownModel) -> None:
+    """The dashboards' RetrievalLatency reads the answer's report: answers given during an incident count too."""
+    asked = "How can I reset my password?"
+    searched = Retrieval.unused("nothing matched", searched=True)
+    timed = replace(searched.report, latency_ms=37)
+    found = Retrieval(passages=(), citations=(), report=timed, embedding=vector(asked))
+
+    answer = chat(down, retriever=StaticRetriever(found)).answer(user_id="u", request=ChatRequest(message=asked))
+
+    assert answer.target == CURATED_TARGET
+    assert answer.retrieval is not None and answer.retrieval.latency_ms == 37

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[3]
 HARNESS = """
 const calls = [];
 let now = 1_000_000_000_000;
-let answer = null;  // what the next Cognito call does: {token} | {refuse: true} | {unreachable: true}
+let answer = null;  // the next Cognito call: {token} | {refuse: true} | {throttle: true} | {unreachable: true}
 const store = new Map();
 const storage = {
   getItem: (k) => store.get(k) ?? null, setItem: (k, v) => store.set(k, v), removeItem: (k) => store.delete(k),
@@ -31,7 +31,9 @@ async function cognito(action, body) {
   await new Promise((resolve) => setTimeout(resolve, 5));
   if (action !== "InitiateAuth") return {};
   if (answer.unreachable) throw new TypeError("Failed to fetch");
-  if (answer.refuse) throw Object.assign(new Error("Refresh Token has been revoked"), { status: 400 });
+  const refused = { type: "NotAuthorizedException" };
+  if (answer.refuse) throw Object.assign(new Error("Refresh Token has been revoked"), refused);
+  if (answer.throttle) throw Object.assign(new Error("Rate exceeded"), { type: "TooManyRequestsException" });
   return { AuthenticationResult: { IdToken: answer.token } };
 }
 const session = new s.Session({ cognito, clientId: "client-1", storage, now: () => now });
@@ -86,12 +88,14 @@ console.log(JSON.stringify({ first, later: await tag(), calls: calls.length }));
     assert out == {"first": "skewed", "later": "skewed", "calls": 0}
 
 
-def test_a_refused_refresh_token_is_dropped_and_an_unreachable_cognito_keeps_it() -> None:
+def test_a_refused_refresh_token_is_dropped_and_an_unreachable_or_throttling_cognito_keeps_it() -> None:
     out = run("""
 session.keep({ IdToken: token(seconds(now), seconds(now) + 3600, "old"), RefreshToken: "r" }, "a@b.c");
 now += 3590_000;
 answer = { unreachable: true };
 const offline = await tag();
+answer = { throttle: true };
+await tag();
 const keptRefresh = session.refreshToken;
 answer = { refuse: true };
 const refused = await tag();
@@ -137,3 +141,27 @@ console.log(JSON.stringify({ calls, saved: store.has("bulwark.session"), token: 
 """)
     assert out["calls"] == [["RevokeToken", {"ClientId": "client-1", "Token": "refresh-9"}]]
     assert out["saved"] is False and out["token"] is None and out["current"] is None
+
+
+def test_a_renewal_that_ends_after_sign_out_or_another_sign_in_changes_nothing() -> None:
+    out = run("""
+session.keep({ IdToken: token(seconds(now), seconds(now) + 3600, "alice"), RefreshToken: "r-alice" }, "a@b.c");
+now += 3590_000;
+answer = { token: token(seconds(now), seconds(now) + 3600, "alice-renewed") };
+const renewing = session.current();
+session.signOut();  // while the renewal is in flight
+await renewing;
+const afterSignOut = { token: session.token, saved: store.has("bulwark.session") };
+
+session.keep({ IdToken: token(seconds(now), seconds(now) + 3600, "bob"), RefreshToken: "r-bob" }, "bob@b.c");
+now += 3590_000;
+answer = { token: token(seconds(now), seconds(now) + 3600, "bob-renewed") };
+const bobRenewing = session.current();
+now += 1;
+session.keep({ IdToken: token(seconds(now), seconds(now) + 3600, "carol"), RefreshToken: "r-carol" }, "c@b.c");
+await bobRenewing;
+console.log(JSON.stringify({ afterSignOut, who: s.claims(session.token).tag, email: session.email,
+  refresh: session.refreshToken, saved: JSON.parse(store.get("bulwark.session")).refreshToken }));
+""")
+    assert out["afterSignOut"] == {"token": None, "saved": False}
+    assert out["who"] == "carol" and out["email"] == "c@b.c" and out["refresh"] == "r-carol" == out["saved"]
