@@ -5,28 +5,16 @@ probe finds the first region that answers (a fake fetch: no network)."""
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
+from tests.unit.web.node import run_module
 
 
 def run(script: str) -> Any:
     """Runs an ES module that imports web/outage.js as `outage` and prints one JSON value."""
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail("node is not installed: `make install` needs it for the CDK CLI")
-    module = (ROOT / "web" / "outage.js").as_uri()
-    source = f'import * as outage from "{module}";\n{script}'
-    done = subprocess.run(
-        [node, "--input-type=module", "-e", source], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    return run_module("outage.js", "outage", script)
 
 
 def test_the_probe_waits_at_least_5_s_doubles_and_caps_near_30_s_with_jitter() -> None:

@@ -5,15 +5,9 @@ can be used, and signing out revokes the refresh token."""
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-ROOT = Path(__file__).resolve().parents[3]
+from tests.unit.web.node import run_module
 
 # A fake Cognito, clock and storage, and `token(iat, exp, tag)`: a JWT-shaped ID token (only its claims are read).
 HARNESS = """
@@ -44,16 +38,7 @@ const tag = async () => s.claims(await session.current()).tag;
 
 def run(script: str) -> Any:
     """Runs an ES module that imports web/session.js as `s`, with the harness above, and prints one JSON value."""
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail("node is not installed: `make install` needs it for the CDK CLI")
-    module = (ROOT / "web" / "session.js").as_uri()
-    source = f'import * as s from "{module}";\n{HARNESS}\n{script}'
-    done = subprocess.run(
-        [node, "--input-type=module", "-e", source], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    return run_module("session.js", "s", f"{HARNESS}\n{script}")
 
 
 def test_the_token_is_renewed_before_it_expires_once_for_concurrent_callers_and_the_refresh_token_is_kept() -> None:
