@@ -150,6 +150,7 @@ async function api(method, path, body, extraHeaders = {}) {
       attempt--;
       continue;
     }
+    if (response.status === 401) sessionEnded();  // nothing renews it (or the API refused the renewed one too)
     const text = await response.text();
     const data = text ? JSON.parse(text) : null;
     if (response.ok) return { status: response.status, data };
@@ -461,6 +462,7 @@ function streamChat(body, socket) {
           if (message.status === 401 && !node && state.session.refreshToken) {
             finish(() => reject(new StreamFallback("the token expired since the socket opened")));
           } else {
+            if (message.status === 401) sessionEnded();
             finish(() => reject(Object.assign(error, { partial: node })));
           }
         }
@@ -598,6 +600,15 @@ function showSignedIn() {
   const saved = sessionStorage.getItem("bulwark.conversation");
   if (saved) openConversation(saved);
   else refreshConversations().catch((error) => setStatus(describeError(error), true));
+}
+
+// The API refused the session and nothing renews it (the refresh token expired or was revoked): back to the
+// sign-in form, saying why; what the user typed stays in the composer for after they sign in.
+function sessionEnded() {
+  state.session.signOut();
+  if (stream.socket) stream.socket.close();
+  showSignIn();
+  $("sign-in-error").textContent = "Your session has ended: sign in again.";
 }
 
 function showSignIn() {

@@ -12,6 +12,7 @@ import boto3
 import pytest
 from playwright.sync_api import expect
 
+from local.sandbox import DEMO_PASSWORD, DEMO_USER
 from tests.e2e.test_browser import page  # noqa: F401 - the fixture (CSP violations fail the test)
 from tests.e2e.test_streaming_browser import sign_in
 from tests.sandbox_fixture import sandbox  # noqa: F401 - the fixture
@@ -82,3 +83,19 @@ def test_signing_out_revokes_the_refresh_token_at_cognito(page: Any, sandbox: An
             ClientId=request["ClientId"], AuthFlow="REFRESH_TOKEN_AUTH",
             AuthParameters={"REFRESH_TOKEN": request["Token"]},
         )  # fmt: skip
+
+
+def test_a_session_the_api_keeps_refusing_returns_to_the_sign_in_form_saying_why(page: Any, sandbox: Any) -> None:  # noqa: F811
+    # GIVEN an API that refuses this session even after a renewal (a user disabled by an administrator, say)
+    page.route(
+        re.compile(r".*/conversations$"),
+        lambda route: route.fulfill(status=401, content_type="application/json", body='{"message":"Unauthorized"}'),
+    )
+    page.goto(sandbox.web_url)
+    page.fill("#email", DEMO_USER)
+    page.fill("#password", DEMO_PASSWORD)
+    page.click("#sign-in-form button[type=submit]")
+
+    # THEN the sign-in form comes back with the reason, not an app that fails every request
+    expect(page.locator("#sign-in-error")).to_have_text("Your session has ended: sign in again.")
+    assert page.is_visible("#sign-in-form") and page.is_hidden("#app")
