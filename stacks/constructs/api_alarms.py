@@ -111,7 +111,8 @@ class ApiAlarms(Construct):
                     f"Breaker{index}Open",
                     "BreakerOpened",
                     f"breaker opened for {name} in a Lambda of this region: its calls fail over to the next "
-                    "target for 30 s. Look at Bulwark's ModelAttempts, Errors.<code> (which error) and BreakerOpened "
+                    f"target for {config.gateway.breaker_open_s:g} s. Look at Bulwark's ModelAttempts, Errors.<code> "
+                    "(which error) and BreakerOpened "
                     "by target; Errors.AccessDeniedException or ResourceNotFoundException is a configuration fault "
                     "(model access, the target's id)",
                     {"target": name},
