@@ -305,16 +305,7 @@ def test_a_job_body_that_is_neither_kind_gets_api_gateways_any_of_message(
 ) -> None:
     """POST /jobs takes a chat job or a workflow job (an anyOf model): API Gateway's validator names the count."""
     local, function = api
-    body = b'{"message": 5}'
-    status, _, data = send(
-        local,
-        b"POST /api/jobs HTTP/1.1\r\nAuthorization: good-token\r\nContent-Type: application/json\r\n"
-        + f"Content-Length: {len(body)}\r\n\r\n".encode()
-        + body,
-        method="POST",
-    )
+    status, _, data = request(local, "POST", "/api/jobs", body=b'{"message": 5}', headers=AUTH)
     assert status == 400
-    assert json.loads(data)["message"] == (
-        "invalid request body: [instance failed to match at least one required schema among 2]"
-    )
+    assert data["message"] == ("invalid request body: [instance failed to match at least one required schema among 2]")
     assert function.events == []
