@@ -42,13 +42,18 @@ def page() -> Any:
         assert violations == [], "the web UI violated its Content-Security-Policy"
 
 
-def test_sign_in_chat_reload_and_see_the_fallback_when_the_primary_is_throttled(page: Any, sandbox: Any) -> None:  # noqa: F811
-    OUTPUT.mkdir(parents=True, exist_ok=True)
-    page.goto(sandbox.web_url)
+def sign_in_page(page: Any, url: str) -> None:
+    """The demo user signs in through the web UI at `url`; returns once the app is shown."""
+    page.goto(url)
     page.fill("#email", DEMO_USER)
     page.fill("#password", DEMO_PASSWORD)
     page.click("#sign-in-form button[type=submit]")
     page.wait_for_selector("#app:not([hidden])")
+
+
+def test_sign_in_chat_reload_and_see_the_fallback_when_the_primary_is_throttled(page: Any, sandbox: Any) -> None:  # noqa: F811
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    sign_in_page(page, sandbox.web_url)
     assert page.is_hidden("#sign-in")
 
     page.fill("#message", "Mount Everest is the highest mountain. Which mountain is the highest?")

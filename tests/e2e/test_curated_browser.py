@@ -18,6 +18,7 @@ from local.sandbox import DEMO_PASSWORD, DEMO_USER, _post_json
 from tests.e2e.test_browser import (
     OUTPUT,
     page,  # noqa: F401 - the fixture (CSP violations fail the test)
+    sign_in_page,
 )
 from tests.sandbox_fixture import call, sandbox, sign_in  # noqa: F401 - the fixture
 from tools import curate
@@ -53,11 +54,7 @@ def test_every_model_down_shows_the_curated_answer_with_its_question_and_the_hon
     every_model_down: None,
 ) -> None:
     OUTPUT.mkdir(parents=True, exist_ok=True)
-    page.goto(sandbox.web_url)
-    page.fill("#email", DEMO_USER)
-    page.fill("#password", DEMO_PASSWORD)
-    page.click("#sign-in-form button[type=submit]")
-    page.wait_for_selector("#app:not([hidden])")
+    sign_in_page(page, sandbox.web_url)
 
     # WHEN the user asks a question close to a curated one
     page.fill("#message", NEAR)

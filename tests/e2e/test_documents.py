@@ -15,8 +15,7 @@ from typing import Any
 
 from playwright.sync_api import expect
 
-from local.sandbox import DEMO_PASSWORD, DEMO_USER
-from tests.e2e.test_browser import OUTPUT, page  # noqa: F401 - the fixture
+from tests.e2e.test_browser import OUTPUT, page, sign_in_page  # noqa: F401 - the fixture
 from tests.sandbox_fixture import sandbox  # noqa: F401 - the fixture
 
 EMULATOR_CONFIG = Path(__file__).resolve().parents[2] / "local" / "emulator.json"
@@ -51,10 +50,7 @@ def emulator_faults(sandbox: Any, faults: dict[str, Any]) -> None:  # noqa: F811
 
 
 def sign_in(page: Any, sandbox: Any) -> None:  # noqa: F811
-    page.goto(sandbox.web_url)
-    page.fill("#email", DEMO_USER)
-    page.fill("#password", DEMO_PASSWORD)
-    page.click("#sign-in-form button[type=submit]")
+    sign_in_page(page, sandbox.web_url)
     expect(page.locator("#documents")).to_be_visible()  # GET /documents answered: knowledge is on
 
 

@@ -13,8 +13,7 @@ import pytest
 from playwright.sync_api import expect
 
 from local.sandbox import DEMO_PASSWORD, DEMO_USER
-from tests.e2e.test_browser import page  # noqa: F401 - the fixture (CSP violations fail the test)
-from tests.e2e.test_streaming_browser import sign_in
+from tests.e2e.test_browser import page, sign_in_page  # noqa: F401 - the fixture (CSP violations fail the test)
 from tests.sandbox_fixture import sandbox  # noqa: F401 - the fixture
 
 
@@ -40,7 +39,7 @@ def test_a_token_the_api_refuses_is_renewed_once_and_the_request_retried(page: A
     page.on("request", watch)
     page.route(re.compile(r".*/conversations$"), refuse_the_first_list)
     # WHEN the user signs in and the API refuses the token of the first request for the conversation list
-    sign_in(page, sandbox)
+    sign_in_page(page, sandbox.web_url)
     page.fill("#message", "Mount Everest is the highest mountain. Which mountain is the highest?")
     page.click("#send")
 
@@ -66,7 +65,7 @@ def test_signing_out_revokes_the_refresh_token_at_cognito(page: Any, sandbox: An
             else None
         ),
     )
-    sign_in(page, sandbox)
+    sign_in_page(page, sandbox.web_url)
 
     with page.expect_response(
         lambda response: response.request.headers.get("x-amz-target", "").endswith(".RevokeToken")

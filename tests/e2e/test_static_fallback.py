@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from local.sandbox import DEMO_PASSWORD, DEMO_USER
 from tests.e2e.test_browser import (
     OUTPUT,
     page,  # noqa: F401 - the fixture (CSP violations fail the test)
+    sign_in_page,
 )
 from tests.sandbox_fixture import started_sandbox
 
@@ -39,11 +39,7 @@ def test_both_apis_down_shows_the_static_page_and_one_region_back_returns_to_the
     site = sandbox.web_url.rstrip("/")
     assert site not in (sandbox.api_url, sandbox.dr_api_url) and dr
     OUTPUT.mkdir(parents=True, exist_ok=True)
-    page.goto(site + "/")
-    page.fill("#email", DEMO_USER)
-    page.fill("#password", DEMO_PASSWORD)
-    page.click("#sign-in-form button[type=submit]")
-    page.wait_for_selector("#app:not([hidden])")
+    sign_in_page(page, site + "/")
     page.fill("#message", "Mount Everest is the highest mountain. Which mountain is the highest?")
     page.click("#send")
     # The answer streams in: wait for its text, not for its first words.

@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 
 from local.polling import wait_until
 from local.sandbox import DEMO_PASSWORD, DEMO_USER, _post_json
-from tests.e2e.test_browser import page  # noqa: F401 - the fixture (the sandbox's CSP, violations fail the test)
+from tests.e2e.test_browser import page, sign_in_page  # noqa: F401 - the fixture (the sandbox's CSP, violations fail the test)
 from tests.sandbox_fixture import call, sandbox, sign_in  # noqa: F401 - the fixture
 
 PRIMARY = "us.amazon.nova-lite-v1:0@us-east-1"
@@ -18,11 +18,7 @@ CEILING_S = 90.0
 
 def test_status_page_draws_the_regions_and_a_breaker_opens_after_faults(page: Any, sandbox: Any) -> None:  # noqa: F811
     # The app links to it in local mode.
-    page.goto(sandbox.web_url)
-    page.fill("#email", DEMO_USER)
-    page.fill("#password", DEMO_PASSWORD)
-    page.click("#sign-in-form button[type=submit]")
-    page.wait_for_selector("#app:not([hidden])")
+    sign_in_page(page, sandbox.web_url)
     page.click("#status-link")
 
     cards = page.locator(".region-card")

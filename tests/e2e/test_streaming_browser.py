@@ -10,8 +10,7 @@ from typing import Any
 
 from playwright.sync_api import expect
 
-from local.sandbox import DEMO_PASSWORD, DEMO_USER
-from tests.e2e.test_browser import page  # noqa: F401 - the fixture (the sandbox's CSP enforced)
+from tests.e2e.test_browser import page, sign_in_page  # noqa: F401 - the fixture (the sandbox's CSP enforced)
 from tests.sandbox_fixture import sandbox  # noqa: F401 - the fixture
 
 PRIMARY = "us.amazon.nova-lite-v1:0@us-east-1"
@@ -25,21 +24,13 @@ def faults(sandbox: Any, settings: dict[str, Any]) -> None:  # noqa: F811
     )
 
 
-def sign_in(page: Any, sandbox: Any) -> None:  # noqa: F811
-    page.goto(sandbox.web_url)
-    page.fill("#email", DEMO_USER)
-    page.fill("#password", DEMO_PASSWORD)
-    page.click("#sign-in-form button[type=submit]")
-    page.wait_for_selector("#app:not([hidden])")
-
-
 def test_the_answer_grows_token_by_token(page: Any, sandbox: Any) -> None:  # noqa: F811
     base = sandbox.emulator_faults
     # Slow, small deltas: the answer takes seconds to stream, so a partial one is there to be seen.
     slow = {**base.get("default", {}), "stream_chunk_words": 1, "stream_delay_ms": 150}
     faults(sandbox, {**base, "targets": {PRIMARY: slow}})
     try:
-        sign_in(page, sandbox)
+        sign_in_page(page, sandbox.web_url)
         page.fill("#message", QUESTION)
         page.click("#send")
         growing = page.locator(".msg.assistant.streaming")
@@ -59,7 +50,7 @@ def test_a_stream_broken_mid_answer_is_marked_incomplete_and_can_be_retried(page
     broken = {**base.get("default", {}), "stream_break_after": 2, "stream_break": "modelStreamErrorException"}
     faults(sandbox, {**base, "targets": {PRIMARY: broken}})
     try:
-        sign_in(page, sandbox)
+        sign_in_page(page, sandbox.web_url)
         page.fill("#message", QUESTION)
         page.click("#send")
         marker = page.locator(".msg.assistant .incomplete-note")
@@ -88,7 +79,7 @@ def test_a_request_the_server_never_finishes_ends_at_the_watchdog_with_a_retry(p
         socket.on_message(on_message)
 
     page.route_web_socket(re.compile(r"^wss?://"), posts_stop_after_the_first_delta)
-    sign_in(page, sandbox)
+    sign_in_page(page, sandbox.web_url)
     page.fill("#message", QUESTION)
     page.click("#send")
     expect(page.locator(".msg.assistant.streaming")).to_contain_text("Mount Everest")
