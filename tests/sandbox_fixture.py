@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,18 @@ def started_sandbox(synth: Any, tmp_path_factory: pytest.TempPathFactory, **opti
 @pytest.fixture(scope="module")
 def sandbox(synth: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     yield from started_sandbox(synth, tmp_path_factory)
+
+
+@contextmanager
+def emulator_faults(sandbox: Any, faults: dict[str, Any]) -> Iterator[None]:
+    """The sandbox's Bedrock emulator answers with `faults` inside the block, then with the sandbox's own again."""
+    from local.sandbox import _post_json
+
+    _post_json(f"{sandbox.emulator_url}/_emulator/faults", faults)
+    try:
+        yield
+    finally:
+        _post_json(f"{sandbox.emulator_url}/_emulator/faults", sandbox.emulator_faults)
 
 
 def sign_in(sandbox: Any, username: str, password: str) -> str:

@@ -5,31 +5,23 @@ from __future__ import annotations
 
 import json
 import re
-import urllib.request
 from typing import Any
 
 from playwright.sync_api import expect
 
 from tests.e2e.test_browser import page, sign_in_page  # noqa: F401 - the fixture (the sandbox's CSP enforced)
-from tests.sandbox_fixture import sandbox  # noqa: F401 - the fixture
+from tests.sandbox_fixture import emulator_faults, sandbox  # noqa: F401 - the fixture
 
 PRIMARY = "us.amazon.nova-lite-v1:0@us-east-1"
 QUESTION = ("Mount Everest is the highest mountain on Earth and it stands in the Himalaya between Nepal and Tibet. "
             "Which mountain is the highest?")  # fmt: skip
 
 
-def faults(sandbox: Any, settings: dict[str, Any]) -> None:  # noqa: F811
-    urllib.request.urlopen(
-        urllib.request.Request(sandbox.emulator_url + "/_emulator/faults", data=json.dumps(settings).encode())
-    )
-
-
 def test_the_answer_grows_token_by_token(page: Any, sandbox: Any) -> None:  # noqa: F811
     base = sandbox.emulator_faults
     # Slow, small deltas: the answer takes seconds to stream, so a partial one is there to be seen.
     slow = {**base.get("default", {}), "stream_chunk_words": 1, "stream_delay_ms": 150}
-    faults(sandbox, {**base, "targets": {PRIMARY: slow}})
-    try:
+    with emulator_faults(sandbox, {**base, "targets": {PRIMARY: slow}}):
         sign_in_page(page, sandbox.web_url)
         page.fill("#message", QUESTION)
         page.click("#send")
@@ -41,15 +33,12 @@ def test_the_answer_grows_token_by_token(page: Any, sandbox: Any) -> None:  # no
         expect(growing).to_have_count(0)
         expect(final).to_contain_text("answered by")
         expect(page.locator(".incomplete-note")).to_have_count(0)
-    finally:
-        faults(sandbox, base)
 
 
 def test_a_stream_broken_mid_answer_is_marked_incomplete_and_can_be_retried(page: Any, sandbox: Any) -> None:  # noqa: F811
     base = sandbox.emulator_faults
     broken = {**base.get("default", {}), "stream_break_after": 2, "stream_break": "modelStreamErrorException"}
-    faults(sandbox, {**base, "targets": {PRIMARY: broken}})
-    try:
+    with emulator_faults(sandbox, {**base, "targets": {PRIMARY: broken}}):
         sign_in_page(page, sandbox.web_url)
         page.fill("#message", QUESTION)
         page.click("#send")
@@ -57,8 +46,6 @@ def test_a_stream_broken_mid_answer_is_marked_incomplete_and_can_be_retried(page
         expect(marker).to_have_text("incomplete — retry", timeout=60_000)
         partial = page.locator(".msg.assistant.incomplete").inner_text()
         assert "Mount" in partial or "Everest" in partial
-    finally:
-        faults(sandbox, base)
     page.click(".msg.assistant.incomplete button.retry")
     expect(page.locator(".msg.assistant:not(.incomplete):not(.streaming)").last).to_contain_text(
         "Himalaya", timeout=60_000

@@ -10,8 +10,8 @@ from typing import Any
 
 from core.gateway import DEGRADED_TEXT
 from handlers.settings import TargetSetting
-from local.sandbox import DEMO_PASSWORD, DEMO_USER, _post_json
-from tests.sandbox_fixture import call, sandbox, sign_in  # noqa: F401 - the fixture
+from local.sandbox import DEMO_PASSWORD, DEMO_USER
+from tests.sandbox_fixture import call, emulator_faults, sandbox, sign_in  # noqa: F401 - the fixture
 from tools import curate
 
 
@@ -24,13 +24,10 @@ def test_curate_then_every_model_down_serves_the_closest_curated_answer(sandbox:
     chat_env = state["regions"][state["region"]]["chat_env"]
     chain = [TargetSetting.from_json(raw) for raw in json.loads(chat_env["MODEL_TARGETS"])]
     down = {f"{target.model_id}@{target.region}": {"down": True} for target in chain}
-    _post_json(f"{sandbox.emulator_url}/_emulator/faults", {**sandbox.emulator_faults, "targets": down})
-    try:
+    with emulator_faults(sandbox, {**sandbox.emulator_faults, "targets": down}):
         token = sign_in(sandbox, DEMO_USER, DEMO_PASSWORD)
         status, near, _ = call(sandbox, "POST", "/chat", token=token, body={"message": "How can I reset my password?"})
         status_far, far, _ = call(sandbox, "POST", "/chat", token=token, body={"message": "Why is the sky blue?"})
-    finally:
-        _post_json(f"{sandbox.emulator_url}/_emulator/faults", sandbox.emulator_faults)
 
     assert status == 200 and near["degraded"] is True, near
 

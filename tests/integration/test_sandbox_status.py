@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from local.polling import wait_until
-from local.sandbox import DEMO_PASSWORD, DEMO_USER, _post_json
+from local.sandbox import DEMO_PASSWORD, DEMO_USER
 from tests.integration.test_sandbox_knowledge import upload_document
-from tests.sandbox_fixture import call, sandbox, sign_in  # noqa: F401 - the fixture
+from tests.sandbox_fixture import call, emulator_faults, sandbox, sign_in  # noqa: F401 - the fixture
 
 CEILING_S = 90.0  # generous: pipelines and the emulator's latency run on a shared machine
 PRIMARY = "us.amazon.nova-lite-v1:0@us-east-1"
@@ -43,8 +43,7 @@ def test_status_shows_breakers_failovers_queue_ingest_and_tokens(sandbox: Any) -
     # GIVEN the primary model fails every call (the emulator), WHEN chats go on, THEN its breaker opens in the
     # environment serving them and the gateway's failovers (EMF records the Lambda printed) are counted.
     faults = {**sandbox.emulator_faults, "targets": {PRIMARY: {"errors": {"ModelErrorException": 1.0}}}}
-    _post_json(f"{sandbox.emulator_url}/_emulator/faults", faults)
-    try:
+    with emulator_faults(sandbox, faults):
         asked = iter(range(1000))
 
         def breaker_open() -> dict[str, Any] | None:
@@ -57,8 +56,6 @@ def test_status_shows_breakers_failovers_queue_ingest_and_tokens(sandbox: Any) -
             return now if now["targets"][0]["breaker"] == "open" else None
 
         opened = wait_for(breaker_open, "the primary target's breaker to open")
-    finally:
-        _post_json(f"{sandbox.emulator_url}/_emulator/faults", sandbox.emulator_faults)
     assert opened["targets"][0]["breakers"].get("open", 0) >= 1
     assert opened["targets"][1]["breaker"] == "closed"
     assert opened["answers"]["Failovers"] >= 1 and sum(opened["failovers"]) == opened["answers"]["Failovers"]

@@ -13,15 +13,9 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from local.sandbox import DEMO_PASSWORD, DEMO_USER
-from tests.sandbox_fixture import call, sandbox, sign_in  # noqa: F401 - the fixture
+from tests.sandbox_fixture import call, emulator_faults, sandbox, sign_in  # noqa: F401 - the fixture
 
 PRIMARY = "us.amazon.nova-lite-v1:0@us-east-1"
-
-
-def faults(sandbox: Any, settings: dict[str, Any]) -> None:  # noqa: F811
-    urllib.request.urlopen(
-        urllib.request.Request(sandbox.emulator_url + "/_emulator/faults", data=json.dumps(settings).encode())
-    )
 
 
 def ask(sandbox: Any, token: str, message: str, **extra: Any) -> list[dict[str, Any]]:  # noqa: F811
@@ -53,11 +47,8 @@ def test_a_stream_that_breaks_after_the_first_token_ends_incomplete(sandbox: Any
     token = sign_in(sandbox, DEMO_USER, DEMO_PASSWORD)
     base = sandbox.emulator_faults
     broken = {"stream_break_after": 2, "stream_break": "modelStreamErrorException"}
-    faults(sandbox, {**base, "targets": {PRIMARY: {**base.get("default", {}), **broken}}})
-    try:
+    with emulator_faults(sandbox, {**base, "targets": {PRIMARY: {**base.get("default", {}), **broken}}}):
         messages = ask(sandbox, token, "The Pacific is the largest ocean. Which ocean is the largest?")
-    finally:
-        faults(sandbox, base)
     end = messages[-1]
     assert messages[0]["type"] == "start" and end["type"] == "end"
     assert end["incomplete"] is True and end["retry"] is True and end["incompleteReason"]
