@@ -207,6 +207,7 @@ class ChatService:
         system = grounded_system_prompt(prompt.text, retrieval) if retrieval else prompt.text
         messages = [*history, Message(role="user", text=request.message)]
         scope = cache_scope(user_id, retrieval, prompt.version)
+        report = retrieval.report if retrieval else None
         try:
             if live is None:
                 reply = self._model.converse(system=system, messages=messages, deadline_s=deadline, scope=scope)
@@ -219,10 +220,8 @@ class ChatService:
             curated = self._curated_answer(request, retrieval, prompt.version, budget - (self._timer() - started))
             if curated is None:
                 raise
-            report = retrieval.report if retrieval else None
             return replace(curated, degraded_reason=f"curated answer: {error.message}", retrieval=report), retrieval
         citations = retrieval.citations if retrieval else ()
-        report = retrieval.report if retrieval else None
         if reply.degraded and reply.target in (NONE_TARGET, CACHE_TARGET):
             # No model answered: the operators' curated answer, if the question is close to one, comes first.
             curated = self._curated_answer(request, retrieval, prompt.version, budget - (self._timer() - started))
